@@ -1,0 +1,527 @@
+import Yams
+
+/// Reads director YAML into a `DirectorConfig`, filling defaults and collecting every problem.
+///
+/// The file is walked as YAML nodes rather than decoded with `Codable` so that each problem carries its key path
+/// and line, and so that one bad key does not hide the next.
+public enum ConfigLoader {
+    /// Parses and validates; throws `ConfigError` with every problem found.
+    public static func load(yaml: String, source: String = "config") throws(ConfigError) -> DirectorConfig {
+        var reader = NodeReader()
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(source: source, problems: [NodeReader.problem(fromYAMLError: error)])
+        } catch {
+            throw ConfigError(source: source, problems: [ConfigProblem(path: "", line: nil, message: "\(error)")])
+        }
+        guard let root else {
+            throw ConfigError(source: source, problems: [
+                ConfigProblem(path: "", line: nil, message: "the file is empty; it needs a 'services' list")
+            ])
+        }
+        let config = reader.director(root)
+        guard reader.problems.isEmpty, let config else {
+            throw ConfigError(source: source, problems: reader.problems)
+        }
+        return config
+    }
+}
+
+/// Walks YAML nodes, recording problems instead of stopping at the first.
+struct NodeReader {
+    var problems: [ConfigProblem] = []
+
+    mutating func report(_ path: String, _ node: Node?, _ message: String) {
+        self.problems.append(ConfigProblem(path: path, line: node?.mark?.line, message: message))
+    }
+
+    static func problem(fromYAMLError error: YamlError) -> ConfigProblem {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return ConfigProblem(path: "", line: mark.line, message: "YAML syntax: \(problem)")
+        default:
+            return ConfigProblem(path: "", line: nil, message: "YAML: \(error)")
+        }
+    }
+
+    // MARK: structure
+
+    /// The mapping's entries by key; unknown keys are reported with a suggestion.
+    mutating func mapping(_ node: Node, _ path: String, allowed: [String]) -> [String: Node]? {
+        guard case .mapping(let mapping) = node else {
+            self.report(path, node, "expected a mapping (key: value), got \(Self.kind(node))")
+            return nil
+        }
+        var out: [String: Node] = [:]
+        for (keyNode, value) in mapping {
+            guard case .scalar(let scalar) = keyNode else {
+                self.report(path, keyNode, "keys must be plain words")
+                continue
+            }
+            let key = scalar.string
+            let childPath = path.isEmpty ? key : "\(path).\(key)"
+            guard allowed.contains(key) else {
+                let hint = Self.suggest(key, allowed).map { " (did you mean '\($0)'?)" } ?? ""
+                self.report(childPath, keyNode, "unknown key\(hint); allowed here: \(allowed.joined(separator: ", "))")
+                continue
+            }
+            if out[key] != nil {
+                self.report(childPath, keyNode, "key appears twice")
+            }
+            out[key] = value
+        }
+        return out
+    }
+
+    static func kind(_ node: Node) -> String {
+        switch node {
+        case .scalar(let scalar): return "'\(scalar.string)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    /// Closest allowed key by edit distance, if close enough to be a typo.
+    static func suggest(_ key: String, _ allowed: [String]) -> String? {
+        let scored = allowed.map { ($0, Self.distance(key.lowercased(), $0)) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, key.count / 3) else { return nil }
+        return best.0
+    }
+
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.utf8)
+        let b = Array(b.utf8)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+
+    // MARK: scalars
+
+    mutating func scalar(_ node: Node, _ path: String) -> String? {
+        guard case .scalar(let scalar) = node else {
+            self.report(path, node, "expected a single value, got \(Self.kind(node))")
+            return nil
+        }
+        return scalar.string
+    }
+
+    mutating func string(_ node: Node, _ path: String) -> String? {
+        guard let text = self.scalar(node, path) else { return nil }
+        guard !text.isEmpty else {
+            self.report(path, node, "must not be empty")
+            return nil
+        }
+        return text
+    }
+
+    mutating func int(_ node: Node, _ path: String, _ range: ClosedRange<Int>) -> Int? {
+        guard let text = self.scalar(node, path) else { return nil }
+        guard let value = Int(text) else {
+            self.report(path, node, "expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            return nil
+        }
+        guard range.contains(value) else {
+            self.report(path, node, "must be \(range.lowerBound)...\(range.upperBound), got \(value)")
+            return nil
+        }
+        return value
+    }
+
+    mutating func bool(_ node: Node, _ path: String) -> Bool? {
+        guard let text = self.scalar(node, path) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default:
+            self.report(path, node, "expected true or false, got '\(text)'")
+            return nil
+        }
+    }
+
+    /// Seconds, from a number (`2.5`) or a number with a unit (`500ms`, `3s`, `2m`, `1h`).
+    mutating func duration(_ node: Node, _ path: String, max: Double = 86400 * 7) -> Double? {
+        guard let text = self.scalar(node, path) else { return nil }
+        guard let seconds = Self.parseDuration(text) else {
+            self.report(path, node, "expected a duration like 3, 2.5s, 500ms or 2m, got '\(text)'")
+            return nil
+        }
+        guard seconds > 0, seconds <= max else {
+            self.report(path, node, "must be more than 0 and at most \(Int(max)) seconds, got '\(text)'")
+            return nil
+        }
+        return seconds
+    }
+
+    static func parseDuration(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count).trimmingSpaces()
+            if let value = Double(number), value.isFinite { return value * scale }
+            return nil
+        }
+        if let value = Double(text), value.isFinite { return value }
+        return nil
+    }
+
+    // MARK: the director
+
+    mutating func director(_ root: Node) -> DirectorConfig? {
+        guard let keys = self.mapping(root, "", allowed: ["threads", "services"]) else { return nil }
+        var threads: Int?
+        if let node = keys["threads"] {
+            threads = self.int(node, "threads", 1...256)
+        }
+        guard let servicesNode = keys["services"] else {
+            self.report("services", root, "missing: list at least one virtual service")
+            return nil
+        }
+        guard case .sequence(let list) = servicesNode else {
+            self.report("services", servicesNode, "expected a list of virtual services, got \(Self.kind(servicesNode))")
+            return nil
+        }
+        if list.isEmpty {
+            self.report("services", servicesNode, "is empty: list at least one virtual service")
+        }
+        var services: [VirtualServiceConfig] = []
+        var serviceNodes: [Node] = []
+        for (index, node) in list.enumerated() {
+            if let service = self.service(node, "services[\(index)]") {
+                services.append(service)
+                serviceNodes.append(node)
+            }
+        }
+        self.crossCheck(services, serviceNodes, indices: list.enumerated().map { $0.offset })
+        return DirectorConfig(threads: threads, services: services)
+    }
+
+    mutating func crossCheck(_ services: [VirtualServiceConfig], _ nodes: [Node], indices: [Int]) {
+        var names: [String: Int] = [:]
+        var listens: [Endpoint: String] = [:]
+        for (position, service) in services.enumerated() {
+            let path = "services[\(position)]"
+            if let first = names[service.name] {
+                self.report("\(path).name", nodes[position], "'\(service.name)' is already the name of services[\(first)]")
+            } else {
+                names[service.name] = position
+            }
+            if let other = listens[service.listen] {
+                self.report("\(path).listen", nodes[position], "\(service.listen) is already used by service '\(other)'")
+            } else {
+                listens[service.listen] = service.name
+            }
+        }
+    }
+
+    static let serviceKeys = [
+        "name", "listen", "protocol", "scheduler", "scheduler_flags", "hash", "persistence", "retries", "timeouts",
+        "limits", "forwarded_for", "max_idle_per_server", "servers",
+    ]
+
+    mutating func service(_ node: Node, _ path: String) -> VirtualServiceConfig? {
+        guard let keys = self.mapping(node, path, allowed: Self.serviceKeys) else { return nil }
+        let problemsBefore = self.problems.count
+
+        let name = keys["name"].flatMap { self.string($0, "\(path).name") }
+        if keys["name"] == nil { self.report("\(path).name", node, "missing: every service needs a name") }
+
+        var listen: Endpoint?
+        if let listenNode = keys["listen"] {
+            listen = self.endpoint(listenNode, "\(path).listen")
+        } else {
+            self.report("\(path).listen", node, "missing: the address to listen on, like 0.0.0.0:80 or [::]:80")
+        }
+
+        var proto = ServiceProtocol.http
+        if let protoNode = keys["protocol"], let text = self.scalar(protoNode, "\(path).protocol") {
+            if let value = ServiceProtocol(rawValue: text.lowercased()) {
+                proto = value
+            } else {
+                self.report("\(path).protocol", protoNode, "'\(text)' is not tcp or http")
+            }
+        }
+
+        var scheduler = SchedulerKind.wlc
+        if let schedNode = keys["scheduler"], let text = self.scalar(schedNode, "\(path).scheduler") {
+            if let value = SchedulerKind(rawValue: text.lowercased()) {
+                scheduler = value
+            } else {
+                let all = SchedulerKind.allCases.map(\.rawValue).joined(separator: ", ")
+                self.report("\(path).scheduler", schedNode, "'\(text)' is not an IPVS scheduler; use one of \(all)")
+            }
+        }
+
+        var flags = SchedulerFlags()
+        if let flagsNode = keys["scheduler_flags"] {
+            flags = self.schedulerFlags(flagsNode, "\(path).scheduler_flags", scheduler: scheduler)
+        }
+
+        var hash: HashKey?
+        if let hashNode = keys["hash"] {
+            hash = self.hashKey(hashNode, "\(path).hash", scheduler: scheduler, proto: proto)
+        }
+
+        var persistence: PersistenceConfig?
+        if let persistenceNode = keys["persistence"] {
+            persistence = self.persistence(persistenceNode, "\(path).persistence")
+        }
+
+        var retries = 1
+        if let retriesNode = keys["retries"], let value = self.int(retriesNode, "\(path).retries", 0...16) {
+            retries = value
+        }
+
+        var timeouts = TimeoutsConfig()
+        if let timeoutsNode = keys["timeouts"] {
+            timeouts = self.timeouts(timeoutsNode, "\(path).timeouts")
+        }
+
+        var limits = HTTPLimitsConfig()
+        if let limitsNode = keys["limits"] {
+            limits = self.limits(limitsNode, "\(path).limits")
+            if proto == .tcp {
+                self.report("\(path).limits", limitsNode, "applies to http services only; this one is tcp")
+            }
+        }
+
+        var forwardedFor = true
+        if let node = keys["forwarded_for"], let value = self.bool(node, "\(path).forwarded_for") {
+            forwardedFor = value
+        }
+        var maxIdle = 256
+        if let node = keys["max_idle_per_server"], let value = self.int(node, "\(path).max_idle_per_server", 0...100_000) {
+            maxIdle = value
+        }
+
+        var servers: [RealServerConfig] = []
+        if let serversNode = keys["servers"] {
+            servers = self.servers(serversNode, "\(path).servers")
+        } else {
+            self.report("\(path).servers", node, "missing: list the real servers (address, weight)")
+        }
+
+        guard self.problems.count == problemsBefore, let name, let listen else { return nil }
+        var service = VirtualServiceConfig(name: name, listen: listen, proto: proto, scheduler: scheduler, servers: servers)
+        service.flags = flags
+        service.hash = hash
+        service.persistence = persistence
+        service.retries = retries
+        service.timeouts = timeouts
+        service.limits = limits
+        service.forwardedFor = forwardedFor
+        service.maxIdlePerServer = maxIdle
+        return service
+    }
+
+    mutating func endpoint(_ node: Node, _ path: String) -> Endpoint? {
+        guard let text = self.string(node, path) else { return nil }
+        do {
+            return try Endpoint(parsing: text)
+        } catch {
+            self.report(path, node, error.description)
+            return nil
+        }
+    }
+
+    mutating func schedulerFlags(_ node: Node, _ path: String, scheduler: SchedulerKind) -> SchedulerFlags {
+        var flags = SchedulerFlags()
+        guard case .sequence(let list) = node else {
+            self.report(path, node, "expected a list such as [fallback, port]")
+            return flags
+        }
+        for (index, item) in list.enumerated() {
+            guard let text = self.scalar(item, "\(path)[\(index)]") else { continue }
+            switch text {
+            case "fallback": flags.fallback = true
+            case "port": flags.port = true
+            default: self.report("\(path)[\(index)]", item, "'\(text)' is not a flag; use fallback or port")
+            }
+        }
+        if (flags.fallback || flags.port) && scheduler != .sh && scheduler != .mh {
+            self.report(path, node, "fallback and port apply to the sh and mh schedulers only, not \(scheduler.rawValue)")
+        }
+        return flags
+    }
+
+    mutating func hashKey(_ node: Node, _ path: String, scheduler: SchedulerKind, proto: ServiceProtocol) -> HashKey? {
+        var key: HashKey?
+        switch node {
+        case .scalar(let scalar):
+            switch scalar.string {
+            case "source": key = .source
+            case "destination": key = .destination
+            case "path": key = .path
+            default:
+                self.report(path, node, "'\(scalar.string)' is not a hash key; use source, destination, path, "
+                    + "{query: NAME}, {header: NAME} or {cookie: NAME}")
+            }
+        case .mapping:
+            guard let keys = self.mapping(node, path, allowed: ["query", "header", "cookie"]) else { return nil }
+            guard keys.count == 1, let (kind, valueNode) = keys.first else {
+                self.report(path, node, "give exactly one of query, header or cookie")
+                return nil
+            }
+            guard let name = self.string(valueNode, "\(path).\(kind)") else { return nil }
+            switch kind {
+            case "query": key = .query(name)
+            case "header": key = .header(name)
+            default: key = .cookie(name)
+            }
+        default:
+            self.report(path, node, "expected source, destination, path, or {query|header|cookie: NAME}")
+        }
+        guard let key else { return nil }
+        if !scheduler.isHashing {
+            self.report(path, node, "the \(scheduler.rawValue) scheduler does not hash; use sh, dh, mh, lblc or lblcr")
+            return nil
+        }
+        if key.needsHTTP && proto == .tcp {
+            self.report(path, node, "\(key) needs protocol: http; a tcp service can hash source or destination only")
+            return nil
+        }
+        return key
+    }
+
+    mutating func persistence(_ node: Node, _ path: String) -> PersistenceConfig? {
+        var config = PersistenceConfig()
+        // `persistence: 600` is shorthand for a timeout; `persistence: true` takes the defaults.
+        if case .scalar(let scalar) = node {
+            if let on = ["true": true, "yes": true, "false": false, "no": false][scalar.string.lowercased()] {
+                return on ? config : nil
+            }
+            guard let timeout = self.duration(node, path) else { return nil }
+            config.timeout = timeout
+            return config
+        }
+        guard let keys = self.mapping(node, path, allowed: ["timeout", "netmask", "netmask6"]) else { return nil }
+        if let timeoutNode = keys["timeout"], let value = self.duration(timeoutNode, "\(path).timeout") {
+            config.timeout = value
+        }
+        if let maskNode = keys["netmask"], let text = self.scalar(maskNode, "\(path).netmask") {
+            if let prefix = Self.prefixLength(text, bits: 32) {
+                config.prefixV4 = prefix
+            } else {
+                self.report("\(path).netmask", maskNode, "'\(text)' is not a netmask: write 255.255.255.0 or 24")
+            }
+        }
+        if let maskNode = keys["netmask6"], let text = self.scalar(maskNode, "\(path).netmask6") {
+            if let prefix = Self.prefixLength(text, bits: 128) {
+                config.prefixV6 = prefix
+            } else {
+                self.report("\(path).netmask6", maskNode, "'\(text)' is not a prefix length 0...128")
+            }
+        }
+        return config
+    }
+
+    /// A prefix length from `24`, `/24` or (IPv4) a contiguous dotted mask `255.255.255.0`.
+    static func prefixLength(_ text: String, bits: Int) -> Int? {
+        let trimmed = text.hasPrefix("/") ? String(text.dropFirst()) : text
+        if let value = Int(trimmed) { return (0...bits).contains(value) ? value : nil }
+        guard bits == 32, let bytes = Endpoint.parseIP(trimmed), bytes.count == 4 else { return nil }
+        let mask = bytes.reduce(UInt32(0)) { ($0 << 8) | UInt32($1) }
+        let ones = mask.leadingZeroBitCount == 0 ? (~mask).leadingZeroBitCount : 0
+        let prefix = mask == 0 ? 0 : ones
+        // Contiguous ones only.
+        let rebuilt: UInt32 = prefix == 0 ? 0 : ~UInt32(0) << UInt32(32 - prefix)
+        return rebuilt == mask ? prefix : nil
+    }
+
+    mutating func timeouts(_ node: Node, _ path: String) -> TimeoutsConfig {
+        var config = TimeoutsConfig()
+        guard let keys = self.mapping(node, path, allowed: ["connect", "header_read", "idle", "server"]) else {
+            return config
+        }
+        if let n = keys["connect"], let v = self.duration(n, "\(path).connect") { config.connect = v }
+        if let n = keys["header_read"], let v = self.duration(n, "\(path).header_read") { config.headerRead = v }
+        if let n = keys["idle"], let v = self.duration(n, "\(path).idle") { config.idle = v }
+        if let n = keys["server"], let v = self.duration(n, "\(path).server") { config.server = v }
+        return config
+    }
+
+    mutating func limits(_ node: Node, _ path: String) -> HTTPLimitsConfig {
+        var config = HTTPLimitsConfig()
+        guard let keys = self.mapping(node, path, allowed: ["max_header_bytes", "max_headers"]) else { return config }
+        if let n = keys["max_header_bytes"], let v = self.int(n, "\(path).max_header_bytes", 256...1_048_576) {
+            config.maxHeaderBytes = v
+        }
+        if let n = keys["max_headers"], let v = self.int(n, "\(path).max_headers", 1...10_000) {
+            config.maxHeaders = v
+        }
+        return config
+    }
+
+    mutating func servers(_ node: Node, _ path: String) -> [RealServerConfig] {
+        guard case .sequence(let list) = node else {
+            self.report(path, node, "expected a list of real servers, got \(Self.kind(node))")
+            return []
+        }
+        if list.isEmpty {
+            self.report(path, node, "is empty: list at least one real server")
+        }
+        var out: [RealServerConfig] = []
+        var seen: [Endpoint: Int] = [:]
+        for (index, item) in list.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            // `- 10.0.0.1:80` is shorthand for `- address: 10.0.0.1:80`.
+            if case .scalar = item {
+                if let address = self.endpoint(item, "\(itemPath).address") {
+                    if let first = seen[address] {
+                        self.report("\(itemPath).address", item, "\(address) is already \(path)[\(first)]")
+                    }
+                    seen[address] = index
+                    out.append(RealServerConfig(address: address))
+                }
+                continue
+            }
+            guard let keys = self.mapping(item, itemPath, allowed: ["address", "weight", "upper", "lower"]) else {
+                continue
+            }
+            guard let addressNode = keys["address"] else {
+                self.report("\(itemPath).address", item, "missing: the real server's ip:port")
+                continue
+            }
+            guard let address = self.endpoint(addressNode, "\(itemPath).address") else { continue }
+            if address.port == 0 {
+                self.report("\(itemPath).address", addressNode, "a real server needs a port other than 0")
+            }
+            if let first = seen[address] {
+                self.report("\(itemPath).address", addressNode, "\(address) is already \(path)[\(first)]")
+            }
+            seen[address] = index
+            var server = RealServerConfig(address: address)
+            if let n = keys["weight"], let v = self.int(n, "\(itemPath).weight", 0...65535) { server.weight = v }
+            if let n = keys["upper"], let v = self.int(n, "\(itemPath).upper", 0...1_000_000) { server.upper = v }
+            if let n = keys["lower"], let v = self.int(n, "\(itemPath).lower", 0...1_000_000) { server.lower = v }
+            if server.lower > 0 && server.upper == 0 {
+                self.report("\(itemPath).lower", keys["lower"], "lower needs upper: it is where a full server reopens")
+            } else if server.upper > 0 && server.lower >= server.upper {
+                self.report("\(itemPath).lower", keys["lower"], "must be below upper (\(server.upper)), got \(server.lower)")
+            }
+            out.append(server)
+        }
+        return out
+    }
+}
+
+extension Substring {
+    func trimmingSpaces() -> Substring {
+        var s = self
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,184 @@
+/// The director's whole configuration: what `swiftvs director --config FILE` reads.
+///
+/// Every field has a default except the services themselves; `ConfigLoader` fills the defaults and reports
+/// every problem it finds, each with its key path and line.
+public struct DirectorConfig: Sendable, Equatable {
+    /// Event-loop threads. Default: the number of cores.
+    public var threads: Int?
+    /// The virtual services, in file order.
+    public var services: [VirtualServiceConfig]
+
+    public init(threads: Int? = nil, services: [VirtualServiceConfig]) {
+        self.threads = threads
+        self.services = services
+    }
+}
+
+/// `tcp` is a full L4 proxy (the director's NAT mode); `http` is an HTTP/1.1 reverse proxy.
+public enum ServiceProtocol: String, Sendable, CaseIterable {
+    case tcp
+    case http
+}
+
+/// What a hashing scheduler (sh, dh, mh, lblc, lblcr) hashes.
+public enum HashKey: Sendable, Equatable, CustomStringConvertible {
+    /// The client's IP address (IPVS `sh`/`mh`). The default for sh and mh.
+    case source
+    /// The virtual service's own address (IPVS `dh`, `lblc`, `lblcr` in `tcp` mode) or the Host header in `http` mode.
+    case destination
+    /// The request path without the query (`http` only).
+    case path
+    /// One query parameter's value (`http` only): `hash: {query: room}`.
+    case query(String)
+    /// One request header's value (`http` only): `hash: {header: X-Room}`.
+    case header(String)
+    /// One cookie's value (`http` only): `hash: {cookie: session}`.
+    case cookie(String)
+
+    public var description: String {
+        switch self {
+        case .source: return "source"
+        case .destination: return "destination"
+        case .path: return "path"
+        case .query(let name): return "query \(name)"
+        case .header(let name): return "header \(name)"
+        case .cookie(let name): return "cookie \(name)"
+        }
+    }
+
+    /// Keys that need an HTTP request to be read.
+    public var needsHTTP: Bool {
+        switch self {
+        case .source, .destination: return false
+        case .path, .query, .header, .cookie: return true
+        }
+    }
+}
+
+/// IPVS persistence: a client (its address masked by `netmask`) keeps its real server for `timeout`.
+public struct PersistenceConfig: Sendable, Equatable {
+    /// Seconds a template lives after its last use. Default 300 (ipvsadm `-p`).
+    public var timeout: Double = 300
+    /// IPv4 prefix length the client address is masked with. Default 32 (ipvsadm `-M 255.255.255.255`).
+    public var prefixV4: Int = 32
+    /// IPv6 prefix length. Default 128.
+    public var prefixV6: Int = 128
+
+    public init(timeout: Double = 300, prefixV4: Int = 32, prefixV6: Int = 128) {
+        self.timeout = timeout
+        self.prefixV4 = prefixV4
+        self.prefixV6 = prefixV6
+    }
+}
+
+/// Timeouts in seconds.
+public struct TimeoutsConfig: Sendable, Equatable {
+    /// Connecting to a real server. Default 3 s; on expiry the next real server is tried.
+    public var connect: Double = 3
+    /// A client has this long to send a whole request head once it started one. Default 10 s, then 408.
+    public var headerRead: Double = 10
+    /// An idle connection (keep-alive client with no request, or a tcp connection with no bytes either way) is
+    /// closed after this long. Default 60 s.
+    public var idle: Double = 60
+    /// A real server has this long to start its response, and may be silent this long within one. Default 60 s, then 504.
+    public var server: Double = 60
+
+    public init(connect: Double = 3, headerRead: Double = 10, idle: Double = 60, server: Double = 60) {
+        self.connect = connect
+        self.headerRead = headerRead
+        self.idle = idle
+        self.server = server
+    }
+}
+
+/// HTTP request limits.
+public struct HTTPLimitsConfig: Sendable, Equatable {
+    /// Most bytes of request line plus headers. Default 16384; beyond it the client gets 431.
+    public var maxHeaderBytes: Int = 16384
+    /// Most header fields in one request. Default 100; beyond it the client gets 431.
+    public var maxHeaders: Int = 100
+
+    public init(maxHeaderBytes: Int = 16384, maxHeaders: Int = 100) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaders = maxHeaders
+    }
+}
+
+/// IPVS scheduler flags (`ipvsadm -b`).
+public struct SchedulerFlags: Sendable, Equatable {
+    /// sh/mh: when the hashed real server is unavailable, rehash to another (`sh-fallback`, `mh-fallback`).
+    public var fallback: Bool = false
+    /// sh/mh with `hash: source`: hash the client's port too (`sh-port`, `mh-port`).
+    public var port: Bool = false
+
+    public init(fallback: Bool = false, port: Bool = false) {
+        self.fallback = fallback
+        self.port = port
+    }
+}
+
+/// One real server of a virtual service.
+public struct RealServerConfig: Sendable, Equatable {
+    public var address: Endpoint
+    /// 0...65535, default 1. 0 quiesces: no new connections or requests, existing ones finish.
+    public var weight: Int = 1
+    /// Upper connection threshold (ipvsadm `-x`); 0 = none. At or above it the server takes no new connections.
+    public var upper: Int = 0
+    /// Lower threshold (ipvsadm `-y`); the server takes connections again below it. 0 = three quarters of `upper`.
+    public var lower: Int = 0
+
+    public init(address: Endpoint, weight: Int = 1, upper: Int = 0, lower: Int = 0) {
+        self.address = address
+        self.weight = weight
+        self.upper = upper
+        self.lower = lower
+    }
+}
+
+/// One virtual service: a listening address and the real servers behind it.
+public struct VirtualServiceConfig: Sendable, Equatable {
+    public var name: String
+    public var listen: Endpoint
+    /// Default `http`.
+    public var proto: ServiceProtocol = .http
+    /// Default `wlc`, as IPVS.
+    public var scheduler: SchedulerKind = .wlc
+    public var flags: SchedulerFlags = .init()
+    /// What the hashing schedulers hash; nil = the scheduler's own default (see `HashKey`).
+    public var hash: HashKey?
+    /// nil = no persistence.
+    public var persistence: PersistenceConfig?
+    /// How many other real servers an idempotent request (http) or a connection (tcp) is retried on when its real
+    /// server cannot be reached, or (http) drops the connection before any response byte. Default 1.
+    public var retries: Int = 1
+    public var timeouts: TimeoutsConfig = .init()
+    public var limits: HTTPLimitsConfig = .init()
+    /// Add the client's address to `X-Forwarded-For` (http). Default true.
+    public var forwardedFor: Bool = true
+    /// Idle upstream connections kept per real server per event loop (http). Default 256.
+    public var maxIdlePerServer: Int = 256
+    public var servers: [RealServerConfig]
+
+    public init(
+        name: String,
+        listen: Endpoint,
+        proto: ServiceProtocol = .http,
+        scheduler: SchedulerKind = .wlc,
+        servers: [RealServerConfig]
+    ) {
+        self.name = name
+        self.listen = listen
+        self.proto = proto
+        self.scheduler = scheduler
+        self.servers = servers
+    }
+
+    /// The key the scheduler hashes, after defaults.
+    public var effectiveHash: HashKey {
+        if let hash = self.hash { return hash }
+        switch self.scheduler {
+        case .dh, .lblc, .lblcr: return .destination
+        default: return .source
+        }
+    }
+}

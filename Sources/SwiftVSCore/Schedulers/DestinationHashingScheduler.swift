@@ -1,0 +1,27 @@
+/// IPVS `dh`: a 256-bucket table filled with the servers in turn (weights only decide availability); the key
+/// times 2654435761, masked to 8 bits, picks the bucket. An unavailable server means no pick.
+public struct DestinationHashingScheduler: SchedulerAlgorithm {
+    static let size = 256
+    let buckets: [Int]
+
+    public init(servers: [RealServer], flags: SchedulerFlags) {
+        var buckets = [Int](repeating: -1, count: Self.size)
+        if !servers.isEmpty {
+            for bucket in 0..<Self.size {
+                buckets[bucket] = bucket % servers.count
+            }
+        }
+        self.buckets = buckets
+    }
+
+    @inline(__always)
+    static func bucket(_ key: UInt32) -> Int {
+        Int((key &* 2_654_435_761) & UInt32(Self.size - 1))
+    }
+
+    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+        let index = self.buckets[Self.bucket(input.key)]
+        guard index >= 0, servers[index].isAvailable else { return nil }
+        return index
+    }
+}

@@ -1,0 +1,88 @@
+/// IPVS `lblcr`: each key maps to a set of servers. A pick takes the set's least loaded member; when that one is
+/// overloaded (lblc's test) a wlc pick over all servers joins the set. A set with several members that has not
+/// changed for `expiration` loses its most loaded member.
+public struct LocalityReplicationScheduler: SchedulerAlgorithm {
+    struct Entry {
+        var members: [Int]
+        var lastUse: Double
+        var lastModified: Double
+    }
+
+    /// IPVS `lblcr_expiration`: 24 hours.
+    public static let defaultExpiration: Double = 86400
+
+    var entries: [UInt32: Entry] = [:]
+    let expiration: Double
+
+    public init(servers: [RealServer], flags: SchedulerFlags) {
+        self.init(servers: servers, flags: flags, expiration: Self.defaultExpiration)
+    }
+
+    public init(servers: [RealServer], flags: SchedulerFlags, expiration: Double) {
+        self.expiration = expiration
+    }
+
+    public func members(of key: UInt32) -> [Int] { self.entries[key]?.members ?? [] }
+
+    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+        guard var entry = self.entries[input.key] else {
+            guard let chosen = leastWeightedOverhead(servers) else { return nil }
+            if self.entries.count >= LocalityScheduler.capacity {
+                self.entries = self.entries.filter { input.now - $0.value.lastUse <= self.expiration }
+            }
+            self.entries[input.key] = Entry(members: [chosen], lastUse: input.now, lastModified: input.now)
+            return chosen
+        }
+        entry.lastUse = input.now
+        let least = Self.least(entry.members, servers)
+        if entry.members.count > 1 && input.now - entry.lastModified > self.expiration,
+           let most = Self.most(entry.members, servers) {
+            entry.members.removeAll { $0 == most }
+            entry.lastModified = input.now
+        }
+        if let least, !isLocalityOverloaded(least, servers) {
+            self.entries[input.key] = entry
+            return least
+        }
+        guard let chosen = leastWeightedOverhead(servers) else {
+            self.entries[input.key] = entry
+            return nil
+        }
+        if !entry.members.contains(chosen) {
+            entry.members.append(chosen)
+            entry.lastModified = input.now
+        }
+        self.entries[input.key] = entry
+        return chosen
+    }
+
+    /// `ip_vs_dest_set_min`: the available member with the least overhead per weight.
+    static func least(_ members: [Int], _ servers: [RealServer]) -> Int? {
+        var least: Int?
+        for index in members where servers[index].isAvailable {
+            if let current = least {
+                if servers[current].overhead * servers[index].weight > servers[index].overhead * servers[current].weight {
+                    least = index
+                }
+            } else {
+                least = index
+            }
+        }
+        return least
+    }
+
+    /// `ip_vs_dest_set_max`: the member with the most overhead per weight.
+    static func most(_ members: [Int], _ servers: [RealServer]) -> Int? {
+        var most: Int?
+        for index in members where servers[index].weight > 0 {
+            if let current = most {
+                if servers[current].overhead * servers[index].weight < servers[index].overhead * servers[current].weight {
+                    most = index
+                }
+            } else {
+                most = index
+            }
+        }
+        return most ?? members.first
+    }
+}

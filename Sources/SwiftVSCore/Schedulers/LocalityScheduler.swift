@@ -1,0 +1,62 @@
+/// IPVS `lblc`: keeps each key (the destination, in IPVS) on the server it was last given, while that server is
+/// not overloaded; otherwise picks by wlc and remembers the new server. Entries idle for `expiration` are forgotten.
+public struct LocalityScheduler: SchedulerAlgorithm {
+    struct Entry {
+        var server: Int
+        var lastUse: Double
+    }
+
+    /// IPVS `lblc_expiration`: 24 hours.
+    public static let defaultExpiration: Double = 86400
+    /// The cache's size bound; on reaching it, expired entries are swept (then the oldest half, if needed).
+    public static let capacity = 65536
+
+    var entries: [UInt32: Entry] = [:]
+    let expiration: Double
+
+    public init(servers: [RealServer], flags: SchedulerFlags) {
+        self.init(servers: servers, flags: flags, expiration: Self.defaultExpiration)
+    }
+
+    public init(servers: [RealServer], flags: SchedulerFlags, expiration: Double) {
+        self.expiration = expiration
+    }
+
+    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+        if var entry = self.entries[input.key], input.now - entry.lastUse <= self.expiration {
+            entry.lastUse = input.now
+            self.entries[input.key] = entry
+            let server = servers[entry.server]
+            if server.isAvailable && !isLocalityOverloaded(entry.server, servers) {
+                return entry.server
+            }
+        }
+        guard let chosen = leastWeightedOverhead(servers) else { return nil }
+        if self.entries.count >= Self.capacity {
+            self.sweep(now: input.now)
+        }
+        self.entries[input.key] = Entry(server: chosen, lastUse: input.now)
+        return chosen
+    }
+
+    mutating func sweep(now: Double) {
+        self.entries = self.entries.filter { now - $0.value.lastUse <= self.expiration }
+        if self.entries.count >= Self.capacity {
+            let cut = self.entries.values.map(\.lastUse).sorted()[self.entries.count / 2]
+            self.entries = self.entries.filter { $0.value.lastUse > cut }
+        }
+    }
+
+    public var cachedKeys: Int { self.entries.count }
+}
+
+/// The lblc/lblcr overload test: the server has more active connections than its weight while another server is
+/// below half of its own.
+@inline(__always)
+func isLocalityOverloaded(_ index: Int, _ servers: [RealServer]) -> Bool {
+    guard servers[index].active > servers[index].weight else { return false }
+    for server in servers where server.active * 2 < server.weight {
+        return true
+    }
+    return false
+}

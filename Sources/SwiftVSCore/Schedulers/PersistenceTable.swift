@@ -1,0 +1,91 @@
+/// A client address masked by the service's netmask: the key of a persistence template.
+public struct PersistenceKey: Hashable, Sendable {
+    var high: UInt64
+    var low: UInt64
+    var isIPv6: Bool
+
+    /// `bytes` are 4 (IPv4) or 16 (IPv6) address bytes; bits past the prefix are cleared.
+    public init(address bytes: UnsafeRawBufferPointer, prefixV4: Int, prefixV6: Int) {
+        if bytes.count == 4 {
+            let value = UInt64(bytes[0]) << 24 | UInt64(bytes[1]) << 16 | UInt64(bytes[2]) << 8 | UInt64(bytes[3])
+            let mask: UInt64 = prefixV4 == 0 ? 0 : (UInt64(0xFFFF_FFFF) << UInt64(32 - prefixV4)) & 0xFFFF_FFFF
+            self.high = 0
+            self.low = value & mask
+            self.isIPv6 = false
+        } else {
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for i in 0..<8 { high = high << 8 | UInt64(bytes[i]) }
+            for i in 8..<16 { low = low << 8 | UInt64(bytes[i]) }
+            let prefix = max(0, min(128, prefixV6))
+            let highMask: UInt64 = prefix >= 64 ? ~0 : (prefix == 0 ? 0 : ~UInt64(0) << UInt64(64 - prefix))
+            let lowMask: UInt64 = prefix <= 64 ? 0 : (prefix == 128 ? ~0 : ~UInt64(0) << UInt64(128 - prefix))
+            self.high = high & highMask
+            self.low = low & lowMask
+            self.isIPv6 = true
+        }
+    }
+
+    public init(address bytes: [UInt8], prefixV4: Int = 32, prefixV6: Int = 128) {
+        self = bytes.withUnsafeBytes { PersistenceKey(address: $0, prefixV4: prefixV4, prefixV6: prefixV6) }
+    }
+}
+
+/// IPVS persistence templates: masked client → real server id, consulted before the scheduler.
+///
+/// A template lives `timeout` seconds after its last use (IPVS keeps it while connections it controls are open
+/// and `timeout` after; refreshing on every use is the same for a client that keeps coming back). Time is given
+/// by the caller.
+public struct PersistenceTable: Sendable {
+    struct Template {
+        var server: Int
+        var expires: Double
+    }
+
+    public let timeout: Double
+    var templates: [PersistenceKey: Template] = [:]
+
+    public init(timeout: Double) {
+        self.timeout = timeout
+    }
+
+    /// The server id this client is held to, if its template is alive; refreshes it.
+    public mutating func lookup(_ key: PersistenceKey, now: Double) -> Int? {
+        guard var template = self.templates[key] else { return nil }
+        guard template.expires > now else {
+            self.templates[key] = nil
+            return nil
+        }
+        template.expires = now + self.timeout
+        self.templates[key] = template
+        return template.server
+    }
+
+    public mutating func record(_ key: PersistenceKey, server: Int, now: Double) {
+        self.templates[key] = Template(server: server, expires: now + self.timeout)
+    }
+
+    public mutating func forget(_ key: PersistenceKey) {
+        self.templates[key] = nil
+    }
+
+    /// Drops the templates of a server that left the pool.
+    public mutating func forget(server: Int) {
+        self.templates = self.templates.filter { $0.value.server != server }
+    }
+
+    /// Drops expired templates; returns how many.
+    @discardableResult
+    public mutating func expire(now: Double) -> Int {
+        let before = self.templates.count
+        self.templates = self.templates.filter { $0.value.expires > now }
+        return before - self.templates.count
+    }
+
+    public var count: Int { self.templates.count }
+
+    /// Every live template (for sync to a standby director, and for `adm`).
+    public func snapshot() -> [(key: PersistenceKey, server: Int, expires: Double)] {
+        self.templates.map { ($0.key, $0.value.server, $0.value.expires) }
+    }
+}

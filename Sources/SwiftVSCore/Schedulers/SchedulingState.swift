@@ -1,0 +1,74 @@
+/// Everything one virtual service needs to choose a real server: the snapshot's servers, its scheduler, the
+/// persistence templates and a seeded generator. A value type with no clock of its own; the data plane keeps one
+/// per service behind a lock and passes the time in.
+public struct SchedulingState: Sendable {
+    public private(set) var servers: [RealServer]
+    public let kind: SchedulerKind
+    public let flags: SchedulerFlags
+    var scheduler: Scheduler
+    var persistence: PersistenceTable?
+    var random: SplitMix64
+
+    public init(
+        kind: SchedulerKind,
+        flags: SchedulerFlags = .init(),
+        servers: [RealServer],
+        persistenceTimeout: Double? = nil,
+        seed: UInt64 = 0x5EED
+    ) {
+        self.kind = kind
+        self.flags = flags
+        self.servers = servers
+        self.scheduler = Scheduler(kind: kind, servers: servers, flags: flags)
+        self.persistence = persistenceTimeout.map { PersistenceTable(timeout: $0) }
+        self.random = SplitMix64(seed: seed)
+    }
+
+    /// Publishes a new server list (weights, membership). The scheduler is rebuilt off the hot path; templates of
+    /// servers that left are dropped.
+    public mutating func replaceServers(_ servers: [RealServer]) {
+        let remaining = Set(servers.map(\.id))
+        for old in self.servers where !remaining.contains(old.id) {
+            self.persistence?.forget(server: old.id)
+        }
+        self.servers = servers
+        self.scheduler = Scheduler(kind: self.kind, servers: servers, flags: self.flags)
+    }
+
+    /// Chooses a real server: the client's persistence template first (as IPVS, even when its server has weight
+    /// 0: a quiesced server keeps its persistent clients), then the scheduler. Servers in `excluding` (ids already
+    /// tried for this request) are passed over; if the scheduler insists on one of them, wlc picks among the rest.
+    public mutating func schedule(
+        _ input: PickInput,
+        client: PersistenceKey? = nil,
+        excluding: [Int] = []
+    ) -> RealServer? {
+        if let client, self.persistence != nil {
+            if let id = self.persistence!.lookup(client, now: input.now),
+               let server = self.servers.first(where: { $0.id == id }), !excluding.contains(id) {
+                return server
+            }
+        }
+        var index = self.scheduler.pick(self.servers, input, &self.random)
+        if let chosen = index, excluding.contains(self.servers[chosen].id) {
+            index = leastWeightedOverhead(self.servers) { excluding.contains(self.servers[$0].id) }
+        } else if index == nil, !excluding.isEmpty {
+            // Hashing schedulers give nil for an unavailable bucket; a retry still deserves any other server.
+            index = leastWeightedOverhead(self.servers) { excluding.contains(self.servers[$0].id) }
+        }
+        guard let index else { return nil }
+        let server = self.servers[index]
+        if let client, self.persistence != nil {
+            self.persistence!.record(client, server: server.id, now: input.now)
+        }
+        return server
+    }
+
+    /// Expires persistence templates; the data plane calls it now and then.
+    @discardableResult
+    public mutating func expireTemplates(now: Double) -> Int {
+        self.persistence?.expire(now: now) ?? 0
+    }
+
+    public var persistenceTemplates: Int { self.persistence?.count ?? 0 }
+}

@@ -1,0 +1,2 @@
+import SwiftVSDirector
+print("x")
