@@ -1,0 +1,148 @@
+import NIOCore
+
+/// Idle deadline shared by the two halves of a tunnel (an L4 connection or an upgraded HTTP one).
+final class TunnelTimer: TimedConnection {
+    var registryIndex = -1
+    let loop: LoopContext
+    let idleNanos: UInt64
+    var lastActivity: UInt64
+    /// Closes both halves.
+    var onExpiry: (() -> Void)?
+
+    init(loop: LoopContext, idle: Double) {
+        self.loop = loop
+        self.idleNanos = UInt64(idle * 1e9)
+        self.lastActivity = loop.now
+    }
+
+    @inline(__always) func touch() { self.lastActivity = self.loop.now }
+
+    func checkTimeout(now: UInt64) {
+        if now &- self.lastActivity > self.idleNanos {
+            self.loop.unregister(self)
+            let expiry = self.onExpiry
+            self.onExpiry = nil
+            expiry?()
+        }
+    }
+}
+
+/// Passes bytes between two channels on one event loop: reads one side only while the other is writable (so a
+/// slow receiver slows the sender instead of filling memory), passes half-close through, and closes the partner
+/// on error or close.
+final class GlueHandler {
+    private var partner: GlueHandler?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    private var inputClosed = false
+    private var outputClosed = false
+    let timer: TunnelTimer?
+
+    private init(timer: TunnelTimer?) {
+        self.timer = timer
+    }
+
+    static func matchedPair(timer: TunnelTimer?) -> (GlueHandler, GlueHandler) {
+        let first = GlueHandler(timer: timer)
+        let second = GlueHandler(timer: timer)
+        first.partner = second
+        second.partner = first
+        return (first, second)
+    }
+
+    private func partnerWrite(_ data: NIOAny) {
+        self.context?.write(data, promise: nil)
+    }
+
+    private func partnerFlush() {
+        self.context?.flush()
+    }
+
+    private func partnerWriteEOF() {
+        guard let context = self.context, !self.outputClosed else { return }
+        self.outputClosed = true
+        if self.inputClosed {
+            context.close(promise: nil)
+        } else {
+            context.close(mode: .output, promise: nil)
+        }
+    }
+
+    private func partnerCloseFull() {
+        self.context?.close(promise: nil)
+    }
+
+    private func partnerBecameWritable() {
+        if self.pendingRead {
+            self.pendingRead = false
+            self.context?.read()
+        }
+    }
+
+    private var partnerWritable: Bool {
+        self.context?.channel.isWritable ?? false
+    }
+}
+
+extension GlueHandler: ChannelDuplexHandler {
+    typealias InboundIn = NIOAny
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = NIOAny
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.partner = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.timer?.touch()
+        self.partner?.partnerWrite(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.partner?.partnerFlush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.partner?.partnerCloseFull()
+        if let timer = self.timer {
+            timer.loop.unregister(timer)
+        }
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            self.inputClosed = true
+            self.partner?.partnerWriteEOF()
+            if self.outputClosed {
+                context.close(promise: nil)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.partner?.partnerCloseFull()
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.partner?.partnerBecameWritable()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let partner = self.partner, partner.partnerWritable {
+            context.read()
+        } else {
+            self.pendingRead = true
+        }
+    }
+}

@@ -1,0 +1,592 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SwiftVSCore
+
+/// Tells the proxy handler that bytes arrived, before the decoder sees them: how it tells a client that is
+/// half-way through a request head (408 when it stalls) from an idle keep-alive one (closed quietly).
+final class ClientReadObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    unowned(unsafe) let proxy: HTTPProxyHandler
+
+    init(proxy: HTTPProxyHandler) {
+        self.proxy = proxy
+    }
+
+    @inline(__always)
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.proxy.noteBytes()
+        context.fireChannelRead(data)
+    }
+}
+
+/// The client side of an `http` virtual service: reads requests, chooses a real server per request, and streams
+/// request and response between the client and a pooled upstream connection on the same event loop.
+///
+/// Reads from the client are withheld (the `read` event is not passed on) while a request waits for its response
+/// or the real server cannot take more bytes; pipelined requests wait in `pending`.
+final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    enum State {
+        /// Between requests.
+        case idle
+        /// A real server is chosen; its connection is being made.
+        case connecting
+        /// The request is going to, or the response coming from, `upstream`.
+        case forwarding
+        /// A 101 arrived; the pipelines are being turned into a tunnel.
+        case tunnel
+        case closed
+    }
+
+    let service: VirtualService
+    let serviceID: ObjectIdentifier
+    let loop: LoopContext
+    private var context: ChannelHandlerContext?
+    private var state = State.idle
+
+    // The request in flight.
+    private var head: HTTPRequestHead?
+    private var upstream: UpstreamConnection?
+    private var backend: Backend?
+    private var buffered: [HTTPServerRequestPart] = []
+    private var bufferedBytes = 0
+    private var requestComplete = false
+    private var bodySent = false
+    private var responseStarted = false
+    private var keepAlive = true
+    private var isUpgrade = false
+    private var replayable = false
+    private var tried: [Int] = []
+    private var upstreamNeedsFlush = false
+
+    // Pipelined parts of later requests.
+    private var pending = CircularBuffer<HTTPServerRequestPart>()
+    private var readPending = false
+
+    // Timeouts, on the loop's coarse clock.
+    var registryIndex = -1
+    private var lastActivity: UInt64 = 0
+    private var headStarted: UInt64 = 0
+    private var sawBytes = false
+    private var sentAt: UInt64 = 0
+    private let idleNanos: UInt64
+    private let headerNanos: UInt64
+    private let serverNanos: UInt64
+
+    private var clientIP: String?
+    private var remote: SocketAddress?
+    private var sourceKey: UInt32 = 0
+    private let defaultHost: String
+
+    init(service: VirtualService, loop: LoopContext) {
+        self.service = service
+        self.serviceID = ObjectIdentifier(service)
+        self.loop = loop
+        let timeouts = service.config.timeouts
+        self.idleNanos = UInt64(timeouts.idle * 1e9)
+        self.headerNanos = UInt64(timeouts.headerRead * 1e9)
+        self.serverNanos = UInt64(timeouts.server * 1e9)
+        self.defaultHost = service.config.listen.description
+    }
+
+    var clientWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    // MARK: lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { self.activate(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.activate(context)
+        context.fireChannelActive()
+    }
+
+    private func activate(_ context: ChannelHandlerContext) {
+        guard self.registryIndex < 0, self.state == .idle else { return }
+        self.remote = context.channel.remoteAddress
+        self.clientIP = self.remote?.ipAddress
+        self.sourceKey = self.remote?.sourceKey(withPort: self.service.config.flags.port) ?? 0
+        self.lastActivity = self.loop.now
+        self.loop.register(self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if self.state != .tunnel {
+            self.abortUpstream()
+        }
+        self.state = .closed
+        self.loop.unregister(self)
+        self.pending.removeAll()
+        context.fireChannelInactive()
+    }
+
+    @inline(__always)
+    func noteBytes() {
+        let now = self.loop.now
+        self.lastActivity = now
+        if !self.sawBytes && self.state == .idle {
+            self.sawBytes = true
+            self.headStarted = now
+        }
+    }
+
+    // MARK: client → upstream
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.handle(self.unwrapInboundIn(data))
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch self.state {
+        case .idle:
+            guard case .head(let head) = part else { return }  // stray parts of a request we answered early
+            self.start(head)
+        case .connecting, .forwarding:
+            if self.requestComplete {
+                self.pending.append(part)
+                return
+            }
+            self.forward(part)
+        case .tunnel, .closed:
+            return
+        }
+    }
+
+    private func start(_ head: HTTPRequestHead) {
+        self.sawBytes = false
+        self.clientVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
+        self.isUpgrade = HTTPHead.isUpgrade(head)
+        self.keepAlive = head.isKeepAlive && !self.isUpgrade
+        self.replayable = HTTPHead.isIdempotent(head.method) && !HTTPHead.hasBody(head)
+        self.head = HTTPHead.upstreamRequest(
+            head, clientIP: self.clientIP, forwardedFor: self.service.config.forwardedFor, upgrade: self.isUpgrade,
+            defaultHost: self.defaultHost
+        )
+        self.requestComplete = false
+        self.bodySent = false
+        self.responseStarted = false
+        self.tried.removeAll(keepingCapacity: true)
+        self.dispatch()
+    }
+
+    private func forward(_ part: HTTPServerRequestPart) {
+        if case .end = part { self.requestComplete = true }
+        if self.state == .forwarding, let upstream = self.upstream {
+            switch part {
+            case .head: return
+            case .body(let buffer):
+                self.bodySent = true
+                upstream.write(.body(.byteBuffer(buffer)))
+            case .end(let trailers):
+                upstream.write(.end(trailers))
+                self.sentAt = self.loop.now
+            }
+            self.upstreamNeedsFlush = true
+        } else {
+            if case .body(let buffer) = part { self.bufferedBytes += buffer.readableBytes }
+            self.buffered.append(part)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if self.upstreamNeedsFlush {
+            self.upstreamNeedsFlush = false
+            self.upstream?.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// Chooses a real server (not one already tried for this request) and sends the request to it.
+    private func dispatch() {
+        guard let head = self.head else { return }
+        let key = self.hashKey(head)
+        guard let backend = self.service.schedule(
+            key: key, client: self.service.persistenceKey(self.remote), now: monotonicSeconds(), excluding: self.tried
+        ) else {
+            self.respondError(.serviceUnavailable, close: !self.requestComplete)
+            return
+        }
+        self.tried.append(backend.server.id)
+        self.backend = backend
+        if !self.isUpgrade,
+           let connection = self.loop.takeIdle(service: self.serviceID, server: backend.server.id) {
+            connection.unpark(for: self)
+            self.attach(connection)
+            return
+        }
+        self.connect(backend)
+    }
+
+    private func connect(_ backend: Backend) {
+        self.state = .connecting
+        let connection = UpstreamConnection(
+            serverID: backend.server.id, service: self.serviceID, loop: self.loop,
+            idle: self.service.config.timeouts.idle
+        )
+        let boundConnection = NIOLoopBound(connection, eventLoop: self.loop.eventLoop)
+        let timeouts = self.service.config.timeouts
+        ClientBootstrap(group: self.loop.eventLoop)
+            .connectTimeout(.nanoseconds(Int64(timeouts.connect * 1e9)))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                do {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTPRequestEncoder())
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(
+                        leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward
+                    )))
+                    try sync.addHandler(boundConnection.value)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .connect(to: backend.address)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success:
+                    guard self.state == .connecting, self.backend?.server.id == backend.server.id else {
+                        // The client left meanwhile: keep the connection for the next request.
+                        if !connection.park(limit: self.service.config.maxIdlePerServer) { connection.close() }
+                        return
+                    }
+                    connection.owner = self
+                    self.attach(connection)
+                    self.upstream?.flush()
+                case .failure(let error):
+                    guard self.state == .connecting, self.backend?.server.id == backend.server.id else { return }
+                    self.service.logger.debug("connect failed", metadata: [
+                        "service": "\(self.service.config.name)", "server": "\(backend.server.endpoint)",
+                        "error": "\(error)",
+                    ])
+                    let timedOut = error is ChannelError && (error as? ChannelError) == .connectTimeout(
+                        .nanoseconds(Int64(timeouts.connect * 1e9)))
+                    self.upstreamFailed(connectFailed: true, timedOut: timedOut)
+                }
+            }
+    }
+
+    private func attach(_ connection: UpstreamConnection) {
+        self.state = .forwarding
+        self.upstream = connection
+        guard let head = self.head else { return }
+        connection.write(.head(head))
+        for part in self.buffered {
+            switch part {
+            case .head: break
+            case .body(let buffer):
+                self.bodySent = true
+                connection.write(.body(.byteBuffer(buffer)))
+            case .end(let trailers):
+                connection.write(.end(trailers))
+            }
+        }
+        self.buffered.removeAll(keepingCapacity: true)
+        self.bufferedBytes = 0
+        self.sentAt = self.loop.now
+        self.upstreamNeedsFlush = true
+        if self.readPending { self.read(context: self.context!) }
+    }
+
+    // MARK: upstream → client
+
+    func upstreamRead(_ part: HTTPClientResponsePart) {
+        guard let context = self.context else { return }
+        self.lastActivity = self.loop.now
+        switch part {
+        case .head(let head):
+            if head.status.code < 200 && head.status != .switchingProtocols {
+                context.write(self.wrapOutboundOut(.head(head)), promise: nil)  // 100 Continue, 103 Early Hints
+                return
+            }
+            self.responseStarted = true
+            if self.isUpgrade && head.status == .switchingProtocols {
+                var head = head
+                head.version = .http1_1
+                context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+                self.state = .tunnel
+                return
+            }
+            if !head.isKeepAlive { self.upstreamReusable = false }
+            if self.clientVersion == .http1_0, !head.headers.contains(name: "content-length") {
+                self.keepAlive = false  // an HTTP/1.0 client learns the end of a body without length by the close
+            }
+            let clientHead = HTTPHead.clientResponse(head, version: self.clientVersion, keepAlive: self.keepAlive)
+            context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+        case .body(let buffer):
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            if self.state == .tunnel {
+                self.becomeTunnel(context)
+                return
+            }
+            self.finish(context, trailers: trailers)
+        }
+    }
+
+    private var upstreamReusable = true
+    private var clientVersion: HTTPVersion = .http1_1
+
+    func upstreamReadComplete() {
+        self.context?.flush()
+    }
+
+    private func finish(_ context: ChannelHandlerContext, trailers: HTTPHeaders?) {
+        self.backend?.release()
+        self.backend = nil
+        if let upstream = self.upstream {
+            self.upstream = nil
+            if !(self.upstreamReusable && self.requestComplete
+                 && upstream.park(limit: self.service.config.maxIdlePerServer)) {
+                upstream.close()
+            }
+        }
+        self.upstreamReusable = true
+        self.head = nil
+        if !self.keepAlive || !self.requestComplete {
+            self.state = .closed
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        }
+        // Flush here: the upstream is parked already, so its read-complete no longer reaches this handler.
+        context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+        self.state = .idle
+        self.lastActivity = self.loop.now
+        self.drainPending(context)
+    }
+
+    private func drainPending(_ context: ChannelHandlerContext) {
+        while self.state == .idle || ((self.state == .forwarding || self.state == .connecting) && !self.requestComplete),
+              let part = self.pending.popFirst() {
+            self.handle(part)
+        }
+        if self.upstreamNeedsFlush {
+            self.upstreamNeedsFlush = false
+            self.upstream?.flush()
+        }
+        if self.readPending && self.pending.isEmpty {
+            self.read(context: context)
+        }
+    }
+
+    /// The upstream connection closed or failed before the response ended.
+    func upstreamClosed(_ connection: UpstreamConnection, error: Error?) {
+        guard self.upstream === connection else { return }
+        self.upstream = nil
+        if self.responseStarted {
+            // Part of the response is out: the client can only learn of the failure by the close.
+            self.backend?.release()
+            self.backend = nil
+            self.state = .closed
+            self.context?.close(promise: nil)
+            return
+        }
+        self.upstreamFailed(connectFailed: false, timedOut: false)
+    }
+
+    private func upstreamFailed(connectFailed: Bool, timedOut: Bool) {
+        self.backend?.release()
+        self.backend = nil
+        let canRetry = connectFailed || (self.replayable && !self.bodySent)
+        if canRetry && self.tried.count <= self.service.config.retries {
+            self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.service.config.name)"])
+            // A connect that failed sent nothing; a replayable request goes again whole.
+            self.state = .connecting
+            self.dispatch()
+            if self.upstream != nil { self.upstream?.flush() }
+            return
+        }
+        self.respondError(timedOut ? .gatewayTimeout : .badGateway, close: true)
+    }
+
+    private func abortUpstream() {
+        self.backend?.release()
+        self.backend = nil
+        if let upstream = self.upstream {
+            self.upstream = nil
+            upstream.close()
+        }
+    }
+
+    func upstreamWritabilityChanged() {
+        if let upstream = self.upstream, upstream.isWritable, self.readPending, let context = self.context {
+            self.read(context: context)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.upstream?.resumeRead() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: reads
+
+    func read(context: ChannelHandlerContext) {
+        let allowed: Bool
+        switch self.state {
+        case .idle: allowed = self.pending.isEmpty
+        case .connecting: allowed = !self.requestComplete && self.bufferedBytes < 65536
+        case .forwarding: allowed = !self.requestComplete && (self.upstream?.isWritable ?? false)
+        case .tunnel, .closed: allowed = true
+        }
+        if allowed {
+            self.readPending = false
+            context.read()
+        } else {
+            self.readPending = true
+        }
+    }
+
+    // MARK: errors and timeouts
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let status: HTTPResponseStatus?
+        switch error {
+        case let parserError as HTTPParserError:
+            status = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        case is ByteToMessageDecoderError.PayloadTooLargeError:
+            status = .requestHeaderFieldsTooLarge
+        default:
+            status = nil
+        }
+        if let status, self.state == .idle || !self.responseStarted {
+            self.abortUpstream()
+            self.respondError(status, close: true)
+        } else {
+            self.abortUpstream()
+            self.state = .closed
+            context.close(promise: nil)
+        }
+    }
+
+    func checkTimeout(now: UInt64) {
+        switch self.state {
+        case .idle:
+            if self.sawBytes && now &- self.headStarted > self.headerNanos {
+                self.respondError(.requestTimeout, close: true)
+            } else if !self.sawBytes && now &- self.lastActivity > self.idleNanos {
+                self.state = .closed
+                self.context?.close(promise: nil)
+            }
+        case .forwarding:
+            if now &- max(self.sentAt, self.lastActivity) > self.serverNanos {
+                if self.responseStarted {
+                    self.abortUpstream()
+                    self.state = .closed
+                    self.context?.close(promise: nil)
+                } else if self.requestComplete {
+                    self.abortUpstream()
+                    self.respondError(.gatewayTimeout, close: true)
+                }
+            }
+        case .connecting, .tunnel, .closed:
+            break
+        }
+    }
+
+    /// A short error response; the connection closes after it when `close` is set.
+    private func respondError(_ status: HTTPResponseStatus, close: Bool) {
+        guard let context = self.context, self.state != .closed else { return }
+        let text = "\(status.code) \(status.reasonPhrase)\n"
+        var body = context.channel.allocator.buffer(capacity: text.utf8.count)
+        body.writeString(text)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Cache-Control", value: "no-store")
+        let shouldClose = close || !self.keepAlive
+        if shouldClose { headers.add(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+        self.head = nil
+        self.buffered.removeAll()
+        self.bufferedBytes = 0
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if shouldClose {
+            self.state = .closed
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            self.state = .idle
+            self.drainPending(context)
+        }
+    }
+
+    // MARK: upgrade
+
+    /// After a 101: both pipelines lose their HTTP handlers and become a byte tunnel.
+    private func becomeTunnel(_ context: ChannelHandlerContext) {
+        guard let upstream = self.upstream, let upstreamChannel = upstream.channel, let backend = self.backend else {
+            context.close(promise: nil)
+            return
+        }
+        self.upstream = nil
+        self.backend = nil
+        upstream.owner = nil
+        self.loop.unregister(self)
+        upstreamChannel.closeFuture.whenComplete { _ in backend.release() }
+        let clientChannel = context.channel
+        let timer = TunnelTimer(loop: self.loop, idle: self.service.config.timeouts.idle)
+        timer.onExpiry = {
+            clientChannel.close(promise: nil)
+            upstreamChannel.close(promise: nil)
+        }
+        self.loop.register(timer)
+        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(timer: timer)
+        context.flush()
+        do {
+            let up = upstreamChannel.pipeline.syncOperations
+            try up.addHandler(upstreamGlue)
+            let client = context.pipeline.syncOperations
+            try client.addHandler(clientGlue)
+            // Leftover bytes of the decoders (frames sent right after the handshake) flow into the glue.
+            up.removeHandler(upstream, promise: nil)
+            up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+            up.removeHandler(context: try up.context(handlerType: HTTPRequestEncoder.self), promise: nil)
+            client.removeHandler(context: context, promise: nil)
+            client.removeHandler(context: try client.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+            client.removeHandler(context: try client.context(handlerType: HTTPResponseEncoder.self), promise: nil)
+            client.removeHandler(context: try client.context(handlerType: ClientReadObserver.self), promise: nil)
+        } catch {
+            clientChannel.close(promise: nil)
+            upstreamChannel.close(promise: nil)
+        }
+    }
+
+    // MARK: hashing
+
+    private func hashKey(_ head: HTTPRequestHead) -> UInt32 {
+        let config = self.service.config
+        guard config.scheduler.isHashing else { return self.sourceKey }
+        let value: Substring?
+        switch config.effectiveHash {
+        case .source: return self.sourceKey
+        case .destination: value = head.headers.first(name: "host").map { Substring($0) }
+        case .path:
+            value = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first
+        case .query(let name): value = HTTPHead.queryValue(head.uri, name)
+        case .header(let name): value = head.headers.first(name: name).map { Substring($0) }
+        case .cookie(let name): value = HTTPHead.cookieValue(head.headers, name)
+        }
+        guard let value else { return self.sourceKey }  // key missing: hash the client instead
+        return KeyHash.string(value.utf8)
+    }
+}
+
+extension HTTPProxyHandler: RemovableChannelHandler {}

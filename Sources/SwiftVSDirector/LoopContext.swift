@@ -1,0 +1,130 @@
+import NIOCore
+
+/// Something with a deadline that the loop's sweeper checks.
+protocol TimedConnection: AnyObject {
+    /// Position in the loop's registry, kept by `LoopContext`.
+    var registryIndex: Int { get set }
+    func checkTimeout(now: UInt64)
+}
+
+/// What belongs to one event loop: its upstream connection pools, and the registry of connections whose
+/// timeouts one repeating task checks (a coarse clock instead of a timer per request).
+///
+/// Only touched on its own loop; `@unchecked Sendable` so that the listener can hand it to child channels.
+final class LoopContext: @unchecked Sendable {
+    let eventLoop: EventLoop
+    /// Coarse monotonic time (ns), updated every tick; connections stamp activity with it for free.
+    private(set) var now: UInt64
+    private var registry: [TimedConnection] = []
+    /// Idle upstream connections per service and real server id.
+    var pools: [ObjectIdentifier: [Int: [UpstreamConnection]]] = [:]
+    private var sweeper: RepeatedTask?
+    static let tick = TimeAmount.milliseconds(100)
+
+    init(eventLoop: EventLoop) {
+        self.eventLoop = eventLoop
+        self.now = NIODeadline.now().uptimeNanoseconds
+    }
+
+    func start() {
+        self.eventLoop.execute {
+            self.sweeper = self.eventLoop.scheduleRepeatedTask(initialDelay: Self.tick, delay: Self.tick) { _ in
+                self.sweep()
+            }
+        }
+    }
+
+    func stop() {
+        self.eventLoop.execute {
+            self.sweeper?.cancel()
+            self.sweeper = nil
+        }
+    }
+
+    private func sweep() {
+        self.now = NIODeadline.now().uptimeNanoseconds
+        // Iterate backwards: a check may close a connection, which unregisters it (swap-remove).
+        var index = self.registry.count - 1
+        while index >= 0 {
+            if index < self.registry.count {
+                self.registry[index].checkTimeout(now: self.now)
+            }
+            index -= 1
+        }
+    }
+
+    @inline(__always)
+    func register(_ connection: TimedConnection) {
+        connection.registryIndex = self.registry.count
+        self.registry.append(connection)
+    }
+
+    @inline(__always)
+    func unregister(_ connection: TimedConnection) {
+        let index = connection.registryIndex
+        guard index >= 0, index < self.registry.count, self.registry[index] === connection else { return }
+        let last = self.registry.removeLast()
+        if index < self.registry.count {
+            self.registry[index] = last
+            last.registryIndex = index
+        }
+        connection.registryIndex = -1
+    }
+
+    var registered: Int { self.registry.count }
+
+    // MARK: upstream pools
+
+    @inline(__always)
+    func takeIdle(service: ObjectIdentifier, server: Int) -> UpstreamConnection? {
+        guard var byServer = self.pools[service], var idle = byServer[server], let connection = idle.popLast() else {
+            return nil
+        }
+        byServer[server] = idle
+        self.pools[service] = byServer
+        return connection
+    }
+
+    /// Returns a connection to its pool; false when the pool is full (the caller closes it).
+    @inline(__always)
+    func putIdle(_ connection: UpstreamConnection, service: ObjectIdentifier, server: Int, limit: Int) -> Bool {
+        var byServer = self.pools[service, default: [:]]
+        var idle = byServer[server, default: []]
+        guard idle.count < limit else { return false }
+        idle.append(connection)
+        byServer[server] = idle
+        self.pools[service] = byServer
+        return true
+    }
+
+    func removeIdle(_ connection: UpstreamConnection, service: ObjectIdentifier, server: Int) {
+        guard var byServer = self.pools[service], var idle = byServer[server] else { return }
+        idle.removeAll { $0 === connection }
+        byServer[server] = idle
+        self.pools[service] = byServer
+    }
+
+    func idleCount(service: ObjectIdentifier) -> Int {
+        self.pools[service]?.values.reduce(0) { $0 + $1.count } ?? 0
+    }
+}
+
+/// All loops' contexts, found by the loop a channel lives on.
+struct LoopContexts: Sendable {
+    let byLoop: [ObjectIdentifier: LoopContext]
+
+    init(group: EventLoopGroup) {
+        var byLoop: [ObjectIdentifier: LoopContext] = [:]
+        for loop in group.makeIterator() {
+            byLoop[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop)
+        }
+        self.byLoop = byLoop
+    }
+
+    @inline(__always)
+    func context(for loop: EventLoop) -> LoopContext {
+        self.byLoop[ObjectIdentifier(loop)]!
+    }
+
+    var all: Dictionary<ObjectIdentifier, LoopContext>.Values { self.byLoop.values }
+}

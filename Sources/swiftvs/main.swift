@@ -1,2 +1,0 @@
-import SwiftVSDirector
-print("x")
