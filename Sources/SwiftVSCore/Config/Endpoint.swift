@@ -85,7 +85,7 @@ public enum EndpointError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .syntax(let text):
-            return "'\(text)' is not host:port (write IPv6 as [addr]:port)"
+            return "'\(text)' is not host:port (put an IPv6 address in brackets: [addr]:port)"
         case .badHost(let host):
             return "'\(host)' is not an IPv4 or IPv6 address (host names are not resolved)"
         case .badPort(let port):

@@ -14,6 +14,8 @@ public final class ServerCounters: Sendable {
 
     public init() {}
 
+    public var isOverloaded: Bool { self.overloaded.load(ordering: .relaxed) }
+
     /// Counts one more connection and sets the overload flag at `upper` (0 = no threshold), as `ip_vs_bind_dest`.
     @inline(__always)
     public func open(upper: Int) {
