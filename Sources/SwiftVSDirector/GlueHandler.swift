@@ -27,6 +27,21 @@ final class TunnelTimer: TimedConnection {
     }
 }
 
+/// Sits first in a pipeline so that a tunnel's writes skip the HTTP handlers that are still being removed after an
+/// upgrade (a response decoder observes writes, and would take raw bytes for an HTTP request).
+final class PipelineHeadHandler: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = NIOAny
+    private(set) var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+}
+
 /// Passes bytes between two channels on one event loop: reads one side only while the other is writable (so a
 /// slow receiver slows the sender instead of filling memory), passes half-close through, and closes the partner
 /// on error or close.
@@ -37,25 +52,32 @@ final class GlueHandler {
     private var inputClosed = false
     private var outputClosed = false
     let timer: TunnelTimer?
+    /// Where this side's writes enter the pipeline: its head, when HTTP handlers may still sit in between.
+    private let head: PipelineHeadHandler?
 
-    private init(timer: TunnelTimer?) {
+    private init(timer: TunnelTimer?, head: PipelineHeadHandler?) {
         self.timer = timer
+        self.head = head
     }
 
-    static func matchedPair(timer: TunnelTimer?) -> (GlueHandler, GlueHandler) {
-        let first = GlueHandler(timer: timer)
-        let second = GlueHandler(timer: timer)
+    private var writeContext: ChannelHandlerContext? { self.head?.context ?? self.context }
+
+    static func matchedPair(
+        timer: TunnelTimer?, heads: (PipelineHeadHandler, PipelineHeadHandler)? = nil
+    ) -> (GlueHandler, GlueHandler) {
+        let first = GlueHandler(timer: timer, head: heads?.0)
+        let second = GlueHandler(timer: timer, head: heads?.1)
         first.partner = second
         second.partner = first
         return (first, second)
     }
 
     private func partnerWrite(_ data: NIOAny) {
-        self.context?.write(data, promise: nil)
+        self.writeContext?.write(data, promise: nil)
     }
 
     private func partnerFlush() {
-        self.context?.flush()
+        self.writeContext?.flush()
     }
 
     private func partnerWriteEOF() {

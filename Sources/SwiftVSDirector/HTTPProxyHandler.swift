@@ -63,6 +63,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     private var replayable = false
     private var tried: [Int] = []
     private var upstreamNeedsFlush = false
+    /// What the last real server tried did wrong, for the answer when no other is left.
+    private var lastFailure: HTTPResponseStatus?
 
     // Pipelined parts of later requests.
     private var pending = CircularBuffer<HTTPServerRequestPart>()
@@ -177,6 +179,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         self.bodySent = false
         self.responseStarted = false
         self.tried.removeAll(keepingCapacity: true)
+        self.lastFailure = nil
         self.dispatch()
     }
 
@@ -214,7 +217,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         guard let backend = self.service.schedule(
             key: key, client: self.service.persistenceKey(self.remote), now: monotonicSeconds(), excluding: self.tried
         ) else {
-            self.respondError(.serviceUnavailable, close: !self.requestComplete)
+            // Nothing left to try: after failures, say what failed; with no server at all, 503.
+            self.respondError(self.lastFailure ?? .serviceUnavailable, close: !self.requestComplete || self.lastFailure != nil)
             return
         }
         self.tried.append(backend.server.id)
@@ -402,6 +406,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         self.backend?.release()
         self.backend = nil
         let canRetry = connectFailed || (self.replayable && !self.bodySent)
+        self.lastFailure = timedOut ? .gatewayTimeout : .badGateway
         if canRetry && self.tried.count <= self.service.config.retries {
             self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.service.config.name)"])
             // A connect that failed sent nothing; a replayable request goes again whole.
@@ -548,12 +553,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
             upstreamChannel.close(promise: nil)
         }
         self.loop.register(timer)
-        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(timer: timer)
+        let heads = (PipelineHeadHandler(), PipelineHeadHandler())
+        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(timer: timer, heads: heads)
         context.flush()
         do {
             let up = upstreamChannel.pipeline.syncOperations
+            try up.addHandler(heads.1, position: .first)
             try up.addHandler(upstreamGlue)
             let client = context.pipeline.syncOperations
+            try client.addHandler(heads.0, position: .first)
             try client.addHandler(clientGlue)
             // Leftover bytes of the decoders (frames sent right after the handshake) flow into the glue.
             up.removeHandler(upstream, promise: nil)
@@ -563,6 +571,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
             client.removeHandler(context: try client.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
             client.removeHandler(context: try client.context(handlerType: HTTPResponseEncoder.self), promise: nil)
             client.removeHandler(context: try client.context(handlerType: ClientReadObserver.self), promise: nil)
+            // Reads were held back while the handshake was in flight; the glue takes over from here.
+            clientChannel.read()
+            upstreamChannel.read()
         } catch {
             clientChannel.close(promise: nil)
             upstreamChannel.close(promise: nil)

@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import NIOCore
+import SwiftVSCore
+@testable import SwiftVSDirector
+
+/// A director started in-process from YAML, listening on an ephemeral port.
+struct RunningDirector {
+    let director: Director
+    let port: Int
+
+    static func start(_ yaml: String) async throws -> RunningDirector {
+        let config = try ConfigLoader.load(yaml: yaml, source: "test")
+        var logger = Logger(label: "test.director")
+        logger.logLevel = ProcessInfo.processInfo.environment["SWIFTVS_TEST_LOG"] != nil ? .debug : .critical
+        let director = try Director(config: config, logger: logger)
+        try await director.start()
+        let name = config.services[0].name
+        return RunningDirector(director: director, port: director.boundAddress(of: name)!.port!)
+    }
+
+    func stop() async {
+        await self.director.shutdown()
+    }
+
+    var service: VirtualService { self.director.services[0] }
+}
+
+/// YAML for one service in front of `backends`.
+func serviceYAML(name: String = "svc", proto: String = "http", scheduler: String = "rr", backends: [TestBackend],
+                 weights: [Int]? = nil, extra: String = "") -> String {
+    var yaml = """
+        threads: 1
+        services:
+          - name: \(name)
+            listen: 127.0.0.1:0
+            protocol: \(proto)
+            scheduler: \(scheduler)
+
+        """
+    if !extra.isEmpty {
+        yaml += extra.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n") + "\n"
+    }
+    yaml += "    servers:\n"
+    for (index, backend) in backends.enumerated() {
+        yaml += "      - address: \(backend.address)\n"
+        if let weights { yaml += "        weight: \(weights[index])\n" }
+    }
+    return yaml
+}
+
+/// The `swiftvs` executable built beside the test bundle.
+var swiftvsBinary: URL {
+    if let path = ProcessInfo.processInfo.environment["SWIFTVS_BIN"] { return URL(fileURLWithPath: path) }
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [bundle, bundle.deletingLastPathComponent()] {
+        let url = candidate.appendingPathComponent("swiftvs")
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    return bundle.appendingPathComponent("swiftvs")
+}
+
+/// Runs `swiftvs` with arguments to completion; returns exit code and output.
+func runSwiftVS(_ arguments: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = swiftvsBinary
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+/// A `swiftvs director` child process, stopped by PID.
+final class DirectorProcess {
+    let process = Process()
+    let configURL: URL
+
+    init(yaml: String) throws {
+        self.configURL = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvs-\(UUID().uuidString).yaml")
+        try yaml.write(to: self.configURL, atomically: true, encoding: .utf8)
+        self.process.executableURL = swiftvsBinary
+        self.process.arguments = ["director", "--config", self.configURL.path, "--log-level", "warning"]
+        self.process.standardOutput = FileHandle.nullDevice
+        try self.process.run()
+    }
+
+    var pid: Int32 { self.process.processIdentifier }
+
+    /// Peak resident memory (VmHWM) in KiB, from /proc.
+    var peakRSSKiB: Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(self.pid)/status", encoding: .utf8) else { return -1 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
+        }
+        return -1
+    }
+
+    func waitForPort(_ port: Int, seconds: Double = 10) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let client = BlockingClient(port: port, timeout: 1)
+            if (try? client.connect()) != nil {
+                client.close()
+                return
+            }
+            usleep(50_000)
+        }
+        throw ClientError("director did not listen on \(port)")
+    }
+
+    func stop() {
+        if self.process.isRunning {
+            kill(self.pid, SIGTERM)
+            self.process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: self.configURL)
+    }
+}
+
+/// A free loopback port (bound and released), for child processes that need a fixed one.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    _ = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}

@@ -1,0 +1,294 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import Synchronization
+
+/// An in-test real server on 127.0.0.1 (port chosen by the kernel) that can be killed abruptly: its listener and
+/// every connection it accepted close at once, as when the process dies.
+final class TestBackend: Sendable {
+    enum Kind: Sendable {
+        /// HTTP: `/` answers its name; `/delay/MS`, `/status/CODE`, `/bytes/N`, `/echo` (POST body back), `/hang`
+        /// (never answers), `/ws?room=R` (WebSocket room broadcast).
+        case http
+        /// TCP echo.
+        case echo
+    }
+
+    let name: String
+    let group: MultiThreadedEventLoopGroup
+    let listener: Mutex<Channel?> = Mutex(nil)
+    let children: Mutex<[ObjectIdentifier: Channel]> = Mutex([:])
+    let requests = Atomic<Int>(0)
+    let rooms = RoomHub()
+    let port: Int
+    let kind: Kind
+
+    init(name: String, kind: Kind = .http, port: Int = 0) async throws {
+        self.name = name
+        self.kind = kind
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let holder = Holder()
+        let channel = try await Self.bind(holder: holder, kind: kind, port: port, group: self.group)
+        self.port = channel.localAddress!.port!
+        self.listener.withLock { $0 = channel }
+        holder.backend.withLock { $0 = self }
+    }
+
+    /// Breaks the init cycle: child channels need the backend, which needs the bound port.
+    final class Holder: Sendable {
+        let backend = Mutex<TestBackend?>(nil)
+    }
+
+    private static func bind(holder: Holder, kind: Kind, port: Int, group: EventLoopGroup) async throws -> Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 512)
+            .childChannelOption(.allowRemoteHalfClosure, value: kind == .echo)
+            .childChannelInitializer { channel in
+                guard let backend = holder.backend.withLock({ $0 }) else {
+                    return channel.close()
+                }
+                backend.children.withLock { $0[ObjectIdentifier(channel)] = channel }
+                channel.closeFuture.whenComplete { _ in
+                    _ = backend.children.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    switch kind {
+                    case .echo:
+                        try channel.pipeline.syncOperations.addHandler(EchoHandler())
+                    case .http:
+                        let upgrader = NIOWebSocketServerUpgrader(
+                            shouldUpgrade: { channel, head in
+                                channel.eventLoop.makeSucceededFuture(head.uri.hasPrefix("/ws") ? HTTPHeaders() : nil)
+                            },
+                            upgradePipelineHandler: { channel, head in
+                                let room = head.uri.split(separator: "=").last.map(String.init) ?? ""
+                                return channel.eventLoop.makeCompletedFuture {
+                                    // NIO's upgrader leaves the application's HTTP handler; frames must not reach it.
+                                    let sync = channel.pipeline.syncOperations
+                                    sync.removeHandler(context: try sync.context(handlerType: BackendHTTPHandler.self), promise: nil)
+                                    try channel.pipeline.syncOperations.addHandler(
+                                        RoomHandler(room: room, hub: backend.rooms, name: backend.name))
+                                }
+                            }
+                        )
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
+                        )
+                        try channel.pipeline.syncOperations.addHandler(BackendHTTPHandler(backend: backend))
+                    }
+                }
+            }
+            .bind(host: "127.0.0.1", port: port).get()
+    }
+
+    /// Closes the listener and every open connection, as a crash would.
+    func kill() async {
+        let listener = self.listener.withLock { l -> Channel? in
+            defer { l = nil }
+            return l
+        }
+        try? await listener?.close()
+        let open = self.children.withLock { Array($0.values) }
+        for channel in open {
+            // SO_LINGER 0: the peer sees a reset, as when the process is killed.
+            if let provider = channel as? SocketOptionProvider {
+                _ = try? await provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+            }
+            try? await channel.close()
+        }
+    }
+
+    /// Listens again on the same port (a restarted real server).
+    func restart() async throws {
+        let holder = Holder()
+        holder.backend.withLock { $0 = self }
+        let channel = try await Self.bind(holder: holder, kind: self.kind, port: self.port, group: self.group)
+        self.listener.withLock { $0 = channel }
+    }
+
+    func shutdown() async {
+        await self.kill()
+        try? await self.group.shutdownGracefully()
+    }
+
+    var address: String { "127.0.0.1:\(self.port)" }
+    var count: Int { self.requests.load(ordering: .relaxed) }
+    var openConnections: Int { self.children.withLock { $0.count } }
+}
+
+final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let backend: TestBackend
+    var head: HTTPRequestHead?
+    var body = ByteBuffer()
+
+    init(backend: TestBackend) {
+        self.backend = backend
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.body.clear()
+        case .body(var chunk):
+            self.body.writeBuffer(&chunk)
+        case .end:
+            guard let head = self.head else { return }
+            self.backend.requests.wrappingAdd(1, ordering: .relaxed)
+            self.respond(context: context, head: head)
+        }
+    }
+
+    func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let path = head.uri
+        if path == "/hang" { return }
+        if path.hasPrefix("/delay/"), let ms = Int64(path.dropFirst(7)) {
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(ms)) {
+                let (handler, context) = bound.value
+                handler.send(context: context, head: head, status: .ok, text: handler.backend.name)
+            }
+            return
+        }
+        if path.hasPrefix("/status/"), let code = Int(path.dropFirst(8)) {
+            self.send(context: context, head: head, status: HTTPResponseStatus(statusCode: code), text: self.backend.name)
+            return
+        }
+        if path.hasPrefix("/bytes/"), let size = Int(path.dropFirst(7)) {
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Length", value: String(size))
+            headers.add(name: "X-Real-Server", value: self.backend.name)
+            context.write(self.wrapOutboundOut(.head(.init(version: head.version, status: .ok, headers: headers))), promise: nil)
+            self.stream(context: context, remaining: size)
+            return
+        }
+        if path == "/echo" {
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Length", value: String(self.body.readableBytes))
+            headers.add(name: "X-Real-Server", value: self.backend.name)
+            context.write(self.wrapOutboundOut(.head(.init(version: head.version, status: .ok, headers: headers))), promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(self.body))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        let xff = head.headers.first(name: "x-forwarded-for") ?? ""
+        self.send(context: context, head: head, status: .ok, text: self.backend.name, extra: [("X-Seen-XFF", xff)])
+    }
+
+    /// Writes `remaining` bytes, at most 1 MiB ahead of the socket: a real server that streams.
+    func stream(context: ChannelHandlerContext, remaining: Int) {
+        var left = remaining
+        var chunk = context.channel.allocator.buffer(capacity: 65536)
+        chunk.writeRepeatingByte(0x5A, count: 65536)
+        while left > 0 && context.channel.isWritable {
+            let n = min(left, 65536)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(chunk.getSlice(at: 0, length: n)!))), promise: nil)
+            left -= n
+        }
+        if left == 0 {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(capacity: 0)))))
+            .whenSuccess {
+                let (handler, context) = bound.value
+                handler.stream(context: context, remaining: left)
+            }
+    }
+
+    func send(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, text: String,
+              extra: [(String, String)] = []) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Length", value: String(text.utf8.count))
+        headers.add(name: "X-Real-Server", value: self.backend.name)
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        context.write(self.wrapOutboundOut(.head(.init(version: head.version, status: status, headers: headers))), promise: nil)
+        if head.method != .HEAD {
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+        }
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+final class EchoHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.write(data, promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            context.close(mode: .output, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// The WebSocket connections of each room on one real server.
+final class RoomHub: Sendable {
+    let members = Mutex<[String: [ObjectIdentifier: Channel]]>([:])
+
+    func join(_ room: String, _ channel: Channel) {
+        self.members.withLock { $0[room, default: [:]][ObjectIdentifier(channel)] = channel }
+    }
+
+    func leave(_ room: String, _ channel: Channel) {
+        _ = self.members.withLock { $0[room]?.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    func everyone(in room: String) -> [Channel] {
+        self.members.withLock { Array(($0[room] ?? [:]).values) }
+    }
+}
+
+/// A room member: every text frame it sends goes to everyone in its room on this server, as "NAME: text".
+final class RoomHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+    let room: String
+    let hub: RoomHub
+    let name: String
+
+    init(room: String, hub: RoomHub, name: String) {
+        self.room = room
+        self.hub = hub
+        self.name = name
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.hub.join(self.room, context.channel)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.hub.leave(self.room, context.channel)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = self.unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            let text = "\(self.name): \(String(buffer: frame.unmaskedData))"
+            for member in self.hub.everyone(in: self.room) {
+                let reply = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))
+                member.writeAndFlush(reply, promise: nil)
+            }
+        case .connectionClose:
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+}
