@@ -81,12 +81,19 @@ final class GlueHandler {
     }
 
     private func partnerWriteEOF() {
-        guard let context = self.context, !self.outputClosed else { return }
+        guard let context = self.context, let writer = self.writeContext, !self.outputClosed else { return }
         self.outputClosed = true
-        if self.inputClosed {
-            context.close(promise: nil)
-        } else {
-            context.close(mode: .output, promise: nil)
+        // Close only once every byte written before the EOF is out: a full close drops pending writes, and the
+        // partner's last bytes are often still queued when its EOF arrives. Writes complete in order, so an empty
+        // write's completion says the rest are done.
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        writer.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0)), promise: promise)
+        promise.futureResult.assumeIsolated().whenComplete { _ in
+            if self.inputClosed {
+                context.close(promise: nil)
+            } else {
+                context.close(mode: .output, promise: nil)
+            }
         }
     }
 
@@ -130,7 +137,11 @@ extension GlueHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.partner?.partnerCloseFull()
+        // After a clean EOF the partner was told (partnerWriteEOF) and closes itself once its last bytes are out;
+        // closing it here would drop them. Only an abrupt end takes the partner down at once.
+        if !self.inputClosed {
+            self.partner?.partnerCloseFull()
+        }
         if let timer = self.timer {
             timer.loop.unregister(timer)
         }

@@ -13,6 +13,10 @@ final class TCPFrontendHandler: ChannelInboundHandler {
     let loop: LoopContext
     private var tried: [Int] = []
     private var closed = false
+    /// Bytes and an EOF that arrived before the glue: NIO reads to EOF on RDHUP even with autoRead off, so a
+    /// client that sends its request and half-closes at once is read here and replayed into the glue.
+    private var early: [NIOAny] = []
+    private var earlyEOF = false
 
     init(service: VirtualService, loop: LoopContext) {
         self.service = service
@@ -27,6 +31,18 @@ final class TCPFrontendHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         self.closed = true
         context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.early.append(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            self.earlyEOF = true
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func connect(context: ChannelHandlerContext) {
@@ -86,6 +102,10 @@ final class TCPFrontendHandler: ChannelInboundHandler {
         do {
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
             try context.pipeline.syncOperations.addHandler(clientGlue)
+            for data in self.early { context.fireChannelRead(data) }
+            if !self.early.isEmpty { context.fireChannelReadComplete() }
+            self.early.removeAll()
+            if self.earlyEOF { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         } catch {
             client.close(promise: nil)

@@ -37,7 +37,10 @@ final class BlockingClient {
         self.timeout = timeout
     }
 
-    deinit { self.close() }
+    deinit {
+        self.close()
+        self.scratch.deallocate()
+    }
 
     func connect() throws {
         self.close()
@@ -89,14 +92,21 @@ final class BlockingClient {
 
     func send(_ text: String) throws { try self.send(Array(text.utf8)) }
 
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 8)
+
+    /// Reads once into the scratch buffer; returns the byte count (0 on EOF).
+    private func receive() throws -> Int {
+        let n = recv(self.fd, self.scratch.baseAddress, self.scratch.count, 0)
+        guard n >= 0 else { throw ClientError(errno == EAGAIN ? "read timed out" : "recv: errno \(errno)") }
+        return n
+    }
+
     /// Reads more bytes into the buffer; false on EOF.
     @discardableResult
     func fill() throws -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
+        let n = try self.receive()
         if n == 0 { return false }
-        guard n > 0 else { throw ClientError(errno == EAGAIN ? "read timed out" : "recv: errno \(errno)") }
-        self.buffer.append(contentsOf: chunk[0..<n])
+        self.buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.scratch[0..<n]))
         return true
     }
 
@@ -124,7 +134,7 @@ final class BlockingClient {
         }
     }
 
-    private func bytes(_ count: Int) throws -> [UInt8] {
+    func bytes(_ count: Int) throws -> [UInt8] {
         while self.buffer.count < count {
             guard try self.fill() else { throw ClientError("connection closed mid-body") }
         }
@@ -135,7 +145,7 @@ final class BlockingClient {
 
     /// Reads one response. `discardBody` counts a large body without keeping it (returns its size in `status`…
     /// no: in `body.count` via `bodyLength`).
-    func readResponse(head: Bool = false, bodySink: ((ArraySlice<UInt8>) -> Void)? = nil) throws -> Response {
+    func readResponse(head: Bool = false, bodySink: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> Response {
         let statusLine = try self.line()
         let parts = statusLine.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, let status = Int(parts[1]) else { throw ClientError("bad status line '\(statusLine)'") }
@@ -150,16 +160,23 @@ final class BlockingClient {
         var response = Response(status: status, headers: headers, body: [])
         if status == 101 || (100..<200).contains(status) || status == 204 || status == 304 || head { return response }
         func deliver(_ chunk: [UInt8]) {
-            if let sink = bodySink { sink(chunk[...]) } else { response.body.append(contentsOf: chunk) }
+            if let sink = bodySink { chunk.withUnsafeBytes { sink($0) } } else { response.body.append(contentsOf: chunk) }
         }
         if let length = response.header("content-length").flatMap(Int.init) {
             var left = length
+            let n = min(left, self.buffer.count)
+            deliver(Array(self.buffer[0..<n]))
+            self.buffer.removeFirst(n)
+            left -= n
             while left > 0 {
-                if self.buffer.isEmpty { guard try self.fill() else { throw ClientError("closed with \(left) bytes left") } }
-                let n = min(left, self.buffer.count)
-                deliver(Array(self.buffer[0..<n]))
-                self.buffer.removeFirst(n)
-                left -= n
+                // Straight from the socket into the sink: large bodies are not copied around.
+                let got = try self.receive()
+                if got == 0 { throw ClientError("closed with \(left) bytes left") }
+                let used = min(got, left)
+                let chunk = UnsafeRawBufferPointer(rebasing: self.scratch[0..<used])
+                if let sink = bodySink { sink(chunk) } else { response.body.append(contentsOf: chunk) }
+                if got > used { self.buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.scratch[used..<got])) }
+                left -= used
             }
         } else if response.header("transfer-encoding")?.lowercased().contains("chunked") == true {
             while true {
@@ -185,7 +202,7 @@ final class BlockingClient {
 
     /// Sends a request and reads its response, reconnecting first if the last response closed the connection.
     func request(_ method: String = "GET", _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
-                 bodySink: ((ArraySlice<UInt8>) -> Void)? = nil) throws -> Response {
+                 bodySink: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> Response {
         if self.fd < 0 { try self.connect() }
         var text = "\(method) \(path) HTTP/1.1\r\nHost: test\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }

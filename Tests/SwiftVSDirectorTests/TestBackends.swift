@@ -230,7 +230,12 @@ final class EchoHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
-            context.close(mode: .output, promise: nil)
+            // After a remote EOF NIO turns close(mode: .output) into a full close that drops pending writes:
+            // wait until the echo is out.
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                bound.value.close(promise: nil)
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
