@@ -10,14 +10,14 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run a director in front of three built-in HTTP real servers on loopback.",
         discussion: """
-            Nothing else is needed: the real servers are part of the binary. Each answers with a line naming
-            itself, so you can watch the scheduler spread requests:
+            Nothing else is needed: the real servers are part of the binary. Each answers with a line naming itself, so you can watch the scheduler spread requests. The director listens on 127.0.0.1:PORT, the real servers on the ports after it.
 
-              swiftvs demo                          # rr director on 127.0.0.1:8080, real servers on 8081-8083
+            Examples:
+              swiftvs demo
               for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:8080/; done
-              curl -s -o /dev/null -w '%{size_download}\\n' http://127.0.0.1:8080/bytes/10000000
-
-              swiftvs demo --port 9000 --scheduler rr --servers 5
+              curl -so /dev/null -w '%{size_download}\\n' \\
+                   http://127.0.0.1:8080/bytes/10000000
+              swiftvs demo --port 9000 --scheduler wlc --servers 5
 
             Stop it with Ctrl-C.
             """

@@ -10,25 +10,23 @@ struct DirectorCommand: AsyncParsableCommand {
         commandName: "director",
         abstract: "Run the virtual server described by a YAML config.",
         discussion: """
-            The config lists virtual services (a listening address, tcp or http, a scheduler) and their real
-            servers. A minimal one:
+            The config lists virtual services (a listening address, tcp or http, a scheduler) and their real servers. A minimal one:
 
               services:
                 - name: web
                   listen: 0.0.0.0:8080
                   protocol: http        # or tcp
-                  scheduler: wlc        # rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos
+                  scheduler: wlc        # any IPVS scheduler: rr wrr lc wlc sh mh ...
                   servers:
                     - address: 10.0.0.11:80
                       weight: 3
                     - address: 10.0.0.12:80
 
             Examples:
-              swiftvs director --check-config examples/http.yaml   # print every problem; exit 2 if any
+              swiftvs director --check-config examples/http.yaml
               swiftvs director --config examples/http.yaml
 
-            An invalid config is refused before anything binds, with each problem's key path and line.
-            SIGTERM or SIGINT stops accepting and exits 0. Reference: docs/config.md.
+            --check-config prints every problem with its key path and line and exits 2 if there is any; --config refuses an invalid file the same way, before anything binds. SIGTERM or SIGINT stops accepting and exits 0. Reference: docs/config.md.
             """
     )
 

@@ -6,6 +6,8 @@ struct SwiftVS: AsyncParsableCommand {
         commandName: "swiftvs",
         abstract: "SwiftVS: a load balancer for streaming services: L4/L7 virtual server, IPVS schedulers, HA.",
         discussion: """
+            Examples:
+
             Start with the demo, which runs a director in front of three built-in real servers:
 
               swiftvs demo

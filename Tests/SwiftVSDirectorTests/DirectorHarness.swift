@@ -102,6 +102,7 @@ final class DirectorProcess {
     }
 
     func waitForPort(_ port: Int, seconds: Double = 10) throws {
+        precondition(port > 0)
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             let client = BlockingClient(port: port, timeout: 1)
@@ -130,9 +131,10 @@ func freePort() throws -> Int {
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    _ = withUnsafePointer(to: &addr) {
+    let rc = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
+    guard rc == 0 else { throw ClientError("bind for a free port: errno \(errno)") }
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("swiftvs command line", .serialized)
+struct CLITests {
+    static var repoRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    @Test("--check-config accepts every shipped example")
+    func examplesAreValid() throws {
+        let examples = Self.repoRoot.appendingPathComponent("examples")
+        let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 3)
+        for file in files {
+            let result = try runSwiftVS(["director", "--check-config", examples.appendingPathComponent(file).path])
+            #expect(result.code == 0, "\(file): \(result.stderr)")
+            #expect(result.stdout.contains("valid"))
+        }
+    }
+
+    @Test("an invalid config: every problem with its key and line, exit 2, and the director refuses to start")
+    func invalidConfig() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try """
+            services:
+              - name: web
+                listen: 0.0.0.0:8080
+                scheduler: fastest
+                servers:
+                  - address: 10.0.0.1:80
+                    weight: 70000
+            """.write(to: url, atomically: true, encoding: .utf8)
+        let check = try runSwiftVS(["director", "--check-config", url.path])
+        #expect(check.code == 2)
+        #expect(check.stderr.contains("services[0].scheduler (line 4)"))
+        #expect(check.stderr.contains("services[0].servers[0].weight (line 7): must be 0...65535"))
+        let run = try runSwiftVS(["director", "--config", url.path])
+        #expect(run.code == 2)
+        #expect(run.stderr.contains("2 problems"))
+        let missing = try runSwiftVS(["director", "--config", "/nonexistent/swiftvs.yaml"])
+        #expect(missing.code == 2 && missing.stderr.contains("cannot read config"))
+    }
+
+    @Test("every subcommand's --help explains its options with an example")
+    func help() throws {
+        for arguments in [["--help"], ["director", "--help"], ["demo", "--help"]] {
+            let result = try runSwiftVS(arguments)
+            #expect(result.code == 0)
+            #expect(result.stdout.contains("swiftvs"))
+            #expect(result.stdout.lowercased().contains("example") || result.stdout.contains("Try"), "\(arguments)")
+        }
+        let director = try runSwiftVS(["director", "--help"])
+        #expect(director.stdout.contains("--check-config"))
+        #expect(director.stdout.contains("scheduler:"))
+    }
+
+    @Test("SIGTERM stops the director with exit code 0")
+    func sigterm() throws {
+        let port = try freePort()
+        let director = try DirectorProcess(yaml: """
+            services:
+              - name: web
+                listen: 127.0.0.1:\(port)
+                servers: [127.0.0.1:9]
+            """)
+        try director.waitForPort(port)
+        kill(director.pid, SIGTERM)
+        director.process.waitUntilExit()
+        #expect(director.process.terminationStatus == 0)
+        director.stop()
+    }
+
+    @Test("the demo serves through its director on the ports it prints")
+    func demo() throws {
+        let port = try freePort()
+        let process = Process()
+        process.executableURL = swiftvsBinary
+        process.arguments = ["demo", "--port", String(port), "--log-level", "warning"]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            process.waitUntilExit()
+        }
+        let waiter = DirectorProcessWaiter(port: port)
+        try waiter.wait()
+        let client = BlockingClient(port: port)
+        let names = try (0..<6).map { _ in try client.request("GET", "/").text }
+        #expect(Set(names.map { $0.split(separator: ":")[0] }) == ["real-server-1", "real-server-2", "real-server-3"])
+    }
+}
+
+/// Waits for a port to accept.
+struct DirectorProcessWaiter {
+    let port: Int
+
+    func wait(seconds: Double = 10) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let client = BlockingClient(port: self.port, timeout: 1)
+            if (try? client.connect()) != nil { return }
+            usleep(50_000)
+        }
+        throw ClientError("nothing listened on \(self.port)")
+    }
+}
