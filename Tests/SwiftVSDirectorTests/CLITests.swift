@@ -93,7 +93,35 @@ struct CLITests {
         let client = BlockingClient(port: port)
         let names = try (0..<6).map { _ in try client.request("GET", "/").text }
         #expect(Set(names.map { $0.split(separator: ":")[0] }) == ["real-server-1", "real-server-2", "real-server-3"])
+        // curl, as a user would: keep-alive over several URLs, HEAD, a chunked upload, a large download.
+        let url = "http://127.0.0.1:\(port)"
+        let curl = try runTool("curl", ["-sS", "--max-time", "20", "\(url)/a", "\(url)/b", "\(url)/c"])
+        #expect(curl.code == 0 && curl.stdout.split(separator: "\n").count == 3, curl.stderr)
+        let head = try runTool("curl", ["-sSI", "--max-time", "5", url])
+        #expect(head.stdout.hasPrefix("HTTP/1.1 200 OK") && head.stdout.contains("X-Real-Server"))
+        let upload = try runTool("curl", ["-sS", "--max-time", "5", "-H", "Transfer-Encoding: chunked", "--data-binary",
+                                          "hello", "\(url)/upload"])
+        #expect(upload.stdout.contains("POST /upload"))
+        let download = try runTool("curl", ["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                                            "\(url)/bytes/50000000"])
+        #expect(download.stdout == "200 50000000")
     }
+}
+
+/// Runs an outside tool found on PATH.
+func runTool(_ name: String, _ arguments: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [name] + arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
 }
 
 /// Waits for a port to accept.

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# SwiftVS against HAProxy and nginx on this machine, in one interleaved run.
+#
+# Three nginx real servers on 127.0.0.1 serve /small (~100 B) and /1m (1 MiB). In front of them, one at a time on
+# the same port: nothing (direct), HAProxy (nbthread 1), nginx (1 worker, upstream keep-alive) and the SwiftVS
+# director (threads: 1), in http mode and then in tcp mode (HAProxy mode tcp, nginx stream). wrk (1 thread) loads
+# each with keep-alive at 64 and 256 connections on /small and 64 on /1m. Every round runs every proxy once, so drift
+# shows as spread rather than bias. Reported: req/s, MiB/s, p50/p99, proxy CPU µs per request (per MiB on /1m)
+# from /proc, and ratios against HAProxy.
+#
+# Needs: haproxy nginx libnginx-mod-stream wrk (apt-get install ...), a release build (swift build -c release).
+# Knobs (environment): DUR=10 seconds per load, WARM=2, ROUNDS=3, MODES="http tcp", SMALL_CONNS="64 256",
+# BIG_CONNS=64, PORT=18080, BACKEND_BASE=19001, SWIFTVS=.build/release/swiftvs, KEEP=0 (keep the work dir).
+# Traffic stays on 127.0.0.1; every load is bounded by wrk's -d and a timeout; only processes it started are stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DUR=${DUR:-10}; WARM=${WARM:-2}; ROUNDS=${ROUNDS:-3}; MODES=${MODES:-http tcp}
+SMALL_CONNS=${SMALL_CONNS:-64 256}; BIG_CONNS=${BIG_CONNS:-64}
+PORT=${PORT:-18080}; BACKEND_BASE=${BACKEND_BASE:-19001}; SWIFTVS=${SWIFTVS:-.build/release/swiftvs}
+HOST=127.0.0.1; HZ=$(getconf CLK_TCK)
+BACKEND_PORTS="$BACKEND_BASE $((BACKEND_BASE + 1)) $((BACKEND_BASE + 2))"
+FDLIM=$(ulimit -Hn); [ "$FDLIM" = unlimited ] && FDLIM=65536
+MAXCONN=$(( (FDLIM - 200) / 2 )); [ "$MAXCONN" -gt 50000 ] && MAXCONN=50000
+
+for tool in haproxy nginx wrk; do
+    command -v "$tool" > /dev/null || { echo "needs $tool: apt-get install haproxy nginx libnginx-mod-stream wrk" >&2; exit 1; }
+done
+[ -x "$SWIFTVS" ] || { echo "needs $SWIFTVS: swift build -c release" >&2; exit 1; }
+STREAM_SO=$(nginx -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')/ngx_stream_module.so
+
+W=$(mktemp -d /tmp/swiftvs-bench.XXXXXX); chmod 755 "$W"
+RES="$W/results.csv"
+echo "mode,round,proxy,path,conns,rps,mibps,p50ms,p99ms,errors,proxy_cpu_pct,proxy_us_per_unit" > "$RES"
+STARTED=(); BACKEND_PIDS=(); PROXY_PID=""
+
+stop_pid() {
+    local p=$1
+    kill -TERM "$p" 2> /dev/null || return 0
+    for _ in $(seq 50); do kill -0 "$p" 2> /dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2> /dev/null || true
+    wait "$p" 2> /dev/null || true
+}
+cleanup() {
+    [ -n "$PROXY_PID" ] && stop_pid "$PROXY_PID"
+    for p in "${STARTED[@]}"; do stop_pid "$p"; done
+    [ "${KEEP:-0}" = 1 ] || find "$W" -mindepth 1 -maxdepth 1 ! -name '*.csv' ! -name '*.txt' -exec rm -rf {} +
+    echo "results in $W" >&2
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() {
+    for _ in $(seq 100); do (exec 3<> "/dev/tcp/$HOST/$1") 2> /dev/null && return 0; sleep 0.05; done
+    echo "port $1 did not open" >&2; return 1
+}
+port_free() {
+    if (exec 3<> "/dev/tcp/$HOST/$1") 2> /dev/null; then echo "port $1 is in use (set PORT / BACKEND_BASE)" >&2; exit 1; fi
+}
+cpu_ticks() {  # utime+stime of the pids and their children (nginx workers)
+    local t=0 p c v
+    for p in "$@"; do
+        for c in $p $(pgrep -P "$p" 2> /dev/null); do
+            v=$(awk '{sub(/^.*\) /,""); print $12+$13}' "/proc/$c/stat" 2> /dev/null) || v=0
+            t=$((t + ${v:-0}))
+        done
+    done
+    echo "$t"
+}
+ngx_head() {
+    printf 'worker_processes 1;\ndaemon off;\npid %s/%s.pid;\nerror_log %s/%s.err warn;\nworker_rlimit_nofile %s;\nevents { worker_connections %s; }\n' \
+        "$W" "$1" "$W" "$1" "$FDLIM" "$MAXCONN"
+}
+
+# ---- real servers
+mkdir -p "$W/www"
+printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXTINF:6.0,\nseg0.ts\n#EXT-X-ENDLIST\n#pad0123456789\n' > "$W/www/small"
+head -c 1048576 /dev/urandom > "$W/www/1m"; chmod 644 "$W/www/"*
+for p in $BACKEND_PORTS $PORT; do port_free "$p"; done
+for p in $BACKEND_PORTS; do
+    { ngx_head "be$p"; cat << NGX
+http {
+  access_log off; sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 1000000; keepalive_timeout 60s;
+  client_body_temp_path $W/t$p-b; proxy_temp_path $W/t$p-p; fastcgi_temp_path $W/t$p-f; uwsgi_temp_path $W/t$p-u; scgi_temp_path $W/t$p-s;
+  server { listen $HOST:$p backlog=4096; root $W/www; location / { } }
+}
+NGX
+    } > "$W/be$p.conf"
+    nginx -e "$W/be$p.start.err" -p "$W" -c "$W/be$p.conf" & STARTED+=($!); BACKEND_PIDS+=($!)
+done
+for p in $BACKEND_PORTS; do wait_port "$p"; done
+
+# ---- proxies: start_proxy MODE NAME; sets PROXY_PID and TARGET
+start_proxy() {
+    local mode=$1 name=$2 p
+    PROXY_PID=""; TARGET=$PORT
+    case $name in
+    direct) TARGET=$BACKEND_BASE; return 0 ;;
+    haproxy)
+        { printf 'global\n  maxconn %s\n  nbthread 1\ndefaults\n  mode %s\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n' "$MAXCONN" "$mode"
+          printf 'frontend fe\n  bind %s:%s\n  default_backend be\nbackend be\n  balance roundrobin\n' "$HOST" "$PORT"
+          for p in $BACKEND_PORTS; do echo "  server s$p $HOST:$p"; done; } > "$W/haproxy.cfg"
+        haproxy -db -f "$W/haproxy.cfg" >> "$W/haproxy.log" 2>&1 & ;;
+    nginx)
+        if [ "$mode" = http ]; then
+            { ngx_head proxy; echo "http {"; echo "  access_log off; tcp_nodelay on; keepalive_requests 1000000;"
+              echo "  client_body_temp_path $W/tp-b; proxy_temp_path $W/tp-p; fastcgi_temp_path $W/tp-f; uwsgi_temp_path $W/tp-u; scgi_temp_path $W/tp-s;"
+              echo "  proxy_max_temp_file_size 0;"
+              echo "  upstream be {"; for p in $BACKEND_PORTS; do echo "    server $HOST:$p;"; done
+              echo "    keepalive 512; keepalive_requests 1000000; }"
+              echo "  server { listen $HOST:$PORT backlog=4096; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+              echo "}"; } > "$W/nginx.conf"
+        else
+            { echo "load_module $STREAM_SO;"; ngx_head proxy; echo "stream { upstream be {"
+              for p in $BACKEND_PORTS; do echo "  server $HOST:$p;"; done
+              echo "} server { listen $HOST:$PORT backlog=4096; proxy_pass be; } }"; } > "$W/nginx.conf"
+        fi
+        nginx -e "$W/nginx.start.err" -p "$W" -c "$W/nginx.conf" & ;;
+    swiftvs)
+        { echo "threads: 1"; echo "services:"; echo "  - name: bench"; echo "    listen: $HOST:$PORT"
+          echo "    protocol: $mode"; echo "    scheduler: rr"; echo "    servers:"
+          for p in $BACKEND_PORTS; do echo "      - $HOST:$p"; done; } > "$W/swiftvs.yaml"
+        "$SWIFTVS" director --config "$W/swiftvs.yaml" --log-level error >> "$W/swiftvs.log" 2>&1 & ;;
+    esac
+    PROXY_PID=$!; STARTED+=("$PROXY_PID")
+    wait_port "$PORT"
+}
+stop_proxy() {
+    [ -n "$PROXY_PID" ] || return 0
+    stop_pid "$PROXY_PID"; PROXY_PID=""; sleep 0.3
+}
+
+to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) printf "%.3f", v/1000; else if (v ~ /ms$/) printf "%.3f", v+0; else if (v ~ /s$/) printf "%.3f", v*1000; else print 0 }'; }
+to_mib() { awk -v v="$1" 'BEGIN{ if (v ~ /GB$/) printf "%.1f", v*1024; else if (v ~ /MB$/) printf "%.1f", v+0; else if (v ~ /KB$/) printf "%.3f", v/1024; else printf "%.4f", v/1048576 }'; }
+
+run_load() {  # MODE ROUND NAME PATH CONNS
+    local mode=$1 round=$2 name=$3 path=$4 c=$5 out="$W/wrk-$1-$2-$3-${4#/}-c$5.txt" t0 t1 w0 w1
+    t0=$( [ -n "$PROXY_PID" ] && cpu_ticks "$PROXY_PID" || echo 0 ); w0=$(date +%s.%N)
+    timeout -k 5 $((DUR + 30)) wrk -t1 -c"$c" -d"${DUR}s" --latency "http://$HOST:$TARGET$path" > "$out" 2>&1 || true
+    w1=$(date +%s.%N); t1=$( [ -n "$PROXY_PID" ] && cpu_ticks "$PROXY_PID" || echo 0 )
+    local rps mib p50 p99 reqs err
+    rps=$(awk '/^Requests\/sec/{print $2}' "$out"); reqs=$(awk '/requests in/{print $1}' "$out")
+    mib=$(to_mib "$(awk '/^Transfer\/sec/{print $2}' "$out")")
+    p50=$(to_ms "$(awk '$1=="50%"{print $2}' "$out")"); p99=$(to_ms "$(awk '$1=="99%"{print $2}' "$out")")
+    err=$(awk '/Socket errors/{gsub(/,/,""); e+=$4+$6+$8+$10} /Non-2xx/{e+=$NF} END{print e+0}' "$out")
+    awk -v m="$mode" -v r="$round" -v n="$name" -v p="$path" -v c="$c" -v rps="${rps:-0}" -v mib="$mib" -v p50="$p50" \
+        -v p99="$p99" -v err="$err" -v dt=$((t1 - t0)) -v hz="$HZ" -v w0="$w0" -v w1="$w1" -v reqs="${reqs:-0}" \
+        -v has="${PROXY_PID:+1}" 'BEGIN{
+            cpu = has ? 100 * dt / hz / (w1 - w0) : 0
+            units = (p == "/1m") ? mib * (w1 - w0) : reqs
+            per = (has && units > 0) ? 1e6 * dt / hz / units : 0
+            printf "%s,%s,%s,%s,%s,%.0f,%.1f,%s,%s,%s,%.1f,%.1f\n", m, r, n, p, c, rps, mib, p50, p99, err, cpu, per }' >> "$RES"
+    tail -n 1 "$RES" >&2
+}
+
+{
+    echo "date: $(date -u +%FT%TZ)  cpus: $(nproc)  kernel: $(uname -r)"
+    echo "haproxy: $(haproxy -v 2>&1 | head -1)"; echo "nginx: $(nginx -v 2>&1)"; echo "wrk: $(wrk -v 2>&1 | head -1)"
+    echo "swiftvs: $("$SWIFTVS" --version)  DUR=$DUR ROUNDS=$ROUNDS SMALL_CONNS='$SMALL_CONNS' BIG_CONNS='$BIG_CONNS'"
+} | tee "$W/env.txt" >&2
+
+for mode in $MODES; do
+    for round in $(seq "$ROUNDS"); do
+        for name in direct haproxy nginx swiftvs; do
+            [ "$mode" = tcp ] && [ "$name" = direct ] && continue
+            echo "== $mode round $round: $name" >&2
+            start_proxy "$mode" "$name"
+            timeout -k 5 $((WARM + 10)) wrk -t1 -c64 -d"${WARM}s" "http://$HOST:$TARGET/small" > /dev/null 2>&1 || true
+            for c in $SMALL_CONNS; do run_load "$mode" "$round" "$name" /small "$c"; done
+            for c in $BIG_CONNS; do run_load "$mode" "$round" "$name" /1m "$c"; done
+            stop_proxy
+        done
+    done
+done
+
+# ---- summary: means over rounds, and SwiftVS / HAProxy ratios
+awk -F, 'NR > 1 {
+    k = $1 SUBSEP $3 SUBSEP $4 SUBSEP $5; n[k]++
+    rps[k] += $6; mib[k] += $7; p50[k] += $8; p99[k] += $9; err[k] += $10; cpu[k] += $11; us[k] += $12
+    keys[k] = 1
+} END {
+    printf "\n%-5s %-8s %-7s %5s %10s %9s %8s %8s %6s %7s %9s\n", "mode", "proxy", "path", "conns", "req/s", "MiB/s", "p50 ms", "p99 ms", "errors", "cpu %", "us/unit"
+    split("http tcp", modes, " "); split("direct haproxy nginx swiftvs", names, " "); split("/small:64 /small:256 /1m:64", loads, " ")
+    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) for (ni = 1; ni <= 4; ni++) {
+        split(loads[li], pc, ":"); k = modes[mi] SUBSEP names[ni] SUBSEP pc[1] SUBSEP pc[2]
+        if (!(k in keys)) continue
+        printf "%-5s %-8s %-7s %5s %10.0f %9.1f %8.3f %8.3f %6d %7.1f %9.1f\n", modes[mi], names[ni], pc[1], pc[2],
+            rps[k]/n[k], mib[k]/n[k], p50[k]/n[k], p99[k]/n[k], err[k], cpu[k]/n[k], us[k]/n[k]
+    }
+    printf "\nSwiftVS / HAProxy (req/s and MiB/s: higher is better; p99 and CPU per unit: lower is better)\n"
+    printf "%-5s %-7s %5s %8s %8s %8s %8s\n", "mode", "path", "conns", "req/s", "MiB/s", "p99", "us/unit"
+    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) {
+        split(loads[li], pc, ":")
+        s = modes[mi] SUBSEP "swiftvs" SUBSEP pc[1] SUBSEP pc[2]; h = modes[mi] SUBSEP "haproxy" SUBSEP pc[1] SUBSEP pc[2]
+        if (!(s in keys) || !(h in keys) || rps[h] == 0) continue
+        printf "%-5s %-7s %5s %8.2f %8.2f %8.2f %8.2f\n", modes[mi], pc[1], pc[2], rps[s]/rps[h], (mib[h] > 0 ? mib[s]/mib[h] : 0),
+            (p99[h] > 0 ? p99[s]/p99[h] : 0), (us[h] > 0 ? us[s]/us[h] : 0)
+    }
+}' "$RES" | tee "$W/summary.txt"
