@@ -51,6 +51,7 @@ final class GlueHandler {
     private var pendingRead = false
     private var inputClosed = false
     private var outputClosed = false
+    private var failed = false
     let timer: TunnelTimer?
     /// Where this side's writes enter the pipeline: its head, when HTTP handlers may still sit in between.
     private let head: PipelineHeadHandler?
@@ -137,9 +138,12 @@ extension GlueHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // After a clean EOF the partner was told (partnerWriteEOF) and closes itself once its last bytes are out;
-        // closing it here would drop them. Only an abrupt end takes the partner down at once.
-        if !self.inputClosed {
+        // A clean end lets the partner drain its last bytes and close itself; only an abrupt one takes it down at
+        // once. Clean: the EOF was seen, or our output was shut and the peer then closed without error (NIO closes
+        // such a half-closed channel outright, without an inputClosed event).
+        if self.inputClosed || (self.outputClosed && !self.failed) {
+            self.partner?.partnerWriteEOF()
+        } else {
             self.partner?.partnerCloseFull()
         }
         if let timer = self.timer {
@@ -160,6 +164,7 @@ extension GlueHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.failed = true
         self.partner?.partnerCloseFull()
         context.close(promise: nil)
     }

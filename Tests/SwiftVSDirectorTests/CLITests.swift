@@ -4,124 +4,120 @@ import Testing
 import Glibc
 #endif
 
-@Suite("swiftvs command line", .serialized)
-struct CLITests {
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
-    @Test("--check-config accepts every shipped example")
-    func examplesAreValid() throws {
-        let examples = Self.repoRoot.appendingPathComponent("examples")
-        let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }
-        #expect(files.count >= 3)
-        for file in files {
-            let result = try runSwiftVS(["director", "--check-config", examples.appendingPathComponent(file).path])
-            #expect(result.code == 0, "\(file): \(result.stderr)")
-            #expect(result.stdout.contains("valid"))
+extension IntegrationTests {
+    @Suite("swiftvs command line", .serialized)
+    struct CLITests {
+        static var repoRoot: URL {
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         }
-    }
 
-    @Test("an invalid config: every problem with its key and line, exit 2, and the director refuses to start")
-    func invalidConfig() throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).yaml")
-        defer { try? FileManager.default.removeItem(at: url) }
-        try """
-            services:
-              - name: web
-                listen: 0.0.0.0:8080
-                scheduler: fastest
-                servers:
-                  - address: 10.0.0.1:80
-                    weight: 70000
-            """.write(to: url, atomically: true, encoding: .utf8)
-        let check = try runSwiftVS(["director", "--check-config", url.path])
-        #expect(check.code == 2)
-        #expect(check.stderr.contains("services[0].scheduler (line 4)"))
-        #expect(check.stderr.contains("services[0].servers[0].weight (line 7): must be 0...65535"))
-        let run = try runSwiftVS(["director", "--config", url.path])
-        #expect(run.code == 2)
-        #expect(run.stderr.contains("2 problems"))
-        let missing = try runSwiftVS(["director", "--config", "/nonexistent/swiftvs.yaml"])
-        #expect(missing.code == 2 && missing.stderr.contains("cannot read config"))
-    }
-
-    @Test("every subcommand's --help explains its options with an example")
-    func help() throws {
-        for arguments in [["--help"], ["director", "--help"], ["demo", "--help"]] {
-            let result = try runSwiftVS(arguments)
-            #expect(result.code == 0)
-            #expect(result.stdout.contains("swiftvs"))
-            #expect(result.stdout.lowercased().contains("example") || result.stdout.contains("Try"), "\(arguments)")
+        @Test("--check-config accepts every shipped example")
+        func examplesAreValid() async throws {
+            let examples = Self.repoRoot.appendingPathComponent("examples")
+            let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }
+            #expect(files.count >= 3)
+            for file in files {
+                let result = try runSwiftVS(["director", "--check-config", examples.appendingPathComponent(file).path])
+                #expect(result.code == 0, "\(file): \(result.stderr)")
+                #expect(result.stdout.contains("valid"))
+            }
         }
-        let director = try runSwiftVS(["director", "--help"])
-        #expect(director.stdout.contains("--check-config"))
-        #expect(director.stdout.contains("scheduler:"))
-    }
 
-    @Test("SIGTERM stops the director with exit code 0")
-    func sigterm() throws {
-        let port = try freePort()
-        let director = try DirectorProcess(yaml: """
-            services:
-              - name: web
-                listen: 127.0.0.1:\(port)
-                servers: [127.0.0.1:9]
-            """)
-        try director.waitForPort(port)
-        kill(director.pid, SIGTERM)
-        director.process.waitUntilExit()
-        #expect(director.process.terminationStatus == 0)
-        director.stop()
-    }
-
-    @Test("the demo serves through its director on the ports it prints")
-    func demo() throws {
-        let port = try freePort()
-        let process = Process()
-        process.executableURL = swiftvsBinary
-        process.arguments = ["demo", "--port", String(port), "--log-level", "warning"]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        defer {
-            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-            process.waitUntilExit()
+        @Test("an invalid config: every problem with its key and line, exit 2, and the director refuses to start")
+        func invalidConfig() async throws {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).yaml")
+            defer { try? FileManager.default.removeItem(at: url) }
+            try """
+                services:
+                  - name: web
+                    listen: 0.0.0.0:8080
+                    scheduler: fastest
+                    servers:
+                      - address: 10.0.0.1:80
+                        weight: 70000
+                """.write(to: url, atomically: true, encoding: .utf8)
+            let check = try await runSwiftVSAsync(["director", "--check-config", url.path])
+            #expect(check.code == 2)
+            #expect(check.stderr.contains("services[0].scheduler (line 4)"))
+            #expect(check.stderr.contains("services[0].servers[0].weight (line 7): must be 0...65535"))
+            let run = try await runSwiftVSAsync(["director", "--config", url.path])
+            #expect(run.code == 2)
+            #expect(run.stderr.contains("2 problems"))
+            let missing = try await runSwiftVSAsync(["director", "--config", "/nonexistent/swiftvs.yaml"])
+            #expect(missing.code == 2 && missing.stderr.contains("cannot read config"))
         }
-        let waiter = DirectorProcessWaiter(port: port)
-        try waiter.wait()
-        let client = BlockingClient(port: port)
-        let names = try (0..<6).map { _ in try client.request("GET", "/").text }
-        #expect(Set(names.map { $0.split(separator: ":")[0] }) == ["real-server-1", "real-server-2", "real-server-3"])
-        // curl, as a user would: keep-alive over several URLs, HEAD, a chunked upload, a large download.
-        let url = "http://127.0.0.1:\(port)"
-        let curl = try runTool("curl", ["-sS", "--max-time", "20", "\(url)/a", "\(url)/b", "\(url)/c"])
-        #expect(curl.code == 0 && curl.stdout.split(separator: "\n").count == 3, curl.stderr)
-        let head = try runTool("curl", ["-sSI", "--max-time", "5", url])
-        #expect(head.stdout.hasPrefix("HTTP/1.1 200 OK") && head.stdout.contains("X-Real-Server"))
-        let upload = try runTool("curl", ["-sS", "--max-time", "5", "-H", "Transfer-Encoding: chunked", "--data-binary",
-                                          "hello", "\(url)/upload"])
-        #expect(upload.stdout.contains("POST /upload"))
-        let download = try runTool("curl", ["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
-                                            "\(url)/bytes/50000000"])
-        #expect(download.stdout == "200 50000000")
+
+        @Test("every subcommand's --help explains its options with an example")
+        func help() async throws {
+            for arguments in [["--help"], ["director", "--help"], ["demo", "--help"]] {
+                let result = try await runSwiftVSAsync(arguments)
+                #expect(result.code == 0)
+                #expect(result.stdout.contains("swiftvs"))
+                #expect(result.stdout.lowercased().contains("example") || result.stdout.contains("Try"), "\(arguments)")
+            }
+            let director = try await runSwiftVSAsync(["director", "--help"])
+            #expect(director.stdout.contains("--check-config"))
+            #expect(director.stdout.contains("scheduler:"))
+        }
+
+        @Test("SIGTERM stops the director with exit code 0")
+        func sigterm() async throws {
+        try await onThread { try Self.sigtermBody() }
+    }
+
+    static func sigtermBody() throws {
+            let port = try freePort()
+            let director = try DirectorProcess(yaml: """
+                services:
+                  - name: web
+                    listen: 127.0.0.1:\(port)
+                    servers: [127.0.0.1:9]
+                """)
+            try director.waitForPort(port)
+            let started = Date()
+            #expect(director.stop() == 0)
+            #expect(Date().timeIntervalSince(started) < 5)
+        }
+
+        @Test("the demo serves through its director on the ports it prints")
+        func demo() async throws {
+        try await onThread { try Self.demoBody() }
+    }
+
+    static func demoBody() throws {
+            let port = try freePort()
+            let demo = try ChildProcess(swiftvsBinary.path, ["demo", "--port", String(port), "--log-level", "warning"])
+            defer {
+                demo.stop()
+                demo.removeOutput()
+            }
+            let waiter = DirectorProcessWaiter(port: port)
+            try waiter.wait()
+            let client = BlockingClient(port: port)
+            let names = try (0..<6).map { _ in try client.request("GET", "/").text }
+            #expect(Set(names.map { $0.split(separator: ":")[0] }) == ["real-server-1", "real-server-2", "real-server-3"])
+            // curl, as a user would: keep-alive over several URLs, HEAD, a chunked upload, a large download.
+            let url = "http://127.0.0.1:\(port)"
+            let curl = try runTool("curl", ["-sS", "--max-time", "20", "\(url)/a", "\(url)/b", "\(url)/c"])
+            #expect(curl.code == 0 && curl.stdout.split(separator: "\n").count == 3, Comment(rawValue: curl.stderr))
+            let head = try runTool("curl", ["-sSI", "--max-time", "5", url])
+            #expect(head.stdout.hasPrefix("HTTP/1.1 200 OK") && head.stdout.contains("X-Real-Server"))
+            let upload = try runTool("curl", ["-sS", "--max-time", "5", "-H", "Transfer-Encoding: chunked", "--data-binary",
+                                              "hello", "\(url)/upload"])
+            #expect(upload.stdout.contains("POST /upload"))
+            let download = try runTool("curl", ["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                                                "\(url)/bytes/50000000"])
+            #expect(download.stdout == "200 50000000")
+        }
     }
 }
 
 /// Runs an outside tool found on PATH.
 func runTool(_ name: String, _ arguments: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [name] + arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    let child = try ChildProcess("/usr/bin/env", [name] + arguments)
+    defer { child.removeOutput() }
+    let code = child.wait(seconds: 60)
+    return (code, child.stdout, child.stderr)
 }
 
 /// Waits for a port to accept.

@@ -1,8 +1,14 @@
 import Foundation
+import Testing
 import Logging
 import NIOCore
 import SwiftVSCore
 @testable import SwiftVSDirector
+
+/// Every suite that runs servers, directors or processes nests here and runs one at a time: on two cores,
+/// concurrent load tests would measure each other, and blocking waits would starve the cooperative pool.
+@Suite("Integration", .serialized)
+struct IntegrationTests {}
 
 /// A director started in-process from YAML, listening on an ephemeral port.
 struct RunningDirector {
@@ -62,35 +68,28 @@ var swiftvsBinary: URL {
 
 /// Runs `swiftvs` with arguments to completion; returns exit code and output.
 func runSwiftVS(_ arguments: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = swiftvsBinary
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    let child = try ChildProcess(swiftvsBinary.path, arguments)
+    defer { child.removeOutput() }
+    let code = child.wait()
+    return (code, child.stdout, child.stderr)
+}
+
+func runSwiftVSAsync(_ arguments: [String]) async throws -> (code: Int32, stdout: String, stderr: String) {
+    try await onThread { try runSwiftVS(arguments) }
 }
 
 /// A `swiftvs director` child process, stopped by PID.
-final class DirectorProcess {
-    let process = Process()
+final class DirectorProcess: @unchecked Sendable {
+    let child: ChildProcess
     let configURL: URL
 
     init(yaml: String) throws {
         self.configURL = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvs-\(UUID().uuidString).yaml")
         try yaml.write(to: self.configURL, atomically: true, encoding: .utf8)
-        self.process.executableURL = swiftvsBinary
-        self.process.arguments = ["director", "--config", self.configURL.path, "--log-level", "warning"]
-        self.process.standardOutput = FileHandle.nullDevice
-        try self.process.run()
+        self.child = try ChildProcess(swiftvsBinary.path, ["director", "--config", self.configURL.path, "--log-level", "warning"])
     }
 
-    var pid: Int32 { self.process.processIdentifier }
+    var pid: Int32 { self.child.pid }
 
     /// Peak resident memory (VmHWM) in KiB, from /proc.
     var peakRSSKiB: Int {
@@ -110,17 +109,19 @@ final class DirectorProcess {
                 client.close()
                 return
             }
+            guard self.child.isRunning else { throw ClientError("director exited: \(self.child.stderr)") }
             usleep(50_000)
         }
         throw ClientError("director did not listen on \(port)")
     }
 
-    func stop() {
-        if self.process.isRunning {
-            kill(self.pid, SIGTERM)
-            self.process.waitUntilExit()
-        }
+    /// SIGTERM and reap; returns the exit code.
+    @discardableResult
+    func stop() -> Int32 {
+        let code = self.child.stop()
+        self.child.removeOutput()
         try? FileManager.default.removeItem(at: self.configURL)
+        return code
     }
 }
 
@@ -141,3 +142,4 @@ func freePort() throws -> Int {
     }
     return Int(UInt16(bigEndian: addr.sin_port))
 }
+

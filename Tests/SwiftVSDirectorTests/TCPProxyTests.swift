@@ -96,90 +96,92 @@ func echoTransfer(port: Int, total: Int) throws -> (sent: UInt64, received: UInt
 import Synchronization
 let sentChecksum = Mutex<UInt64>(0)
 
-@Suite("TCP virtual service", .serialized, .timeLimit(.minutes(3)))
-struct TCPProxyTests {
-    @Test("100 MB through a tcp echo service arrives intact, half-close passes through, director RSS stays under 64 MB")
-    func bigEchoBoundedMemory() async throws {
-        try await withBackends(1, kind: .echo) { backends in
-            let port = try freePort()
-            let yaml = """
-                threads: 1
-                services:
-                  - name: echo
-                    listen: 127.0.0.1:\(port)
-                    protocol: tcp
-                    servers: [\(backends[0].address)]
-                """
-            let director = try DirectorProcess(yaml: yaml)
-            defer { director.stop() }
-            try director.waitForPort(port)
-            let total = 100 * 1024 * 1024
-            let result = try await onThread { try echoTransfer(port: port, total: total) }
-            #expect(result.count == total)
-            #expect(result.sent == result.received)
-            let rss = director.peakRSSKiB
-            #expect(rss > 0 && rss < 64 * 1024, "director peak RSS \(rss) KiB")
-        }
-    }
-
-    @Test("a 1 GiB HTTP response streams through the director with its RSS under 64 MB")
-    func gigabyteResponse() async throws {
-        try await withBackends(1) { backends in
-            let port = try freePort()
-            let director = try DirectorProcess(yaml: """
-                threads: 1
-                services:
-                  - name: web
-                    listen: 127.0.0.1:\(port)
-                    servers: [\(backends[0].address)]
-                """)
-            defer { director.stop() }
-            try director.waitForPort(port)
-            let received = try await onThread { () -> Int in
-                var count = 0
-                let response = try BlockingClient(port: port, timeout: 30).request("GET", "/bytes/\(1 << 30)") { count += $0.count }
-                guard response.status == 200 else { throw ClientError("status \(response.status)") }
-                return count
-            }
-            #expect(received == 1 << 30)
-            let rss = director.peakRSSKiB
-            #expect(rss > 0 && rss < 64 * 1024, "director peak RSS \(rss) KiB")
-        }
-    }
-
-    @Test("weight 0 on a tcp real server: its open connection keeps working, new connections go elsewhere")
-    func quiesce() async throws {
-        try await withBackends(2, kind: .echo) { backends in
-            try await withDirector(serviceYAML(proto: "tcp", scheduler: "rr", backends: backends)) { director in
-                let port = director.port
-                let first = BlockingClient(port: port)
-                try first.connect()
-                try first.send("ping")
-                try await Task.sleep(for: .milliseconds(100))
-                #expect(backends[0].openConnections == 1)
-                try director.service.setWeight(try Endpoint(parsing: backends[0].address), 0)
-                let others = (0..<10).map { _ in BlockingClient(port: port) }
-                for client in others { try client.connect(); try client.send("x") }
-                try await Task.sleep(for: .milliseconds(200))
-                #expect(backends[0].openConnections == 1)
-                #expect(backends[1].openConnections == 10)
-                // The quiesced server's connection still carries bytes both ways.
-                try first.send("pong")
-                #expect(String(decoding: try first.bytes(8), as: UTF8.self) == "pingpong")
-                for client in others { client.close() }
-                first.close()
+extension IntegrationTests {
+    @Suite("TCP virtual service", .serialized, .timeLimit(.minutes(3)))
+    struct TCPProxyTests {
+        @Test("100 MB through a tcp echo service arrives intact, half-close passes through, director RSS stays under 64 MB")
+        func bigEchoBoundedMemory() async throws {
+            try await withBackends(1, kind: .echo) { backends in
+                let port = try freePort()
+                let yaml = """
+                    threads: 1
+                    services:
+                      - name: echo
+                        listen: 127.0.0.1:\(port)
+                        protocol: tcp
+                        servers: [\(backends[0].address)]
+                    """
+                let director = try DirectorProcess(yaml: yaml)
+                defer { director.stop() }
+                try director.waitForPort(port)
+                let total = 100 * 1024 * 1024
+                let result = try await onThread { try echoTransfer(port: port, total: total) }
+                #expect(result.count == total)
+                #expect(result.sent == result.received)
+                let rss = director.peakRSSKiB
+                #expect(rss > 0 && rss < 64 * 1024, "director peak RSS \(rss) KiB")
             }
         }
-    }
 
-    @Test("a tcp connection whose real server refuses is retried on another")
-    func retryOnRefused() async throws {
-        try await withBackends(2, kind: .echo) { backends in
-            await backends[0].kill()
-            try await withDirector(serviceYAML(proto: "tcp", scheduler: "rr", backends: backends)) { director in
-                let port = director.port
-                let result = try await onThread { try echoTransfer(port: port, total: 10000) }
-                #expect(result.count == 10000 && result.sent == result.received)
+        @Test("a 1 GiB HTTP response streams through the director with its RSS under 64 MB")
+        func gigabyteResponse() async throws {
+            try await withBackends(1) { backends in
+                let port = try freePort()
+                let director = try DirectorProcess(yaml: """
+                    threads: 1
+                    services:
+                      - name: web
+                        listen: 127.0.0.1:\(port)
+                        servers: [\(backends[0].address)]
+                    """)
+                defer { director.stop() }
+                try director.waitForPort(port)
+                let received = try await onThread { () -> Int in
+                    var count = 0
+                    let response = try BlockingClient(port: port, timeout: 30).request("GET", "/bytes/\(1 << 30)") { count += $0.count }
+                    guard response.status == 200 else { throw ClientError("status \(response.status)") }
+                    return count
+                }
+                #expect(received == 1 << 30)
+                let rss = director.peakRSSKiB
+                #expect(rss > 0 && rss < 64 * 1024, "director peak RSS \(rss) KiB")
+            }
+        }
+
+        @Test("weight 0 on a tcp real server: its open connection keeps working, new connections go elsewhere")
+        func quiesce() async throws {
+            try await withBackends(2, kind: .echo) { backends in
+                try await withDirector(serviceYAML(proto: "tcp", scheduler: "rr", backends: backends)) { director in
+                    let port = director.port
+                    let first = BlockingClient(port: port)
+                    try first.connect()
+                    try first.send("ping")
+                    try await Task.sleep(for: .milliseconds(100))
+                    #expect(backends[0].openConnections == 1)
+                    try director.service.setWeight(try Endpoint(parsing: backends[0].address), 0)
+                    let others = (0..<10).map { _ in BlockingClient(port: port) }
+                    for client in others { try client.connect(); try client.send("x") }
+                    try await Task.sleep(for: .milliseconds(200))
+                    #expect(backends[0].openConnections == 1)
+                    #expect(backends[1].openConnections == 10)
+                    // The quiesced server's connection still carries bytes both ways.
+                    try first.send("pong")
+                    #expect(String(decoding: try first.bytes(8), as: UTF8.self) == "pingpong")
+                    for client in others { client.close() }
+                    first.close()
+                }
+            }
+        }
+
+        @Test("a tcp connection whose real server refuses is retried on another")
+        func retryOnRefused() async throws {
+            try await withBackends(2, kind: .echo) { backends in
+                await backends[0].kill()
+                try await withDirector(serviceYAML(proto: "tcp", scheduler: "rr", backends: backends)) { director in
+                    let port = director.port
+                    let result = try await onThread { try echoTransfer(port: port, total: 10000) }
+                    #expect(result.count == 10000 && result.sent == result.received)
+                }
             }
         }
     }

@@ -195,10 +195,15 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
         context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(capacity: 0)))))
             .whenSuccess {
-                let (handler, context) = bound.value
-                handler.stream(context: context, remaining: left)
+                // The write may complete inside writeAndFlush; continuing from here directly would recurse once per
+                // 64 KiB and overflow the stack on a large body.
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.stream(context: context, remaining: left)
+                }
             }
     }
 
