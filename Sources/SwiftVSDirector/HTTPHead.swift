@@ -14,38 +14,51 @@ enum HTTPHead {
         }
     }
 
+    /// What one pass over a request's headers learns.
+    struct RequestFacts {
+        var isUpgrade = false
+        var hasBody = false
+    }
+
     /// The request as it goes to a real server: HTTP/1.1, hop-by-hop headers gone (kept for an upgrade), the
-    /// client appended to X-Forwarded-For, a Host added if the client sent none.
-    static func upstreamRequest(_ head: HTTPRequestHead, clientIP: String?, forwardedFor: Bool, upgrade: Bool,
-                                defaultHost: String) -> HTTPRequestHead {
+    /// client appended to X-Forwarded-For, a Host added if the client sent none. One pass over the headers finds
+    /// everything; the header list is rebuilt only when something must go.
+    static func upstreamRequest(_ head: HTTPRequestHead, clientIP: String?, forwardedFor: Bool,
+                                defaultHost: String) -> (HTTPRequestHead, RequestFacts) {
         var head = head
-        var needsRewrite = false
-        var xffIndex = -1
+        var facts = RequestFacts()
+        var hopByHop = false
+        var hasXFF = false
         var hasHost = false
-        var index = 0
-        for (name, _) in head.headers {
-            let length = name.utf8.count
-            if length == 15 && name.caseInsensitiveEquals("x-forwarded-for") {
-                xffIndex = index
-            } else if length == 4 && name.caseInsensitiveEquals("host") {
+        var hasUpgradeHeader = false
+        for (name, value) in head.headers {
+            switch name.utf8.count {
+            case 4 where name.caseInsensitiveEquals("host"):
                 hasHost = true
-            } else if !upgrade && Self.isHopByHop(name) {
-                needsRewrite = true
-            } else if upgrade && length == 16 && name.caseInsensitiveEquals("proxy-connection") {
-                needsRewrite = true
+            case 14 where name.caseInsensitiveEquals("content-length"):
+                facts.hasBody = facts.hasBody || value != "0"
+            case 15 where name.caseInsensitiveEquals("x-forwarded-for"):
+                hasXFF = true
+            case 17 where name.caseInsensitiveEquals("transfer-encoding"):
+                facts.hasBody = true
+            default:
+                if Self.isHopByHop(name) {
+                    hopByHop = true
+                    if name.utf8.count == 7 && name.caseInsensitiveEquals("upgrade") { hasUpgradeHeader = true }
+                }
             }
-            index += 1
         }
-        if needsRewrite || xffIndex >= 0 {
-            var listed: [Substring] = []
-            for value in head.headers[canonicalForm: "connection"] where !upgrade {
-                listed.append(value)
-            }
+        if hasUpgradeHeader {
+            facts.isUpgrade = head.headers[canonicalForm: "connection"].contains { $0.caseInsensitiveEquals("upgrade") }
+        }
+        if hopByHop || hasXFF {
+            // Connection and Upgrade stay on an upgrade request: the real server must see the handshake.
+            let listed = facts.isUpgrade ? [] : Array(head.headers[canonicalForm: "connection"])
             var rebuilt = HTTPHeaders()
             for (name, value) in head.headers {
-                if upgrade {
-                    if name.caseInsensitiveEquals("proxy-connection") { continue }
-                } else if Self.isHopByHop(name) || listed.contains(where: { name.caseInsensitiveEquals(String($0)) }) {
+                if facts.isUpgrade {
+                    if name.utf8.count == 16 && name.caseInsensitiveEquals("proxy-connection") { continue }
+                } else if Self.isHopByHop(name) || listed.contains(where: { name.lowercased() == $0.lowercased() }) {
                     continue
                 }
                 if forwardedFor, let ip = clientIP, name.utf8.count == 15, name.caseInsensitiveEquals("x-forwarded-for") {
@@ -54,7 +67,7 @@ enum HTTPHead {
                 }
                 rebuilt.add(name: name, value: value)
             }
-            if forwardedFor, xffIndex < 0, let ip = clientIP {
+            if forwardedFor, !hasXFF, let ip = clientIP {
                 rebuilt.add(name: "X-Forwarded-For", value: ip)
             }
             head.headers = rebuilt
@@ -65,31 +78,27 @@ enum HTTPHead {
             head.headers.add(name: "Host", value: defaultHost)
         }
         head.version = .http1_1
-        return head
+        return (head, facts)
     }
 
     /// The response as it goes to the client: hop-by-hop headers gone, and Connection set for what the proxy
-    /// will do with the client connection.
+    /// will do with the client connection. The usual `Connection: keep-alive` is removed in place.
     static func clientResponse(_ head: HTTPResponseHead, version: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
         var head = head
-        var needsRewrite = false
+        var present: [String] = []
         for (name, _) in head.headers where Self.isHopByHop(name) {
-            needsRewrite = true
-            break
+            present.append(name)
         }
-        if needsRewrite {
-            var listed: [Substring] = []
-            for value in head.headers[canonicalForm: "connection"] {
-                listed.append(value)
+        if !present.isEmpty {
+            // Tokens in Connection other than the standard ones name more headers to drop.
+            var extra: [String] = []
+            for token in head.headers[canonicalForm: "connection"] {
+                let lower = token.lowercased()
+                if lower != "keep-alive" && lower != "close" && lower != "upgrade" { extra.append(lower) }
             }
-            var rebuilt = HTTPHeaders()
-            for (name, value) in head.headers {
-                if Self.isHopByHop(name) || listed.contains(where: { name.caseInsensitiveEquals(String($0)) }) {
-                    continue
-                }
-                rebuilt.add(name: name, value: value)
+            for name in present + extra {
+                head.headers.remove(name: name)
             }
-            head.headers = rebuilt
         }
         head.version = version
         if !keepAlive {
@@ -100,11 +109,6 @@ enum HTTPHead {
         return head
     }
 
-    static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
-        guard head.headers.contains(name: "upgrade") else { return false }
-        return head.headers[canonicalForm: "connection"].contains { $0.caseInsensitiveEquals("upgrade") }
-    }
-
     /// GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 §9.2.2): safe to send again.
     @inline(__always)
     static func isIdempotent(_ method: HTTPMethod) -> Bool {
@@ -112,13 +116,6 @@ enum HTTPHead {
         case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
         default: return false
         }
-    }
-
-    /// Whether a request carries a body (so cannot be replayed once sent).
-    @inline(__always)
-    static func hasBody(_ head: HTTPRequestHead) -> Bool {
-        if let length = head.headers.first(name: "content-length") { return length != "0" }
-        return head.headers.contains(name: "transfer-encoding")
     }
 
     /// The value of `name` in a query string, if present.
@@ -149,15 +146,19 @@ enum HTTPHead {
 }
 
 extension StringProtocol {
+    /// ASCII case-insensitive equality against `lowercase`, which must be lowercase letters, digits and '-' (header
+    /// names the proxy looks for). Setting bit 0x20 lowercases a letter and leaves '-' and digits as they are; the
+    /// HTTP parser has already rejected the few other bytes that it would map onto them.
     @inline(__always)
-    func caseInsensitiveEquals(_ other: String) -> Bool {
-        let a = self.utf8
-        let b = other.utf8
-        guard a.count == b.count else { return false }
-        for (x, y) in zip(a, b) where x != y {
-            // ASCII letters differ by 0x20 between cases.
-            if x | 0x20 != y | 0x20 || !((x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) { return false }
+    func caseInsensitiveEquals(_ lowercase: String) -> Bool {
+        var a = self.utf8.makeIterator()
+        var b = lowercase.utf8.makeIterator()
+        while true {
+            switch (a.next(), b.next()) {
+            case (nil, nil): return true
+            case (let x?, let y?): if x | 0x20 != y { return false }
+            default: return false
+            }
         }
-        return true
     }
 }

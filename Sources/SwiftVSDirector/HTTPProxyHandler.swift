@@ -168,13 +168,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     private func start(_ head: HTTPRequestHead) {
         self.sawBytes = false
         self.clientVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
-        self.isUpgrade = HTTPHead.isUpgrade(head)
-        self.keepAlive = head.isKeepAlive && !self.isUpgrade
-        self.replayable = HTTPHead.isIdempotent(head.method) && !HTTPHead.hasBody(head)
-        self.head = HTTPHead.upstreamRequest(
-            head, clientIP: self.clientIP, forwardedFor: self.service.config.forwardedFor, upgrade: self.isUpgrade,
-            defaultHost: self.defaultHost
+        let (upstreamHead, facts) = HTTPHead.upstreamRequest(
+            head, clientIP: self.clientIP, forwardedFor: self.service.config.forwardedFor, defaultHost: self.defaultHost
         )
+        self.head = upstreamHead
+        self.isUpgrade = facts.isUpgrade
+        self.keepAlive = head.isKeepAlive && !facts.isUpgrade
+        self.replayable = HTTPHead.isIdempotent(head.method) && !facts.hasBody
         self.requestComplete = false
         self.bodySent = false
         self.responseStarted = false
@@ -382,7 +382,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
             self.upstreamNeedsFlush = false
             self.upstream?.flush()
         }
-        if self.readPending && self.pending.isEmpty {
+        if self.readPending && self.pending.count < Self.maxPendingParts {
             self.read(context: context)
         }
     }
@@ -440,13 +440,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
 
     // MARK: reads
 
+    /// Pipelined parts queued before reads stop: enough for any real client, a bound for an abusive one.
+    static let maxPendingParts = 64
+
     func read(context: ChannelHandlerContext) {
+        // Reads stay on while a request waits for its response: a client that does not pipeline sends nothing
+        // meanwhile, and withholding the read would cost two epoll_ctl calls per request. They stop when the real
+        // server cannot take more body, or when pipelined requests pile up.
         let allowed: Bool
         switch self.state {
-        case .idle: allowed = self.pending.isEmpty
-        case .connecting: allowed = !self.requestComplete && self.bufferedBytes < 65536
-        case .forwarding: allowed = !self.requestComplete && (self.upstream?.isWritable ?? false)
-        case .tunnel, .closed: allowed = true
+        case .idle:
+            allowed = self.pending.count < Self.maxPendingParts
+        case .connecting:
+            allowed = self.requestComplete ? self.pending.count < Self.maxPendingParts : self.bufferedBytes < 65536
+        case .forwarding:
+            allowed = self.requestComplete
+                ? self.pending.count < Self.maxPendingParts : (self.upstream?.isWritable ?? false)
+        case .tunnel, .closed:
+            allowed = true
         }
         if allowed {
             self.readPending = false
