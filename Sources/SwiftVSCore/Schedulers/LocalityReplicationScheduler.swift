@@ -58,17 +58,7 @@ public struct LocalityReplicationScheduler: SchedulerAlgorithm {
 
     /// `ip_vs_dest_set_min`: the available member with the least overhead per weight.
     static func least(_ members: [Int], _ servers: [RealServer]) -> Int? {
-        var least: Int?
-        for index in members where servers[index].isAvailable {
-            if let current = least {
-                if servers[current].overhead * servers[index].weight > servers[index].overhead * servers[current].weight {
-                    least = index
-                }
-            } else {
-                least = index
-            }
-        }
-        return least
+        leastPerWeight(servers, among: members, overhead: \.overhead)
     }
 
     /// `ip_vs_dest_set_max`: the member with the most overhead per weight.

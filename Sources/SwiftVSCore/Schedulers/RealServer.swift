@@ -132,23 +132,33 @@ public protocol SchedulerAlgorithm: Sendable {
     mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int?
 }
 
-/// wlc's comparison, shared by the schedulers that fall back to it (lblc, lblcr, retries): the first available
-/// server with the least overhead per weight.
+/// The comparison of wlc, sed, lblc and lblcr: among the available servers at `indices`, the first with the least
+/// `overhead` per weight (compared by cross-multiplying, as the kernel does, so no division).
 @inline(__always)
-func leastWeightedOverhead(_ servers: [RealServer], skipping skip: (Int) -> Bool = { _ in false }) -> Int? {
+func leastPerWeight<Indices: Sequence<Int>>(
+    _ servers: [RealServer], among indices: Indices, overhead: (RealServer) -> Int
+) -> Int? {
     var least: Int?
     var leastOverhead = 0
-    for index in servers.indices where servers[index].isAvailable && !skip(index) {
-        let overhead = servers[index].overhead
+    for index in indices where servers[index].isAvailable {
+        let value = overhead(servers[index])
         if let current = least {
-            if leastOverhead * servers[index].weight > overhead * servers[current].weight {
+            if leastOverhead * servers[index].weight > value * servers[current].weight {
                 least = index
-                leastOverhead = overhead
+                leastOverhead = value
             }
         } else {
             least = index
-            leastOverhead = overhead
+            leastOverhead = value
         }
     }
     return least
+}
+
+/// wlc's pick (least overhead per weight), used too by lblc, lblcr and retries; `skip` leaves servers out.
+@inline(__always)
+func leastWeightedOverhead(_ servers: [RealServer], skipping skip: (Int) -> Bool = { _ in false }) -> Int? {
+    withoutActuallyEscaping(skip) { skip in
+        leastPerWeight(servers, among: servers.indices.lazy.filter { !skip($0) }, overhead: \.overhead)
+    }
 }
