@@ -26,15 +26,18 @@ final class BlockingClient {
     let port: Int
     let source: String?
     let timeout: Double
+    /// 127.0.0.1 or ::1.
+    let host: String
     private(set) var fd: Int32 = -1
     private var buffer: [UInt8] = []
     /// Times this client had to open a new connection.
     private(set) var connects = 0
 
-    init(port: Int, source: String? = nil, timeout: Double = 10) {
+    init(port: Int, source: String? = nil, timeout: Double = 10, host: String = "127.0.0.1") {
         self.port = port
         self.source = source
         self.timeout = timeout
+        self.host = host
     }
 
     deinit {
@@ -44,7 +47,8 @@ final class BlockingClient {
 
     func connect() throws {
         self.close()
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let v6 = self.host.contains(":")
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError("socket: \(errno)") }
         var tv = timeval(tv_sec: Int(self.timeout), tv_usec: Int((self.timeout.truncatingRemainder(dividingBy: 1)) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -60,12 +64,23 @@ final class BlockingClient {
             }
             guard rc == 0 else { Glibc.close(fd); throw ClientError("bind \(source): \(errno)") }
         }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(self.port).bigEndian)
-        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let rc: Int32
+        if v6 {
+            var addr = sockaddr_in6()
+            addr.sin6_family = sa_family_t(AF_INET6)
+            addr.sin6_port = in_port_t(UInt16(self.port).bigEndian)
+            inet_pton(AF_INET6, self.host, &addr.sin6_addr)
+            rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(self.port).bigEndian)
+            inet_pton(AF_INET, self.host, &addr.sin_addr)
+            rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
         }
         guard rc == 0 else { Glibc.close(fd); throw ClientError("connect to \(self.port): errno \(errno)") }
         self.fd = fd

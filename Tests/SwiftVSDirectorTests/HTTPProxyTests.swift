@@ -310,3 +310,42 @@ extension IntegrationTests {
         }
     }
 }
+
+extension IntegrationTests {
+    @Suite("IPv6")
+    struct IPv6Tests {
+        @Test("an http service listens on [::1] and proxies to IPv6 and IPv4 real servers")
+        func ipv6() async throws {
+            let v6 = try await TestBackend(name: "v6", bindHost: "::1")
+            let v4 = try await TestBackend(name: "v4")
+            let yaml = """
+                threads: 1
+                services:
+                  - name: dual
+                    listen: "[::1]:0"
+                    scheduler: rr
+                    servers: ["[::1]:\(v6.port)", "127.0.0.1:\(v4.port)"]
+                """
+            let result: Result<[String], Error>
+            do {
+                let director = try await RunningDirector.start(yaml)
+                let port = director.port
+                do {
+                    result = .success(try await onThread { () -> [String] in
+                        let client = BlockingClient(port: port, host: "::1")
+                        return try (0..<4).map { _ in try client.request("GET", "/").text }
+                    })
+                } catch {
+                    result = .failure(error)
+                }
+                await director.stop()
+            } catch {
+                result = .failure(error)
+            }
+            await v6.shutdown()
+            await v4.shutdown()
+            #expect(try result.get() == ["v6", "v4", "v6", "v4"])
+            #expect(v6.count == 2 && v4.count == 2)
+        }
+    }
+}

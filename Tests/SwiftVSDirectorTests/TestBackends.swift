@@ -25,12 +25,15 @@ final class TestBackend: Sendable {
     let port: Int
     let kind: Kind
 
-    init(name: String, kind: Kind = .http, port: Int = 0) async throws {
+    let bindHost: String
+
+    init(name: String, kind: Kind = .http, port: Int = 0, bindHost: String = "127.0.0.1") async throws {
         self.name = name
         self.kind = kind
+        self.bindHost = bindHost
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let holder = Holder()
-        let channel = try await Self.bind(holder: holder, kind: kind, port: port, group: self.group)
+        let channel = try await Self.bind(holder: holder, kind: kind, host: bindHost, port: port, group: self.group)
         self.port = channel.localAddress!.port!
         self.listener.withLock { $0 = channel }
         holder.backend.withLock { $0 = self }
@@ -41,7 +44,7 @@ final class TestBackend: Sendable {
         let backend = Mutex<TestBackend?>(nil)
     }
 
-    private static func bind(holder: Holder, kind: Kind, port: Int, group: EventLoopGroup) async throws -> Channel {
+    private static func bind(holder: Holder, kind: Kind, host: String, port: Int, group: EventLoopGroup) async throws -> Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 512)
@@ -81,7 +84,7 @@ final class TestBackend: Sendable {
                     }
                 }
             }
-            .bind(host: "127.0.0.1", port: port).get()
+            .bind(host: host, port: port).get()
     }
 
     /// Closes the listener and every open connection, as a crash would.
@@ -105,7 +108,7 @@ final class TestBackend: Sendable {
     func restart() async throws {
         let holder = Holder()
         holder.backend.withLock { $0 = self }
-        let channel = try await Self.bind(holder: holder, kind: self.kind, port: self.port, group: self.group)
+        let channel = try await Self.bind(holder: holder, kind: self.kind, host: self.bindHost, port: self.port, group: self.group)
         self.listener.withLock { $0 = channel }
     }
 
