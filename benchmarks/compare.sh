@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DUR=${DUR:-10}; WARM=${WARM:-2}; ROUNDS=${ROUNDS:-3}; MODES=${MODES:-http tcp}
-SMALL_CONNS=${SMALL_CONNS:-64 256}; BIG_CONNS=${BIG_CONNS:-64}
+SMALL_CONNS=${SMALL_CONNS-64 256}; BIG_CONNS=${BIG_CONNS-64}  # set empty to skip
 PORT=${PORT:-18080}; BACKEND_BASE=${BACKEND_BASE:-19001}; SWIFTVS=${SWIFTVS:-.build/release/swiftvs}
 HOST=127.0.0.1; HZ=$(getconf CLK_TCK)
 BACKEND_PORTS="$BACKEND_BASE $((BACKEND_BASE + 1)) $((BACKEND_BASE + 2))"

@@ -95,7 +95,6 @@ public final class Director: Sendable {
                     decoderLimits.maxHeaderFieldCount = limits.maxHeaders
                     let proxy = HTTPProxyHandler(service: service, loop: loop)
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ClientReadObserver(proxy: proxy))
                     try sync.addHandler(ByteToMessageHandler(
                         HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits),
                         maximumBufferSize: limits.maxHeaderBytes

@@ -86,17 +86,26 @@ enum HTTPHead {
     static func clientResponse(_ head: HTTPResponseHead, version: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
         var head = head
         var present: [String] = []
-        for (name, _) in head.headers where Self.isHopByHop(name) {
+        var onlyConnection = true
+        for (name, value) in head.headers where Self.isHopByHop(name) {
+            // The usual case, `Connection: keep-alive` (or close), goes without building lists.
+            if onlyConnection && name.utf8.count == 10 && name.caseInsensitiveEquals("connection")
+                && (value.caseInsensitiveEquals("keep-alive") || value.caseInsensitiveEquals("close")) {
+                continue
+            }
+            onlyConnection = false
             present.append(name)
         }
-        if !present.isEmpty {
+        if onlyConnection {
+            head.headers.remove(name: "connection")
+        } else {
             // Tokens in Connection other than the standard ones name more headers to drop.
             var extra: [String] = []
             for token in head.headers[canonicalForm: "connection"] {
                 let lower = token.lowercased()
                 if lower != "keep-alive" && lower != "close" && lower != "upgrade" { extra.append(lower) }
             }
-            for name in present + extra {
+            for name in present + extra + ["connection"] {
                 head.headers.remove(name: name)
             }
         }

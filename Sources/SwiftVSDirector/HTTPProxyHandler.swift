@@ -4,23 +4,6 @@ import NIOHTTP1
 import NIOPosix
 import SwiftVSCore
 
-/// Tells the proxy handler that bytes arrived, before the decoder sees them: how it tells a client that is
-/// half-way through a request head (408 when it stalls) from an idle keep-alive one (closed quietly).
-final class ClientReadObserver: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    unowned(unsafe) let proxy: HTTPProxyHandler
-
-    init(proxy: HTTPProxyHandler) {
-        self.proxy = proxy
-    }
-
-    @inline(__always)
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.proxy.noteBytes()
-        context.fireChannelRead(data)
-    }
-}
-
 /// The client side of an `http` virtual service: reads requests, chooses a real server per request, and streams
 /// request and response between the client and a pooled upstream connection on the same event loop.
 ///
@@ -133,15 +116,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         context.fireChannelInactive()
     }
 
-    @inline(__always)
-    func noteBytes() {
-        let now = self.loop.now
-        self.lastActivity = now
-        if !self.sawBytes && self.state == .idle {
-            self.sawBytes = true
-            self.headStarted = now
-        }
-    }
 
     // MARK: client → upstream
 
@@ -203,6 +177,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        // A read that left the handler idle brought part of a request head (a whole one would have started a
+        // request): that starts the header_read clock, for the 408 of a client that stalls.
+        let now = self.loop.now
+        self.lastActivity = now
+        if self.state == .idle && !self.sawBytes {
+            self.sawBytes = true
+            self.headStarted = now
+        }
         if self.upstreamNeedsFlush {
             self.upstreamNeedsFlush = false
             self.upstream?.flush()
@@ -215,7 +197,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         guard let head = self.head else { return }
         let key = self.hashKey(head)
         guard let backend = self.service.schedule(
-            key: key, client: self.service.persistenceKey(self.remote), now: monotonicSeconds(), excluding: self.tried
+            key: key, client: self.service.persistenceKey(self.remote), now: Double(self.loop.now) / 1e9,
+            excluding: self.tried
         ) else {
             // Nothing left to try: after failures, say what failed; with no server at all, 503.
             self.respondError(self.lastFailure ?? .serviceUnavailable, close: !self.requestComplete || self.lastFailure != nil)
@@ -581,7 +564,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
             client.removeHandler(context: context, promise: nil)
             client.removeHandler(context: try client.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
             client.removeHandler(context: try client.context(handlerType: HTTPResponseEncoder.self), promise: nil)
-            client.removeHandler(context: try client.context(handlerType: ClientReadObserver.self), promise: nil)
             // Reads were held back while the handshake was in flight; the glue takes over from here.
             clientChannel.read()
             upstreamChannel.read()
