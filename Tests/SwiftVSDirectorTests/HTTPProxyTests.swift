@@ -349,3 +349,46 @@ extension IntegrationTests {
         }
     }
 }
+
+extension IntegrationTests {
+    @Suite("Idle timeouts", .serialized)
+    struct IdleTimeoutTests {
+        @Test("an idle keep-alive client and an idle tcp tunnel are closed after timeouts.idle, an active one is not")
+        func idle() async throws {
+            try await withBackends(1) { backends in
+                let yaml = serviceYAML(backends: backends, extra: "timeouts: {idle: 1s}")
+                try await withDirector(yaml) { director in
+                    let port = director.port
+                    let (idleClosed, activeAlive) = try await onThread { () -> (Bool, Bool) in
+                        let idle = BlockingClient(port: port, timeout: 4)
+                        _ = try idle.request("GET", "/")
+                        let active = BlockingClient(port: port, timeout: 4)
+                        for _ in 0..<8 {  // a request every 250 ms keeps it alive for 2 s
+                            _ = try active.request("GET", "/")
+                            usleep(250_000)
+                        }
+                        let closed = idle.waitForClose()
+                        let stillServed = (try? active.request("GET", "/"))?.status == 200 && active.connects == 1
+                        return (closed, stillServed)
+                    }
+                    #expect(idleClosed)
+                    #expect(activeAlive)
+                }
+            }
+            try await withBackends(1, kind: .echo) { backends in
+                let yaml = serviceYAML(proto: "tcp", backends: backends, extra: "timeouts: {idle: 1s}")
+                try await withDirector(yaml) { director in
+                    let port = director.port
+                    let closed = try await onThread { () -> Bool in
+                        let client = BlockingClient(port: port, timeout: 4)
+                        try client.connect()
+                        try client.send("ping")
+                        _ = try client.bytes(4)
+                        return client.waitForClose()
+                    }
+                    #expect(closed)
+                }
+            }
+        }
+    }
+}
