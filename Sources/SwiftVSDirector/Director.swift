@@ -58,9 +58,9 @@ public final class Director: Sendable {
 
     private func scheduleTemplateExpiry() {
         let services = self.services.filter { $0.config.persistence != nil }
-        guard !services.isEmpty, let loop = self.loops.all.first?.eventLoop else { return }
-        loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
-            let now = monotonicSeconds()
+        guard !services.isEmpty, let loop = self.loops.all.first else { return }
+        loop.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+            let now = loop.seconds
             for service in services { service.expireTemplates(now: now) }
         }
     }
@@ -128,7 +128,6 @@ public final class Director: Sendable {
 public struct DirectorError: Error, CustomStringConvertible {
     public enum Code: String, Sendable {
         case bind
-        case config
     }
 
     public var code: Code

@@ -86,18 +86,18 @@ enum HTTPHead {
     static func clientResponse(_ head: HTTPResponseHead, version: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
         var head = head
         var present: [String] = []
-        var onlyConnection = true
+        var plainConnection = false
         for (name, value) in head.headers where Self.isHopByHop(name) {
             // The usual case, `Connection: keep-alive` (or close), goes without building lists.
-            if onlyConnection && name.utf8.count == 10 && name.caseInsensitiveEquals("connection")
+            if name.utf8.count == 10 && name.caseInsensitiveEquals("connection")
                 && (value.caseInsensitiveEquals("keep-alive") || value.caseInsensitiveEquals("close")) {
+                plainConnection = true
                 continue
             }
-            onlyConnection = false
             present.append(name)
         }
-        if onlyConnection {
-            head.headers.remove(name: "connection")
+        if present.isEmpty {
+            if plainConnection { head.headers.remove(name: "connection") }
         } else {
             // Tokens in Connection other than the standard ones name more headers to drop.
             var extra: [String] = []

@@ -46,6 +46,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     private var replayable = false
     private var tried: [Int] = []
     private var upstreamNeedsFlush = false
+    /// False once the real server said it will close, or answered as HTTP/1.0 without keep-alive.
+    private var upstreamReusable = true
+    /// The client's version, which its response is written in.
+    private var clientVersion: HTTPVersion = .http1_1
     /// What the last real server tried did wrong, for the answer when no other is left.
     private var lastFailure: HTTPResponseStatus?
 
@@ -160,15 +164,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     private func forward(_ part: HTTPServerRequestPart) {
         if case .end = part { self.requestComplete = true }
         if self.state == .forwarding, let upstream = self.upstream {
-            switch part {
-            case .head: return
-            case .body(let buffer):
-                self.bodySent = true
-                upstream.write(.body(.byteBuffer(buffer)))
-            case .end(let trailers):
-                upstream.write(.end(trailers))
-                self.sentAt = self.loop.now
-            }
+            self.send(part, to: upstream)
             self.upstreamNeedsFlush = true
         } else {
             if case .body(let buffer) = part { self.bufferedBytes += buffer.readableBytes }
@@ -197,7 +193,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         guard let head = self.head else { return }
         let key = self.hashKey(head)
         guard let backend = self.service.schedule(
-            key: key, client: self.service.persistenceKey(self.remote), now: Double(self.loop.now) / 1e9,
+            key: key, client: self.service.persistenceKey(self.remote), now: self.loop.seconds,
             excluding: self.tried
         ) else {
             // Nothing left to try: after failures, say what failed; with no server at all, 503.
@@ -258,11 +254,25 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
                         "service": "\(self.service.config.name)", "server": "\(backend.server.endpoint)",
                         "error": "\(error)",
                     ])
-                    let timedOut = error is ChannelError && (error as? ChannelError) == .connectTimeout(
-                        .nanoseconds(Int64(timeouts.connect * 1e9)))
+                    var timedOut = false
+                    if case ChannelError.connectTimeout = error { timedOut = true }
                     self.upstreamFailed(connectFailed: true, timedOut: timedOut)
                 }
             }
+    }
+
+    /// Writes a body part or the end of the request to the real server (the head goes in `attach`).
+    private func send(_ part: HTTPServerRequestPart, to upstream: UpstreamConnection) {
+        switch part {
+        case .head:
+            return
+        case .body(let buffer):
+            self.bodySent = true
+            upstream.write(.body(.byteBuffer(buffer)))
+        case .end(let trailers):
+            upstream.write(.end(trailers))
+            self.sentAt = self.loop.now
+        }
     }
 
     private func attach(_ connection: UpstreamConnection) {
@@ -271,14 +281,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         guard let head = self.head else { return }
         connection.write(.head(head))
         for part in self.buffered {
-            switch part {
-            case .head: break
-            case .body(let buffer):
-                self.bodySent = true
-                connection.write(.body(.byteBuffer(buffer)))
-            case .end(let trailers):
-                connection.write(.end(trailers))
-            }
+            self.send(part, to: connection)
         }
         self.buffered.removeAll(keepingCapacity: true)
         self.bufferedBytes = 0
@@ -322,9 +325,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
             self.finish(context, trailers: trailers)
         }
     }
-
-    private var upstreamReusable = true
-    private var clientVersion: HTTPVersion = .http1_1
 
     func upstreamReadComplete() {
         self.context?.flush()

@@ -15,6 +15,9 @@ final class LoopContext: @unchecked Sendable {
     let eventLoop: EventLoop
     /// Coarse monotonic time (ns), updated every tick; connections stamp activity with it for free.
     private(set) var now: UInt64
+
+    /// The same clock in seconds: the time the pure core's schedulers and persistence templates are given.
+    var seconds: Double { Double(self.now) / 1e9 }
     private var registry: [TimedConnection] = []
     /// Idle upstream connections per service and real server id.
     var pools: [ObjectIdentifier: [Int: [UpstreamConnection]]] = [:]
@@ -71,8 +74,6 @@ final class LoopContext: @unchecked Sendable {
         connection.registryIndex = -1
     }
 
-    var registered: Int { self.registry.count }
-
     // MARK: upstream pools
 
     @inline(__always)
@@ -102,10 +103,6 @@ final class LoopContext: @unchecked Sendable {
         idle.removeAll { $0 === connection }
         byServer[server] = idle
         self.pools[service] = byServer
-    }
-
-    func idleCount(service: ObjectIdentifier) -> Int {
-        self.pools[service]?.values.reduce(0) { $0 + $1.count } ?? 0
     }
 }
 

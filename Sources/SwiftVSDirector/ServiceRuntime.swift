@@ -104,8 +104,6 @@ public final class VirtualService: Sendable {
         }
     }
 
-    public var persistenceTemplates: Int { self.state.withLock { $0.scheduling.persistenceTemplates } }
-
     public enum ControlError: Error, CustomStringConvertible, Equatable {
         case noSuchServer(String)
         case duplicate(String)
@@ -203,10 +201,4 @@ extension SocketAddress {
         let folded = self.withAddressBytes { $0.count == 4 || $0.count == 16 ? KeyHash.fold($0) : 0 }
         return KeyHash.source(folded: folded, port: self.port ?? 0, withPort: withPort)
     }
-}
-
-/// Monotonic seconds for the core's time inputs.
-@inline(__always)
-func monotonicSeconds() -> Double {
-    Double(NIODeadline.now().uptimeNanoseconds) / 1e9
 }

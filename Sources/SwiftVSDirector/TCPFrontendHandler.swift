@@ -54,7 +54,7 @@ final class TCPFrontendHandler: ChannelInboundHandler {
         default: key = remote?.sourceKey(withPort: config.flags.port) ?? 0
         }
         guard let backend = self.service.schedule(
-            key: key, client: self.service.persistenceKey(remote), now: monotonicSeconds(), excluding: self.tried
+            key: key, client: self.service.persistenceKey(remote), now: self.loop.seconds, excluding: self.tried
         ) else {
             self.service.logger.debug("no real server available", metadata: ["service": "\(config.name)"])
             context.close(promise: nil)

@@ -46,8 +46,6 @@ public struct LocalityScheduler: SchedulerAlgorithm {
             self.entries = self.entries.filter { $0.value.lastUse > cut }
         }
     }
-
-    public var cachedKeys: Int { self.entries.count }
 }
 
 /// The lblc/lblcr overload test: the server has more active connections than its weight while another server is

@@ -65,10 +65,6 @@ public struct PersistenceTable: Sendable {
         self.templates[key] = Template(server: server, expires: now + self.timeout)
     }
 
-    public mutating func forget(_ key: PersistenceKey) {
-        self.templates[key] = nil
-    }
-
     /// Drops the templates of a server that left the pool.
     public mutating func forget(server: Int) {
         self.templates = self.templates.filter { $0.value.server != server }
@@ -83,9 +79,4 @@ public struct PersistenceTable: Sendable {
     }
 
     public var count: Int { self.templates.count }
-
-    /// Every live template (for sync to a standby director, and for `adm`).
-    public func snapshot() -> [(key: PersistenceKey, server: Int, expires: Double)] {
-        self.templates.map { ($0.key, $0.value.server, $0.value.expires) }
-    }
 }

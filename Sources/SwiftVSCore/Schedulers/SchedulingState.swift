@@ -69,6 +69,4 @@ public struct SchedulingState: Sendable {
     public mutating func expireTemplates(now: Double) -> Int {
         self.persistence?.expire(now: now) ?? 0
     }
-
-    public var persistenceTemplates: Int { self.persistence?.count ?? 0 }
 }
