@@ -43,6 +43,26 @@ let invalidConfigs: [(String, String, String, String)] = [
      "services[0].scheduler_flags", "sh and mh"),
     ("services not a list", "services: web\n", "services", "expected a list"),
     ("missing name and listen", "services:\n  - servers: [1.2.3.4:81]\n", "services[0].name", "missing"),
+    ("unknown health check", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    health: {check: ping}\n    servers: [1.2.3.4:81]\n",
+     "services[0].health.check", "tcp, http or exec"),
+    ("health timeout over interval", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    health: {check: tcp, interval: 1s, timeout: 2s}\n    servers: [1.2.3.4:81]\n",
+     "services[0].health.timeout", "must not exceed interval"),
+    ("bad expected status", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    health: {check: http, expect_status: [200, 2xx]}\n    servers: [1.2.3.4:81]\n",
+     "services[0].health.expect_status[1]", "not a status"),
+    ("bad digest", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    health: {check: http, digest: abc}\n    servers: [1.2.3.4:81]\n",
+     "services[0].health.digest", "32 hex digits"),
+    ("bad regex", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    health: {check: http, regex: \"(\"}\n    servers: [1.2.3.4:81]\n",
+     "services[0].health.regex", "not a valid regular expression"),
+    ("exec without command", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    health: {check: exec}\n    servers: [1.2.3.4:81]\n",
+     "services[0].health.command", "needs the command"),
+    ("http key on a tcp check", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    health: {check: tcp, path: /x}\n    servers: [1.2.3.4:81]\n",
+     "services[0].health.path", "check: http only"),
+    ("ejection without health", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    ejection: on\n    servers: [1.2.3.4:81]\n",
+     "services[0].ejection", "needs health"),
+    ("short admin token", "admin: {listen: 127.0.0.1:9100, token: abc}\nservices:\n  - {name: a, listen: 1.2.3.4:80, servers: [1.2.3.4:81]}\n",
+     "admin.token", "at least 8"),
+    ("sorry without port", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    sorry: 1.2.3.4\n    servers: [1.2.3.4:81]\n",
+     "services[0].sorry", "port"),
 ]
 
 
@@ -61,6 +81,19 @@ struct ConfigTests {
             retries: 2
             timeouts: {connect: 500ms, header_read: 5s, idle: 2m, server: 30}
             limits: {max_header_bytes: 8192, max_headers: 50}
+            health:
+              check: http
+              path: /healthz
+              interval: 500ms
+              timeout: 200ms
+              rise: 1
+              fall: 2
+              jitter: 10%
+              expect_status: "200-299,304"
+              digest: D41D8CD98F00B204E9800998ECF8427E
+            ejection: {consecutive_failures: 3, max_percent: 34}
+            quorum: 2
+            sorry: 127.0.0.1:8999
             servers:
               - address: 10.0.0.1:80
                 weight: 3
@@ -84,10 +117,20 @@ struct ConfigTests {
         #expect(web.persistence == PersistenceConfig(timeout: 120, prefixV4: 24, prefixV6: 128))
         #expect(web.timeouts == TimeoutsConfig(connect: 0.5, headerRead: 5, idle: 120, server: 30))
         #expect(web.servers.map(\.weight) == [3, 1, 0])
+        let health = try #require(web.health)
+        #expect(health.kind == .http && health.path == "/healthz" && health.interval == 0.5 && health.timeout == 0.2)
+        #expect(health.rise == 1 && health.fall == 2 && health.jitter == 0.1)
+        #expect(health.expectStatus == [StatusRange(200, 299), StatusRange(304, 304)])
+        #expect(health.digest == "d41d8cd98f00b204e9800998ecf8427e")
+        #expect(web.ejection?.consecutiveFailures == 3 && web.ejection?.maxPercent == 34)
+        #expect(web.quorum == 2 && web.sorry?.port == 8999)
+        #expect(config.admin == AdminConfig() && config.drainTimeout == 30)
         #expect(web.servers[2].address.isIPv6 && web.servers[2].address.host == "2001:db8::1")
         let stream = config.services[1]
         #expect(stream.proto == .tcp && stream.scheduler == .wlc && stream.retries == 1)
         #expect(stream.listen.description == "[::]:9000")
+        #expect(stream.health == nil && stream.quorum == 1)
+        #expect(try ConfigLoader.load(yaml: "admin: off\nservices: [{name: a, listen: 1.2.3.4:80, servers: [1.2.3.4:81]}]").admin == nil)
     }
 
     @Test("each kind of invalid config gets a message naming its key, and nothing crashes",

@@ -180,10 +180,20 @@ struct NodeReader {
     // MARK: the director
 
     mutating func director(_ root: Node) -> DirectorConfig? {
-        guard let keys = self.mapping(root, "", allowed: ["threads", "services"]) else { return nil }
+        guard let keys = self.mapping(root, "", allowed: ["threads", "services", "admin", "drain_timeout"]) else {
+            return nil
+        }
         var threads: Int?
         if let node = keys["threads"] {
             threads = self.int(node, "threads", 1...256)
+        }
+        var admin: AdminConfig? = AdminConfig()
+        if let node = keys["admin"] {
+            admin = self.admin(node, "admin")
+        }
+        var drainTimeout = 30.0
+        if let node = keys["drain_timeout"], let value = self.duration(node, "drain_timeout", max: 3600) {
+            drainTimeout = value
         }
         guard let servicesNode = keys["services"] else {
             self.report("services", root, "missing: list at least one virtual service")
@@ -205,7 +215,32 @@ struct NodeReader {
             }
         }
         self.crossCheck(services, serviceNodes, indices: list.enumerated().map { $0.offset })
-        return DirectorConfig(threads: threads, services: services)
+        if let admin, let node = keys["admin"], services.contains(where: { $0.listen == admin.listen }) {
+            self.report("admin.listen", node, "\(admin.listen) is also a virtual service's listen address")
+        }
+        var config = DirectorConfig(threads: threads, services: services, admin: admin)
+        config.drainTimeout = drainTimeout
+        return config
+    }
+
+    /// `admin: off`, `admin: 127.0.0.1:9100`, or `{listen, token}`.
+    mutating func admin(_ node: Node, _ path: String) -> AdminConfig? {
+        var config = AdminConfig()
+        if case .scalar(let scalar) = node {
+            if ["off", "false", "no"].contains(scalar.string.lowercased()) { return nil }
+            if ["on", "true", "yes"].contains(scalar.string.lowercased()) { return config }
+            if let listen = self.endpoint(node, "\(path).listen") { config.listen = listen }
+            return config
+        }
+        guard let keys = self.mapping(node, path, allowed: ["listen", "token"]) else { return config }
+        if let n = keys["listen"], let listen = self.endpoint(n, "\(path).listen") { config.listen = listen }
+        if let n = keys["token"], let token = self.string(n, "\(path).token") {
+            if token.count < 8 {
+                self.report("\(path).token", n, "too short to guard anything: use at least 8 characters")
+            }
+            config.token = token
+        }
+        return config
     }
 
     mutating func crossCheck(_ services: [VirtualServiceConfig], _ nodes: [Node], indices: [Int]) {
@@ -228,7 +263,8 @@ struct NodeReader {
 
     static let serviceKeys = [
         "name", "listen", "protocol", "scheduler", "scheduler_flags", "hash", "persistence", "retries", "timeouts",
-        "limits", "forwarded_for", "max_idle_per_server", "servers",
+        "limits", "forwarded_for", "max_idle_per_server", "health", "ejection", "quorum", "quorum_hysteresis", "sorry",
+        "servers",
     ]
 
     mutating func service(_ node: Node, _ path: String) -> VirtualServiceConfig? {
@@ -306,6 +342,38 @@ struct NodeReader {
             maxIdle = value
         }
 
+        var health: HealthCheckConfig?
+        if let node = keys["health"] {
+            health = self.health(node, "\(path).health")
+        }
+        var ejection: EjectionConfig?
+        if let node = keys["ejection"] {
+            ejection = self.ejection(node, "\(path).ejection")
+            if proto == .tcp {
+                self.report("\(path).ejection", node, "applies to http services only; this one is tcp")
+            } else if keys["health"] == nil {
+                self.report("\(path).ejection", node,
+                            "needs health: an ejected server comes back only through the active health checks")
+            }
+        }
+        var quorum = 1
+        if let node = keys["quorum"], let value = self.int(node, "\(path).quorum", 0...16_777_216) { quorum = value }
+        var hysteresis = 0
+        if let node = keys["quorum_hysteresis"],
+           let value = self.int(node, "\(path).quorum_hysteresis", 0...16_777_216) {
+            hysteresis = value
+            if value > quorum {
+                self.report("\(path).quorum_hysteresis", node, "must not exceed quorum (\(quorum)), got \(value)")
+            }
+        }
+        var sorry: Endpoint?
+        if let node = keys["sorry"] {
+            sorry = self.endpoint(node, "\(path).sorry")
+            if let sorry, sorry.port == 0 {
+                self.report("\(path).sorry", node, "the sorry server needs a port other than 0")
+            }
+        }
+
         var servers: [RealServerConfig] = []
         if let serversNode = keys["servers"] {
             servers = self.servers(serversNode, "\(path).servers")
@@ -323,7 +391,125 @@ struct NodeReader {
         service.limits = limits
         service.forwardedFor = forwardedFor
         service.maxIdlePerServer = maxIdle
+        service.health = health
+        service.ejection = ejection
+        service.quorum = quorum
+        service.quorumHysteresis = hysteresis
+        service.sorry = sorry
         return service
+    }
+
+    static let healthKeys = [
+        "check", "interval", "timeout", "rise", "fall", "jitter", "alpha", "port", "path", "host", "expect_status",
+        "digest", "regex", "command",
+    ]
+
+    mutating func health(_ node: Node, _ path: String) -> HealthCheckConfig? {
+        guard let keys = self.mapping(node, path, allowed: Self.healthKeys) else { return nil }
+        guard let checkNode = keys["check"] else {
+            self.report("\(path).check", node, "missing: the kind of check, tcp, http or exec")
+            return nil
+        }
+        guard let text = self.scalar(checkNode, "\(path).check") else { return nil }
+        guard let kind = HealthCheckConfig.Kind(rawValue: text.lowercased()) else {
+            self.report("\(path).check", checkNode, "'\(text)' is not a check; use tcp, http or exec")
+            return nil
+        }
+        var config = HealthCheckConfig(kind: kind)
+        if let n = keys["interval"], let v = self.duration(n, "\(path).interval", max: 3600) { config.interval = v }
+        if let n = keys["timeout"], let v = self.duration(n, "\(path).timeout", max: 3600) { config.timeout = v }
+        if config.timeout > config.interval {
+            self.report("\(path).timeout", keys["timeout"] ?? node,
+                        "must not exceed interval (\(config.interval)s), got \(config.timeout)s")
+        }
+        if let n = keys["rise"], let v = self.int(n, "\(path).rise", 1...100) { config.rise = v }
+        if let n = keys["fall"], let v = self.int(n, "\(path).fall", 1...100) { config.fall = v }
+        if let n = keys["jitter"], let text = self.scalar(n, "\(path).jitter") {
+            let share = text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
+            if let share, share >= 0, share <= 0.5 {
+                config.jitter = share
+            } else {
+                self.report("\(path).jitter", n, "expected a share of the interval from 0 to 0.5 (or 0% to 50%), got '\(text)'")
+            }
+        }
+        if let n = keys["alpha"], let v = self.bool(n, "\(path).alpha") { config.alpha = v }
+        if let n = keys["port"], let v = self.int(n, "\(path).port", 1...65535) { config.port = v }
+        let httpOnly = ["path", "host", "expect_status", "digest", "regex"]
+        for key in httpOnly where keys[key] != nil && kind != .http {
+            self.report("\(path).\(key)", keys[key], "applies to check: http only; this check is \(kind.rawValue)")
+        }
+        if let n = keys["path"], let v = self.string(n, "\(path).path") {
+            if v.hasPrefix("/") { config.path = v } else { self.report("\(path).path", n, "must start with /, got '\(v)'") }
+        }
+        if let n = keys["host"], let v = self.string(n, "\(path).host") { config.host = v }
+        if let n = keys["expect_status"] { config.expectStatus = self.statusRanges(n, "\(path).expect_status") }
+        if let n = keys["digest"], let v = self.string(n, "\(path).digest") {
+            let hex = v.lowercased()
+            if hex.count == 32, hex.allSatisfy({ $0.isHexDigit }) {
+                config.digest = hex
+            } else {
+                self.report("\(path).digest", n, "expected an MD5 digest, 32 hex digits (md5sum prints one), got '\(v)'")
+            }
+        }
+        if let n = keys["regex"], let v = self.string(n, "\(path).regex") {
+            do {
+                _ = try Regex(v)
+                config.regex = v
+            } catch {
+                self.report("\(path).regex", n, "not a valid regular expression: \(error)")
+            }
+        }
+        if let n = keys["command"], let v = self.string(n, "\(path).command") {
+            if kind == .exec { config.command = v } else {
+                self.report("\(path).command", n, "applies to check: exec only; this check is \(kind.rawValue)")
+            }
+        }
+        if kind == .exec && config.command == nil && keys["command"] == nil {
+            self.report("\(path).command", node, "missing: check: exec needs the command to run")
+        }
+        return config
+    }
+
+    mutating func statusRanges(_ node: Node, _ path: String) -> [StatusRange] {
+        // `200`, `200-299`, `"200-299,301"` or a list of those.
+        var items: [(String, Node, String)] = []
+        switch node {
+        case .scalar(let scalar):
+            for part in scalar.string.split(separator: ",") { items.append((String(part), node, path)) }
+        case .sequence(let list):
+            for (index, item) in list.enumerated() {
+                if let text = self.scalar(item, "\(path)[\(index)]") { items.append((text, item, "\(path)[\(index)]")) }
+            }
+        default:
+            self.report(path, node, "expected statuses like 200-299 or [200, 301]")
+        }
+        var ranges: [StatusRange] = []
+        for (text, item, itemPath) in items {
+            if let range = StatusRange(parsing: String(Substring(text).trimmingSpaces())) {
+                ranges.append(range)
+            } else {
+                self.report(itemPath, item, "'\(text)' is not a status or range of statuses in 100...599, like 200-299")
+            }
+        }
+        if ranges.isEmpty && items.isEmpty { self.report(path, node, "is empty: list the statuses that pass") }
+        return ranges.isEmpty ? [StatusRange(200, 399)] : ranges
+    }
+
+    mutating func ejection(_ node: Node, _ path: String) -> EjectionConfig? {
+        var config = EjectionConfig()
+        if case .scalar(let scalar) = node {
+            if ["off", "false", "no"].contains(scalar.string.lowercased()) { return nil }
+            if ["on", "true", "yes"].contains(scalar.string.lowercased()) { return config }
+        }
+        guard let keys = self.mapping(node, path, allowed: ["consecutive_failures", "max_percent", "count_5xx"]) else {
+            return nil
+        }
+        if let n = keys["consecutive_failures"], let v = self.int(n, "\(path).consecutive_failures", 1...1000) {
+            config.consecutiveFailures = v
+        }
+        if let n = keys["max_percent"], let v = self.int(n, "\(path).max_percent", 0...100) { config.maxPercent = v }
+        if let n = keys["count_5xx"], let v = self.bool(n, "\(path).count_5xx") { config.count5xx = v }
+        return config
     }
 
     mutating func endpoint(_ node: Node, _ path: String) -> Endpoint? {

@@ -7,10 +7,15 @@ public struct DirectorConfig: Sendable, Equatable {
     public var threads: Int?
     /// The virtual services, in file order.
     public var services: [VirtualServiceConfig]
+    /// The admin API (runtime control, `/metrics`); nil when turned off with `admin: off`.
+    public var admin: AdminConfig? = AdminConfig()
+    /// On SIGTERM the director stops accepting and gives requests in flight this long to finish. Default 30 s.
+    public var drainTimeout: Double = 30
 
-    public init(threads: Int? = nil, services: [VirtualServiceConfig]) {
+    public init(threads: Int? = nil, services: [VirtualServiceConfig], admin: AdminConfig? = AdminConfig()) {
         self.threads = threads
         self.services = services
+        self.admin = admin
     }
 }
 
@@ -157,6 +162,16 @@ public struct VirtualServiceConfig: Sendable, Equatable {
     public var forwardedFor: Bool = true
     /// Idle upstream connections kept per real server per event loop (http). Default 256.
     public var maxIdlePerServer: Int = 256
+    /// Active health checks; nil = none (every server counts as up).
+    public var health: HealthCheckConfig?
+    /// Passive ejection (http); needs `health`. nil = off.
+    public var ejection: EjectionConfig?
+    /// Least total weight of servers in rotation for the service to count as up. Default 1.
+    public var quorum: Int = 1
+    /// Band around `quorum` against flapping (keepalived `hysteresis`). Default 0.
+    public var quorumHysteresis: Int = 0
+    /// The server that takes all new traffic while the quorum is lost (keepalived `sorry_server`).
+    public var sorry: Endpoint?
     public var servers: [RealServerConfig]
 
     public init(

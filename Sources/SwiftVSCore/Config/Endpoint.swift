@@ -30,6 +30,17 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         self.addressBytes = bytes
     }
 
+    /// `127.0.0.1:port`, which needs no parsing.
+    public static func loopback(port: Int) -> Endpoint {
+        Endpoint(host: "127.0.0.1", port: port, addressBytes: [127, 0, 0, 1])
+    }
+
+    private init(host: String, port: Int, addressBytes: [UInt8]) {
+        self.host = host
+        self.port = port
+        self.addressBytes = addressBytes
+    }
+
     /// Parses `host:port` or `[v6]:port`.
     public init(parsing text: String) throws(EndpointError) {
         let hostPart: Substring
