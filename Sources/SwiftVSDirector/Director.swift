@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -6,114 +7,290 @@ import ServiceLifecycle
 import SwiftVSCore
 import Synchronization
 
-/// The virtual server: binds every virtual service of a `DirectorConfig` and runs their data planes on one event
-/// loop group.
+/// The virtual server: binds every virtual service of a `DirectorConfig` and runs their data planes, health checks
+/// and admin API on one event loop group. Reloads apply a new config to the running services.
 public final class Director: Sendable {
-    public let config: DirectorConfig
-    public let services: [VirtualService]
+    /// The config as last loaded (at start or by a reload).
+    public var config: DirectorConfig { self.state.withLock { $0.config } }
+    /// The file the config came from, which a reload reads again.
+    public let configPath: String?
     let group: MultiThreadedEventLoopGroup
     let loops: LoopContexts
     let logger: Logger
-    private let listeners = Mutex<[String: Channel]>([:])
 
-    public init(config: DirectorConfig, logger: Logger) throws {
-        self.config = config
+    struct State {
+        var config: DirectorConfig
+        var services: [VirtualService]
+        var listeners: [String: Channel] = [:]
+        var started = false
+        var housekeeping: RepeatedTask?
+    }
+
+    private let state: Mutex<State>
+    /// One reload at a time: SIGHUP and `adm reload` may race.
+    private let reloading = Mutex(false)
+
+    public init(config: DirectorConfig, configPath: String? = nil, logger: Logger) throws {
+        self.configPath = configPath
         self.logger = logger
         let threads = config.threads ?? System.coreCount
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.loops = LoopContexts(group: self.group)
-        self.services = try config.services.map { try VirtualService(config: $0, logger: logger) }
+        let services = try config.services.map { try VirtualService(config: $0, logger: logger) }
+        self.state = Mutex(State(config: config, services: services))
     }
 
+    public var services: [VirtualService] { self.state.withLock { $0.services } }
+
     public func service(named name: String) -> VirtualService? {
-        self.services.first { $0.config.name == name }
+        self.services.first { $0.name == name }
     }
 
     /// The address a service listens on (with the real port when the config said 0).
     public func boundAddress(of name: String) -> SocketAddress? {
-        self.listeners.withLock { $0[name]?.localAddress }
+        self.state.withLock { $0.listeners[name]?.localAddress }
     }
 
-    /// Binds every service; throws (having bound none) if any address cannot be bound.
+    /// Binds every service and starts the health checks; throws (having bound none) if any address cannot be bound.
     public func start() async throws {
         for context in self.loops.all { context.start() }
+        let services = self.services
         var bound: [String: Channel] = [:]
         do {
-            for service in self.services {
-                bound[service.config.name] = try await self.bind(service)
-                self.logger.info("virtual service listening", metadata: [
-                    "service": "\(service.config.name)", "listen": "\(service.config.listen)",
-                    "protocol": "\(service.config.proto.rawValue)", "scheduler": "\(service.config.scheduler.rawValue)",
-                    "servers": "\(service.config.servers.count)",
-                ])
+            for service in services {
+                bound[service.name] = try await self.bind(service, at: service.config.listen)
+                self.logListening(service)
             }
         } catch {
             for channel in bound.values { try? await channel.close() }
             throw DirectorError(code: .bind, message: "\(error)")
         }
-        let final = bound
-        self.listeners.withLock { $0 = final }
-        self.scheduleTemplateExpiry()
-    }
-
-    private func scheduleTemplateExpiry() {
-        let services = self.services.filter { $0.config.persistence != nil }
-        guard !services.isEmpty, let loop = self.loops.all.first else { return }
-        loop.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
-            let now = loop.seconds
-            for service in services { service.expireTemplates(now: now) }
+        for service in services { service.checks.start(service, group: self.group) }
+        let housekeeping = self.startHousekeeping()
+        self.state.withLock { state in
+            state.listeners = bound
+            state.started = true
+            state.housekeeping = housekeeping
         }
     }
 
-    private func bind(_ service: VirtualService) async throws -> Channel {
-        let loops = self.loops
+    private func logListening(_ service: VirtualService) {
         let config = service.config
-        let limits = config.limits
-        var bootstrap = ServerBootstrap(group: self.group)
+        self.logger.info("virtual service listening", metadata: [
+            "service": "\(config.name)", "listen": "\(config.listen)", "protocol": "\(config.proto.rawValue)",
+            "scheduler": "\(config.scheduler.rawValue)", "servers": "\(config.servers.count)",
+            "check": "\(config.health?.kind.rawValue ?? "none")",
+        ])
+    }
+
+    /// Every 2 s: the `--rate` estimators sample their counters and persistence templates expire.
+    private func startHousekeeping() -> RepeatedTask? {
+        guard let loop = self.loops.all.first else { return nil }
+        return loop.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { _ in
+            let now = uptimeSeconds()
+            for service in self.services {
+                service.sampleRates(now: now)
+                service.expireTemplates(now: loop.seconds)
+            }
+        }
+    }
+
+    private func bind(_ service: VirtualService, at listen: Endpoint) async throws -> Channel {
+        let loops = self.loops
+        let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-        switch config.proto {
-        case .tcp:
-            bootstrap = bootstrap
-                .childChannelOption(.allowRemoteHalfClosure, value: true)
-                .childChannelOption(.autoRead, value: false)
-                .childChannelInitializer { channel in
-                    let loop = loops.context(for: channel.eventLoop)
-                    return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(TCPFrontendHandler(service: service, loop: loop))
-                    }
-                }
-        case .http:
-            bootstrap = bootstrap.childChannelInitializer { channel in
+            .childChannelInitializer { channel in
                 let loop = loops.context(for: channel.eventLoop)
                 return channel.eventLoop.makeCompletedFuture {
-                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                    decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-                    decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-                    decoderLimits.maxHeaderFieldCount = limits.maxHeaders
-                    let proxy = HTTPProxyHandler(service: service, loop: loop)
+                    // The protocol is read per connection, so a reload may turn a service from tcp to http.
+                    let config = service.config
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ByteToMessageHandler(
-                        HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits),
-                        maximumBufferSize: limits.maxHeaderBytes
-                    ))
-                    try sync.addHandler(HTTPResponseEncoder())
-                    try sync.addHandler(proxy)
+                    switch config.proto {
+                    case .tcp:
+                        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+                        try channel.syncOptions?.setOption(.autoRead, value: false)
+                        try sync.addHandler(TCPFrontendHandler(service: service, loop: loop))
+                    case .http:
+                        let limits = config.limits
+                        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+                        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+                        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+                        decoderLimits.maxHeaderFieldCount = limits.maxHeaders
+                        try sync.addHandler(ByteToMessageHandler(
+                            HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits),
+                            maximumBufferSize: limits.maxHeaderBytes
+                        ))
+                        try sync.addHandler(HTTPResponseEncoder())
+                        try sync.addHandler(HTTPProxyHandler(service: service, loop: loop))
+                    }
                 }
             }
-        }
-        let address = try SocketAddress(ipAddress: config.listen.host, port: config.listen.port)
+        let address = try SocketAddress(ipAddress: listen.host, port: listen.port)
         return try await bootstrap.bind(to: address).get()
     }
 
-    /// Stops accepting; open connections are closed with the event loops.
-    public func stop() async {
-        let channels = self.listeners.withLock { listeners in
-            defer { listeners = [:] }
-            return Array(listeners.values)
+    // MARK: reload
+
+    /// What a reload changed.
+    public struct ReloadSummary: Sendable, CustomStringConvertible, Codable {
+        public var added: [String] = []
+        public var removed: [String] = []
+        public var changed: [String] = []
+        public var unchanged: [String] = []
+        public var warnings: [String] = []
+
+        public var description: String {
+            var parts: [String] = []
+            if !self.added.isEmpty { parts.append("added \(self.added.joined(separator: ", "))") }
+            if !self.removed.isEmpty { parts.append("removed \(self.removed.joined(separator: ", "))") }
+            if !self.changed.isEmpty { parts.append("changed \(self.changed.joined(separator: ", "))") }
+            parts.append("\(self.unchanged.count) unchanged")
+            return parts.joined(separator: "; ")
         }
+    }
+
+    /// Reads the config file again and applies it; an invalid file changes nothing and throws its problems.
+    public func reloadFromFile() async throws -> ReloadSummary {
+        guard let path = self.configPath else {
+            throw DirectorError(code: .reload, message: "this director was not started from a config file")
+        }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw DirectorError(code: .reload, message: "cannot read \(path): \(error.localizedDescription)")
+        }
+        do {
+            return try await self.reload(ConfigLoader.load(yaml: text, source: path))
+        } catch let error as ConfigError {
+            throw DirectorError(code: .config, message: error.description)
+        }
+    }
+
+    /// Applies `new`: services with a new name bind, services gone stop accepting (their connections finish),
+    /// services that stay are updated in place and keep their connections, counters and health state.
+    public func reload(_ new: DirectorConfig) async throws -> ReloadSummary {
+        let busy = self.reloading.withLock { busy in
+            defer { busy = true }
+            return busy
+        }
+        guard !busy else { throw DirectorError(code: .reload, message: "a reload is already running") }
+        defer { self.reloading.withLock { $0 = false } }
+
+        let (old, running) = self.state.withLock { ($0.config, $0.services) }
+        var summary = ReloadSummary()
+        if new.threads != old.threads { summary.warnings.append("threads changes on restart only") }
+        if new.admin != old.admin { summary.warnings.append("admin settings change on restart only") }
+        let byName = Dictionary(uniqueKeysWithValues: running.map { ($0.name, $0) })
+
+        // Bind what is new (or moved) first: if any bind fails, nothing has changed yet.
+        var fresh: [String: (VirtualService, Channel)] = [:]
+        var moved: [String: Channel] = [:]
+        do {
+            for config in new.services {
+                if let existing = byName[config.name] {
+                    if existing.config.listen != config.listen {
+                        // Same service, new address: its own object (and so its state) takes the new listener.
+                        moved[config.name] = try await self.bind(existing, at: config.listen)
+                    }
+                } else {
+                    let service = try VirtualService(config: config, logger: self.logger)
+                    fresh[config.name] = (service, try await self.bind(service, at: config.listen))
+                }
+            }
+        } catch {
+            for (_, channel) in fresh.values { try? await channel.close() }
+            for channel in moved.values { try? await channel.close() }
+            throw DirectorError(code: .bind, message: "reload refused, nothing changed: \(error)")
+        }
+
+        var services: [VirtualService] = []
+        var closing: [Channel] = []
+        for config in new.services {
+            if let existing = byName[config.name] {
+                if existing.config == config {
+                    summary.unchanged.append(config.name)
+                } else {
+                    try existing.apply(config)
+                    summary.changed.append(config.name)
+                }
+                services.append(existing)
+            } else if let (service, _) = fresh[config.name] {
+                services.append(service)
+                service.checks.start(service, group: self.group)
+                summary.added.append(config.name)
+                self.logListening(service)
+            }
+        }
+        let kept = Set(new.services.map(\.name))
+        let removed = running.filter { !kept.contains($0.name) }
+        for service in removed {
+            service.checks.stop()
+            summary.removed.append(service.name)
+        }
+        self.state.withLock { state in
+            for service in removed {
+                if let channel = state.listeners.removeValue(forKey: service.name) { closing.append(channel) }
+            }
+            for (name, channel) in moved {
+                if let old = state.listeners[name] { closing.append(old) }
+                state.listeners[name] = channel
+            }
+            for (name, (_, channel)) in fresh { state.listeners[name] = channel }
+            state.services = services
+            state.config = new
+        }
+        // Closing a listener stops new connections only; the open ones drain on their own.
+        for channel in closing { try? await channel.close() }
+        self.logger.notice("config reloaded", metadata: [
+            "added": "\(summary.added)", "removed": "\(summary.removed)", "changed": "\(summary.changed)",
+            "unchanged": "\(summary.unchanged.count)",
+        ])
+        for warning in summary.warnings { self.logger.warning("reload: \(warning)") }
+        return summary
+    }
+
+    // MARK: shutdown
+
+    /// Stops accepting, lets requests in flight finish for up to `timeout` seconds (keep-alive clients are told
+    /// `Connection: close`), and returns how many were still open when time ran out.
+    public func drain(timeout: Double) async -> Int {
+        let (channels, services) = self.state.withLock { state in
+            defer { state.listeners = [:] }
+            return (Array(state.listeners.values), state.services)
+        }
+        for channel in channels { try? await channel.close() }
+        for context in self.loops.all { context.drain() }
+        for service in services { service.checks.stop() }
+        let deadline = uptimeSeconds() + timeout
+        var open = services.reduce(0) { $0 + $1.inFlight() }
+        if open > 0 {
+            self.logger.notice("draining", metadata: ["in_flight": "\(open)", "timeout": "\(timeout)s"])
+        }
+        while open > 0 && uptimeSeconds() < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+            open = services.reduce(0) { $0 + $1.inFlight() }
+        }
+        if open > 0 {
+            self.logger.warning("drain timeout: closing connections still open", metadata: ["in_flight": "\(open)"])
+        }
+        return open
+    }
+
+    /// Stops accepting at once; open connections are closed with the event loops.
+    public func stop() async {
+        let (channels, services, housekeeping) = self.state.withLock { state in
+            defer {
+                state.listeners = [:]
+                state.housekeeping = nil
+            }
+            return (Array(state.listeners.values), state.services, state.housekeeping)
+        }
+        housekeeping?.cancel()
+        for service in services { service.checks.stop() }
         for channel in channels { try? await channel.close() }
         for context in self.loops.all { context.stop() }
     }
@@ -128,15 +305,23 @@ public final class Director: Sendable {
 public struct DirectorError: Error, CustomStringConvertible {
     public enum Code: String, Sendable {
         case bind
+        case config
+        case reload
     }
 
     public var code: Code
     public var message: String
 
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
     public var description: String { "\(self.code.rawValue): \(self.message)" }
 }
 
-/// Runs a director in a `ServiceGroup`: binds on start, stops accepting on graceful shutdown.
+/// Runs a director in a `ServiceGroup`: binds on start; on graceful shutdown (SIGTERM) stops accepting and lets
+/// requests in flight finish for up to the config's `drain_timeout`.
 public struct DirectorService: Service {
     public let director: Director
 
@@ -147,6 +332,7 @@ public struct DirectorService: Service {
     public func run() async throws {
         try await self.director.start()
         try? await gracefulShutdown()
+        _ = await self.director.drain(timeout: self.director.config.drainTimeout)
         await self.director.shutdown()
     }
 }

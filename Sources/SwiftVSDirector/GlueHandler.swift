@@ -1,4 +1,5 @@
 import NIOCore
+import SwiftVSCore
 
 /// Idle deadline shared by the two halves of a tunnel (an L4 connection or an upgraded HTTP one).
 final class TunnelTimer: TimedConnection {
@@ -55,19 +56,25 @@ final class GlueHandler {
     let timer: TunnelTimer?
     /// Where this side's writes enter the pipeline: its head, when HTTP handlers may still sit in between.
     private let head: PipelineHeadHandler?
+    /// The real server's counters and whether this side reads from the client (bytes in) or the server (bytes out).
+    private let counters: ServerCounters?
+    private let readsClient: Bool
 
-    private init(timer: TunnelTimer?, head: PipelineHeadHandler?) {
+    private init(timer: TunnelTimer?, head: PipelineHeadHandler?, counters: ServerCounters?, readsClient: Bool) {
         self.timer = timer
         self.head = head
+        self.counters = counters
+        self.readsClient = readsClient
     }
 
     private var writeContext: ChannelHandlerContext? { self.head?.context ?? self.context }
 
+    /// The client's glue first, then the real server's; `counters` gets the bytes each way.
     static func matchedPair(
-        timer: TunnelTimer?, heads: (PipelineHeadHandler, PipelineHeadHandler)? = nil
+        timer: TunnelTimer?, heads: (PipelineHeadHandler, PipelineHeadHandler)? = nil, counters: ServerCounters? = nil
     ) -> (GlueHandler, GlueHandler) {
-        let first = GlueHandler(timer: timer, head: heads?.0)
-        let second = GlueHandler(timer: timer, head: heads?.1)
+        let first = GlueHandler(timer: timer, head: heads?.0, counters: counters, readsClient: true)
+        let second = GlueHandler(timer: timer, head: heads?.1, counters: counters, readsClient: false)
         first.partner = second
         second.partner = first
         return (first, second)
@@ -115,7 +122,7 @@ final class GlueHandler {
 }
 
 extension GlueHandler: ChannelDuplexHandler {
-    typealias InboundIn = NIOAny
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = NIOAny
     typealias OutboundOut = NIOAny
 
@@ -130,6 +137,14 @@ extension GlueHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.timer?.touch()
+        if let counters = self.counters {
+            let bytes = self.unwrapInboundIn(data).readableBytes
+            if self.readsClient {
+                counters.bytesIn.wrappingAdd(bytes, ordering: .relaxed)
+            } else {
+                counters.bytesOut.wrappingAdd(bytes, ordering: .relaxed)
+            }
+        }
         self.partner?.partnerWrite(data)
     }
 

@@ -27,6 +27,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     }
 
     let service: VirtualService
+    /// The service's config as it was when this connection came: a reload applies to new connections.
+    let config: VirtualServiceConfig
     let serviceID: ObjectIdentifier
     let loop: LoopContext
     private var context: ChannelHandlerContext?
@@ -74,13 +76,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
 
     init(service: VirtualService, loop: LoopContext) {
         self.service = service
+        let config = service.config
+        self.config = config
         self.serviceID = ObjectIdentifier(service)
         self.loop = loop
-        let timeouts = service.config.timeouts
+        service.stats.connections.wrappingAdd(1, ordering: .relaxed)
+        let timeouts = config.timeouts
         self.idleNanos = UInt64(timeouts.idle * 1e9)
         self.headerNanos = UInt64(timeouts.headerRead * 1e9)
         self.serverNanos = UInt64(timeouts.server * 1e9)
-        self.defaultHost = service.config.listen.description
+        self.defaultHost = config.listen.description
     }
 
     var clientWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -101,7 +106,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         guard self.registryIndex < 0, self.state == .idle else { return }
         self.remote = context.channel.remoteAddress
         self.clientIP = self.remote?.ipAddress
-        self.sourceKey = self.remote?.sourceKey(withPort: self.service.config.flags.port) ?? 0
+        self.sourceKey = self.remote?.sourceKey(withPort: self.config.flags.port) ?? 0
         self.lastActivity = self.loop.now
         self.loop.register(self)
     }
@@ -147,11 +152,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         self.sawBytes = false
         self.clientVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
         let (upstreamHead, facts) = HTTPHead.upstreamRequest(
-            head, clientIP: self.clientIP, forwardedFor: self.service.config.forwardedFor, defaultHost: self.defaultHost
+            head, clientIP: self.clientIP, forwardedFor: self.config.forwardedFor, defaultHost: self.defaultHost
         )
         self.head = upstreamHead
         self.isUpgrade = facts.isUpgrade
-        self.keepAlive = head.isKeepAlive && !facts.isUpgrade
+        self.keepAlive = head.isKeepAlive && !facts.isUpgrade && !self.loop.draining
         self.replayable = HTTPHead.isIdempotent(head.method) && !facts.hasBody
         self.requestComplete = false
         self.bodySent = false
@@ -193,7 +198,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         guard let head = self.head else { return }
         let key = self.hashKey(head)
         guard let backend = self.service.schedule(
-            key: key, client: self.service.persistenceKey(self.remote), now: self.loop.seconds,
+            key: key, remote: self.remote, now: self.loop.seconds,
             excluding: self.tried
         ) else {
             // Nothing left to try: after failures, say what failed; with no server at all, 503.
@@ -215,10 +220,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         self.state = .connecting
         let connection = UpstreamConnection(
             serverID: backend.server.id, service: self.serviceID, loop: self.loop,
-            idle: self.service.config.timeouts.idle
+            idle: self.config.timeouts.idle
         )
         let boundConnection = NIOLoopBound(connection, eventLoop: self.loop.eventLoop)
-        let timeouts = self.service.config.timeouts
+        let timeouts = self.config.timeouts
         ClientBootstrap(group: self.loop.eventLoop)
             .connectTimeout(.nanoseconds(Int64(timeouts.connect * 1e9)))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -242,7 +247,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
                 case .success:
                     guard self.state == .connecting, self.backend?.server.id == backend.server.id else {
                         // The client left meanwhile: keep the connection for the next request.
-                        if !connection.park(limit: self.service.config.maxIdlePerServer) { connection.close() }
+                        if !connection.park(limit: self.config.maxIdlePerServer) { connection.close() }
                         return
                     }
                     connection.owner = self
@@ -251,11 +256,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
                 case .failure(let error):
                     guard self.state == .connecting, self.backend?.server.id == backend.server.id else { return }
                     self.service.logger.debug("connect failed", metadata: [
-                        "service": "\(self.service.config.name)", "server": "\(backend.server.endpoint)",
+                        "service": "\(self.config.name)", "server": "\(backend.server.endpoint)",
                         "error": "\(error)",
                     ])
                     var timedOut = false
                     if case ChannelError.connectTimeout = error { timedOut = true }
+                    self.service.failed(backend, "connect: \(HTTPFetch.describe(error))")
                     self.upstreamFailed(connectFailed: true, timedOut: timedOut)
                 }
             }
@@ -268,6 +274,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
             return
         case .body(let buffer):
             self.bodySent = true
+            self.backend?.server.counters.bytesIn.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
             upstream.write(.body(.byteBuffer(buffer)))
         case .end(let trailers):
             upstream.write(.end(trailers))
@@ -302,6 +309,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
                 return
             }
             self.responseStarted = true
+            if let backend = self.backend {
+                let status = Int(head.status.code)
+                backend.server.counters.countResponse(status: status)
+                if status >= 500 {
+                    self.service.failed(backend, "status \(status)", is5xx: true)
+                } else {
+                    self.service.succeeded(backend)
+                }
+            }
             if self.isUpgrade && head.status == .switchingProtocols {
                 var head = head
                 head.version = .http1_1
@@ -316,6 +332,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
             let clientHead = HTTPHead.clientResponse(head, version: self.clientVersion, keepAlive: self.keepAlive)
             context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
         case .body(let buffer):
+            self.backend?.server.counters.bytesOut.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             if self.state == .tunnel {
@@ -336,7 +353,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         if let upstream = self.upstream {
             self.upstream = nil
             if !(self.upstreamReusable && self.requestComplete
-                 && upstream.park(limit: self.service.config.maxIdlePerServer)) {
+                 && upstream.park(limit: self.config.maxIdlePerServer)) {
                 upstream.close()
             }
         }
@@ -382,6 +399,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
             self.context?.close(promise: nil)
             return
         }
+        if let backend = self.backend { self.service.failed(backend, "connection lost before the response") }
         self.upstreamFailed(connectFailed: false, timedOut: false)
     }
 
@@ -390,8 +408,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         self.backend = nil
         let canRetry = connectFailed || (self.replayable && !self.bodySent)
         self.lastFailure = timedOut ? .gatewayTimeout : .badGateway
-        if canRetry && self.tried.count <= self.service.config.retries {
-            self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.service.config.name)"])
+        if canRetry && self.tried.count <= self.config.retries {
+            self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.config.name)"])
             // A connect that failed sent nothing; a replayable request goes again whole.
             self.state = .connecting
             self.dispatch()
@@ -472,6 +490,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         }
     }
 
+    func drain() {
+        if self.state == .idle && !self.sawBytes && self.pending.isEmpty {
+            self.state = .closed
+            self.context?.close(promise: nil)
+        } else {
+            self.keepAlive = false  // the response in flight goes out with Connection: close
+        }
+    }
+
     func checkTimeout(now: UInt64) {
         switch self.state {
         case .idle:
@@ -541,14 +568,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         self.loop.unregister(self)
         upstreamChannel.closeFuture.whenComplete { _ in backend.release() }
         let clientChannel = context.channel
-        let timer = TunnelTimer(loop: self.loop, idle: self.service.config.timeouts.idle)
+        let timer = TunnelTimer(loop: self.loop, idle: self.config.timeouts.idle)
         timer.onExpiry = {
             clientChannel.close(promise: nil)
             upstreamChannel.close(promise: nil)
         }
         self.loop.register(timer)
         let heads = (PipelineHeadHandler(), PipelineHeadHandler())
-        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(timer: timer, heads: heads)
+        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(timer: timer, heads: heads,
+                                                                 counters: backend.server.counters)
         context.flush()
         do {
             let up = upstreamChannel.pipeline.syncOperations
@@ -576,7 +604,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     // MARK: hashing
 
     private func hashKey(_ head: HTTPRequestHead) -> UInt32 {
-        let config = self.service.config
+        let config = self.config
         guard config.scheduler.isHashing else { return self.sourceKey }
         let value: Substring?
         switch config.effectiveHash {

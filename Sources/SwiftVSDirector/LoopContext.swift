@@ -5,6 +5,12 @@ protocol TimedConnection: AnyObject {
     /// Position in the loop's registry, kept by `LoopContext`.
     var registryIndex: Int { get set }
     func checkTimeout(now: UInt64)
+    /// The director is shutting down: finish what is in flight, take nothing new, close when idle.
+    func drain()
+}
+
+extension TimedConnection {
+    func drain() {}
 }
 
 /// What belongs to one event loop: its upstream connection pools, and the registry of connections whose
@@ -23,6 +29,8 @@ final class LoopContext: @unchecked Sendable {
     var pools: [ObjectIdentifier: [Int: [UpstreamConnection]]] = [:]
     private var sweeper: RepeatedTask?
     static let tick = TimeAmount.milliseconds(100)
+    /// Set on SIGTERM: http connections answer with `Connection: close` and idle ones close.
+    private(set) var draining = false
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
@@ -41,6 +49,18 @@ final class LoopContext: @unchecked Sendable {
         self.eventLoop.execute {
             self.sweeper?.cancel()
             self.sweeper = nil
+        }
+    }
+
+    /// Starts draining this loop's connections (on its own loop).
+    func drain() {
+        self.eventLoop.execute {
+            self.draining = true
+            var index = self.registry.count - 1
+            while index >= 0 {
+                if index < self.registry.count { self.registry[index].drain() }
+                index -= 1
+            }
         }
     }
 

@@ -14,122 +14,297 @@ struct Backend {
     }
 }
 
-/// One virtual service while it runs: its config, its real servers and the scheduling state the event loops pick
-/// from. Changes (weight, membership) rebuild the snapshot under the lock; picks take the same lock for as long
-/// as one scheduler step.
+/// Counters of a virtual service itself (its real servers count the rest).
+final class ServiceStats: Sendable {
+    /// Client connections accepted.
+    let connections = Atomic<Int>(0)
+    /// Requests (http) or connections (tcp) that found no real server.
+    let noServer = Atomic<Int>(0)
+}
+
+/// The id the sorry server has in snapshots: never a real server's.
+let sorryServerID = -1
+
+/// Monotonic seconds for the control plane (health transitions, rates).
+func uptimeSeconds() -> Double {
+    Double(NIODeadline.now().uptimeNanoseconds) / 1e9
+}
+
+/// One virtual service while it runs: its config, its real servers with their health, and the scheduling state the
+/// event loops pick from. Changes (weight, membership, health, reload) rebuild the snapshot under the lock; picks
+/// take the same lock for as long as one scheduler step.
+///
+/// A reload that keeps the service's name applies the new config to this same object, so connections, counters and
+/// health state carry over; connections read the config once, when they are accepted.
 public final class VirtualService: Sendable {
-    public let config: VirtualServiceConfig
+    public let name: String
     let logger: Logger
+    let stats = ServiceStats()
+    /// The health-check drivers of this service's real servers.
+    let checks: ServiceChecks
+
+    struct Member {
+        var config: RealServerConfig
+        var address: SocketAddress
+        let counters: ServerCounters
+        var enabled = true
+        var health: HealthTracker?
+        var lastCheckSeconds: Double?
+        var checkSecondsSum = 0.0
+        var checkCount = 0
+        var rates = ServerRates()
+    }
+
+    struct ServerRates {
+        var conns = RateEstimator()
+        var bytesIn = RateEstimator()
+        var bytesOut = RateEstimator()
+    }
 
     struct State {
+        var config: VirtualServiceConfig
         var scheduling: SchedulingState
-        var addresses: [Int: SocketAddress]
-        var configs: [Int: RealServerConfig]
-        var counters: [Int: ServerCounters]
+        var members: [Int: Member]
         var nextID: Int
+        var quorum: Quorum
+        var rotation: Rotation
+        var sorry: Backend?
+        var prefix: (v4: Int, v6: Int)?
+        var destinationKey: UInt32
     }
 
     let state: Mutex<State>
-    /// The service's own address folded, the `destination` key of tcp services.
-    let destinationKey: UInt32
-    let persistencePrefix: (v4: Int, v6: Int)?
 
     init(config: VirtualServiceConfig, logger: Logger) throws {
-        self.config = config
+        self.name = config.name
         self.logger = logger
-        self.destinationKey = KeyHash.fold(config.listen.addressBytes)
-        self.persistencePrefix = config.persistence.map { ($0.prefixV4, $0.prefixV6) }
-        var addresses: [Int: SocketAddress] = [:]
-        var configs: [Int: RealServerConfig] = [:]
-        var counters: [Int: ServerCounters] = [:]
-        var servers: [RealServer] = []
+        self.checks = ServiceChecks(logger: logger)
+        let now = uptimeSeconds()
+        var members: [Int: Member] = [:]
         for (id, server) in config.servers.enumerated() {
-            addresses[id] = try SocketAddress(ipAddress: server.address.host, port: server.address.port)
-            configs[id] = server
-            let counter = ServerCounters()
-            counters[id] = counter
-            servers.append(RealServer(id: id, endpoint: server.address, weight: server.weight, upper: server.upper,
-                                      lower: server.lower, counters: counter))
+            members[id] = Member(
+                config: server, address: try SocketAddress(ipAddress: server.address.host, port: server.address.port),
+                counters: ServerCounters(), health: Self.tracker(config.health, now: now)
+            )
         }
         let scheduling = SchedulingState(
-            kind: config.scheduler,
-            flags: config.flags,
-            servers: servers,
-            persistenceTimeout: config.persistence?.timeout,
-            seed: UInt64(truncatingIfNeeded: config.name.hashValue)
+            kind: config.scheduler, flags: config.flags, servers: [],
+            persistenceTimeout: config.persistence?.timeout, seed: UInt64(truncatingIfNeeded: config.name.hashValue)
         )
-        self.state = Mutex(State(scheduling: scheduling, addresses: addresses, configs: configs, counters: counters,
-                                 nextID: config.servers.count))
+        var state = State(
+            config: config, scheduling: scheduling, members: members, nextID: config.servers.count,
+            quorum: Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis, healthyWeight: 0),
+            rotation: Rotation(servers: [], sorry: false, healthyWeight: 0), sorry: try Self.sorryBackend(config),
+            prefix: config.persistence.map { ($0.prefixV4, $0.prefixV6) },
+            destinationKey: KeyHash.fold(config.listen.addressBytes)
+        )
+        let members0 = members.map { PoolMember(id: $0.key, weight: $0.value.config.weight, health: $0.value.health?.state ?? .up) }
+        state.quorum = Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis,
+                              healthyWeight: members0.filter(\.inRotation).reduce(0) { $0 + $1.weight })
+        Self.publish(&state)
+        self.state = Mutex(state)
     }
 
-    /// Chooses a real server and counts the new connection or request on it.
+    private static func tracker(_ health: HealthCheckConfig?, now: Double) -> HealthTracker? {
+        health.map { HealthTracker(rise: $0.rise, fall: $0.fall, alpha: $0.alpha, now: now) }
+    }
+
+    private static func sorryBackend(_ config: VirtualServiceConfig) throws -> Backend? {
+        guard let sorry = config.sorry else { return nil }
+        let address = try SocketAddress(ipAddress: sorry.host, port: sorry.port)
+        return Backend(server: RealServer(id: sorryServerID, endpoint: sorry, weight: 1), address: address)
+    }
+
+    /// The config new connections use.
+    public var config: VirtualServiceConfig { self.state.withLock { $0.config } }
+
+    // MARK: data plane
+
+    /// Chooses a real server (the sorry server while the quorum is lost) and counts the new connection or request.
     @inline(__always)
-    func schedule(key: UInt32, client: PersistenceKey?, now: Double, excluding: [Int] = []) -> Backend? {
+    func schedule(key: UInt32, remote: SocketAddress?, now: Double, excluding: [Int] = []) -> Backend? {
         self.state.withLock { state -> Backend? in
+            if state.rotation.sorry, let sorry = state.sorry {
+                guard !excluding.contains(sorryServerID) else { return nil }
+                sorry.server.counters.open(upper: 0)
+                return sorry
+            }
+            let client = state.prefix.flatMap { prefix in
+                remote?.withAddressBytes { PersistenceKey(address: $0, prefixV4: prefix.v4, prefixV6: prefix.v6) }
+            }
             guard let server = state.scheduling.schedule(PickInput(key: key, now: now), client: client, excluding: excluding),
-                  let address = state.addresses[server.id] else { return nil }
+                  let address = state.members[server.id]?.address else {
+                self.stats.noServer.wrappingAdd(1, ordering: .relaxed)
+                return nil
+            }
             server.counters.open(upper: server.upper)
             return Backend(server: server, address: address)
         }
     }
 
-    /// The persistence key of a client, if this service is persistent.
+    /// The tcp `destination` hash key: this service's own address folded.
+    var destinationKey: UInt32 { self.state.withLock { $0.destinationKey } }
+
+    /// A request or connection on `backend` went well: the failure streak ends.
     @inline(__always)
-    func persistenceKey(_ address: SocketAddress?) -> PersistenceKey? {
-        guard let prefix = self.persistencePrefix, let address else { return nil }
-        return address.withAddressBytes { PersistenceKey(address: $0, prefixV4: prefix.v4, prefixV6: prefix.v6) }
+    func succeeded(_ backend: Backend) {
+        let counters = backend.server.counters
+        if counters.failureStreak.load(ordering: .relaxed) != 0 { counters.failureStreak.store(0, ordering: .relaxed) }
     }
 
-    // MARK: runtime control (the admin API and tests)
-
-    /// A real server's state as `ipvsadm -L` shows it.
-    public struct ServerStatus: Sendable, Equatable {
-        public var id: Int
-        public var address: Endpoint
-        public var weight: Int
-        public var active: Int
-        public var inactive: Int
-        public var total: Int
-        public var overloaded: Bool
+    /// A connect failed, a connection was lost before its response, or (`is5xx`) the server answered 5xx.
+    func failed(_ backend: Backend, _ what: String, is5xx: Bool = false) {
+        let counters = backend.server.counters
+        if !is5xx { counters.failures.wrappingAdd(1, ordering: .relaxed) }
+        guard backend.server.id != sorryServerID else { return }
+        let streak = counters.failureStreak.wrappingAdd(1, ordering: .relaxed).newValue
+        let ejection: EjectionConfig? = self.state.withLock { $0.config.ejection }
+        guard let ejection, streak >= ejection.consecutiveFailures, !is5xx || ejection.count5xx else { return }
+        counters.failureStreak.store(0, ordering: .relaxed)
+        self.eject(backend.server.id, reason: "ejected: \(streak) failed requests in a row, the last \(what)",
+                   maxPercent: ejection.maxPercent)
     }
 
-    public func servers() -> [ServerStatus] {
+    private func eject(_ id: Int, reason: String, maxPercent: Int) {
+        let now = uptimeSeconds()
+        let event: (String, HealthTransition)? = self.state.withLock { state in
+            let out = state.members.values.filter { !$0.enabled || $0.health?.state == .down }.count
+            guard var member = state.members[id], member.enabled,
+                  mayEject(outOfRotation: out, poolSize: state.members.count, maxPercent: maxPercent),
+                  let transition = member.health?.eject(reason: reason, now: now) else { return nil }
+            member.counters.ejections.wrappingAdd(1, ordering: .relaxed)
+            state.members[id] = member
+            Self.publish(&state)
+            return (member.config.address.description, transition)
+        }
+        if let (address, transition) = event { self.logTransition(address, transition) }
+    }
+
+    /// One health check's result for the member `id`.
+    func recordCheck(_ id: Int, _ result: CheckResult, seconds: Double) {
+        let now = uptimeSeconds()
+        let event: (String, HealthTransition, Bool?)? = self.state.withLock { state in
+            guard var member = state.members[id], member.health != nil else { return nil }
+            member.lastCheckSeconds = seconds
+            member.checkSecondsSum += seconds
+            member.checkCount += 1
+            let transition = member.health!.record(result, now: now)
+            state.members[id] = member
+            guard let transition else { return nil }
+            let quorumChanged = Self.publish(&state)
+            return (member.config.address.description, transition, quorumChanged)
+        }
+        guard let (address, transition, quorumChanged) = event else { return }
+        self.logTransition(address, transition)
+        if let up = quorumChanged { self.logQuorum(up) }
+    }
+
+    private func logTransition(_ address: String, _ transition: HealthTransition) {
+        let metadata: Logger.Metadata = [
+            "service": "\(self.name)", "server": "\(address)", "state": "\(transition.to.rawValue)",
+            "reason": "\(transition.reason)",
+        ]
+        if transition.to == .down {
+            self.logger.warning("real server down", metadata: metadata)
+        } else {
+            self.logger.notice("real server up", metadata: metadata)
+        }
+    }
+
+    private func logQuorum(_ up: Bool) {
+        let (weight, quorum, sorry) = self.state.withLock { ($0.rotation.healthyWeight, $0.quorum.quorum, $0.rotation.sorry) }
+        let metadata: Logger.Metadata = [
+            "service": "\(self.name)", "healthy_weight": "\(weight)", "quorum": "\(quorum)",
+            "sorry": "\(sorry ? "serving" : "none")",
+        ]
+        if up {
+            self.logger.notice("virtual service up: quorum reached", metadata: metadata)
+        } else {
+            self.logger.error("virtual service down: quorum lost", metadata: metadata)
+        }
+    }
+
+    /// Rebuilds the rotation and the scheduler's snapshot; returns the quorum's new state if it changed.
+    @discardableResult
+    private static func publish(_ state: inout State) -> Bool? {
+        let members = state.members.keys.sorted().map { id -> PoolMember in
+            let member = state.members[id]!
+            return PoolMember(id: id, weight: member.config.weight, enabled: member.enabled,
+                              health: member.health?.state ?? .up)
+        }
+        let (rotation, changed) = Rotation.plan(members, quorum: &state.quorum, hasSorry: state.sorry != nil)
+        state.rotation = rotation
+        let servers = rotation.servers.map { id -> RealServer in
+            let member = state.members[id]!
+            return RealServer(id: id, endpoint: member.config.address, weight: member.config.weight,
+                              upper: member.config.upper, lower: member.config.lower, counters: member.counters)
+        }
+        state.scheduling.replaceServers(servers)
+        return changed
+    }
+
+    func expireTemplates(now: Double) {
+        self.state.withLock { _ = $0.scheduling.expireTemplates(now: now) }
+    }
+
+    /// Samples the counters for the `--rate` figures (every 2 s, as the IPVS estimator).
+    func sampleRates(now: Double) {
         self.state.withLock { state in
-            state.scheduling.servers.map {
-                ServerStatus(id: $0.id, address: $0.endpoint, weight: $0.weight,
-                             active: $0.counters.active.load(ordering: .relaxed),
-                             inactive: $0.counters.inactive.load(ordering: .relaxed),
-                             total: $0.counters.total.load(ordering: .relaxed), overloaded: $0.isOverloaded)
+            for id in state.members.keys {
+                let counters = state.members[id]!.counters
+                state.members[id]!.rates.conns.sample(total: counters.total.load(ordering: .relaxed), now: now)
+                state.members[id]!.rates.bytesIn.sample(total: counters.bytesIn.load(ordering: .relaxed), now: now)
+                state.members[id]!.rates.bytesOut.sample(total: counters.bytesOut.load(ordering: .relaxed), now: now)
             }
         }
     }
+
+    // MARK: runtime control (the admin API, reload and tests)
 
     public enum ControlError: Error, CustomStringConvertible, Equatable {
         case noSuchServer(String)
         case duplicate(String)
         case badWeight(Int)
+        case badAddress(String)
 
         public var description: String {
             switch self {
             case .noSuchServer(let address): return "no real server \(address) in this service"
             case .duplicate(let address): return "real server \(address) is already in this service"
             case .badWeight(let weight): return "weight must be 0...65535, got \(weight)"
+            case .badAddress(let address): return "'\(address)' is not an ip:port"
             }
+        }
+    }
+
+    private func withMember<T>(
+        _ address: Endpoint, _ body: (inout Member, inout State) throws(ControlError) -> T
+    ) throws(ControlError) -> T {
+        try self.state.withLock { state throws(ControlError) in
+            guard let id = state.members.first(where: { $0.value.config.address == address })?.key else {
+                throw .noSuchServer(address.description)
+            }
+            var member = state.members[id]!
+            let result = try body(&member, &state)
+            state.members[id] = member
+            Self.publish(&state)
+            return result
         }
     }
 
     /// Sets a real server's weight; 0 quiesces it (open connections and requests finish, no new ones arrive).
     public func setWeight(_ address: Endpoint, _ weight: Int) throws(ControlError) {
         guard (0...65535).contains(weight) else { throw .badWeight(weight) }
-        try self.state.withLock { state throws(ControlError) in
-            guard let id = state.configs.first(where: { $0.value.address == address })?.key else {
-                throw .noSuchServer(address.description)
-            }
-            state.configs[id]!.weight = weight
-            Self.publish(&state)
-        }
-        self.logger.info("weight changed", metadata: ["service": "\(self.config.name)", "server": "\(address)",
-                                                      "weight": "\(weight)"])
+        try self.withMember(address) { member, _ in member.config.weight = weight }
+        self.logger.notice("weight changed", metadata: ["service": "\(self.name)", "server": "\(address)",
+                                                        "weight": "\(weight)"])
+    }
+
+    /// Takes a real server out of rotation (`enabled: false`) or puts it back; its health checks go on.
+    public func setEnabled(_ address: Endpoint, _ enabled: Bool) throws(ControlError) {
+        try self.withMember(address) { member, _ in member.enabled = enabled }
+        self.logger.notice(enabled ? "real server enabled" : "real server disabled",
+                           metadata: ["service": "\(self.name)", "server": "\(address)"])
     }
 
     public func addServer(_ server: RealServerConfig) throws(ControlError) {
@@ -137,45 +312,106 @@ public final class VirtualService: Sendable {
         do {
             address = try SocketAddress(ipAddress: server.address.host, port: server.address.port)
         } catch {
-            throw .noSuchServer(server.address.description)
+            throw .badAddress(server.address.description)
         }
+        let now = uptimeSeconds()
         try self.state.withLock { state throws(ControlError) in
-            if state.configs.values.contains(where: { $0.address == server.address }) {
+            if state.members.values.contains(where: { $0.config.address == server.address }) {
                 throw .duplicate(server.address.description)
             }
             let id = state.nextID
             state.nextID += 1
-            state.configs[id] = server
-            state.addresses[id] = address
-            state.counters[id] = ServerCounters()
+            state.members[id] = Member(config: server, address: address, counters: ServerCounters(),
+                                       health: Self.tracker(state.config.health, now: now))
+            state.config.servers.append(server)
             Self.publish(&state)
         }
+        self.logger.notice("real server added", metadata: ["service": "\(self.name)", "server": "\(server.address)",
+                                                           "weight": "\(server.weight)"])
+        self.checks.sync(self)
     }
 
     public func removeServer(_ address: Endpoint) throws(ControlError) {
         try self.state.withLock { state throws(ControlError) in
-            guard let id = state.configs.first(where: { $0.value.address == address })?.key else {
+            guard let id = state.members.first(where: { $0.value.config.address == address })?.key else {
                 throw .noSuchServer(address.description)
             }
-            state.configs[id] = nil
-            state.addresses[id] = nil
-            state.counters[id] = nil
+            state.members[id] = nil
+            state.config.servers.removeAll { $0.address == address }
             Self.publish(&state)
         }
+        self.logger.notice("real server removed", metadata: ["service": "\(self.name)", "server": "\(address)"])
+        self.checks.sync(self)
     }
 
-    private static func publish(_ state: inout State) {
-        let servers = state.configs.keys.sorted().map { id -> RealServer in
-            let config = state.configs[id]!
-            return RealServer(id: id, endpoint: config.address, weight: config.weight, upper: config.upper,
-                              lower: config.lower, counters: state.counters[id]!)
+    /// Applies a reloaded config with this service's name: servers that stay keep their counters and health; new
+    /// ones are added, gone ones removed; scheduler, persistence and health settings take the new values.
+    func apply(_ config: VirtualServiceConfig) throws {
+        let now = uptimeSeconds()
+        var addresses: [Endpoint: SocketAddress] = [:]
+        for server in config.servers {
+            addresses[server.address] = try SocketAddress(ipAddress: server.address.host, port: server.address.port)
         }
-        state.scheduling.replaceServers(servers)
+        let sorry = try Self.sorryBackend(config)
+        let quorumChanged: Bool? = self.state.withLock { state in
+            let old = state.config
+            var byAddress: [Endpoint: Int] = [:]
+            for (id, member) in state.members { byAddress[member.config.address] = id }
+            var members: [Int: Member] = [:]
+            for server in config.servers {
+                if let id = byAddress[server.address], var member = state.members[id] {
+                    member.config = server
+                    if old.health != config.health {
+                        // New check settings: the server keeps its state; the counting starts again.
+                        if let health = config.health {
+                            member.health = member.health?.reconfigured(rise: health.rise, fall: health.fall)
+                                ?? Self.tracker(health, now: now)
+                        } else {
+                            member.health = nil
+                        }
+                    }
+                    members[id] = member
+                } else {
+                    members[state.nextID] = Member(config: server, address: addresses[server.address]!,
+                                                   counters: ServerCounters(), health: Self.tracker(config.health, now: now))
+                    state.nextID += 1
+                }
+            }
+            state.members = members
+            if old.scheduler != config.scheduler || old.flags != config.flags || old.persistence != config.persistence {
+                state.scheduling = SchedulingState(
+                    kind: config.scheduler, flags: config.flags, servers: [],
+                    persistenceTimeout: config.persistence?.timeout, seed: UInt64(truncatingIfNeeded: config.name.hashValue)
+                )
+            }
+            if old.quorum != config.quorum || old.quorumHysteresis != config.quorumHysteresis {
+                state.quorum = Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis,
+                                      healthyWeight: state.rotation.healthyWeight)
+            }
+            state.sorry = sorry
+            state.prefix = config.persistence.map { ($0.prefixV4, $0.prefixV6) }
+            state.destinationKey = KeyHash.fold(config.listen.addressBytes)
+            state.config = config
+            return Self.publish(&state)
+        }
+        if let up = quorumChanged { self.logQuorum(up) }
+        self.checks.sync(self)
     }
 
-    func expireTemplates(now: Double) {
-        guard self.persistencePrefix != nil else { return }
-        self.state.withLock { _ = $0.scheduling.expireTemplates(now: now) }
+    /// The members the health checks should run for: id, address and the check settings.
+    func checkTargets() -> (HealthCheckConfig?, [(Int, Endpoint)]) {
+        self.state.withLock { state in
+            (state.config.health, state.members.map { ($0.key, $0.value.config.address) })
+        }
+    }
+
+    /// Requests (http) or connections (tcp) in flight on this service's real servers.
+    func inFlight() -> Int {
+        self.state.withLock { state in
+            state.members.values.reduce(state.sorry?.server.counters.active.load(ordering: .relaxed) ?? 0) {
+                $0 + $1.counters.active.load(ordering: .relaxed)
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ final class TCPFrontendHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let service: VirtualService
+    let config: VirtualServiceConfig
     let loop: LoopContext
     private var tried: [Int] = []
     private var closed = false
@@ -20,7 +21,9 @@ final class TCPFrontendHandler: ChannelInboundHandler {
 
     init(service: VirtualService, loop: LoopContext) {
         self.service = service
+        self.config = service.config
         self.loop = loop
+        service.stats.connections.wrappingAdd(1, ordering: .relaxed)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -46,7 +49,7 @@ final class TCPFrontendHandler: ChannelInboundHandler {
     }
 
     private func connect(context: ChannelHandlerContext) {
-        let config = self.service.config
+        let config = self.config
         let remote = context.channel.remoteAddress
         let key: UInt32
         switch config.effectiveHash {
@@ -54,7 +57,7 @@ final class TCPFrontendHandler: ChannelInboundHandler {
         default: key = remote?.sourceKey(withPort: config.flags.port) ?? 0
         }
         guard let backend = self.service.schedule(
-            key: key, client: self.service.persistenceKey(remote), now: self.loop.seconds, excluding: self.tried
+            key: key, remote: remote, now: self.loop.seconds, excluding: self.tried
         ) else {
             self.service.logger.debug("no real server available", metadata: ["service": "\(config.name)"])
             context.close(promise: nil)
@@ -70,14 +73,16 @@ final class TCPFrontendHandler: ChannelInboundHandler {
         bootstrap.connect(to: backend.address).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let upstream):
+                self.service.succeeded(backend)
                 upstream.closeFuture.whenComplete { _ in backend.release() }
                 guard !self.closed else {
                     upstream.close(promise: nil)
                     return
                 }
-                self.glue(context: context, client: clientChannel, upstream: upstream)
+                self.glue(context: context, client: clientChannel, upstream: upstream, counters: backend.server.counters)
             case .failure(let error):
                 backend.release()
+                self.service.failed(backend, "connect: \(HTTPFetch.describe(error))")
                 self.service.logger.debug("connect failed", metadata: [
                     "service": "\(config.name)", "server": "\(backend.server.endpoint)", "error": "\(error)",
                 ])
@@ -91,9 +96,9 @@ final class TCPFrontendHandler: ChannelInboundHandler {
         }
     }
 
-    private func glue(context: ChannelHandlerContext, client: Channel, upstream: Channel) {
-        let timer = TunnelTimer(loop: self.loop, idle: self.service.config.timeouts.idle)
-        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(timer: timer)
+    private func glue(context: ChannelHandlerContext, client: Channel, upstream: Channel, counters: ServerCounters) {
+        let timer = TunnelTimer(loop: self.loop, idle: self.config.timeouts.idle)
+        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(timer: timer, counters: counters)
         timer.onExpiry = {
             client.close(promise: nil)
             upstream.close(promise: nil)

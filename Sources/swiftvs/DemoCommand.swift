@@ -32,6 +32,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "The IPVS scheduler: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos.")
     var scheduler: String = "rr"
 
+    @Option(help: "The admin API's port on 127.0.0.1, for swiftvs adm.")
+    var adminPort: Int = 9100
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -55,11 +58,13 @@ struct DemoCommand: AsyncParsableCommand {
             realServers.append(server)
         }
         let yaml = """
+            admin: 127.0.0.1:\(self.adminPort)
             services:
               - name: demo
                 listen: 127.0.0.1:\(self.port)
                 protocol: http
                 scheduler: \(self.scheduler)
+                health: {check: http, path: /, interval: 1s, timeout: 500ms, rise: 2, fall: 2}
                 servers:
             \(realServers.map { "      - address: 127.0.0.1:\($0.port)" }.joined(separator: "\n"))
             """
@@ -70,11 +75,17 @@ struct DemoCommand: AsyncParsableCommand {
               director (http, \(self.scheduler)):  http://127.0.0.1:\(self.port)/
             \(realServers.map { "  \($0.name):             http://127.0.0.1:\($0.port)/" }.joined(separator: "\n"))
 
+              admin API:                http://127.0.0.1:\(self.adminPort)/api/services
+
             Try:  for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:\(self.port)/; done
+                  swiftvs adm list\(self.adminPort == 9100 ? "" : " --admin 127.0.0.1:\(self.adminPort)")
             Stop: Ctrl-C
             """)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: DirectorService(director: director))],
+            services: [
+                .init(service: DirectorService(director: director)),
+                .init(service: AdminService(director: director, config: config.admin ?? AdminConfig())),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

@@ -26,7 +26,15 @@ struct DirectorCommand: AsyncParsableCommand {
               swiftvs director --check-config examples/http.yaml
               swiftvs director --config examples/http.yaml
 
-            --check-config prints every problem with its key path and line and exits 2 if there is any; --config refuses an invalid file the same way, before anything binds. SIGTERM or SIGINT stops accepting and exits 0. Reference: docs/config.md.
+            --check-config prints every problem with its key path and line and exits 2 if there is any; --config refuses an invalid file the same way, before anything binds.
+
+            While it runs:
+              kill -HUP PID         reload the config: new services bind, removed ones drain, the rest keep their
+                                    connections, counters and health (an invalid file is logged and ignored)
+              swiftvs adm list      real servers, weights, connections and health (admin API, 127.0.0.1:9100)
+              kill -TERM PID        stop accepting, let requests in flight finish (drain_timeout), exit 0
+
+            Reference: docs/config.md.
             """
     )
 
@@ -60,9 +68,14 @@ struct DirectorCommand: AsyncParsableCommand {
         guard let path = self.config else { return }
         let config = try loadOrExit(path)
         let logger = makeLogger(label: "swiftvs.director", level: self.logLevel)
-        let director = try Director(config: config, logger: logger)
+        let director = try Director(config: config, configPath: path, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: DirectorService(director: director))]
+        if let admin = config.admin {
+            services.append(.init(service: AdminService(director: director, config: admin)))
+        }
+        services.append(.init(service: ReloadService(director: director)))
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: DirectorService(director: director))],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

@@ -49,7 +49,8 @@ extension IntegrationTests {
 
         @Test("every subcommand's --help explains its options with an example")
         func help() async throws {
-            for arguments in [["--help"], ["director", "--help"], ["demo", "--help"]] {
+            for arguments in [["--help"], ["director", "--help"], ["demo", "--help"], ["adm", "--help"], ["adm", "list", "--help"],
+                              ["adm", "weight", "--help"], ["adm", "reload", "--help"]] {
                 let result = try await runSwiftVSAsync(arguments)
                 #expect(result.code == 0)
                 #expect(result.stdout.contains("swiftvs"))
@@ -68,6 +69,7 @@ extension IntegrationTests {
     static func sigtermBody() throws {
             let port = try freePort()
             let director = try DirectorProcess(yaml: """
+                admin: off
                 services:
                   - name: web
                     listen: 127.0.0.1:\(port)

@@ -29,6 +29,13 @@ struct RunningDirector {
         await self.director.shutdown()
     }
 
+    /// Starts the admin API on an ephemeral loopback port; returns the port.
+    func startAdmin(token: String? = nil) async throws -> Int {
+        let channel = try await AdminService.bind(director: self.director,
+                                                  config: AdminConfig(listen: .loopback(port: 0), token: token))
+        return channel.localAddress!.port!
+    }
+
     var service: VirtualService { self.director.services[0] }
 }
 

@@ -161,7 +161,7 @@ extension IntegrationTests {
                     #expect(slowResponse.status == 200 && slowResponse.text == "rs0")
                     #expect(Set(names) == ["rs1"])
                     #expect(backends[0].count == before)  // the slow one was counted on arrival; nothing new came
-                    #expect(service.servers().first { $0.weight == 0 }?.active == 0)
+                    #expect(service.status().servers.first { $0.weight == 0 }?.active == 0)
                 }
             }
         }

@@ -105,6 +105,7 @@ extension IntegrationTests {
                 let port = try freePort()
                 let yaml = """
                     threads: 1
+                    admin: off
                     services:
                       - name: echo
                         listen: 127.0.0.1:\(port)
@@ -129,6 +130,7 @@ extension IntegrationTests {
                 let port = try freePort()
                 let director = try DirectorProcess(yaml: """
                     threads: 1
+                    admin: off
                     services:
                       - name: web
                         listen: 127.0.0.1:\(port)

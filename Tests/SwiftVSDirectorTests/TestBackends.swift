@@ -21,6 +21,11 @@ final class TestBackend: Sendable {
     let listener: Mutex<Channel?> = Mutex(nil)
     let children: Mutex<[ObjectIdentifier: Channel]> = Mutex([:])
     let requests = Atomic<Int>(0)
+    /// What `/health` answers (health checks are not counted in `requests`).
+    let healthStatus = Atomic<Int>(200)
+    let healthBody = Mutex<String>("ok\n")
+    /// When set, every request but `/health` gets a 500.
+    let failing = Atomic<Bool>(false)
     let rooms = RoomHub()
     let port: Int
     let kind: Kind
@@ -142,7 +147,16 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.body.writeBuffer(&chunk)
         case .end:
             guard let head = self.head else { return }
+            if head.uri == "/health" {
+                let status = HTTPResponseStatus(statusCode: self.backend.healthStatus.load(ordering: .relaxed))
+                self.send(context: context, head: head, status: status, text: self.backend.healthBody.withLock { $0 })
+                return
+            }
             self.backend.requests.wrappingAdd(1, ordering: .relaxed)
+            if self.backend.failing.load(ordering: .relaxed) {
+                self.send(context: context, head: head, status: .internalServerError, text: self.backend.name)
+                return
+            }
             self.respond(context: context, head: head)
         }
     }

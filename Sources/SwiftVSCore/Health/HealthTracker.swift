@@ -50,6 +50,8 @@ public struct HealthTracker: Sendable, Equatable {
     /// Checks seen, and how many of them failed.
     public private(set) var checks = 0
     public private(set) var failures = 0
+    /// State changes so far.
+    public private(set) var transitions = 0
 
     public init(rise: Int, fall: Int, alpha: Bool = false, now: Double) {
         precondition(rise >= 1 && fall >= 1, "rise and fall are at least 1 (the config loader enforces it)")
@@ -58,6 +60,18 @@ public struct HealthTracker: Sendable, Equatable {
         self.state = alpha ? .down : .up
         self.reason = alpha ? "alpha: down until \(rise) check\(rise == 1 ? "" : "s") pass" : "not checked yet"
         self.since = now
+    }
+
+    /// The same server's tracker under new `rise`/`fall` (a reload): state, reason and counts stay, the streak restarts.
+    public func reconfigured(rise: Int, fall: Int) -> HealthTracker {
+        var copy = HealthTracker(rise: rise, fall: fall, now: self.since)
+        copy.state = self.state
+        copy.reason = self.reason
+        copy.last = self.last
+        copy.checks = self.checks
+        copy.failures = self.failures
+        copy.transitions = self.transitions
+        return copy
     }
 
     /// Records one check result; returns the transition it caused, if any.
@@ -90,6 +104,7 @@ public struct HealthTracker: Sendable, Equatable {
         let transition = HealthTransition(from: self.state, to: state, reason: reason, at: now)
         self.state = state
         self.streak = 0
+        self.transitions += 1
         self.reason = reason
         self.since = now
         return transition

@@ -11,8 +11,44 @@ public final class ServerCounters: Sendable {
     public let overloaded = Atomic<Bool>(false)
     /// Connections or requests ever sent here.
     public let total = Atomic<Int>(0)
+    /// Bytes from clients to this server, and back (http: body bytes; tcp: every byte).
+    public let bytesIn = Atomic<Int>(0)
+    public let bytesOut = Atomic<Int>(0)
+    /// http responses by class, 1xx to 5xx.
+    public let responses1xx = Atomic<Int>(0)
+    public let responses2xx = Atomic<Int>(0)
+    public let responses3xx = Atomic<Int>(0)
+    public let responses4xx = Atomic<Int>(0)
+    public let responses5xx = Atomic<Int>(0)
+    /// Connects that failed, and connections lost before a response began.
+    public let failures = Atomic<Int>(0)
+    /// Failures (and, with `count_5xx`, 5xx responses) in a row, for passive ejection.
+    public let failureStreak = Atomic<Int>(0)
+    /// Times passive ejection took this server out.
+    public let ejections = Atomic<Int>(0)
 
     public init() {}
+
+    /// Counts one response by its status class.
+    @inline(__always)
+    public func countResponse(status: Int) {
+        switch status {
+        case ..<200: self.responses1xx.wrappingAdd(1, ordering: .relaxed)
+        case ..<300: self.responses2xx.wrappingAdd(1, ordering: .relaxed)
+        case ..<400: self.responses3xx.wrappingAdd(1, ordering: .relaxed)
+        case ..<500: self.responses4xx.wrappingAdd(1, ordering: .relaxed)
+        default: self.responses5xx.wrappingAdd(1, ordering: .relaxed)
+        }
+    }
+
+    /// Responses by class, 1xx first.
+    public var responsesByClass: [Int] {
+        [
+            self.responses1xx.load(ordering: .relaxed), self.responses2xx.load(ordering: .relaxed),
+            self.responses3xx.load(ordering: .relaxed), self.responses4xx.load(ordering: .relaxed),
+            self.responses5xx.load(ordering: .relaxed),
+        ]
+    }
 
     public var isOverloaded: Bool { self.overloaded.load(ordering: .relaxed) }
 

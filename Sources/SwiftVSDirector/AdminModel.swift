@@ -1,0 +1,99 @@
+import SwiftVSCore
+
+/// A virtual service as the admin API reports it (`GET /api/services`), and as `swiftvs adm` reads it.
+public struct ServiceStatus: Codable, Sendable, Equatable {
+    public var name: String
+    public var listen: String
+    public var proto: String
+    public var scheduler: String
+    /// `up` while the quorum holds, else `down`.
+    public var state: String
+    public var quorum: Int
+    public var healthyWeight: Int
+    /// The sorry server, and whether it has the traffic now.
+    public var sorry: String?
+    public var sorryActive: Bool
+    /// The health check kind, if any (`tcp`, `http`, `exec`).
+    public var check: String?
+    /// Client connections accepted; requests or connections that found no real server.
+    public var connections: Int
+    public var noServer: Int
+    public var servers: [ServerStatus]
+}
+
+/// A real server as the admin API reports it: `ipvsadm -L -n --stats --rate` plus health.
+public struct ServerStatus: Codable, Sendable, Equatable {
+    public var address: String
+    public var weight: Int
+    public var upper: Int
+    public var lower: Int
+    public var enabled: Bool
+    /// `up`, `down` (health) or `disabled` (by an operator).
+    public var state: String
+    /// Why it is in that state.
+    public var reason: String
+    /// Seconds since the state last changed.
+    public var sinceSeconds: Double
+    public var active: Int
+    public var inactive: Int
+    /// Connections (tcp) or requests (http) sent here.
+    public var total: Int
+    public var bytesIn: Int
+    public var bytesOut: Int
+    /// http responses by class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    public var responses: [Int]
+    public var failures: Int
+    public var ejections: Int
+    /// Smoothed per-second rates, as `ipvsadm --rate`.
+    public var cps: Double
+    public var inBps: Double
+    public var outBps: Double
+    /// The last check's result and how long it took; checks run and failed.
+    public var lastCheck: String?
+    public var lastCheckMs: Double?
+    public var checkMsSum: Double
+    public var checks: Int
+    public var checkFailures: Int
+    /// Health state changes (down and up) so far.
+    public var transitions: Int
+}
+
+extension VirtualService {
+    /// The service and its real servers as they are now.
+    public func status() -> ServiceStatus {
+        let now = uptimeSeconds()
+        return self.state.withLock { state in
+            let servers = state.members.keys.sorted().map { id -> ServerStatus in
+                let member = state.members[id]!
+                let counters = member.counters
+                let health = member.health
+                let stateText = !member.enabled ? "disabled" : (health?.state ?? .up).rawValue
+                let reason = !member.enabled ? "disabled by an operator" : (health?.reason ?? "no health check")
+                return ServerStatus(
+                    address: member.config.address.description, weight: member.config.weight,
+                    upper: member.config.upper, lower: member.config.lower, enabled: member.enabled, state: stateText,
+                    reason: reason, sinceSeconds: health.map { now - $0.since } ?? 0,
+                    active: counters.active.load(ordering: .relaxed), inactive: counters.inactive.load(ordering: .relaxed),
+                    total: counters.total.load(ordering: .relaxed), bytesIn: counters.bytesIn.load(ordering: .relaxed),
+                    bytesOut: counters.bytesOut.load(ordering: .relaxed), responses: counters.responsesByClass,
+                    failures: counters.failures.load(ordering: .relaxed),
+                    ejections: counters.ejections.load(ordering: .relaxed),
+                    cps: member.rates.conns.rate, inBps: member.rates.bytesIn.rate, outBps: member.rates.bytesOut.rate,
+                    lastCheck: health?.last.map { ($0.ok ? "passed: " : "failed: ") + $0.detail },
+                    lastCheckMs: member.lastCheckSeconds.map { $0 * 1000 }, checkMsSum: member.checkSecondsSum * 1000,
+                    checks: health?.checks ?? 0, checkFailures: health?.failures ?? 0,
+                    transitions: health?.transitions ?? 0
+                )
+            }
+            let config = state.config
+            return ServiceStatus(
+                name: config.name, listen: config.listen.description, proto: config.proto.rawValue,
+                scheduler: config.scheduler.rawValue, state: state.quorum.isUp ? "up" : "down", quorum: config.quorum,
+                healthyWeight: state.rotation.healthyWeight, sorry: config.sorry?.description,
+                sorryActive: state.rotation.sorry, check: config.health?.kind.rawValue,
+                connections: self.stats.connections.load(ordering: .relaxed),
+                noServer: self.stats.noServer.load(ordering: .relaxed), servers: servers
+            )
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A whole HTTP response, as a health check or `swiftvs adm` needs it.
+public struct FetchedResponse: Sendable {
+    public var status: Int
+    public var reason: String
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+}
+
+/// Why a fetch failed, worded for a health check's reason or an `adm` error.
+public struct FetchError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to its end: the health checks' GET and
+/// `swiftvs adm`'s calls. Not the data plane's client, which pools and streams.
+public enum HTTPFetch {
+    public static func fetch(
+        on eventLoop: EventLoop, to address: SocketAddress, method: HTTPMethod = .GET, path: String, host: String,
+        headers extra: [(String, String)] = [], body: [UInt8]? = nil, timeout: TimeAmount, maxBody: Int = 1 << 20
+    ) -> EventLoopFuture<FetchedResponse> {
+        let promise = eventLoop.makePromise(of: FetchedResponse.self)
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            promise.fail(FetchError(description: "timed out after \(Self.seconds(timeout))"))
+        }
+        promise.futureResult.whenComplete { _ in deadline.cancel() }
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(FetchHandler(promise: promise, maxBody: maxBody))
+                }
+            }
+            .connect(to: address)
+            .whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    promise.fail(FetchError(description: Self.describe(error)))
+                case .success(let channel):
+                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                    var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+                    head.headers.add(name: "Host", value: host)
+                    head.headers.add(name: "User-Agent", value: "swiftvs")
+                    head.headers.add(name: "Connection", value: "close")
+                    for (name, value) in extra { head.headers.add(name: name, value: value) }
+                    if let body { head.headers.add(name: "Content-Length", value: String(body.count)) }
+                    channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                    if let body {
+                        channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
+                    }
+                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                }
+            }
+        return promise.futureResult
+    }
+
+    static func seconds(_ amount: TimeAmount) -> String {
+        let value = Double(amount.nanoseconds) / 1e9
+        return value == value.rounded() ? "\(Int(value))s" : "\(value)s"
+    }
+
+    /// `connection refused` rather than NIO's type dump.
+    static func describe(_ error: Error) -> String {
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case ECONNREFUSED: return "connection refused"
+            case ECONNRESET: return "connection reset"
+            case ETIMEDOUT: return "connect timed out"
+            case EHOSTUNREACH: return "host unreachable"
+            case ENETUNREACH: return "network unreachable"
+            default: return "\(io)"
+            }
+        }
+        if let connect = error as? NIOConnectionError, let first = connect.connectionErrors.first {
+            return Self.describe(first.error)
+        }
+        if case ChannelError.connectTimeout = error { return "connect timed out" }
+        if let fetch = error as? FetchError { return fetch.description }
+        return "\(error)"
+    }
+}
+
+private final class FetchHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    let promise: EventLoopPromise<FetchedResponse>
+    let maxBody: Int
+    var head: HTTPResponseHead?
+    var body: [UInt8] = []
+
+    init(promise: EventLoopPromise<FetchedResponse>, maxBody: Int) {
+        self.promise = promise
+        self.maxBody = maxBody
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            if head.status.code >= 200 { self.head = head }
+        case .body(let buffer):
+            guard self.body.count + buffer.readableBytes <= self.maxBody else {
+                self.promise.fail(FetchError(description: "response body over \(self.maxBody) bytes"))
+                context.close(promise: nil)
+                return
+            }
+            self.body.append(contentsOf: buffer.readableBytesView)
+        case .end:
+            guard let head = self.head else { return }
+            self.promise.succeed(FetchedResponse(status: Int(head.status.code), reason: head.status.reasonPhrase,
+                                                 headers: head.headers, body: self.body))
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.promise.fail(FetchError(description: self.head == nil ? "connection closed before a response"
+                                                                    : "connection closed in the response body"))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.promise.fail(FetchError(description: "bad response: \(HTTPFetch.describe(error))"))
+        context.close(promise: nil)
+    }
+}

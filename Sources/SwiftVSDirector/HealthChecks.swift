@@ -1,0 +1,251 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Logging
+import NIOCore
+import NIOPosix
+import SwiftVSCore
+import Synchronization
+
+/// The health checks of one virtual service: one `MemberChecker` per real server, started, stopped and restarted as
+/// membership and check settings change (`sync`).
+final class ServiceChecks: Sendable {
+    struct State {
+        var group: EventLoopGroup?
+        var health: HealthCheckConfig?
+        var checkers: [Int: MemberChecker] = [:]
+    }
+
+    private let state = Mutex(State())
+    let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Starts checking on `group`; later membership changes follow through `sync`.
+    func start(_ service: VirtualService, group: EventLoopGroup) {
+        self.state.withLock { $0.group = group }
+        self.sync(service)
+    }
+
+    /// Brings the checkers in line with the service's members and check settings.
+    func sync(_ service: VirtualService) {
+        let (health, targets) = service.checkTargets()
+        let (started, stopped) = self.state.withLock { state -> ([MemberChecker], [MemberChecker]) in
+            guard let group = state.group else { return ([], []) }
+            var stopped: [MemberChecker] = []
+            if state.health != health {
+                stopped = Array(state.checkers.values)
+                state.checkers = [:]
+                state.health = health
+            }
+            let wanted = Set(targets.map(\.0))
+            for (id, checker) in state.checkers where !wanted.contains(id) {
+                stopped.append(checker)
+                state.checkers[id] = nil
+            }
+            var started: [MemberChecker] = []
+            if let health {
+                for (id, endpoint) in targets where state.checkers[id] == nil {
+                    let checker = MemberChecker(service: service, id: id, endpoint: endpoint, check: health,
+                                                loop: group.next())
+                    state.checkers[id] = checker
+                    started.append(checker)
+                }
+            }
+            return (started, stopped)
+        }
+        for checker in stopped { checker.stop() }
+        for checker in started { checker.start() }
+    }
+
+    func stop() {
+        let checkers = self.state.withLock { state in
+            defer {
+                state.checkers = [:]
+                state.group = nil
+            }
+            return Array(state.checkers.values)
+        }
+        for checker in checkers { checker.stop() }
+    }
+}
+
+/// Checks one real server every `interval` (± jitter) and reports each result to its service.
+final class MemberChecker: Sendable {
+    let service: VirtualService
+    let id: Int
+    let endpoint: Endpoint
+    let check: HealthCheckConfig
+    let loop: EventLoop
+    private let stopped = Atomic<Bool>(false)
+    private let next = Mutex<Scheduled<Void>?>(nil)
+
+    init(service: VirtualService, id: Int, endpoint: Endpoint, check: HealthCheckConfig, loop: EventLoop) {
+        self.service = service
+        self.id = id
+        self.endpoint = endpoint
+        self.check = check
+        self.loop = loop
+    }
+
+    func start() {
+        // The first check goes at once (a few ms apart per server), so `alpha` servers come up without waiting.
+        self.schedule(after: Double.random(in: 0...0.05))
+    }
+
+    func stop() {
+        self.stopped.store(true, ordering: .relaxed)
+        self.next.withLock { $0?.cancel() }
+    }
+
+    private func schedule(after seconds: Double) {
+        guard !self.stopped.load(ordering: .relaxed) else { return }
+        let task = self.loop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { self.runOnce() }
+        self.next.withLock { $0 = task }
+    }
+
+    private func runOnce() {
+        guard !self.stopped.load(ordering: .relaxed) else { return }
+        let started = uptimeSeconds()
+        self.probe().whenComplete { result in
+            guard !self.stopped.load(ordering: .relaxed) else { return }
+            let outcome: CheckResult
+            switch result {
+            case .success(let value): outcome = value
+            case .failure(let error): outcome = .failed(HTTPFetch.describe(error))
+            }
+            self.service.recordCheck(self.id, outcome, seconds: uptimeSeconds() - started)
+            let jitter = self.check.jitter * self.check.interval
+            self.schedule(after: self.check.interval + Double.random(in: -jitter...jitter))
+        }
+    }
+
+    private var timeout: TimeAmount { .nanoseconds(Int64(self.check.timeout * 1e9)) }
+
+    private func probe() -> EventLoopFuture<CheckResult> {
+        let port = self.check.port ?? self.endpoint.port
+        let address: SocketAddress
+        do {
+            address = try SocketAddress(ipAddress: self.endpoint.host, port: port)
+        } catch {
+            return self.loop.makeSucceededFuture(.failed("bad address \(self.endpoint.host):\(port)"))
+        }
+        switch self.check.kind {
+        case .tcp:
+            return ClientBootstrap(group: self.loop).connectTimeout(self.timeout).connect(to: address)
+                .map { channel in
+                    channel.close(promise: nil)
+                    return CheckResult.passed("connected")
+                }
+        case .http:
+            let check = self.check
+            let regex = check.regex.flatMap { try? Regex($0) }
+            return HTTPFetch.fetch(on: self.loop, to: address, path: check.path,
+                                   host: check.host ?? Endpoint.hostHeader(self.endpoint.host, port: port),
+                                   timeout: self.timeout)
+                .map { response in
+                    let matches = regex.map { regex in
+                        (try? regex.firstMatch(in: String(decoding: response.body, as: UTF8.self))) != nil
+                    }
+                    return HTTPCheckVerdict.judge(status: response.status, reason: response.reason, body: response.body,
+                                                  check: check, bodyMatches: matches)
+                }
+        case .exec:
+            return ExecProbe.run(
+                self.check.command ?? "false", environment: [
+                    "SWIFTVS_SERVER_HOST": self.endpoint.host, "SWIFTVS_SERVER_PORT": String(port),
+                    "SWIFTVS_SERVICE": self.service.name,
+                ], timeout: self.check.timeout, on: self.loop
+            )
+        }
+    }
+}
+
+extension Endpoint {
+    /// `host:port` as a Host header writes it (`[::1]:80` for IPv6).
+    static func hostHeader(_ host: String, port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// keepalived's `MISC_CHECK`: runs `/bin/sh -c COMMAND` in its own process group; exit 0 within the timeout
+/// passes. The exit is polled from the event loop, so no thread waits on it.
+enum ExecProbe {
+    static func run(_ command: String, environment: [String: String], timeout: Double, on loop: EventLoop)
+        -> EventLoopFuture<CheckResult>
+    {
+        var env = ProcessEnvironment.current
+        for (key, value) in environment { env[key] = value }
+        guard let pid = Self.spawn(command, env: env) else {
+            return loop.makeSucceededFuture(.failed("cannot start /bin/sh: \(String(cString: strerror(errno)))"))
+        }
+        let promise = loop.makePromise(of: CheckResult.self)
+        let started = uptimeSeconds()
+        loop.scheduleRepeatedTask(initialDelay: .milliseconds(5), delay: .milliseconds(10)) { task in
+            var status: Int32 = 0
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid {
+                task.cancel()
+                let exited = (status & 0x7F) == 0
+                let code = (status >> 8) & 0xFF
+                if exited && code == 0 {
+                    promise.succeed(.passed("exit 0"))
+                } else {
+                    promise.succeed(.failed(exited ? "exit \(code)" : "killed by signal \(status & 0x7F)"))
+                }
+            } else if done < 0 {
+                task.cancel()
+                promise.succeed(.failed("lost the check process: \(String(cString: strerror(errno)))"))
+            } else if uptimeSeconds() - started > timeout {
+                kill(-pid, SIGKILL)  // the whole group: the shell and what it started
+                _ = waitpid(pid, &status, 0)
+                task.cancel()
+                promise.succeed(.failed("timed out after \(timeout)s"))
+            }
+        }
+        return promise.futureResult
+    }
+
+    private static func spawn(_ command: String, env: [String: String]) -> pid_t? {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", command].map { $0.withCString { strdup($0) } } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { "\($0.key)=\($0.value)".withCString { strdup($0) } } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
+        return result == 0 ? pid : nil
+    }
+}
+
+/// The director's own environment, for the commands it runs.
+enum ProcessEnvironment {
+    static var current: [String: String] {
+        var out: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                out[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return out
+    }
+}
