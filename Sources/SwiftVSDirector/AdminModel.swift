@@ -68,7 +68,16 @@ extension VirtualService {
                 let counters = member.counters
                 let health = member.health
                 let stateText = !member.enabled ? "disabled" : (health?.state ?? .up).rawValue
-                let reason = !member.enabled ? "disabled by an operator" : (health?.reason ?? "no health check")
+                var reason = !member.enabled ? "disabled by an operator" : (health?.reason ?? "no health check")
+                if member.enabled, let health, health.transitions == 0, let last = health.last {
+                    // No change yet: say what the checks see rather than how the server started.
+                    switch (health.state, last.ok) {
+                    case (.up, true): reason = "checks passing: \(last.detail)"
+                    case (.up, false): reason = "check failed \(health.streak)/\(health.fall): \(last.detail)"
+                    case (.down, true): reason = "check passed \(health.streak)/\(health.rise): \(last.detail)"
+                    case (.down, false): reason = "\(health.reason); last check failed: \(last.detail)"
+                    }
+                }
                 return ServerStatus(
                     address: member.config.address.description, weight: member.config.weight,
                     upper: member.config.upper, lower: member.config.lower, enabled: member.enabled, state: stateText,

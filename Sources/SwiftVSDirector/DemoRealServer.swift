@@ -2,50 +2,80 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// A small HTTP/1.1 real server for `swiftvs demo` and first experiments: it answers every request with a line
-/// naming itself, so a client can see where the director sent it. `/bytes/N` streams N bytes.
+/// naming itself, so a client can see where the director sent it. `/bytes/N` streams N bytes;
+/// `/demo/down?seconds=N` makes it refuse connections for N seconds (1-300), as a crashed and restarted server would.
 public final class DemoRealServer: Sendable {
     public let name: String
+    public let port: Int
+    let host: String
     let group: EventLoopGroup
-    let channel: Channel
+    private let listener = Mutex<Channel?>(nil)
+    private let children = Mutex<[ObjectIdentifier: Channel]>([:])
 
     public static func start(name: String, host: String, port: Int, group: EventLoopGroup) async throws -> DemoRealServer {
-        let channel = try await ServerBootstrap(group: group)
+        let server = DemoRealServer(name: name, host: host, port: port, group: group)
+        try await server.listen()
+        return server
+    }
+
+    private init(name: String, host: String, port: Int, group: EventLoopGroup) {
+        self.name = name
+        self.host = host
+        self.port = port
+        self.group = group
+    }
+
+    private func listen() async throws {
+        let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                self.children.withLock { $0[ObjectIdentifier(channel)] = channel }
+                channel.closeFuture.whenComplete { _ in
+                    _ = self.children.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(DemoHandler(name: name))
+                    try channel.pipeline.syncOperations.addHandler(DemoHandler(server: self))
                 }
             }
-            .bind(host: host, port: port).get()
-        return DemoRealServer(name: name, group: group, channel: channel)
+            .bind(host: self.host, port: self.port).get()
+        self.listener.withLock { $0 = channel }
     }
 
-    private init(name: String, group: EventLoopGroup, channel: Channel) {
-        self.name = name
-        self.group = group
-        self.channel = channel
+    /// Closes the listener and every connection, and listens again after `seconds`.
+    func goDown(seconds: Int) {
+        let listener = self.listener.withLock { listener in
+            defer { listener = nil }
+            return listener
+        }
+        listener?.close(promise: nil)
+        for channel in self.children.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+        Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            try? await self.listen()
+        }
     }
-
-    public var port: Int { self.channel.localAddress?.port ?? 0 }
 
     public func stop() async {
-        try? await self.channel.close()
+        let listener = self.listener.withLock { $0 }
+        try? await listener?.close()
     }
 }
 
 private final class DemoHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
-    let name: String
+    let server: DemoRealServer
+    var name: String { self.server.name }
     var head: HTTPRequestHead?
 
-    init(name: String) {
-        self.name = name
+    init(server: DemoRealServer) {
+        self.server = server
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -63,6 +93,20 @@ private final class DemoHandler: ChannelInboundHandler {
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
         var headers = HTTPHeaders()
         headers.add(name: "X-Real-Server", value: self.name)
+        if head.uri.hasPrefix("/demo/down") {
+            let seconds = head.uri.split(separator: "=").last.flatMap { Int($0) } ?? 10
+            let text = "\(self.name): down for \(min(max(seconds, 1), 300)) s\n"
+            headers.add(name: "Content-Length", value: String(text.utf8.count))
+            headers.add(name: "Connection", value: "close")
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+                          promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+            let server = self.server
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+                server.goDown(seconds: min(max(seconds, 1), 300))
+            }
+            return
+        }
         if head.uri.hasPrefix("/bytes/"), let size = Int(head.uri.dropFirst(7)), size >= 0, size <= 1 << 30 {
             headers.add(name: "Content-Type", value: "application/octet-stream")
             headers.add(name: "Content-Length", value: String(size))
