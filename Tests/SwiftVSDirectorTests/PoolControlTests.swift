@@ -218,5 +218,43 @@ extension IntegrationTests {
                 }
             }
         }
+    
+        @Test("exec checks take servers out; below the quorum the sorry server answers, and the pool returns; a tcp check sees a dead server")
+        func execQuorumSorryTcp() async throws {
+            try await withBackends { backends in
+                let flag = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvs-down-\(UUID().uuidString)").path
+                let health = "health: {check: exec, command: 'test ! -e \(flag)-$SWIFTVS_SERVER_PORT', interval: 200ms, timeout: 150ms, rise: 1, fall: 1}"
+                let two = Array(backends.prefix(2))
+                let yaml = serviceYAML(scheduler: "rr", backends: two, extra: health + "\nquorum: 2\nsorry: \(backends[2].address)")
+                defer { for backend in two { unlink("\(flag)-\(backend.port)") } }
+                try await withDirector(yaml) { director in
+                    let port = director.port
+                    #expect(try await secondsUntil(2) { director.service.status().servers.allSatisfy { $0.checks >= 1 } } != nil)
+                    _ = FileManager.default.createFile(atPath: "\(flag)-\(two[0].port)", contents: nil)
+                    #expect(try await secondsUntil(3) { director.service.status().sorryActive } != nil)
+                    let status = director.service.status()
+                    #expect(status.state == "down" && status.servers[0].reason.contains("exit 1"), Comment(rawValue: status.servers[0].reason))
+                    let names = try await onThread { () -> [String] in
+                        let client = BlockingClient(port: port)
+                        return try (0..<6).map { _ in try client.request("GET", "/").text }
+                    }
+                    #expect(Set(names) == ["rs2"], "the sorry server has all the traffic while the quorum is lost")
+                    unlink("\(flag)-\(two[0].port)")
+                    #expect(try await secondsUntil(3) { !director.service.status().sorryActive } != nil)
+                    let back = try await onThread { () -> [String] in
+                        let client = BlockingClient(port: port)
+                        return try (0..<6).map { _ in try client.request("GET", "/").text }
+                    }
+                    #expect(Set(back) == ["rs0", "rs1"])
+                }
+                let tcp = serviceYAML(scheduler: "rr", backends: two,
+                                      extra: "health: {check: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 2}")
+                try await withDirector(tcp) { director async throws in
+                    await two[1].kill()
+                    #expect(try await secondsUntil(3) { director.service.state(of: two[1].address) == "down" } != nil)
+                    #expect(director.service.status().servers[1].reason.contains("connection refused"))
+                }
+            }
+        }
     }
 }
