@@ -64,6 +64,11 @@ struct AdminOptions: ParsableArguments {
         return response.body
     }
 
+    /// `PATCH /api/services/SERVICE/servers/SERVER` with `body`: weight, enable and disable.
+    func patchServer(_ service: String, _ server: String, _ body: [String: Any]) async throws {
+        _ = try await self.call(.PATCH, "/api/services/\(pathComponent(service))/servers/\(pathComponent(server))", body: body)
+    }
+
     func services() async throws -> [ServiceStatus] {
         try JSONDecoder().decode([ServiceStatus].self, from: Data(try await self.call(.GET, "/api/services")))
     }
@@ -232,8 +237,7 @@ struct AdmWeight: AsyncParsableCommand {
     @Argument(help: "0...65535.") var weight: Int
 
     func run() async throws {
-        _ = try await self.options.call(.PATCH, "/api/services/\(pathComponent(self.service))/servers/\(pathComponent(self.server))",
-                                        body: ["weight": self.weight])
+        try await self.options.patchServer(self.service, self.server, ["weight": self.weight])
         print("\(self.service) \(self.server): weight \(self.weight)\(self.weight == 0 ? " (draining)" : "")")
     }
 }
@@ -285,8 +289,7 @@ struct AdmEnable: AsyncParsableCommand {
     @Argument(help: "The real server, ip:port.") var server: String
 
     func run() async throws {
-        _ = try await self.options.call(.PATCH, "/api/services/\(pathComponent(self.service))/servers/\(pathComponent(self.server))",
-                                        body: ["enabled": true])
+        try await self.options.patchServer(self.service, self.server, ["enabled": true])
         print("\(self.service) \(self.server): enabled")
     }
 }
@@ -302,8 +305,7 @@ struct AdmDisable: AsyncParsableCommand {
     @Argument(help: "The real server, ip:port.") var server: String
 
     func run() async throws {
-        _ = try await self.options.call(.PATCH, "/api/services/\(pathComponent(self.service))/servers/\(pathComponent(self.server))",
-                                        body: ["enabled": false])
+        try await self.options.patchServer(self.service, self.server, ["enabled": false])
         print("\(self.service) \(self.server): disabled")
     }
 }
