@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Pure core: config + validation, schedulers, persistence. No sockets, clocks or randomness of its own.
@@ -43,25 +44,52 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // Load generator, CPU sampler, scenario runner. Talks to directors and real servers only over the network.
+        .target(
+            name: "SwiftVSBench",
+            dependencies: [
+                "SwiftVSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
         .executableTarget(
             name: "swiftvs",
             dependencies: [
                 "SwiftVSCore",
                 "SwiftVSDirector",
+                "SwiftVSBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Helpers for the test targets only: where the built `swiftvs` is, free ports.
+        .target(name: "SwiftVSTestSupport"),
         .testTarget(
             name: "SwiftVSCoreTests",
             dependencies: ["SwiftVSCore"]
+        ),
+        .testTarget(
+            name: "SwiftVSBenchTests",
+            dependencies: [
+                "SwiftVSCore",
+                "SwiftVSBench",
+                "SwiftVSTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "SwiftVSDirectorTests",
             dependencies: [
                 "SwiftVSCore",
                 "SwiftVSDirector",
+                "SwiftVSTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

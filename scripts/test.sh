@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian package for each command the tests run.
-declare -A packages=([curl]=curl)
+# Debian package for each command the tests run: curl (director tests), chromium and its driver (the bench's HTML
+# report is opened in headless Chromium).
+declare -A packages=([curl]=curl [chromium]=chromium [chromedriver]=chromium-driver [pip3]=python3-pip)
 missing=()
 for command in "${!packages[@]}"; do
     command -v "$command" > /dev/null 2>&1 || missing+=("${packages[$command]}")
@@ -18,4 +19,11 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-exec swift test "$@"
+# Selenium (PyPI) drives Chromium; it uses Debian's chromedriver and downloads nothing.
+if ! python3 -c "import selenium" > /dev/null 2>&1; then
+    echo "installing test tools: selenium (PyPI)" >&2
+    pip3 install -q selenium 2> /dev/null || pip3 install -q --break-system-packages selenium
+fi
+
+# --no-parallel: the integration suites measure time and load; run side by side they would skew each other.
+exec swift test --no-parallel "$@"

@@ -12,16 +12,25 @@ public final class DemoRealServer: Sendable {
     public let port: Int
     let host: String
     let group: EventLoopGroup
+    /// When set, every request holds one of a fixed number of emulated workers for a fixed time.
+    let workers: EmulatedWorkers?
     private let listener = Mutex<Channel?>(nil)
     private let children = Mutex<[ObjectIdentifier: Channel]>([:])
 
-    public static func start(name: String, host: String, port: Int, group: EventLoopGroup) async throws -> DemoRealServer {
-        let server = DemoRealServer(name: name, host: host, port: port, group: group)
+    /// - Parameter capacity: emulate a server that can work on `workers` requests at once, each taking
+    ///   `serviceTime` seconds (an application bound by its worker pool or database rather than by this
+    ///   machine's CPU). Needs a one-thread `group`, so the workers' queue lives on one event loop.
+    public static func start(name: String, host: String, port: Int, group: EventLoopGroup,
+                             capacity: (workers: Int, serviceTime: Double)? = nil) async throws -> DemoRealServer {
+        let server = DemoRealServer(name: name, host: host, port: port, group: group,
+                                    workers: capacity.map { EmulatedWorkers(loop: group.next(), count: $0.workers,
+                                                                             serviceTime: $0.serviceTime) })
         try await server.listen()
         return server
     }
 
-    private init(name: String, host: String, port: Int, group: EventLoopGroup) {
+    private init(name: String, host: String, port: Int, group: EventLoopGroup, workers: EmulatedWorkers?) {
+        self.workers = workers
         self.name = name
         self.host = host
         self.port = port
@@ -86,7 +95,15 @@ private final class DemoHandler: ChannelInboundHandler {
             break
         case .end:
             guard let head = self.head else { return }
-            self.respond(context: context, head: head)
+            guard let workers = self.server.workers, !head.uri.hasPrefix("/demo/") else {
+                self.respond(context: context, head: head)
+                return
+            }
+            precondition(context.eventLoop === workers.loop, "emulated workers need a one-thread event loop group")
+            workers.run {
+                guard context.channel.isActive else { return }
+                self.respond(context: context, head: head)
+            }
         }
     }
 
@@ -133,5 +150,49 @@ private final class DemoHandler: ChannelInboundHandler {
         }
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         if !head.isKeepAlive { context.close(promise: nil) }
+    }
+}
+
+/// A fixed pool of emulated workers, each busy for `serviceTime` per request; requests beyond the pool wait in
+/// arrival order. Lives on one event loop.
+final class EmulatedWorkers: @unchecked Sendable {
+    let loop: EventLoop
+    let count: Int
+    let serviceTime: TimeAmount
+    private var busy = 0
+    private var waiting: [() -> Void] = []
+    private var head = 0
+
+    init(loop: EventLoop, count: Int, serviceTime: Double) {
+        self.loop = loop
+        self.count = max(1, count)
+        self.serviceTime = .nanoseconds(Int64(serviceTime * 1e9))
+    }
+
+    /// Runs `job` when a worker has spent `serviceTime` on it. Call on `loop`.
+    func run(_ job: @escaping () -> Void) {
+        if self.busy < self.count {
+            self.busy += 1
+            self.serve(job)
+        } else {
+            self.waiting.append(job)
+        }
+    }
+
+    private func serve(_ job: @escaping () -> Void) {
+        self.loop.assumeIsolated().scheduleTask(in: self.serviceTime) {
+            job()
+            if self.head < self.waiting.count {
+                let next = self.waiting[self.head]
+                self.head += 1
+                if self.head > 1024 && self.head * 2 > self.waiting.count {
+                    self.waiting.removeFirst(self.head)
+                    self.head = 0
+                }
+                self.serve(next)
+            } else {
+                self.busy -= 1
+            }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import SwiftVSTestSupport
 import Foundation
 import Testing
 import Logging
@@ -62,17 +63,6 @@ func serviceYAML(name: String = "svc", proto: String = "http", scheduler: String
     return yaml
 }
 
-/// The `swiftvs` executable built beside the test bundle.
-var swiftvsBinary: URL {
-    if let path = ProcessInfo.processInfo.environment["SWIFTVS_BIN"] { return URL(fileURLWithPath: path) }
-    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [bundle, bundle.deletingLastPathComponent()] {
-        let url = candidate.appendingPathComponent("swiftvs")
-        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-    }
-    return bundle.appendingPathComponent("swiftvs")
-}
-
 /// Runs `swiftvs` with arguments to completion; returns exit code and output.
 func runSwiftVS(_ arguments: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
     let child = try ChildProcess(swiftvsBinary.path, arguments)
@@ -130,23 +120,5 @@ final class DirectorProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(at: self.configURL)
         return code
     }
-}
-
-/// A free loopback port (bound and released), for child processes that need a fixed one.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else { throw ClientError("bind for a free port: errno \(errno)") }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-    }
-    return Int(UInt16(bigEndian: addr.sin_port))
 }
 

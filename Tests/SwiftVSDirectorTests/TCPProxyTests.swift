@@ -1,3 +1,4 @@
+import SwiftVSTestSupport
 import Foundation
 import SwiftVSCore
 @testable import SwiftVSDirector

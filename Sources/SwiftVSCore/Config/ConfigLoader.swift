@@ -8,19 +8,7 @@ public enum ConfigLoader {
     /// Parses and validates; throws `ConfigError` with every problem found.
     public static func load(yaml: String, source: String = "config") throws(ConfigError) -> DirectorConfig {
         var reader = NodeReader()
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml)
-        } catch let error as YamlError {
-            throw ConfigError(source: source, problems: [NodeReader.problem(fromYAMLError: error)])
-        } catch {
-            throw ConfigError(source: source, problems: [ConfigProblem(path: "", line: nil, message: "\(error)")])
-        }
-        guard let root else {
-            throw ConfigError(source: source, problems: [
-                ConfigProblem(path: "", line: nil, message: "the file is empty; it needs a 'services' list")
-            ])
-        }
+        let root = try NodeReader.compose(yaml, source: source, whenEmpty: "the file is empty; it needs a 'services' list")
         let config = reader.director(root)
         guard reader.problems.isEmpty, let config else {
             throw ConfigError(source: source, problems: reader.problems)
@@ -32,9 +20,27 @@ public enum ConfigLoader {
 /// Walks YAML nodes, recording problems instead of stopping at the first.
 struct NodeReader {
     var problems: [ConfigProblem] = []
+    /// When set, `${name}` in scalar values is replaced by the variable's value (scenario files).
+    var variables: [String: String]? = nil
 
     mutating func report(_ path: String, _ node: Node?, _ message: String) {
         self.problems.append(ConfigProblem(path: path, line: node?.mark?.line, message: message))
+    }
+
+    /// The YAML's root node; a syntax error or an empty file is a `ConfigError` with its line.
+    static func compose(_ yaml: String, source: String, whenEmpty: String) throws(ConfigError) -> Node {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(source: source, problems: [Self.problem(fromYAMLError: error)])
+        } catch {
+            throw ConfigError(source: source, problems: [ConfigProblem(path: "", line: nil, message: "\(error)")])
+        }
+        guard let root else {
+            throw ConfigError(source: source, problems: [ConfigProblem(path: "", line: nil, message: whenEmpty)])
+        }
+        return root
     }
 
     static func problem(fromYAMLError error: YamlError) -> ConfigProblem {
@@ -116,7 +122,36 @@ struct NodeReader {
             self.report(path, node, "expected a single value, got \(Self.kind(node))")
             return nil
         }
-        return scalar.string
+        guard let variables = self.variables, scalar.string.contains("${") else { return scalar.string }
+        switch Self.substitute(scalar.string, variables) {
+        case .success(let text): return text
+        case .failure(let problem):
+            self.report(path, node, problem.description)
+            return nil
+        }
+    }
+
+    struct UnknownVariable: Error, CustomStringConvertible { var description: String }
+
+    /// Replaces each `${name}`; an unknown name is an error naming the variables that exist.
+    static func substitute(_ text: String, _ variables: [String: String]) -> Result<String, UnknownVariable> {
+        var out = ""
+        var rest = Substring(text)
+        while let open = rest.firstRange(of: "${") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                return .failure(UnknownVariable(description: "unclosed '${' in '\(text)'"))
+            }
+            let name = String(rest[open.upperBound..<close])
+            guard let value = variables[name] else {
+                let known = variables.keys.sorted().joined(separator: ", ")
+                return .failure(UnknownVariable(description: "unknown variable '${\(name)}'; defined: \(known)"))
+            }
+            out += value
+            rest = rest[rest.index(after: close)...]
+        }
+        out += rest
+        return .success(out)
     }
 
     mutating func string(_ node: Node, _ path: String) -> String? {

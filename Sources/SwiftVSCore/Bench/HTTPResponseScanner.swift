@@ -1,0 +1,296 @@
+/// Finds where one HTTP/1.x response ends in a byte stream, reading only what a load tester needs: the status,
+/// whether the connection stays open, and the body's framing (Content-Length, chunked, or until close).
+///
+/// It works on the bytes as they arrive, without copying them, except a response head split across reads, which it
+/// keeps until the head is whole. One scanner serves one connection; `reset` readies it for the next response.
+public struct HTTPResponseScanner: Sendable {
+    public enum Outcome: Equatable, Sendable {
+        /// The response is not finished; feed more bytes.
+        case needMore
+        /// The response ended after `consumed` bytes of this read.
+        case complete(status: Int, keepAlive: Bool, consumed: Int)
+        /// The bytes are not an HTTP/1.x response.
+        case invalid(String)
+    }
+
+    enum Phase: Sendable {
+        case head
+        case fixed(remaining: Int)
+        case chunkSize(value: Int, digits: Int, inExtension: Bool, sawCR: Bool)
+        case chunkData(remaining: Int)
+        case chunkDataEnd(sawCR: Bool)
+        case trailer(lineLength: Int, sawCR: Bool)
+        case untilClose
+    }
+
+    /// Heads longer than this are refused (the director's own limit is 32 KiB).
+    public static let maxHeadBytes = 65_536
+
+    var phase: Phase = .head
+    var partialHead: [UInt8] = []
+    /// Set when the request was HEAD: the response has no body whatever its headers say.
+    public var requestHadNoBody = false
+    public private(set) var status = 0
+    var keepAlive = true
+
+    public init() {}
+
+    public mutating func reset(headRequest: Bool = false) {
+        self.phase = .head
+        self.partialHead.removeAll(keepingCapacity: true)
+        self.requestHadNoBody = headRequest
+        self.status = 0
+        self.keepAlive = true
+    }
+
+    /// True while reading a body that ends only when the server closes the connection.
+    public var readsUntilClose: Bool {
+        if case .untilClose = self.phase { return true }
+        return false
+    }
+
+    /// True when no byte of the current response has been seen.
+    public var atStart: Bool {
+        if case .head = self.phase { return self.partialHead.isEmpty }
+        return false
+    }
+
+    /// Feeds one read. The caller stops feeding after `.complete` and calls `reset` before the next response.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Outcome {
+        var offset = 0
+        if case .head = self.phase {
+            let headEnd: Int
+            if self.partialHead.isEmpty, let end = Self.findHeadEnd(bytes, from: 0) {
+                headEnd = end
+                if let problem = self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<end])) {
+                    return .invalid(problem)
+                }
+            } else {
+                // The head spans reads: look for its end across what we kept and what just came.
+                let keptCount = self.partialHead.count
+                self.partialHead.append(contentsOf: bytes)
+                let start = max(0, keptCount - 3)
+                let found = self.partialHead.withUnsafeBytes { Self.findHeadEnd($0, from: start) }
+                guard let end = found else {
+                    if self.partialHead.count > Self.maxHeadBytes { return .invalid("response head over 64 KiB") }
+                    return .needMore
+                }
+                headEnd = end - keptCount
+                let problem = self.partialHead.withUnsafeBytes {
+                    self.parseHead(UnsafeRawBufferPointer(rebasing: $0[0..<end]))
+                }
+                self.partialHead.removeAll(keepingCapacity: true)
+                if let problem { return .invalid(problem) }
+            }
+            offset = headEnd
+        }
+        return self.scanBody(bytes, from: offset)
+    }
+
+    /// The stream ended (the server closed). Returns the outcome if that ends a body read until close.
+    public mutating func endOfStream() -> Outcome? {
+        if case .untilClose = self.phase {
+            return .complete(status: self.status, keepAlive: false, consumed: 0)
+        }
+        return nil
+    }
+
+    static func findHeadEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        let count = bytes.count
+        var i = start
+        while i + 3 < count {
+            // Look for LF first: it is rarer than any other byte in a head's last stretch.
+            if bytes[i + 3] == 0x0A {
+                if bytes[i] == 0x0D && bytes[i + 1] == 0x0A && bytes[i + 2] == 0x0D { return i + 4 }
+                i += 1
+            } else if bytes[i + 3] == 0x0D {
+                i += 1
+            } else {
+                i += 4
+            }
+        }
+        return nil
+    }
+
+    /// Reads the status line and the framing headers. Returns a problem, or nil.
+    mutating func parseHead(_ head: UnsafeRawBufferPointer) -> String? {
+        // "HTTP/1.1 200 ..."
+        guard head.count >= 12, head[0] == 0x48, head[1] == 0x54, head[2] == 0x54, head[3] == 0x50, head[4] == 0x2F,
+              head[5] == 0x31, head[6] == 0x2E else {
+            return "not an HTTP/1.x status line"
+        }
+        let minor = head[7]
+        let d0 = Int(head[9]) - 48, d1 = Int(head[10]) - 48, d2 = Int(head[11]) - 48
+        guard head[8] == 0x20, (0...9).contains(d0), (0...9).contains(d1), (0...9).contains(d2) else {
+            return "bad status code"
+        }
+        self.status = d0 * 100 + d1 * 10 + d2
+        self.keepAlive = minor != 0x30  // HTTP/1.0 closes unless it says keep-alive
+        var contentLength: Int? = nil
+        var chunked = false
+        // Walk header lines; compare names case-insensitively by their length first.
+        var lineStart = Self.nextLine(head, from: 12)
+        while lineStart < head.count - 2 {
+            let lineEnd = Self.lineEnd(head, from: lineStart)
+            var colon = lineStart
+            while colon < lineEnd && head[colon] != 0x3A { colon += 1 }
+            if colon < lineEnd {
+                let nameLength = colon - lineStart
+                var valueStart = colon + 1
+                while valueStart < lineEnd && (head[valueStart] == 0x20 || head[valueStart] == 0x09) { valueStart += 1 }
+                var valueEnd = lineEnd
+                while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+                if nameLength == 14 && Self.equalsLower(head, lineStart, "content-length") {
+                    var value = 0
+                    guard valueEnd > valueStart else { return "empty Content-Length" }
+                    for i in valueStart..<valueEnd {
+                        let d = Int(head[i]) - 48
+                        guard (0...9).contains(d), value < Int.max / 10 - 10 else { return "bad Content-Length" }
+                        value = value * 10 + d
+                    }
+                    if let existing = contentLength, existing != value { return "conflicting Content-Length" }
+                    contentLength = value
+                } else if nameLength == 17 && Self.equalsLower(head, lineStart, "transfer-encoding") {
+                    chunked = Self.containsLower(head, valueStart, valueEnd, "chunked")
+                } else if nameLength == 10 && Self.equalsLower(head, lineStart, "connection") {
+                    if Self.containsLower(head, valueStart, valueEnd, "close") { self.keepAlive = false }
+                    if Self.containsLower(head, valueStart, valueEnd, "keep-alive") && minor == 0x30 { self.keepAlive = true }
+                }
+            }
+            lineStart = Self.nextLine(head, from: lineEnd)
+        }
+        if self.requestHadNoBody || self.status / 100 == 1 || self.status == 204 || self.status == 304 {
+            self.phase = .fixed(remaining: 0)
+        } else if chunked {
+            self.phase = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
+        } else if let contentLength {
+            self.phase = .fixed(remaining: contentLength)
+        } else {
+            self.phase = .untilClose
+            self.keepAlive = false
+        }
+        return nil
+    }
+
+    static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var i = start
+        while i < bytes.count && bytes[i] != 0x0D && bytes[i] != 0x0A { i += 1 }
+        return i
+    }
+
+    static func nextLine(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var i = start
+        while i < bytes.count && bytes[i] != 0x0A { i += 1 }
+        return i + 1
+    }
+
+    static func equalsLower(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ word: StaticString) -> Bool {
+        let w = UnsafeRawBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+        for i in 0..<w.count where bytes[start + i] | 0x20 != w[i] { return false }
+        return true
+    }
+
+    static func containsLower(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ word: StaticString) -> Bool {
+        let w = UnsafeRawBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+        guard end - start >= w.count else { return false }
+        var i = start
+        while i + w.count <= end {
+            var match = true
+            for j in 0..<w.count where bytes[i + j] | 0x20 != w[j] {
+                match = false
+                break
+            }
+            if match { return true }
+            i += 1
+        }
+        return false
+    }
+
+    mutating func scanBody(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Outcome {
+        var i = start
+        let count = bytes.count
+        while true {
+            switch self.phase {
+            case .head:
+                preconditionFailure("scanBody before the head was read")
+            case .untilClose:
+                return .needMore
+            case .fixed(let remaining):
+                let take = min(remaining, count - i)
+                i += take
+                if remaining - take == 0 {
+                    return .complete(status: self.status, keepAlive: self.keepAlive, consumed: i)
+                }
+                self.phase = .fixed(remaining: remaining - take)
+                return .needMore
+            case .chunkData(let remaining):
+                let take = min(remaining, count - i)
+                i += take
+                if remaining - take > 0 {
+                    self.phase = .chunkData(remaining: remaining - take)
+                    return .needMore
+                }
+                self.phase = .chunkDataEnd(sawCR: false)
+            case .chunkDataEnd(let sawCR):
+                guard i < count else { return .needMore }
+                let b = bytes[i]
+                i += 1
+                if b == 0x0D && !sawCR {
+                    self.phase = .chunkDataEnd(sawCR: true)
+                } else if b == 0x0A {
+                    self.phase = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
+                } else {
+                    return .invalid("chunk data not followed by CRLF")
+                }
+            case .chunkSize(var value, var digits, var inExtension, var sawCR):
+                while i < count {
+                    let b = bytes[i]
+                    i += 1
+                    if b == 0x0A {
+                        guard digits > 0 else { return .invalid("empty chunk size") }
+                        self.phase = value == 0 ? .trailer(lineLength: 0, sawCR: false) : .chunkData(remaining: value)
+                        break
+                    }
+                    if b == 0x0D { sawCR = true; continue }
+                    if sawCR { return .invalid("bad chunk size line") }
+                    if inExtension { continue }
+                    if b == 0x3B || b == 0x20 || b == 0x09 { inExtension = true; continue }
+                    let d: Int
+                    switch b {
+                    case 0x30...0x39: d = Int(b) - 0x30
+                    case 0x61...0x66: d = Int(b) - 0x61 + 10
+                    case 0x41...0x46: d = Int(b) - 0x41 + 10
+                    default: return .invalid("bad chunk size digit")
+                    }
+                    guard digits < 15 else { return .invalid("chunk size too large") }
+                    value = value * 16 + d
+                    digits += 1
+                }
+                if case .chunkSize = self.phase {
+                    if i >= count {
+                        self.phase = .chunkSize(value: value, digits: digits, inExtension: inExtension, sawCR: sawCR)
+                        return .needMore
+                    }
+                }
+            case .trailer(var lineLength, var sawCR):
+                var done = false
+                while i < count {
+                    let b = bytes[i]
+                    i += 1
+                    if b == 0x0A {
+                        if lineLength == 0 { done = true; break }
+                        lineLength = 0
+                        sawCR = false
+                    } else if b == 0x0D {
+                        sawCR = true
+                    } else {
+                        lineLength += 1
+                    }
+                }
+                if done { return .complete(status: self.status, keepAlive: self.keepAlive, consumed: i) }
+                self.phase = .trailer(lineLength: lineLength, sawCR: sawCR)
+                return .needMore
+            }
+        }
+    }
+}
