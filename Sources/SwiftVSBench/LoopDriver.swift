@@ -68,6 +68,7 @@ final class LoopDriver: @unchecked Sendable {
     var unfinished = 0
     var tasks: [RepeatedTask] = []
     var stopTask: Scheduled<Void>?
+    var arrivalTimer: Scheduled<Void>?
     let done: EventLoopPromise<Void>
 
     init(loop: EventLoop, spec: LoadSpec, addresses: [SocketAddress], addressIndex: [Int], budget: RequestBudget?,
@@ -101,12 +102,9 @@ final class LoopDriver: @unchecked Sendable {
             self.tasks.append(self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in
                 self.sweep()
             })
-            if let period = self.period {
+            if self.period != nil {
                 self.nextArrival = startNs + self.firstArrivalOffset
-                _ = period
-                self.tasks.append(self.loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { _ in
-                    self.arrivals()
-                })
+                self.arrivals()
             } else {
                 for _ in 0..<self.users {
                     let client = LoadClient(driver: self)
@@ -145,16 +143,22 @@ final class LoopDriver: @unchecked Sendable {
         return true
     }
 
-    /// Open loop: turns the clock into arrivals and hands them to free connections.
+    /// Open loop: turns the clock into arrivals, hands them to free connections, and sets a timer for the next
+    /// arrival. The timer aims at the arrival itself (not a fixed tick) so requests leave on time, which matters
+    /// because each is timed from when it was due; at high rates one wake-up sends a batch.
     func arrivals() {
         guard !self.stopping, let period = self.period else { return }
         let now = nowNanoseconds()
         while self.nextArrival <= now {
             if self.nextArrival >= self.stopNs { break }
+            if let budget = self.budget, budget.remaining.load(ordering: .relaxed) - self.queue.count <= 0 { break }
             self.queue.push(self.nextArrival)
             self.nextArrival += period
         }
         self.dispatch(now: now)
+        guard self.nextArrival < self.stopNs else { return }
+        let wait = self.nextArrival > now ? self.nextArrival - now : 0
+        self.arrivalTimer = self.loop.scheduleTask(in: .nanoseconds(Int64(max(wait, 20_000)))) { self.arrivals() }
     }
 
     func dispatch(now: UInt64) {
@@ -280,6 +284,7 @@ final class LoopDriver: @unchecked Sendable {
         for client in self.clients { client.abandon() }
         for task in self.tasks { task.cancel() }
         self.stopTask?.cancel()
+        self.arrivalTimer?.cancel()
         self.done.succeed(())
     }
 }

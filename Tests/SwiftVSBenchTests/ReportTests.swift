@@ -14,8 +14,8 @@ struct ReportTests {
         }
         // Up the ladder to the first failure (3000), then bisect: 2500 (good), 2750 (bad).
         #expect(offered == [1000, 2000, 3000, 2500, 2750])
-        #expect(sweep.judge(offered: 1000, achieved: 960, lossPercent: 0.5))
-        #expect(!sweep.judge(offered: 1000, achieved: 940, lossPercent: 0), "under 95% answered")
+        #expect(sweep.judge(offered: 1000, achieved: 985, lossPercent: 0.5))
+        #expect(!sweep.judge(offered: 1000, achieved: 970, lossPercent: 0), "under 98% answered")
         #expect(!sweep.judge(offered: 1000, achieved: 1000, lossPercent: 1), "1% loss is not under 1%")
         let report = SweepReport(name: "s", url: "u", maxLossPercent: 1, steps: [
             SweepStep(offeredRate: 1000, achievedRate: 1000, lossPercent: 0, p99Ms: 1, sustained: true, cpuPercent: [:]),
@@ -42,15 +42,11 @@ struct ReportTests {
     }
 
     @Test func procParsers() {
-        let stat = "cpu  100 5 50 800 20 0 5 0 0 0\ncpu0 50 2 25 400 10 0 2 0 0 0\n"
-        let m = ProcStat.machine(stat)
-        #expect(m?.busy == 160 && m?.total == 980)
         // A command name with a space and a parenthesis, as /proc allows.
         let pid = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 500 0 0 0 150 30 0 0 20 0 4 0 100 0 0"
         #expect(ProcStat.processTicks(pid) == 180)
         #expect(ProcStat.processName(pid) == "my (odd) name")
         #expect(ProcStat.percent(ticks: 250, previous: 150, seconds: 1, ticksPerSecond: 100) == 100)
-        #expect(ProcStat.machinePercent((busy: 260, total: 1180), (busy: 160, total: 980)) == 50)
     }
 
     func load(_ yaml: String, set: [String: String] = [:]) throws(ConfigError) -> Scenario {

@@ -134,7 +134,7 @@ public enum BenchHTML {
     static func sweep(_ s: SweepReport) -> String {
         let f = BenchFormat.self
         var out = "<h2>Sweep \(escape(s.name))</h2>\n<p>\(escape(s.url)); sustained = loss under "
-        out += "\(f.number(s.maxLossPercent))% and at least 95% of the rate answered. "
+        out += "\(f.number(s.maxLossPercent))% and at least 98% of the rate answered. "
         out += s.bestRate.map { "Highest sustained: <b>\(f.number($0, decimals: 0)) req/s</b>." } ?? "No rate sustained."
         out += "</p>\n<table><tr><th>offered req/s</th><th>achieved</th><th>loss %</th><th>p99 ms</th>"
         out += "<th>sustained</th><th>CPU % (mean)</th></tr>\n"

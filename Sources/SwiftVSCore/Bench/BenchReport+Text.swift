@@ -57,7 +57,7 @@ extension PhaseReport {
 extension SweepReport {
     public func text() -> String {
         let f = BenchFormat.self
-        var out = "== sweep \(self.name): \(self.url) (sustained = loss < \(f.number(self.maxLossPercent))%, ≥ 95% answered)\n"
+        var out = "== sweep \(self.name): \(self.url) (sustained = loss < \(f.number(self.maxLossPercent))%, ≥ 98% answered)\n"
         out += "  offered req/s   achieved   loss %   p99 ms   sustained\n"
         for step in self.steps {
             out += "  \(f.pad(f.number(step.offeredRate, decimals: 0), 13, right: true))"

@@ -269,7 +269,7 @@ public struct SweepReport: Codable, Sendable, Equatable {
     public var url: String
     public var maxLossPercent: Double
     public var steps: [SweepStep]
-    /// The highest offered rate sustained (loss under the limit, at least 95% of it achieved); nil if none was.
+    /// The highest offered rate sustained (loss under the limit, at least 98% of it answered); nil if none was.
     public var bestRate: Double?
     /// The step at `bestRate`.
     public var best: SweepStep? { self.steps.filter(\.sustained).max(by: { $0.offeredRate < $1.offeredRate }) }
@@ -332,7 +332,7 @@ public enum BenchFormat {
     /// `12345` → "12345", `12.3456` → "12.35"; big numbers without decimals.
     public static func number(_ value: Double, decimals: Int? = nil) -> String {
         guard value.isFinite else { return "-" }
-        let places = decimals ?? (abs(value) >= 100 ? 0 : abs(value) >= 10 ? 1 : 2)
+        let places = decimals ?? (abs(value) >= 100 || value == value.rounded() ? 0 : abs(value) >= 10 ? 1 : 2)
         return self.fixed(value, places)
     }
 

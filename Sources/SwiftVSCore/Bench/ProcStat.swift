@@ -1,17 +1,5 @@
 /// Parsers for the Linux /proc files the CPU sampler reads. Pure: the driver reads the files and passes the text.
 public enum ProcStat {
-    /// Busy and total jiffies of all CPUs together, from the first line of /proc/stat
-    /// (`cpu  user nice system idle iowait irq softirq steal ...`). Busy excludes idle and iowait.
-    public static func machine(_ text: String) -> (busy: UInt64, total: UInt64)? {
-        guard let line = text.split(separator: "\n", maxSplits: 1).first, line.hasPrefix("cpu ") else { return nil }
-        let fields = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
-        guard fields.count >= 4 else { return nil }
-        let counted = fields.prefix(8)  // guest time is already inside user
-        let total = counted.reduce(0, +)
-        let idle = fields[3] + (fields.count > 4 ? fields[4] : 0)
-        return (total - idle, total)
-    }
-
     /// utime + stime (jiffies) of a process, from /proc/PID/stat. The command name may hold spaces and
     /// parentheses, so fields are counted from the last ')'.
     public static func processTicks(_ text: String) -> UInt64? {
@@ -33,13 +21,6 @@ public enum ProcStat {
         guard seconds > 0, ticks >= previous else { return 0 }
         return Double(ticks - previous) / ticksPerSecond / seconds * 100
     }
-
-    /// Percent of all cores busy between two readings of /proc/stat.
-    public static func machinePercent(_ now: (busy: UInt64, total: UInt64), _ before: (busy: UInt64, total: UInt64))
-        -> Double {
-        guard now.total > before.total, now.busy >= before.busy else { return 0 }
-        return Double(now.busy - before.busy) * 100 / Double(now.total - before.total)
-    }
 }
 
 /// The rate sweep of the first study: offer rates in rising order, one fixed-length step each, and find the highest
@@ -58,7 +39,7 @@ public struct RateSweep: Sendable {
     var refined = 0
     var pending: Double?
 
-    public init(rates: [Double], maxLossPercent: Double = 1, minAchievedFraction: Double = 0.95, refineSteps: Int = 0) {
+    public init(rates: [Double], maxLossPercent: Double = 1, minAchievedFraction: Double = 0.98, refineSteps: Int = 0) {
         self.rates = rates.sorted()
         self.maxLossPercent = maxLossPercent
         self.minAchievedFraction = minAchievedFraction
