@@ -9,14 +9,14 @@
 # drift shows as spread rather than bias. Also reported: each client's CPU (from /proc, µs per request).
 #
 # Needs: nginx wrk httperf (apt-get install nginx wrk httperf), a release build (swift build -c release).
-# Knobs: DUR=10 seconds per load, ROUNDS=3, CONNS="64 256", RATES="3000 10000", PORT=18090,
+# Knobs: DUR=10 seconds per load, ROUNDS=3, CONNS="64 256", RATES="1000 3000", PORT=18090,
 #        SWIFTVS=.build/release/swiftvs, KEEP=0.
 # Traffic stays on 127.0.0.1; every load is bounded in time (and httperf also in count); only processes it started are
 # stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DUR=${DUR:-10}; ROUNDS=${ROUNDS:-3}; CONNS=${CONNS-64 256}; RATES=${RATES-3000 10000}
+DUR=${DUR:-10}; ROUNDS=${ROUNDS:-3}; CONNS=${CONNS-64 256}; RATES=${RATES-1000 3000}
 PORT=${PORT:-18090}; SWIFTVS=${SWIFTVS:-.build/release/swiftvs}; HOST=127.0.0.1; HZ=$(getconf CLK_TCK)
 FDLIM=$(ulimit -Hn); [ "$FDLIM" = unlimited ] && FDLIM=65536
 ulimit -n "$FDLIM"

@@ -119,6 +119,8 @@ public final class LoadPhase: Sendable {
         // The last, partial bucket.
         let end = nowNanoseconds()
         let tail = try await Self.collect(drivers, from: lastTick, to: end, t0: t0, totals: &totalsSoFar)
+        // The faults are costed on whole buckets only: the tail holds the last stragglers, not a rate.
+        let wholeBuckets = timeline
         if tail.succeeded + tail.failed > 0 { timeline.append(tail) }
 
         var counters = LoadCounters()
@@ -136,7 +138,9 @@ public final class LoadPhase: Sendable {
         }
         let elapsed = Double(lastCompletion &- t0) / 1e9
         let marks = self.marks.withLock { $0 }
-        let faults = FaultAnalysis.analyze(timeline: timeline, interval: self.spec.interval, faults: marks)
+        var faults = FaultAnalysis.analyze(timeline: wholeBuckets, interval: self.spec.interval, faults: marks)
+        // Failures in the tail still count against the last fault.
+        if !faults.isEmpty && timeline.count > wholeBuckets.count { faults[faults.count - 1].lost += tail.failed }
         return PhaseReport(name: self.name, spec: self.spec, elapsedSeconds: max(elapsed, 0.001), counters: counters,
                            unfinished: unfinished, latency: Self.summary(histogram),
                            percentiles: Self.curve(histogram), timeline: timeline, cpu: sampler.series,
