@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian package for each command the tests run: curl (director tests), chromium and its driver (the bench's HTML
+# Debian package for each command the tests run: curl (director tests), keepalived and iproute2 (the HA lab, in
+# network namespaces), chromium and its driver (the bench's HTML
 # report is opened in headless Chromium).
-declare -A packages=([curl]=curl [chromium]=chromium [chromedriver]=chromium-driver [pip3]=python3-pip)
+declare -A packages=([curl]=curl [chromium]=chromium [chromedriver]=chromium-driver [pip3]=python3-pip [keepalived]=keepalived [ip]=iproute2)
 missing=()
 for command in "${!packages[@]}"; do
     command -v "$command" > /dev/null 2>&1 || missing+=("${packages[$command]}")
@@ -25,5 +26,10 @@ if ! python3 -c "import selenium" > /dev/null 2>&1; then
     pip3 install -q selenium 2> /dev/null || pip3 install -q --break-system-packages selenium
 fi
 
-# --no-parallel: the integration suites measure time and load; run side by side they would skew each other.
-exec swift test --no-parallel "$@"
+# With arguments (e.g. --filter X), one plain run.
+if (($#)); then exec swift test "$@"; fi
+
+# Swift Testing runs suites side by side; the bench's integration suite measures time and load, so it runs on its own
+# after everything else, on the same build.
+swift test --skip BenchIntegration
+exec swift test --skip-build --filter BenchIntegration

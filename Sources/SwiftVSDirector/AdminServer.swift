@@ -42,6 +42,7 @@ struct AdminResponse: Sendable {
 ///     PATCH  /api/services/NAME/servers/ADDRESS     change one: {"weight": 0} or {"enabled": false}
 ///     DELETE /api/services/NAME/servers/ADDRESS     remove one
 ///     POST   /api/reload                            read the config file again
+///     GET    /api/ha                                VRRP instances: state, priority, master, adverts
 ///     GET    /metrics                               Prometheus text
 ///     GET    /healthz                               200 while the director runs
 struct AdminAPI: Sendable {
@@ -76,6 +77,9 @@ struct AdminAPI: Sendable {
             } catch {
                 return .error(.unprocessableEntity, "\(error)")
             }
+        case (.GET, "api") where path.count == 2 && path[1] == "ha":
+            guard let ha = self.director.ha else { return .error(.notFound, "this director has no 'ha' section") }
+            return .json(ha.status)
         case (_, "api") where path.count >= 2 && path[1] == "services":
             return self.services(request)
         default:

@@ -42,6 +42,11 @@ public final class Director: Sendable {
 
     public var services: [VirtualService] { self.state.withLock { $0.services } }
 
+    private let haBox = Mutex<HAController?>(nil)
+    /// The VRRP controller, when the config has `ha`.
+    public var ha: HAController? { self.haBox.withLock { $0 } }
+    public func attach(_ ha: HAController) { self.haBox.withLock { $0 = ha } }
+
     public func service(named name: String) -> VirtualService? {
         self.services.first { $0.name == name }
     }
@@ -307,6 +312,7 @@ public struct DirectorError: Error, CustomStringConvertible {
         case bind
         case config
         case reload
+        case ha
     }
 
     public var code: Code

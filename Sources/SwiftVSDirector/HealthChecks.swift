@@ -211,6 +211,14 @@ enum ExecProbe {
     }
 
     private static func spawn(_ command: String, env: [String: String]) -> pid_t? {
+        Spawn.start(["/bin/sh", "-c", command], environment: env, ownProcessGroup: true)
+    }
+}
+
+/// posix_spawn with stdin and output on /dev/null: health-check commands, `ip`, notify and track scripts.
+enum Spawn {
+    /// Starts `argv` (argv[0] looked up on PATH when it has no '/'); nil if it could not start.
+    static func start(_ argv: [String], environment: [String: String]? = nil, ownProcessGroup: Bool = false) -> pid_t? {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -220,17 +228,30 @@ enum ExecProbe {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", command].map { $0.withCString { strdup($0) } } + [nil]
+        if ownProcessGroup {
+            // Its own process group, so a timeout can kill the command and everything it started.
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
+        let args: [UnsafeMutablePointer<CChar>?] = argv.map { $0.withCString { strdup($0) } } + [nil]
+        let env = environment ?? ProcessEnvironment.current
         let envp: [UnsafeMutablePointer<CChar>?] = env.map { "\($0.key)=\($0.value)".withCString { strdup($0) } } + [nil]
         defer {
-            for pointer in argv { free(pointer) }
+            for pointer in args { free(pointer) }
             for pointer in envp { free(pointer) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
+        let result = posix_spawnp(&pid, argv[0], &actions, &attributes, args, envp)
         return result == 0 ? pid : nil
+    }
+
+    /// Runs `argv` to completion; its exit code (128 + signal if a signal ended it; 127 if it could not start).
+    @discardableResult
+    static func run(_ argv: [String]) -> Int32 {
+        guard let pid = self.start(argv) else { return 127 }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
     }
 }
 

@@ -100,7 +100,7 @@ struct AdmCommand: AsyncParsableCommand {
             """,
         subcommands: [
             AdmList.self, AdmWeight.self, AdmAdd.self, AdmRemove.self, AdmEnable.self, AdmDisable.self, AdmReload.self,
-            AdmMetrics.self,
+            AdmMetrics.self, AdmHA.self,
         ],
         defaultSubcommand: AdmList.self
     )
@@ -335,5 +335,49 @@ struct AdmMetrics: AsyncParsableCommand {
 
     func run() async throws {
         FileHandle.standardOutput.write(Data(try await self.options.call(.GET, "/metrics")))
+    }
+}
+
+struct AdmHA: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ha",
+        abstract: "Show the director's VRRP instances: state, priority, current master, last transition, adverts.",
+        discussion: """
+            Example:
+              swiftvs adm ha
+              # Instance  VRID State   Prio Master        Since   Adverts out/in Bad Last transition
+              # front     51   MASTER  150  10.200.0.2    12.3s   123/0          0   BACKUP -> MASTER: no advertisement ...
+            """
+    )
+    @OptionGroup var options: AdminOptions
+
+    @Flag(name: .long, help: "The raw JSON of GET /api/ha.")
+    var json = false
+
+    func run() async throws {
+        let body = try await self.options.call(.GET, "/api/ha")
+        if self.json {
+            FileHandle.standardOutput.write(Data(body))
+            return
+        }
+        let status = try JSONDecoder().decode(HAStatus.self, from: Data(body))
+        var lines = ["Transport \(status.transport)" + (status.trackers.isEmpty ? "" : "; tracking: \(status.trackers.joined(separator: ", "))")]
+        lines.append("Instance        VRID State   Prio Master           Since    Adverts out/in  Bad  Last transition")
+        for i in status.instances {
+            let prio = i.priority == i.configuredPriority ? "\(i.priority)" : "\(i.priority)/\(i.configuredPriority)"
+            var line = i.name.padding(toLength: 15, withPad: " ", startingAt: 0) + " "
+            line += "\(i.vrid)".padding(toLength: 4, withPad: " ", startingAt: 0) + " "
+            line += i.state.padding(toLength: 7, withPad: " ", startingAt: 0) + " "
+            line += prio.padding(toLength: 4, withPad: " ", startingAt: 0) + " "
+            line += (i.master ?? "-").padding(toLength: 16, withPad: " ", startingAt: 0) + " "
+            line += (String(format: "%.1fs", i.secondsInState)).padding(toLength: 8, withPad: " ", startingAt: 0) + " "
+            line += "\(i.advertsSent)/\(i.advertsReceived)".padding(toLength: 15, withPad: " ", startingAt: 0) + " "
+            line += "\(i.badPackets)".padding(toLength: 4, withPad: " ", startingAt: 0) + " "
+            line += [i.lastTransition, i.lastTransitionReason].compactMap { $0 }.joined(separator: ": ")
+            lines.append(line)
+            if let bad = i.lastBadPacket { lines.append("    last bad packet: \(bad)") }
+            if !i.virtualIPs.isEmpty { lines.append("    virtual IPs: \(i.virtualIPs.joined(separator: ", ")) on \(i.interface ?? "-")") }
+        }
+        print(lines.joined(separator: "\n"))
     }
 }

@@ -74,6 +74,13 @@ struct DirectorCommand: AsyncParsableCommand {
             services.append(.init(service: AdminService(director: director, config: admin)))
         }
         services.append(.init(service: ReloadService(director: director)))
+        if let ha = config.ha {
+            // Last in the group, so it is the first to stop on SIGTERM: it resigns (priority 0) and the peer takes
+            // the virtual IPs within its skew time, while this director drains.
+            let controller = try HAController(config: ha, director: director, logger: logger)
+            director.attach(controller)
+            services.append(.init(service: HAService(controller: controller)))
+        }
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -28,11 +28,13 @@ struct TrustTests {
         // The server gets a loop of its own, so its timers do not wait behind the bench's work.
         let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = try await TrustServer(.init(delay: .milliseconds(10)), group: serverGroup)
-        let (report, _) = try await self.run(try self.spec(server.port) { $0.connections = 8; $0.duration = 2; $0.threads = 1 })
+        // Two users, so responses do not arrive in bursts that the bench (a debug build, in CI) reads one after
+        // another: that would add the bench's own processing time to the later ones.
+        let (report, _) = try await self.run(try self.spec(server.port) { $0.connections = 2; $0.duration = 2; $0.threads = 1 })
         await server.shutdown()
         try await serverGroup.shutdownGracefully()
         #expect(report.counters.failed == 0)
-        #expect(report.counters.succeeded > 1000, "8 users at 10 ms for 2 s answer about 1600 requests")
+        #expect(report.counters.succeeded > 300, "2 users at 10 ms for 2 s answer about 400 requests")
         #expect(abs(report.latency.p50Ms - 10) < 1, Comment(rawValue: "p50 = \(report.latency.p50Ms) ms"))
         #expect(report.latency.minMs >= 9.9)
     }

@@ -63,6 +63,12 @@ let invalidConfigs: [(String, String, String, String)] = [
      "admin.token", "at least 8"),
     ("sorry without port", "services:\n  - name: a\n    listen: 1.2.3.4:80\n    sorry: 1.2.3.4\n    servers: [1.2.3.4:81]\n",
      "services[0].sorry", "port"),
+    ("ha without interface (raw)", "services:\n  - {name: a, listen: \"1.2.3.4:80\", servers: [\"1.2.3.4:81\"]}\nha:\n  instances:\n    - {vrid: 51, virtual_ips: [10.0.0.1/24]}\n", "ha.instances[0].interface", "required with the raw transport"),
+    ("ha vrid out of range", "services:\n  - {name: a, listen: \"1.2.3.4:80\", servers: [\"1.2.3.4:81\"]}\nha:\n  instances:\n    - {vrid: 300, interface: eth0}\n", "ha.instances[0].vrid", "1...255"),
+    ("ha bad virtual IP", "services:\n  - {name: a, listen: \"1.2.3.4:80\", servers: [\"1.2.3.4:81\"]}\nha:\n  instances:\n    - {vrid: 5, interface: eth0, virtual_ips: [10.0.0.1/40]}\n", "ha.instances[0].virtual_ips[0]", "IPv4 address"),
+    ("ha advert interval too short", "services:\n  - {name: a, listen: \"1.2.3.4:80\", servers: [\"1.2.3.4:81\"]}\nha:\n  instances:\n    - {vrid: 5, interface: eth0, advert_interval: 5ms}\n", "ha.instances[0].advert_interval", "at least 10ms"),
+    ("ha udp without peers", "services:\n  - {name: a, listen: \"1.2.3.4:80\", servers: [\"1.2.3.4:81\"]}\nha:\n  transport: udp\n  instances:\n    - {vrid: 5}\n", "ha.instances[0].udp", "required with the udp transport"),
+    ("ha unknown transport", "services:\n  - {name: a, listen: \"1.2.3.4:80\", servers: [\"1.2.3.4:81\"]}\nha:\n  transport: multicast\n  instances:\n    - {vrid: 5, interface: eth0}\n", "ha.transport", "expected raw"),
 ]
 
 

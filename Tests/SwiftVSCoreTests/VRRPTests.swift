@@ -53,7 +53,8 @@ struct VRRPTests {
     @Test func backupBecomesMasterWhenNoAdvertsCome() {
         var m = self.machine()
         let start = 1_000 * Self.ms
-        #expect(m.handle(.startup, now: start) == [.transition(from: .initialize, to: .backup, reason: "started")])
+        #expect(m.handle(.startup, now: start) == [.releaseAddresses,
+                                                    .transition(from: .initialize, to: .backup, reason: "started")])
         #expect(m.handle(.timer, now: start + 300 * Self.ms) == [], "early timers are ignored")
         let actions = m.handle(.timer, now: m.deadline!)
         #expect(actions.prefix(2) == [.sendAdvert(priority: 100), .takeAddresses])
@@ -93,8 +94,10 @@ struct VRRPTests {
         _ = m.handle(.startup, now: 0)
         _ = m.handle(self.advert(100), now: 100 * Self.ms)
         #expect(m.deadline == m.masterDownInterval, "not reset by a lower priority")
-        _ = m.handle(.timer, now: m.deadline!)
+        let preempting = m.handle(.timer, now: m.deadline!)
         #expect(m.state == .master)
+        #expect(preempting.prefix(2) == [.sendAdvert(priority: 200), .takeAddressesAfterHandover],
+                "the old master gets our advert before we add the addresses")
 
         // preempt: false: a lower-priority master keeps the job.
         var polite = self.machine(priority: 200, preempt: false)
@@ -115,13 +118,13 @@ struct VRRPTests {
         var owner = VRRPStateMachine(vrid: 1, priority: 255, advertInterval: 100, primaryAddress: self.me)
         #expect(owner.handle(.startup, now: 0).prefix(2) == [.sendAdvert(priority: 255), .takeAddresses])
         let bye = owner.handle(.shutdown, now: 10 * Self.ms)
-        #expect(bye.prefix(2) == [.sendAdvert(priority: 0), .releaseAddresses] && owner.state == .initialize)
+        #expect(bye.prefix(2) == [.releaseAddresses, .sendAdvert(priority: 0)] && owner.state == .initialize)
 
         var m = self.machine()
         _ = m.handle(.startup, now: 0)
         _ = m.handle(.timer, now: m.deadline!)
         let fault = m.handle(.fault(true), now: 1_000 * Self.ms)
-        #expect(fault.prefix(2) == [.sendAdvert(priority: 0), .releaseAddresses] && m.state == .fault)
+        #expect(fault.prefix(2) == [.releaseAddresses, .sendAdvert(priority: 0)] && m.state == .fault)
         #expect(m.handle(.timer, now: 2_000 * Self.ms) == [] && m.deadline == nil)
         _ = m.handle(.fault(false), now: 3_000 * Self.ms)
         #expect(m.state == .backup && m.deadline == 3_000 * Self.ms + m.masterDownInterval)

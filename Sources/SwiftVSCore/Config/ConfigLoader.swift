@@ -215,7 +215,7 @@ struct NodeReader {
     // MARK: the director
 
     mutating func director(_ root: Node) -> DirectorConfig? {
-        guard let keys = self.mapping(root, "", allowed: ["threads", "services", "admin", "drain_timeout"]) else {
+        guard let keys = self.mapping(root, "", allowed: ["threads", "services", "admin", "drain_timeout", "ha"]) else {
             return nil
         }
         var threads: Int?
@@ -255,7 +255,134 @@ struct NodeReader {
         }
         var config = DirectorConfig(threads: threads, services: services, admin: admin)
         config.drainTimeout = drainTimeout
+        if let node = keys["ha"] { config.ha = self.ha(node, "ha") }
         return config
+    }
+
+    // MARK: high availability
+
+    mutating func ha(_ node: Node, _ path: String) -> HAConfig? {
+        guard let keys = self.mapping(node, path, allowed: [
+            "transport", "instances", "garp_repeat", "notify", "track_services", "track_scripts",
+        ]) else { return nil }
+        var transport = HAConfig.Transport.raw
+        if let n = keys["transport"], let text = self.string(n, "\(path).transport") {
+            if let t = HAConfig.Transport(rawValue: text) { transport = t } else {
+                self.report("\(path).transport", n, "expected raw (IP protocol 112, as keepalived) or udp (SwiftVS only, unprivileged), got '\(text)'")
+            }
+        }
+        var instances: [VRRPInstanceConfig] = []
+        if case .sequence(let list)? = keys["instances"], !list.isEmpty {
+            for (i, item) in list.enumerated() {
+                if let instance = self.vrrpInstance(item, "\(path).instances[\(i)]", transport: transport) {
+                    if instances.contains(where: { $0.name == instance.name }) {
+                        self.report("\(path).instances[\(i)].name", item, "'\(instance.name)' is used twice")
+                    }
+                    if instances.contains(where: { $0.vrid == instance.vrid && $0.interface == instance.interface }) {
+                        self.report("\(path).instances[\(i)].vrid", item, "VRID \(instance.vrid) is used twice on one interface")
+                    }
+                    instances.append(instance)
+                }
+            }
+        } else {
+            self.report("\(path).instances", keys["instances"] ?? node, "a list of VRRP instances is required")
+        }
+        var config = HAConfig(instances: instances)
+        config.transport = transport
+        if let n = keys["garp_repeat"], let v = self.int(n, "\(path).garp_repeat", 0...100) { config.garpRepeat = v }
+        if let n = keys["notify"], let v = self.string(n, "\(path).notify") { config.notify = v }
+        if let n = keys["track_services"] {
+            if case .scalar(let scalar) = n, scalar.string == "fault" {
+                config.trackServices = true
+                config.trackServicesWeight = nil
+            } else if case .scalar = n, let on = self.bool(n, "\(path).track_services") {
+                config.trackServices = on
+            } else if let m = self.mapping(n, "\(path).track_services", allowed: ["weight"]) {
+                config.trackServices = true
+                if let w = m["weight"], let v = self.int(w, "\(path).track_services.weight", -254...254) { config.trackServicesWeight = v }
+            }
+        }
+        if case .sequence(let list)? = keys["track_scripts"] {
+            for (i, item) in list.enumerated() {
+                let p = "\(path).track_scripts[\(i)]"
+                guard let m = self.mapping(item, p, allowed: ["command", "interval", "timeout", "weight", "rise", "fall"]) else { continue }
+                guard let c = m["command"], let command = self.string(c, "\(p).command") else {
+                    self.report("\(p).command", item, "required: the command to run")
+                    continue
+                }
+                var script = TrackScript(command: command)
+                if let n = m["interval"], let v = self.duration(n, "\(p).interval", max: 3600) { script.interval = v }
+                if let n = m["timeout"], let v = self.duration(n, "\(p).timeout", max: 3600) { script.timeout = v }
+                if let n = m["weight"] {
+                    if case .scalar(let s) = n, s.string == "fault" { script.weight = nil } else if let v = self.int(n, "\(p).weight", -254...254) { script.weight = v }
+                }
+                if let n = m["rise"], let v = self.int(n, "\(p).rise", 1...100) { script.rise = v }
+                if let n = m["fall"], let v = self.int(n, "\(p).fall", 1...100) { script.fall = v }
+                config.trackScripts.append(script)
+            }
+        } else if let n = keys["track_scripts"] {
+            self.report("\(path).track_scripts", n, "expected a list of {command, interval, weight, rise, fall}")
+        }
+        return config
+    }
+
+    mutating func vrrpInstance(_ node: Node, _ path: String, transport: HAConfig.Transport) -> VRRPInstanceConfig? {
+        guard let m = self.mapping(node, path, allowed: [
+            "name", "interface", "vrid", "priority", "advert_interval", "virtual_ips", "preempt", "preempt_delay",
+            "unicast_peers", "udp",
+        ]) else { return nil }
+        guard let vridNode = m["vrid"], let vrid = self.int(vridNode, "\(path).vrid", 1...255) else {
+            if m["vrid"] == nil { self.report("\(path).vrid", node, "required: the virtual router ID, 1...255, the same on both directors") }
+            return nil
+        }
+        let name = m["name"].flatMap { self.string($0, "\(path).name") } ?? "vrid\(vrid)"
+        var instance = VRRPInstanceConfig(name: name, vrid: vrid)
+        if let n = m["interface"], let v = self.string(n, "\(path).interface") { instance.interface = v }
+        if let n = m["priority"], let v = self.int(n, "\(path).priority", 1...255) { instance.priority = v }
+        if let n = m["advert_interval"], let v = self.duration(n, "\(path).advert_interval", max: 40.95) {
+            if v < 0.01 { self.report("\(path).advert_interval", n, "must be at least 10ms (VRRPv3 counts centiseconds)") }
+            instance.advertInterval = v
+        }
+        if let n = m["preempt"], let v = self.bool(n, "\(path).preempt") { instance.preempt = v }
+        if let n = m["preempt_delay"], let text = self.scalar(n, "\(path).preempt_delay") {
+            if let v = NodeReader.parseDuration(text), v >= 0, v <= 3600 { instance.preemptDelay = v } else {
+                self.report("\(path).preempt_delay", n, "expected a duration 0...1h, got '\(text)'")
+            }
+        }
+        if case .sequence(let list)? = m["virtual_ips"] {
+            for (i, item) in list.enumerated() {
+                guard let text = self.string(item, "\(path).virtual_ips[\(i)]") else { continue }
+                if let vip = VirtualIP(parsing: text) { instance.virtualIPs.append(vip) } else {
+                    self.report("\(path).virtual_ips[\(i)]", item, "expected an IPv4 address with an optional prefix, like 10.0.0.100/24, got '\(text)'")
+                }
+            }
+        } else if let n = m["virtual_ips"] {
+            self.report("\(path).virtual_ips", n, "expected a list like [10.0.0.100/24]")
+        }
+        if case .sequence(let list)? = m["unicast_peers"] {
+            for (i, item) in list.enumerated() {
+                if let text = self.string(item, "\(path).unicast_peers[\(i)]") {
+                    if let e = try? Endpoint(host: text, port: 0), !e.isIPv6 { instance.unicastPeers.append(e) } else {
+                        self.report("\(path).unicast_peers[\(i)]", item, "expected an IPv4 address, got '\(text)'")
+                    }
+                }
+            }
+        }
+        if let n = m["udp"], let u = self.mapping(n, "\(path).udp", allowed: ["listen", "peers"]) {
+            instance.udpListen = u["listen"].flatMap { self.endpoint($0, "\(path).udp.listen") }
+            if case .sequence(let list)? = u["peers"] {
+                for (i, item) in list.enumerated() { if let e = self.endpoint(item, "\(path).udp.peers[\(i)]") { instance.udpPeers.append(e) } }
+            }
+        }
+        switch transport {
+        case .raw where instance.interface == nil:
+            self.report("\(path).interface", node, "required with the raw transport: the interface to speak VRRP on (e.g. eth0)")
+        case .udp where instance.udpListen == nil || instance.udpPeers.isEmpty:
+            self.report("\(path).udp", node, "required with the udp transport: {listen: HOST:PORT, peers: [HOST:PORT]}")
+        default:
+            break
+        }
+        return instance
     }
 
     /// `admin: off`, `admin: 127.0.0.1:9100`, or `{listen, token}`.

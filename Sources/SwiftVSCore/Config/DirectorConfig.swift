@@ -11,6 +11,8 @@ public struct DirectorConfig: Sendable, Equatable {
     public var admin: AdminConfig? = AdminConfig()
     /// On SIGTERM the director stops accepting and gives requests in flight this long to finish. Default 30 s.
     public var drainTimeout: Double = 30
+    /// VRRPv3 high availability; nil when the director runs alone.
+    public var ha: HAConfig?
 
     public init(threads: Int? = nil, services: [VirtualServiceConfig], admin: AdminConfig? = AdminConfig()) {
         self.threads = threads

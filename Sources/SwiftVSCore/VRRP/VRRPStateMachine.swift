@@ -25,6 +25,9 @@ public struct VRRPStateMachine: Sendable {
         case fault(Bool)
         /// The effective priority changed (tracking); 1...254 for a non-owner.
         case priority(UInt8)
+        /// Another instance of the same sync group became MASTER or BACKUP: follow it (keepalived's
+        /// `vrrp_sync_group`), so the front and back VIPs stay on one director.
+        case group(State)
     }
 
     public enum Action: Sendable, Equatable {
@@ -32,6 +35,9 @@ public struct VRRPStateMachine: Sendable {
         case sendAdvert(priority: UInt8)
         /// Take the virtual addresses: add them, send gratuitous ARP.
         case takeAddresses
+        /// Take them after a short pause: we preempt a live master, which drops them when our advert reaches it;
+        /// the pause keeps the two from holding them at once.
+        case takeAddressesAfterHandover
         /// Give them up.
         case releaseAddresses
         /// The state changed, and why (for logs, notify commands, `swiftvs adm ha`).
@@ -59,6 +65,11 @@ public struct VRRPStateMachine: Sendable {
     /// The last master heard from (its address), if any.
     public private(set) var masterAddress: [UInt8]?
     var faulted = false
+    /// The master resigned (priority 0): the running timer is the skew time.
+    var masterResigned = false
+    /// When another router last advertised as master (any priority but 0): if that is recent when we become
+    /// master, it still holds the addresses until our advert reaches it.
+    var otherMasterSeen: UInt64?
 
     public init(vrid: UInt8, priority: UInt8, advertInterval: UInt16, preempt: Bool = true, preemptDelay: UInt64 = 0,
                 primaryAddress: [UInt8]) {
@@ -92,7 +103,8 @@ public struct VRRPStateMachine: Sendable {
             if self.priority == 255 { return self.becomeMaster(now, "address owner (priority 255)") }
             self.masterAdvertInterval = self.advertInterval
             self.deadline = now + self.masterDownInterval
-            return self.move(to: .backup, "started")
+            // Addresses left behind by a crash of this director are not ours until we are master again.
+            return [.releaseAddresses] + self.move(to: .backup, "started")
         case (.initialize, .fault(let on)):
             self.faulted = on
             return []
@@ -103,7 +115,9 @@ public struct VRRPStateMachine: Sendable {
             let wasMaster = self.state == .master
             self.deadline = nil
             var actions: [Action] = []
-            if wasMaster { actions = [.sendAdvert(priority: 0), .releaseAddresses] }
+            // Addresses first, then the resignation: the backup takes over after its skew time, and must not find
+            // them still here.
+            if wasMaster { actions = [.releaseAddresses, .sendAdvert(priority: 0)] }
             return actions + self.move(to: .initialize, "shutting down")
 
         case (.fault, .fault(let on)):
@@ -122,7 +136,7 @@ public struct VRRPStateMachine: Sendable {
             self.faulted = true
             let wasMaster = self.state == .master
             self.deadline = nil
-            let actions: [Action] = wasMaster ? [.sendAdvert(priority: 0), .releaseAddresses] : []
+            let actions: [Action] = wasMaster ? [.releaseAddresses, .sendAdvert(priority: 0)] : []
             return actions + self.move(to: .fault, "fault")
         case (_, .fault(false)):
             self.faulted = false
@@ -130,14 +144,24 @@ public struct VRRPStateMachine: Sendable {
 
         case (.backup, .timer):
             guard let deadline = self.deadline, now >= deadline else { return [] }
+            if self.masterResigned {
+                return self.becomeMaster(now, "the master resigned (priority 0); took over after the skew time")
+            }
+            if let seen = self.otherMasterSeen, now - seen < self.masterDownInterval {
+                return self.becomeMaster(now, "preempting a master with a lower priority")
+            }
             return self.becomeMaster(now, "no advertisement for \(Self.ms(self.masterDownInterval)) (master down)")
         case (.backup, .advert(let advert, let from)):
             guard advert.vrid == self.vrid else { return [] }
             if advert.priority == 0 {
                 // The master resigned: take over after the skew time only.
                 self.deadline = now + self.skewTime
+                self.masterResigned = true
+                self.otherMasterSeen = nil
                 return []
             }
+            self.masterResigned = false
+            self.otherMasterSeen = now
             let withinPreemptDelay = now < self.startedAt + self.preemptDelay
             if !self.preempt || advert.priority >= self.priority || withinPreemptDelay {
                 self.masterAdvertInterval = advert.maxAdvertInterval
@@ -175,6 +199,14 @@ public struct VRRPStateMachine: Sendable {
             self.deadline = now + self.advertNanoseconds
             return [.sendAdvert(priority: p)]
 
+        case (.backup, .group(.master)):
+            return self.becomeMaster(now, "sync group: another instance became MASTER")
+        case (.master, .group(.backup)):
+            self.deadline = now + self.masterDownInterval
+            return [.releaseAddresses] + self.move(to: .backup, "sync group: another instance became BACKUP")
+        case (_, .group):
+            return []
+
         case (.backup, .startup), (.master, .startup):
             return []
         }
@@ -182,8 +214,12 @@ public struct VRRPStateMachine: Sendable {
 
     mutating func becomeMaster(_ now: UInt64, _ reason: String) -> [Action] {
         self.deadline = now + self.advertNanoseconds
+        let handover = self.otherMasterSeen.map { now - $0 < self.masterDownInterval } ?? false
+        self.masterResigned = false
+        self.otherMasterSeen = nil
         self.masterAddress = self.primaryAddress
-        return [.sendAdvert(priority: self.priority), .takeAddresses] + self.move(to: .master, reason)
+        return [.sendAdvert(priority: self.priority), handover ? .takeAddressesAfterHandover : .takeAddresses]
+            + self.move(to: .master, reason)
     }
 
     mutating func move(to state: State, _ reason: String) -> [Action] {

@@ -1,0 +1,258 @@
+import Foundation
+import Synchronization
+import SwiftVSTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// High availability in the project's network-namespace lab (scripts/ha-lab.sh): two directors in front of two real
+/// servers, LVS-NAT style, speaking VRRPv3 on raw sockets at 0.1 s adverts. Needs root (CI runs as root).
+extension IntegrationTests {
+    @Suite("HA lab (network namespaces, root)", .serialized, .timeLimit(.minutes(4)),
+           .enabled(if: getuid() == 0, "needs root for network namespaces and raw VRRP sockets"))
+    struct HALabTests {
+        static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        static let script = repository.appendingPathComponent("scripts/ha-lab.sh").path
+        static let vip = "10.201.0.100"
+
+        @discardableResult
+        static func lab(_ arguments: [String]) throws -> String {
+            let child = try ChildProcess("/bin/bash", [script] + arguments)
+            defer { child.removeOutput() }
+            let code = child.wait(seconds: 30)
+            guard code == 0 else { throw ClientError("ha-lab.sh \(arguments.joined(separator: " ")): \(code) \(child.stderr)") }
+            return child.stdout
+        }
+
+        /// A process inside a lab node; its PID is the program's own (`ip netns exec` execs).
+        static func start(_ node: String, _ argv: [String]) throws -> ChildProcess {
+            try ChildProcess("/bin/bash", [script, "exec", node] + argv)
+        }
+
+        static func hasVIP(_ node: String) -> Bool {
+            guard let child = try? ChildProcess("/usr/sbin/ip", ["-n", "svs-\(node)", "-br", "addr", "show", "dev", "eth0"]) else {
+                return false
+            }
+            defer { child.removeOutput() }
+            child.wait(seconds: 5)
+            return child.stdout.contains(vip + "/")
+        }
+
+        /// One GET from the client to the VIP; the body, or nil.
+        static func get() -> String? {
+            guard let child = try? start("client", ["curl", "-s", "-m", "0.5", "http://\(vip)/"]) else { return nil }
+            defer { child.removeOutput() }
+            return child.wait(seconds: 5) == 0 && child.stdout.hasPrefix("real") ? child.stdout : nil
+        }
+
+        static func directorConfig(priority: Int, ha: Bool = true) -> String {
+            var yaml = """
+                admin: off
+                services:
+                  - name: web
+                    listen: \(vip):80
+                    protocol: http
+                    servers: [{address: "10.201.1.11:8080"}, {address: "10.201.1.12:8080"}]
+
+                """
+            if ha {
+                yaml += """
+                    ha:
+                      instances:
+                        - {name: front, interface: eth0, vrid: 51, priority: \(priority), advert_interval: 100ms, virtual_ips: [\(vip)/24]}
+                        - {name: back, interface: eth1, vrid: 52, priority: \(priority), advert_interval: 100ms, virtual_ips: [10.201.1.1/24]}
+
+                    """
+            }
+            return yaml
+        }
+
+        static func director(_ node: String, priority: Int, ha: Bool = true) throws -> ChildProcess {
+            let path = NSTemporaryDirectory() + "swiftvs-halab-\(node)-\(priority)-\(ha).yaml"
+            try directorConfig(priority: priority, ha: ha).write(toFile: path, atomically: true, encoding: .utf8)
+            return try start(node, [swiftvsBinary.path, "director", "--config", path])
+        }
+
+        /// Polls every 10 ms until `condition` holds; returns the seconds it took, or nil after `limit`.
+        static func time(limit: Double, _ condition: () -> Bool) -> Double? {
+            let start = Date()
+            while Date().timeIntervalSince(start) < limit {
+                if condition() { return Date().timeIntervalSince(start) }
+                usleep(10_000)
+            }
+            return nil
+        }
+
+        /// Samples where the VIP is, every 20 ms, until stopped; records any moment it was on both directors.
+        final class Sampler: @unchecked Sendable {
+            let both = Atomic<Int>(0)
+            let samples = Atomic<Int>(0)
+            let stopped = Atomic<Bool>(false)
+            let paused = Atomic<Bool>(false)
+            var thread: Thread?
+
+            func start() {
+                let thread = Thread {
+                    while !self.stopped.load(ordering: .relaxed) {
+                        if !self.paused.load(ordering: .relaxed) {
+                            // lb1, lb2, lb1 again: the reads are a few ms apart, so "both" counts only if lb1 held
+                            // the VIP on each side of the read of lb2.
+                            let one = HALabTests.hasVIP("lb1")
+                            let two = HALabTests.hasVIP("lb2")
+                            let oneAgain = HALabTests.hasVIP("lb1")
+                            self.samples.add(1, ordering: .relaxed)
+                            if one && two && oneAgain { self.both.add(1, ordering: .relaxed) }
+                        }
+                        usleep(20_000)
+                    }
+                }
+                thread.start()
+                self.thread = thread
+            }
+        }
+
+        @Test("two SwiftVS directors: SIGTERM moves the VIP within 1 s, SIGKILL within 2 s, the restarted master preempts; never on both")
+        func failover() async throws {
+            try await onThread { try Self.failoverBody() }
+        }
+
+        static func failoverBody() throws {
+            try lab(["up"])
+            defer { _ = try? lab(["down"]) }
+            let reals = try (1...2).map { try start("real\($0)", [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"]) }
+            defer { reals.forEach { $0.stop(); $0.removeOutput() } }
+            var lb1 = try director("lb1", priority: 150)
+            let lb2 = try director("lb2", priority: 100)
+            defer { lb2.stop(); lb2.removeOutput() }
+            #expect(time(limit: 5) { hasVIP("lb1") && get() != nil } != nil, "lb1 (priority 150) holds the VIP and serves")
+            #expect(!hasVIP("lb2"))
+            let sampler = Sampler()
+            sampler.start()
+            defer { sampler.stopped.store(true, ordering: .relaxed) }
+
+            // Graceful: lb1 resigns with priority 0, lb2 takes over after its skew time.
+            kill(lb1.pid, SIGTERM)
+            let term = time(limit: 3) { hasVIP("lb2") && !hasVIP("lb1") && get() != nil }
+            #expect(term != nil && term! < 1, Comment(rawValue: "SIGTERM: lb2 answered after \(term ?? -1) s"))
+            #expect(lb1.wait(seconds: 40) == 0)
+            lb1.removeOutput()
+
+            // The restarted master (higher priority) preempts.
+            lb1 = try director("lb1", priority: 150)
+            let preempt = time(limit: 5) { hasVIP("lb1") && !hasVIP("lb2") && get() != nil }
+            #expect(preempt != nil, "lb1 preempted after its restart")
+
+            // Crash: lb2 takes over after Master_Down_Interval (0.3 s + skew). lb1's VIP stays behind, as after
+            // keepalived's crash, until lb1 starts again; the sampler looks away while it does.
+            sampler.paused.store(true, ordering: .relaxed)
+            kill(lb1.pid, SIGKILL)
+            let crash = time(limit: 4) { hasVIP("lb2") && get() != nil }
+            #expect(crash != nil && crash! < 2, Comment(rawValue: "SIGKILL: lb2 answered after \(crash ?? -1) s"))
+            lb1.wait(seconds: 5)
+            lb1.removeOutput()
+            lb1 = try director("lb1", priority: 150)
+            #expect(time(limit: 5) { hasVIP("lb1") && !hasVIP("lb2") } != nil, "lb1 dropped its stale VIP and preempted")
+            sampler.paused.store(false, ordering: .relaxed)
+            usleep(300_000)
+            sampler.stopped.store(true, ordering: .relaxed)
+            lb1.stop()
+            lb1.removeOutput()
+            #expect(sampler.samples.load(ordering: .relaxed) > 10, "the sampler watched the failovers")
+            #expect(sampler.both.load(ordering: .relaxed) == 0, "the VIP was never on both directors")
+            print("HA lab: SIGTERM -> lb2 answering in \(term ?? -1) s; SIGKILL -> \(crash ?? -1) s; preempt \(preempt ?? -1) s")
+        }
+
+        static func keepalivedConfig(priority: Int) -> String {
+            """
+            global_defs {
+                router_id lb2
+                vrrp_version 3
+                vrrp_garp_master_delay 0
+                vrrp_garp_master_repeat 3
+                vrrp_garp_master_refresh 0
+                enable_script_security
+                script_user root
+            }
+            vrrp_sync_group G1 {
+                group {
+                    FRONT
+                    BACK
+                }
+            }
+            vrrp_instance FRONT {
+                state BACKUP
+                interface eth0
+                virtual_router_id 51
+                priority \(priority)
+                advert_int 0.1
+                virtual_ipaddress {
+                    \(vip)/24 dev eth0
+                }
+            }
+            vrrp_instance BACK {
+                state BACKUP
+                interface eth1
+                virtual_router_id 52
+                priority \(priority)
+                advert_int 0.1
+                virtual_ipaddress {
+                    10.201.1.1/24 dev eth1
+                }
+            }
+
+            """
+        }
+
+        @Test("interop: SwiftVS and keepalived (vrrp_version 3) in one VRID take over from each other; keepalived does not complain")
+        func keepalivedInterop() async throws {
+            try await onThread { try Self.interopBody() }
+        }
+
+        static func interopBody() throws {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/keepalived") else {
+                throw ClientError("keepalived is not installed (scripts/test.sh installs it)")
+            }
+            try lab(["up"])
+            defer { _ = try? lab(["down"]) }
+            let reals = try (1...2).map { try start("real\($0)", [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"]) }
+            defer { reals.forEach { $0.stop(); $0.removeOutput() } }
+            // lb2: keepalived moves the VIPs; a SwiftVS director without `ha` serves on them (ip_nonlocal_bind).
+            let base = NSTemporaryDirectory() + "swiftvs-halab-keepalived"
+            try keepalivedConfig(priority: 100).write(toFile: base + ".conf", atomically: true, encoding: .utf8)
+            let keepalived = try start("lb2", ["/usr/sbin/keepalived", "-f", base + ".conf", "-n", "-l", "-D", "-P",
+                                               "-p", base + ".pid", "-r", base + "-vrrp.pid", "-i", "lb2"])
+            defer { keepalived.stop(seconds: 10); keepalived.removeOutput() }
+            let server2 = try director("lb2", priority: 0, ha: false)
+            defer { server2.stop(); server2.removeOutput() }
+
+            // keepalived alone becomes master.
+            #expect(time(limit: 5) { hasVIP("lb2") && get() != nil } != nil, "keepalived took the VIP")
+            // SwiftVS (150) starts and takes over from keepalived (100).
+            var lb1 = try director("lb1", priority: 150)
+            let takeover = time(limit: 5) { hasVIP("lb1") && !hasVIP("lb2") && get() != nil }
+            #expect(takeover != nil, "SwiftVS preempted keepalived")
+            // SwiftVS resigns on SIGTERM: keepalived takes over after its skew time.
+            kill(lb1.pid, SIGTERM)
+            let back = time(limit: 3) { hasVIP("lb2") && !hasVIP("lb1") && get() != nil }
+            #expect(back != nil && back! < 1, Comment(rawValue: "keepalived answered after \(back ?? -1) s"))
+            lb1.wait(seconds: 40)
+            lb1.removeOutput()
+            // And once more the other way.
+            lb1 = try director("lb1", priority: 150)
+            #expect(time(limit: 5) { hasVIP("lb1") && !hasVIP("lb2") } != nil)
+            lb1.stop()
+            lb1.removeOutput()
+            keepalived.stop(seconds: 10)
+            let log = keepalived.stdout + keepalived.stderr
+            #expect(log.contains("Entering MASTER STATE") && log.contains("Entering BACKUP STATE"),
+                    Comment(rawValue: String(log.suffix(3000))))
+            #expect(log.contains("higher priority 150"), "keepalived read SwiftVS's adverts")
+            for complaint in ["invalid", "bad ", "checksum", "ttl", "wrong", "error", "mismatch"] {
+                #expect(!log.lowercased().contains(complaint), Comment(rawValue: "keepalived logged '\(complaint)':\n\(log.suffix(3000))"))
+            }
+            print("HA interop: SwiftVS took over from keepalived in \(takeover ?? -1) s; keepalived from SwiftVS in \(back ?? -1) s")
+        }
+    }
+}
