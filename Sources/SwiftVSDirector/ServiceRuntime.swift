@@ -42,6 +42,8 @@ public final class VirtualService: Sendable {
     let stats = ServiceStats()
     /// The health-check drivers of this service's real servers.
     let checks: ServiceChecks
+    /// Where new persistence templates go (the persistence sync to the peer director); nil when not syncing.
+    let templateSink = Mutex<(@Sendable (String, PersistenceKey, Endpoint) -> Void)?>(nil)
 
     struct Member {
         var config: RealServerConfig
@@ -137,8 +139,23 @@ public final class VirtualService: Sendable {
                 self.stats.noServer.wrappingAdd(1, ordering: .relaxed)
                 return nil
             }
+            if let template = state.scheduling.newTemplate {
+                state.scheduling.newTemplate = nil
+                if let sink = self.templateSink.withLock({ $0 }), let member = state.members[template.server] {
+                    sink(self.name, template.client, member.config.address)
+                }
+            }
             server.counters.open(upper: server.upper)
             return Backend(server: server, address: address)
+        }
+    }
+
+    /// A template the peer director made: `client` goes to the real server at `server` here too.
+    public func adoptTemplate(_ client: PersistenceKey, server: Endpoint) {
+        let now = uptimeSeconds()
+        self.state.withLock { state in
+            guard let id = state.members.first(where: { $0.value.config.address == server })?.key else { return }
+            state.scheduling.adopt(client: client, server: id, now: now)
         }
     }
 

@@ -378,6 +378,11 @@ struct AdmHA: AsyncParsableCommand {
             if let bad = i.lastBadPacket { lines.append("    last bad packet: \(bad)") }
             if !i.virtualIPs.isEmpty { lines.append("    virtual IPs: \(i.virtualIPs.joined(separator: ", ")) on \(i.interface ?? "-")") }
         }
+        if let sync = status.sync {
+            lines.append("Persistence sync: listen \(sync.listen), peers \(sync.peers.joined(separator: ", ")) "
+                + "(\(sync.connectedPeers) connected); sent \(sync.sent), received \(sync.received)"
+                + (sync.lastLagMs.map { String(format: ", last lag %.1f ms", $0) } ?? ""))
+        }
         print(lines.joined(separator: "\n"))
     }
 }

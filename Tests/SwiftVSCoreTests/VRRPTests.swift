@@ -117,8 +117,11 @@ struct VRRPTests {
     @Test func ownerShutdownAndFault() {
         var owner = VRRPStateMachine(vrid: 1, priority: 255, advertInterval: 100, primaryAddress: self.me)
         #expect(owner.handle(.startup, now: 0).prefix(2) == [.sendAdvert(priority: 255), .takeAddresses])
+        // Shutting down: priority 0 at once, the addresses kept until the new master's first advert.
         let bye = owner.handle(.shutdown, now: 10 * Self.ms)
-        #expect(bye.prefix(2) == [.releaseAddresses, .sendAdvert(priority: 0)] && owner.state == .initialize)
+        #expect(bye.first == .sendAdvert(priority: 0) && owner.state == .resigning)
+        let gone = owner.handle(self.advert(100), now: 80 * Self.ms)
+        #expect(gone.first == .releaseAddresses && owner.state == .initialize)
 
         var m = self.machine()
         _ = m.handle(.startup, now: 0)

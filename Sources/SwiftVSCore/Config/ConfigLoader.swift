@@ -263,7 +263,7 @@ struct NodeReader {
 
     mutating func ha(_ node: Node, _ path: String) -> HAConfig? {
         guard let keys = self.mapping(node, path, allowed: [
-            "transport", "instances", "garp_repeat", "notify", "track_services", "track_scripts",
+            "transport", "instances", "garp_repeat", "notify", "track_services", "track_scripts", "sync",
         ]) else { return nil }
         var transport = HAConfig.Transport.raw
         if let n = keys["transport"], let text = self.string(n, "\(path).transport") {
@@ -322,6 +322,18 @@ struct NodeReader {
             }
         } else if let n = keys["track_scripts"] {
             self.report("\(path).track_scripts", n, "expected a list of {command, interval, weight, rise, fall}")
+        }
+        if let n = keys["sync"], let m = self.mapping(n, "\(path).sync", allowed: ["listen", "peers"]) {
+            let listen = m["listen"].flatMap { self.endpoint($0, "\(path).sync.listen") }
+            var peers: [Endpoint] = []
+            if case .sequence(let list)? = m["peers"] {
+                for (i, item) in list.enumerated() {
+                    if let e = self.endpoint(item, "\(path).sync.peers[\(i)]") { peers.append(e) }
+                }
+            }
+            if let listen, !peers.isEmpty { config.sync = SyncConfig(listen: listen, peers: peers) } else {
+                self.report("\(path).sync", n, "needs listen (HOST:PORT) and peers (a list of HOST:PORT)")
+            }
         }
         return config
     }

@@ -23,6 +23,8 @@ public struct HAConfig: Sendable, Equatable {
     public var trackServices = false
     public var trackServicesWeight: Int? = -50
     public var trackScripts: [TrackScript] = []
+    /// Persistence-template sync with the peer director (the IPVS sync daemon's job).
+    public var sync: SyncConfig?
 
     public init(instances: [VRRPInstanceConfig]) {
         self.instances = instances
@@ -91,5 +93,16 @@ public struct TrackScript: Sendable, Equatable {
 
     public init(command: String) {
         self.command = command
+    }
+}
+
+/// `ha.sync`: where this director listens for the peer's persistence templates, and where the peers listen.
+public struct SyncConfig: Sendable, Equatable {
+    public var listen: Endpoint
+    public var peers: [Endpoint]
+
+    public init(listen: Endpoint, peers: [Endpoint]) {
+        self.listen = listen
+        self.peers = peers
     }
 }

@@ -1,8 +1,15 @@
 /// A client address masked by the service's netmask: the key of a persistence template.
 public struct PersistenceKey: Hashable, Sendable {
-    var high: UInt64
-    var low: UInt64
-    var isIPv6: Bool
+    public internal(set) var high: UInt64
+    public internal(set) var low: UInt64
+    public internal(set) var isIPv6: Bool
+
+    /// A key as the persistence sync carries it.
+    public init(high: UInt64, low: UInt64, isIPv6: Bool) {
+        self.high = high
+        self.low = low
+        self.isIPv6 = isIPv6
+    }
 
     /// `bytes` are 4 (IPv4) or 16 (IPv6) address bytes; bits past the prefix are cleared.
     public init(address bytes: UnsafeRawBufferPointer, prefixV4: Int, prefixV6: Int) {

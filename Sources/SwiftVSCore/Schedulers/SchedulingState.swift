@@ -60,8 +60,19 @@ public struct SchedulingState: Sendable {
         let server = self.servers[index]
         if let client, self.persistence != nil {
             self.persistence!.record(client, server: server.id, now: input.now)
+            self.newTemplate = (client, server.id)
         }
         return server
+    }
+
+    /// The template the last `schedule` created, if it created one; cleared on reading. The director sends it to the
+    /// backup director (persistence sync).
+    public var newTemplate: (client: PersistenceKey, server: Int)?
+
+    /// A template made on the peer director: this client goes to `server` here too.
+    public mutating func adopt(client: PersistenceKey, server: Int, now: Double) {
+        guard self.persistence != nil, self.servers.contains(where: { $0.id == server }) else { return }
+        self.persistence!.record(client, server: server, now: now)
     }
 
     /// Expires persistence templates; the data plane calls it now and then.

@@ -13,6 +13,9 @@ public struct VRRPStateMachine: Sendable {
         /// Not from the RFC: keepalived's FAULT, for an instance whose interface or tracked services are down. It
         /// sends nothing, holds no addresses, and returns to BACKUP when the fault clears.
         case fault = "FAULT"
+        /// Not from the RFC: a master shutting down that has sent priority 0 and keeps the addresses until the
+        /// backup announces itself (at most Master_Down_Interval), so no client finds them on neither director.
+        case resigning = "RESIGNING"
     }
 
     public enum Event: Sendable, Equatable {
@@ -111,14 +114,24 @@ public struct VRRPStateMachine: Sendable {
         case (.initialize, _):
             return []
 
-        case (_, .shutdown):
-            let wasMaster = self.state == .master
+        case (.master, .shutdown):
+            // Resign, but keep serving on the addresses until the new master's first advert: it takes them after its
+            // skew time, and clients move with its gratuitous ARP.
+            self.deadline = now + 3 * UInt64(self.advertInterval) * Self.centisecond + self.skewTime
+            return [.sendAdvert(priority: 0)] + self.move(to: .resigning, "shutting down: priority 0 sent")
+        case (.resigning, .advert(let advert, _)):
+            guard advert.vrid == self.vrid, advert.priority > 0 else { return [] }
             self.deadline = nil
-            var actions: [Action] = []
-            // Addresses first, then the resignation: the backup takes over after its skew time, and must not find
-            // them still here.
-            if wasMaster { actions = [.releaseAddresses, .sendAdvert(priority: 0)] }
-            return actions + self.move(to: .initialize, "shutting down")
+            return [.releaseAddresses] + self.move(to: .initialize, "shut down: a new master took over")
+        case (.resigning, .timer):
+            guard let deadline = self.deadline, now >= deadline else { return [] }
+            self.deadline = nil
+            return [.releaseAddresses] + self.move(to: .initialize, "shut down: no new master announced itself")
+        case (.resigning, _):
+            return []
+        case (_, .shutdown):
+            self.deadline = nil
+            return self.move(to: .initialize, "shutting down")
 
         case (.fault, .fault(let on)):
             self.faulted = on

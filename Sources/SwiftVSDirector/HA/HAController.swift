@@ -13,6 +13,7 @@ public struct HAStatus: Codable, Sendable, Equatable {
     public var transport: String
     public var instances: [HAInstanceStatus]
     public var trackers: [String]
+    public var sync: SyncStatus?
 }
 
 public struct HAInstanceStatus: Codable, Sendable, Equatable {
@@ -44,7 +45,8 @@ public final class HAController: Sendable {
     let config: HAConfig
     let logger: Logger
     let director: Director?
-    private let statusBox = Mutex<HAStatus>(HAStatus(transport: "", instances: [], trackers: []))
+    private let statusBox = Mutex<HAStatus>(HAStatus(transport: "", instances: [], trackers: [], sync: nil))
+    let persistenceSync: PersistenceSync?
     private let wake: (read: Int32, write: Int32)
     private let stopRequested = Atomic<Bool>(false)
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
@@ -58,9 +60,14 @@ public final class HAController: Sendable {
         guard pipe(&fds) == 0 else { throw HAError.errno("pipe") }
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
         self.wake = (fds[0], fds[1])
+        self.persistenceSync = director.flatMap { d in config.sync.map { PersistenceSync(config: $0, director: d, logger: logger) } }
     }
 
-    public var status: HAStatus { self.statusBox.withLock { $0 } }
+    public var status: HAStatus {
+        var status = self.statusBox.withLock { $0 }
+        status.sync = self.persistenceSync?.status
+        return status
+    }
 
     /// Opens the sockets (throwing a clear error if it may not) and starts the loop thread.
     public func start() throws {
@@ -219,7 +226,26 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
         }
         let end = monotonicNanoseconds()
         for (i, _) in self.instances.enumerated() { self.handle(i, .shutdown, now: end) }
-        self.publish(end)
+        // A resigning master keeps its addresses until the backup's first advert (or its down interval).
+        while self.instances.contains(where: { $0.machine.state == .resigning }) {
+            let now = monotonicNanoseconds()
+            let next = self.instances.compactMap(\.machine.deadline).min() ?? now
+            var fds = self.instances.map { pollfd(fd: $0.transport.fd, events: Int16(POLLIN), revents: 0) }
+            _ = poll(&fds, nfds_t(fds.count), next > now ? Int32((next - now) / 1_000_000 + 1) : 0)
+            let after = monotonicNanoseconds()
+            for (i, instance) in self.instances.enumerated() where fds[i].revents & Int16(POLLIN) != 0 {
+                while let result = instance.transport.receive() {
+                    if case .success(let (advert, source)) = result, advert.vrid == instance.machine.vrid {
+                        instance.received += 1
+                        self.handle(i, .advert(advert, from: source), now: after)
+                    }
+                }
+            }
+            for (i, instance) in self.instances.enumerated() {
+                if let deadline = instance.machine.deadline, deadline <= after { self.handle(i, .timer, now: after) }
+            }
+        }
+        self.publish(monotonicNanoseconds())
         for instance in self.instances { instance.transport.close() }
         self.controller.loopFinished()
     }
@@ -341,7 +367,7 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
         }
         let trackers = self.trackers.map { "\($0.name): \($0.up ? "up" : "down")" }
         self.controller.publish(HAStatus(transport: self.controller.config.transport.rawValue, instances: instances,
-                                         trackers: trackers))
+                                         trackers: trackers, sync: nil))
     }
 }
 
@@ -424,11 +450,15 @@ public struct HAService: Service {
 
     public func run() async throws {
         do {
+            try await self.controller.persistenceSync?.start()
             try self.controller.start()
+        } catch let error as DirectorError {
+            throw error
         } catch {
             throw DirectorError(code: .ha, message: "\(error)")
         }
         try? await gracefulShutdown()
         await self.controller.stop()
+        await self.controller.persistenceSync?.stop()
     }
 }
