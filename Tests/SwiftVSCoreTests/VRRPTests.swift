@@ -120,7 +120,9 @@ struct VRRPTests {
         // Shutting down: priority 0 at once, the addresses kept until the new master's first advert.
         let bye = owner.handle(.shutdown, now: 10 * Self.ms)
         #expect(bye.first == .sendAdvert(priority: 0) && owner.state == .resigning)
-        let gone = owner.handle(self.advert(100), now: 80 * Self.ms)
+        let newMaster = VRRPAdvert(vrid: 1, priority: 100, maxAdvertInterval: 100, addresses: [[10, 0, 0, 100]])
+        #expect(owner.handle(.timer, now: 20 * Self.ms) == [], "still waiting for the new master")
+        let gone = owner.handle(.advert(newMaster, from: self.peer), now: 80 * Self.ms)
         #expect(gone.first == .releaseAddresses && owner.state == .initialize)
 
         var m = self.machine()
