@@ -118,10 +118,12 @@ stop_all() {
     sleep 0.5
 }
 kill_master() {  # $1 = pair, $2 = signal
-    kill -"$2" "$PID_lb1"
     if [ "$1" = keepalived ] && [ "$2" = KILL ] && [ -f "$W/lb1-vrrp.pid" ]; then
-        kill -KILL "$(cat "$W/lb1-vrrp.pid")" 2> /dev/null || true  # keepalived's VRRP child: a real crash takes both
+        # A crash takes keepalived's VRRP child too, and first: killed after its parent, it would get the parent's
+        # death signal (SIGTERM) and resign gracefully, which is not a crash.
+        kill -KILL "$(cat "$W/lb1-vrrp.pid")" 2> /dev/null || true
     fi
+    kill -"$2" "$PID_lb1"
 }
 
 echo "pair,round,signal,vip_ms,client_ms" > "$W/results.csv"
