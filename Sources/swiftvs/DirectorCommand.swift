@@ -69,16 +69,23 @@ struct DirectorCommand: AsyncParsableCommand {
         let config = try loadOrExit(path)
         let logger = makeLogger(label: "swiftvs.director", level: self.logLevel)
         let director = try Director(config: config, configPath: path, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: DirectorService(director: director))]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        var haController: HAController?
+        if let ha = config.ha {
+            let controller = try HAController(config: ha, director: director, logger: logger)
+            director.attach(controller)
+            haController = controller
+            // First in the group, so it stops last: after the director has drained.
+            services.append(.init(service: HAHandOverService(controller: controller)))
+        }
+        services.append(.init(service: DirectorService(director: director)))
         if let admin = config.admin {
             services.append(.init(service: AdminService(director: director, config: admin)))
         }
         services.append(.init(service: ReloadService(director: director)))
-        if let ha = config.ha {
+        if let controller = haController {
             // Last in the group, so it is the first to stop on SIGTERM: it resigns (priority 0) and the peer takes
             // the virtual IPs within its skew time, while this director drains.
-            let controller = try HAController(config: ha, director: director, logger: logger)
-            director.attach(controller)
             services.append(.init(service: HAService(controller: controller)))
         }
         let group = ServiceGroup(configuration: .init(

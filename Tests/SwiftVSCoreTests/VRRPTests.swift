@@ -123,7 +123,7 @@ struct VRRPTests {
         let newMaster = VRRPAdvert(vrid: 1, priority: 100, maxAdvertInterval: 100, addresses: [[10, 0, 0, 100]])
         #expect(owner.handle(.timer, now: 20 * Self.ms) == [], "still waiting for the new master")
         let gone = owner.handle(.advert(newMaster, from: self.peer), now: 80 * Self.ms)
-        #expect(gone.first == .releaseAddresses && owner.state == .initialize)
+        #expect(gone.first == .handOverAddresses && owner.state == .initialize)
 
         var m = self.machine()
         _ = m.handle(.startup, now: 0)

@@ -43,6 +43,9 @@ public struct VRRPStateMachine: Sendable {
         case takeAddressesAfterHandover
         /// Give them up.
         case releaseAddresses
+        /// Shutting down: take the addresses off the wire but keep them local until the director has drained, so
+        /// the answers to requests still in flight can leave (LVS-DR's VIP on the loopback).
+        case handOverAddresses
         /// The state changed, and why (for logs, notify commands, `swiftvs adm ha`).
         case transition(from: State, to: State, reason: String)
     }
@@ -122,11 +125,11 @@ public struct VRRPStateMachine: Sendable {
         case (.resigning, .advert(let advert, _)):
             guard advert.vrid == self.vrid, advert.priority > 0 else { return [] }
             self.deadline = nil
-            return [.releaseAddresses] + self.move(to: .initialize, "shut down: a new master took over")
+            return [.handOverAddresses] + self.move(to: .initialize, "shut down: a new master took over")
         case (.resigning, .timer):
             guard let deadline = self.deadline, now >= deadline else { return [] }
             self.deadline = nil
-            return [.releaseAddresses] + self.move(to: .initialize, "shut down: no new master announced itself")
+            return [.handOverAddresses] + self.move(to: .initialize, "shut down: no new master announced itself")
         case (.resigning, _):
             return []
         case (_, .shutdown):

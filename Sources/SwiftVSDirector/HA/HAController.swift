@@ -49,6 +49,8 @@ public final class HAController: Sendable {
     let persistenceSync: PersistenceSync?
     private let wake: (read: Int32, write: Int32)
     private let stopRequested = Atomic<Bool>(false)
+    /// Addresses handed over on shutdown, still on the loopback until the director has drained.
+    let handedOver = Mutex<[(VirtualIP, String, String?)]>([])
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let done = Atomic<Bool>(false)
 
@@ -98,6 +100,21 @@ public final class HAController: Sendable {
                 return false
             }
             if resume { continuation.resume() }
+        }
+    }
+
+    /// Removes the handed-over addresses from the loopback; call after the director has drained.
+    public func finishHandOver() {
+        let items = self.handedOver.withLock { items in
+            defer { items = [] }
+            return items
+        }
+        // The interface's setting is restored once, with the value from before the first change.
+        var restored: Set<String> = []
+        for (vip, interface, previous) in items {
+            let first = !restored.contains(interface)
+            restored.insert(interface)
+            VirtualAddresses.finishHandOver(vip, interface: interface, arpIgnore: first ? previous : nil)
         }
     }
 
@@ -272,6 +289,12 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                 self.takeAddresses(instance)
             case .releaseAddresses:
                 self.releaseAddresses(instance)
+            case .handOverAddresses:
+                guard let interface = instance.config.interface else { break }
+                for vip in instance.config.virtualIPs {
+                    let previous = VirtualAddresses.handOver(vip, interface: interface)
+                    self.controller.handedOver.withLock { $0.append((vip, interface, previous)) }
+                }
             case .transition(let from, let to, let reason):
                 instance.lastTransition = (now, "\(from.rawValue) -> \(to.rawValue)", reason)
                 self.logger.notice("VRRP \(to.rawValue)", metadata: [
@@ -436,6 +459,21 @@ private final class Tracker {
             return true
         }
         return false
+    }
+}
+
+/// Registered before the director in the service group, so it stops after the director has drained: then the
+/// addresses handed over on shutdown leave the loopback.
+public struct HAHandOverService: Service {
+    let controller: HAController
+
+    public init(controller: HAController) {
+        self.controller = controller
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        self.controller.finishHandOver()
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import SwiftVSCore
 
 #if canImport(Glibc)
@@ -15,6 +16,28 @@ enum VirtualAddresses {
 
     static func remove(_ vip: VirtualIP, interface: String) {
         self.run(["ip", "addr", "del", vip.description, "dev", interface])
+        // Left on the loopback by a handover of a director that then crashed.
+        self.run(["ip", "addr", "del", "\(vip.address.map(String.init).joined(separator: "."))/32", "dev", "lo"])
+    }
+
+    /// Moves the address from the interface to the loopback (as a /32), after making the interface answer ARP only
+    /// for its own addresses: the address leaves the wire but stays local. Returns the interface's previous
+    /// `arp_ignore`, to restore later.
+    static func handOver(_ vip: VirtualIP, interface: String) -> String? {
+        let path = "/proc/sys/net/ipv4/conf/\(interface)/arp_ignore"
+        let previous = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try? "1".write(toFile: path, atomically: false, encoding: .utf8)
+        self.run(["ip", "addr", "replace", "\(vip.address.map(String.init).joined(separator: "."))/32", "dev", "lo"])
+        self.run(["ip", "addr", "del", vip.description, "dev", interface])
+        return previous
+    }
+
+    /// The end of a handover: the address leaves the loopback and the interface's ARP setting is restored.
+    static func finishHandOver(_ vip: VirtualIP, interface: String, arpIgnore: String?) {
+        self.run(["ip", "addr", "del", "\(vip.address.map(String.init).joined(separator: "."))/32", "dev", "lo"])
+        if let arpIgnore {
+            try? arpIgnore.write(toFile: "/proc/sys/net/ipv4/conf/\(interface)/arp_ignore", atomically: false, encoding: .utf8)
+        }
     }
 
     /// One gratuitous ARP (an ARP request with sender = target = the VIP, to broadcast), as keepalived sends.
