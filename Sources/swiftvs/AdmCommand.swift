@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SwiftVSDirector
+import SwiftVSCore
 
 /// Where the admin API is and how to get in; shared by every `adm` subcommand.
 struct AdminOptions: ParsableArguments {
@@ -362,17 +363,17 @@ struct AdmHA: AsyncParsableCommand {
         }
         let status = try JSONDecoder().decode(HAStatus.self, from: Data(body))
         var lines = ["Transport \(status.transport)" + (status.trackers.isEmpty ? "" : "; tracking: \(status.trackers.joined(separator: ", "))")]
-        lines.append("Instance        VRID State   Prio Master           Since    Adverts out/in  Bad  Last transition")
+        lines.append("Instance        VRID State     Prio    Master           Since    Adverts out/in  Bad  Last transition")
         for i in status.instances {
             let prio = i.priority == i.configuredPriority ? "\(i.priority)" : "\(i.priority)/\(i.configuredPriority)"
-            var line = i.name.padding(toLength: 15, withPad: " ", startingAt: 0) + " "
-            line += "\(i.vrid)".padding(toLength: 4, withPad: " ", startingAt: 0) + " "
-            line += i.state.padding(toLength: 7, withPad: " ", startingAt: 0) + " "
-            line += prio.padding(toLength: 4, withPad: " ", startingAt: 0) + " "
-            line += (i.master ?? "-").padding(toLength: 16, withPad: " ", startingAt: 0) + " "
-            line += (String(format: "%.1fs", i.secondsInState)).padding(toLength: 8, withPad: " ", startingAt: 0) + " "
-            line += "\(i.advertsSent)/\(i.advertsReceived)".padding(toLength: 15, withPad: " ", startingAt: 0) + " "
-            line += "\(i.badPackets)".padding(toLength: 4, withPad: " ", startingAt: 0) + " "
+            var line = BenchFormat.pad(i.name, 15) + " "
+            line += BenchFormat.pad("\(i.vrid)", 4) + " "
+            line += BenchFormat.pad(i.state, 9) + " "
+            line += BenchFormat.pad(prio, 7) + " "
+            line += BenchFormat.pad(i.master ?? "-", 16) + " "
+            line += BenchFormat.pad(String(format: "%.1fs", i.secondsInState), 8) + " "
+            line += BenchFormat.pad("\(i.advertsSent)/\(i.advertsReceived)", 15) + " "
+            line += BenchFormat.pad("\(i.badPackets)", 4) + " "
             line += [i.lastTransition, i.lastTransitionReason].compactMap { $0 }.joined(separator: ": ")
             lines.append(line)
             if let bad = i.lastBadPacket { lines.append("    last bad packet: \(bad)") }
