@@ -138,7 +138,7 @@ final class LoadClient: @unchecked Sendable {
         let start = self.driver.period == nil ? sentAt : min(sentAt, intended)
         self.state = .idle
         if !(keepAlive && self.driver.spec.keepAlive) { self.dropConnection() }
-        self.driver.completed(self, status: status, latencyNs: now > start ? now - start : 0, bytes: 0)
+        self.driver.completed(self, status: status, latencyNs: now > start ? now - start : 0)
     }
 
     func checkTimeout(now: UInt64, timeout: UInt64) {

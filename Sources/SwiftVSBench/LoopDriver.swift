@@ -191,7 +191,7 @@ final class LoopDriver: @unchecked Sendable {
 
     // MARK: results (called by clients)
 
-    func completed(_ client: LoadClient, status: Int, latencyNs: UInt64, bytes: Int) {
+    func completed(_ client: LoadClient, status: Int, latencyNs: UInt64) {
         let micros = max(1, latencyNs / 1000)
         _ = self.histogram.record(micros)
         _ = self.intervalHistogram.record(micros)
