@@ -43,45 +43,6 @@ ha:
     - {name: back, interface: eth1, vrid: 52, priority: $1, advert_interval: 100ms, virtual_ips: [10.201.1.1/24]}
 CONF
 }
-keepalived_config() {  # $1 = router id, $2 = priority
-    cat << CONF
-global_defs {
-    router_id $1
-    vrrp_version 3
-    vrrp_garp_master_delay 0
-    vrrp_garp_master_repeat 3
-    vrrp_garp_master_refresh 0
-    enable_script_security
-    script_user root
-}
-vrrp_sync_group G1 {
-    group {
-        FRONT
-        BACK
-    }
-}
-vrrp_instance FRONT {
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority $2
-    advert_int 0.1
-    virtual_ipaddress {
-        $VIP/24 dev eth0
-    }
-}
-vrrp_instance BACK {
-    state BACKUP
-    interface eth1
-    virtual_router_id 52
-    priority $2
-    advert_int 0.1
-    virtual_ipaddress {
-        10.201.1.1/24 dev eth1
-    }
-}
-CONF
-}
 # Directors that serve on the VIPs: with SwiftVS the same process; with keepalived a SwiftVS director without `ha`.
 start_pair() {  # $1 = swiftvs|keepalived
     for lb in lb1 lb2; do
@@ -91,7 +52,7 @@ start_pair() {  # $1 = swiftvs|keepalived
             $LAB exec $lb "$SWIFTVS" director --config "$W/$lb.yaml" > "$W/$lb-swiftvs.log" 2>&1 &
             eval "PID_$lb=$!"
         else
-            keepalived_config $lb $prio > "$W/$lb.conf"
+            $LAB keepalived-conf $lb $prio > "$W/$lb.conf"
             $LAB exec $lb keepalived -f "$W/$lb.conf" -n -l -D -P -p "$W/$lb.pid" -r "$W/$lb-vrrp.pid" -i $lb \
                 > "$W/$lb-keepalived.log" 2>&1 &
             eval "PID_$lb=$!"

@@ -10,7 +10,7 @@
 #   PREFIXreal1                     eth0 10.201.1.11         (default via the back VIP 10.201.1.1)
 #   PREFIXreal2                     eth0 10.201.1.12
 #
-# usage: scripts/ha-lab.sh up|down|status|exec NODE CMD...|vip NODE
+# usage: scripts/ha-lab.sh up|down|status|exec NODE CMD...|vip NODE|keepalived-conf ROUTER_ID PRIORITY
 # LAB_PREFIX (default svs-) names the namespaces, so labs with different prefixes can run side by side.
 # Needs root and iproute2. Used by the HA tests (Tests/SwiftVSDirectorTests/HALabTests.swift) and by hand.
 set -euo pipefail
@@ -75,11 +75,54 @@ down() {
     [ "${1:-}" = quiet ] || echo "lab $P down"
 }
 
+# keepalived's config for one director of the lab: the front and back VIPs in a sync group, VRRPv3, 0.1 s adverts,
+# the VRIDs SwiftVS's lab configs use (51, 52). Shared by the interop test and benchmarks/ha-failover.sh.
+keepalived_conf() {  # $1 = router id, $2 = priority
+    cat << CONF
+global_defs {
+    router_id $1
+    vrrp_version 3
+    vrrp_garp_master_delay 0
+    vrrp_garp_master_repeat 3
+    vrrp_garp_master_refresh 0
+    enable_script_security
+    script_user root
+}
+vrrp_sync_group G1 {
+    group {
+        FRONT
+        BACK
+    }
+}
+vrrp_instance FRONT {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority $2
+    advert_int 0.1
+    virtual_ipaddress {
+        10.201.0.100/24 dev eth0
+    }
+}
+vrrp_instance BACK {
+    state BACKUP
+    interface eth1
+    virtual_router_id 52
+    priority $2
+    advert_int 0.1
+    virtual_ipaddress {
+        10.201.1.1/24 dev eth1
+    }
+}
+CONF
+}
+
 case "${1:-}" in
     up) up; echo "lab $P up" ;;
     down) down ;;
     status) ip netns list | grep "^$P" || true; for lb in lb1 lb2; do echo "$lb: $(ip -n "$(ns "$lb")" -br addr show 2> /dev/null | tr -s ' ' | tr '\n' ';')"; done ;;
     exec) shift; node=$1; shift; exec ip netns exec "$(ns "$node")" "$@" ;;
     vip) ip -n "$(ns "$2")" -br addr show dev eth0 | grep -q "10.201.0.100" && echo yes || echo no ;;
-    *) echo "usage: $0 up|down|status|exec NODE CMD...|vip NODE" >&2; exit 2 ;;
+    keepalived-conf) keepalived_conf "$2" "$3" ;;
+    *) echo "usage: $0 up|down|status|exec NODE CMD...|vip NODE|keepalived-conf ROUTER_ID PRIORITY" >&2; exit 2 ;;
 esac

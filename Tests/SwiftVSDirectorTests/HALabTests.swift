@@ -233,47 +233,6 @@ extension IntegrationTests {
             print("HA under load: lost \(loss)% of \(counters?["attempted"] ?? 0); client on \(before) before and \(after ?? "-") after")
         }
 
-        static func keepalivedConfig(priority: Int) -> String {
-            """
-            global_defs {
-                router_id lb2
-                vrrp_version 3
-                vrrp_garp_master_delay 0
-                vrrp_garp_master_repeat 3
-                vrrp_garp_master_refresh 0
-                enable_script_security
-                script_user root
-            }
-            vrrp_sync_group G1 {
-                group {
-                    FRONT
-                    BACK
-                }
-            }
-            vrrp_instance FRONT {
-                state BACKUP
-                interface eth0
-                virtual_router_id 51
-                priority \(priority)
-                advert_int 0.1
-                virtual_ipaddress {
-                    \(vip)/24 dev eth0
-                }
-            }
-            vrrp_instance BACK {
-                state BACKUP
-                interface eth1
-                virtual_router_id 52
-                priority \(priority)
-                advert_int 0.1
-                virtual_ipaddress {
-                    10.201.1.1/24 dev eth1
-                }
-            }
-
-            """
-        }
-
         @Test("interop: SwiftVS and keepalived (vrrp_version 3) in one VRID take over from each other; keepalived does not complain")
         func keepalivedInterop() async throws {
             try await onThread { try Self.interopBody() }
@@ -289,7 +248,7 @@ extension IntegrationTests {
             defer { reals.forEach { $0.stop(); $0.removeOutput() } }
             // lb2: keepalived moves the VIPs; a SwiftVS director without `ha` serves on them (ip_nonlocal_bind).
             let base = NSTemporaryDirectory() + "swiftvs-halab-keepalived"
-            try keepalivedConfig(priority: 100).write(toFile: base + ".conf", atomically: true, encoding: .utf8)
+            try lab(["keepalived-conf", "lb2", "100"]).write(toFile: base + ".conf", atomically: true, encoding: .utf8)
             let keepalived = try start("lb2", ["/usr/sbin/keepalived", "-f", base + ".conf", "-n", "-l", "-D", "-P",
                                                "-p", base + ".pid", "-r", base + "-vrrp.pid", "-i", "lb2"])
             defer { keepalived.stop(seconds: 10); keepalived.removeOutput() }
