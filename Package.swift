@@ -56,11 +56,27 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // IPTV real server: TS ingest (UDP, HTTP push, looped file), HLS live and catch-up, VOD, catalogue, web UI.
+        // Reaches the director only over the network.
+        .target(
+            name: "SwiftVSIPTV",
+            dependencies: [
+                "SwiftVSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources/sample.ts")],
+            swiftSettings: hotPathSettings
+        ),
         .executableTarget(
             name: "swiftvs",
             dependencies: [
                 "SwiftVSCore",
                 "SwiftVSDirector",
+                "SwiftVSIPTV",
                 "SwiftVSBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

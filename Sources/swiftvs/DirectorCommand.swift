@@ -104,6 +104,11 @@ struct DirectorCommand: AsyncParsableCommand {
 
 /// Reads and validates a config file; prints every problem and exits 2 when it cannot be used.
 func loadOrExit(_ path: String) throws -> DirectorConfig {
+    try loadOrExit(path) { (yaml, source) throws(ConfigError) in try ConfigLoader.load(yaml: yaml, source: source) }
+}
+
+/// Reads and validates a config file with `load`; prints every problem and exits 2 when it cannot be used.
+func loadOrExit<T>(_ path: String, _ load: (String, String) throws(ConfigError) -> T) throws -> T {
     let text: String
     do {
         text = try String(contentsOfFile: path, encoding: .utf8)
@@ -112,7 +117,7 @@ func loadOrExit(_ path: String) throws -> DirectorConfig {
         throw ExitCode(2)
     }
     do {
-        return try ConfigLoader.load(yaml: text, source: path)
+        return try load(text, path)
     } catch {
         FileHandle.standardError.write(Data("\(error.description)\n".utf8))
         throw ExitCode(2)
