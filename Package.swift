@@ -101,6 +101,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SwiftVSIPTVTests",
+            dependencies: ["SwiftVSCore", "SwiftVSTestSupport"]
+        ),
+        .testTarget(
             name: "SwiftVSDirectorTests",
             dependencies: [
                 "SwiftVSCore",

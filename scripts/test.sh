@@ -4,14 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian package for each command the tests run: curl (director tests), keepalived and iproute2 (the HA lab, in
-# network namespaces), chromium and its driver (the bench's HTML
-# report is opened in headless Chromium).
-declare -A packages=([curl]=curl [chromium]=chromium [chromedriver]=chromium-driver [pip3]=python3-pip [keepalived]=keepalived [ip]=iproute2)
+# Debian package for each command the tests run: curl (director and IPTV tests), keepalived and iproute2 (the HA lab,
+# in network namespaces), chromium and its driver (the bench's HTML report and the IPTV player are opened in headless
+# Chromium), ffmpeg and ffprobe (streams for the TS parser tests, live feeds and players for the IPTV tests).
+declare -A packages=([curl]=curl [chromium]=chromium [chromedriver]=chromium-driver [pip3]=python3-pip [keepalived]=keepalived
+                     [ip]=iproute2 [ffmpeg]=ffmpeg [ffprobe]=ffmpeg)
 missing=()
 for command in "${!packages[@]}"; do
     command -v "$command" > /dev/null 2>&1 || missing+=("${packages[$command]}")
 done
+mapfile -t missing < <(printf "%s\n" "${missing[@]}" | sort -u | grep -v "^$" || true)
 if ((${#missing[@]})); then
     echo "installing test tools: ${missing[*]}" >&2
     sudo=""
@@ -29,7 +31,8 @@ fi
 # With arguments (e.g. --filter X), one plain run.
 if (($#)); then exec swift test "$@"; fi
 
-# Swift Testing runs suites side by side; the bench's integration suite measures time and load, so it runs on its own
-# after everything else, on the same build.
-swift test --skip BenchIntegration
-exec swift test --skip-build --filter BenchIntegration
+# Swift Testing runs suites side by side; the bench's integration suite measures time and load, and the IPTV end-to-end
+# suite plays live video in real time (ffmpeg, Chromium), so they run on their own after everything else, on the same
+# build.
+swift test --skip "BenchIntegration|IPTVEndToEnd"
+exec swift test --skip-build --filter "BenchIntegration|IPTVEndToEnd"

@@ -28,7 +28,7 @@ struct WebPages: Sendable {
 
     static let indexHTML = """
         <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-        <title>SwiftVS IPTV</title>\(style)</head><body>
+        <link rel="icon" href="data:,"><title>SwiftVS IPTV</title>\(style)</head><body>
         <header><h1>SwiftVS IPTV</h1><a href="channels.m3u">channels.m3u</a><a href="api/channels">api/channels</a></header>
         <main><h2>Live</h2><div class="grid" id="channels"><p class="muted">loading…</p></div>
         <h2 id="vodtitle" style="display:none">On demand</h2><div class="grid" id="vod"></div></main>
@@ -56,7 +56,7 @@ struct WebPages: Sendable {
 
     static let watchHTML = """
         <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-        <title>SwiftVS player</title>\(style)</head><body>
+        <link rel="icon" href="data:,"><title>SwiftVS player</title>\(style)</head><body>
         <header><h1 id="title">Player</h1><a href="./">all channels</a></header>
         <main><div id="msg"></div>
         <video id="player" controls autoplay muted playsinline></video>

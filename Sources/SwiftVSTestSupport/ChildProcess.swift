@@ -5,14 +5,14 @@ import Glibc
 
 /// A child process started with posix_spawn and reaped with waitpid: no Foundation `Process`, whose run loop based
 /// waiting hung when one test stopped a child while the next started one.
-final class ChildProcess: @unchecked Sendable {
-    let pid: pid_t
-    let stdoutPath: String
-    let stderrPath: String
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
+    public let stdoutPath: String
+    public let stderrPath: String
     private var status: Int32?
 
     /// Starts `executable` with `arguments`; stdout and stderr go to temporary files (or /dev/null).
-    init(_ executable: String, _ arguments: [String], captureOutput: Bool = true) throws {
+    public init(_ executable: String, _ arguments: [String], captureOutput: Bool = true) throws {
         let base = NSTemporaryDirectory() + "swiftvs-child-\(UUID().uuidString)"
         self.stdoutPath = captureOutput ? base + ".out" : "/dev/null"
         self.stderrPath = captureOutput ? base + ".err" : "/dev/null"
@@ -26,13 +26,13 @@ final class ChildProcess: @unchecked Sendable {
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        guard rc == 0 else { throw ClientError("posix_spawn \(executable): \(rc)") }
+        guard rc == 0 else { throw TestSupportError("posix_spawn \(executable): \(rc)") }
         self.pid = pid
     }
 
     /// Waits for the exit (up to `seconds`, then SIGKILL); returns the exit code (128+signal if killed).
     @discardableResult
-    func wait(seconds: Double = 30) -> Int32 {
+    public func wait(seconds: Double = 30) -> Int32 {
         if let status = self.status { return status }
         let deadline = Date().addingTimeInterval(seconds)
         var raw: Int32 = 0
@@ -52,7 +52,7 @@ final class ChildProcess: @unchecked Sendable {
         return code
     }
 
-    var isRunning: Bool {
+    public var isRunning: Bool {
         guard self.status == nil else { return false }
         var raw: Int32 = 0
         let r = waitpid(self.pid, &raw, WNOHANG)
@@ -65,15 +65,15 @@ final class ChildProcess: @unchecked Sendable {
 
     /// SIGTERM, then wait (SIGKILL after `seconds`).
     @discardableResult
-    func stop(seconds: Double = 10) -> Int32 {
+    public func stop(seconds: Double = 10) -> Int32 {
         if self.isRunning { kill(self.pid, SIGTERM) }
         return self.wait(seconds: seconds)
     }
 
-    var stdout: String { (try? String(contentsOfFile: self.stdoutPath, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: self.stderrPath, encoding: .utf8)) ?? "" }
+    public var stdout: String { (try? String(contentsOfFile: self.stdoutPath, encoding: .utf8)) ?? "" }
+    public var stderr: String { (try? String(contentsOfFile: self.stderrPath, encoding: .utf8)) ?? "" }
 
-    func removeOutput() {
+    public func removeOutput() {
         if self.stdoutPath != "/dev/null" { unlink(self.stdoutPath) }
         if self.stderrPath != "/dev/null" { unlink(self.stderrPath) }
     }

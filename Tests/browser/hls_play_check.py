@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Opens a SwiftVS IPTV player page in headless Chromium and measures playback.
+
+Usage: hls_play_check.py URL
+Waits (up to 40 s) for the <video id=player> to start, then measures how far currentTime advances in 10 s.
+Prints JSON: {"start": {...}, "end": {...}, "advance": s, "wall": s, "severe": [console errors]}.
+Uses Debian's chromium and chromedriver (scripts/test.sh installs both, and selenium from PyPI).
+"""
+import json
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+STATE = """const v = document.getElementById('player');
+return {t: v.currentTime, readyState: v.readyState, paused: v.paused, error: v.error ? v.error.code : null,
+        canHLS: v.canPlayType('application/vnd.apple.mpegurl'), message: document.getElementById('msg').textContent};"""
+
+
+def main():
+    url = sys.argv[1]
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--autoplay-policy=no-user-gesture-required"]:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(url)
+        deadline = time.time() + 40
+        state = driver.execute_script(STATE)
+        while state["t"] <= 0.2 and time.time() < deadline:
+            if state["error"] is not None or state["message"]:
+                break
+            time.sleep(0.25)
+            state = driver.execute_script(STATE)
+        start, t0 = state, time.time()
+        time.sleep(10)
+        end = driver.execute_script(STATE)
+        wall = time.time() - t0
+        severe = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        print(json.dumps({"start": start, "end": end, "advance": end["t"] - start["t"], "wall": wall, "severe": severe}))
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main()
