@@ -41,7 +41,8 @@ public final class Channel: Sendable {
         self.settings = settings
         self.logger = logger
         self.dvr = try settings.dvr.map { try DVRStore(config: $0, channel: config.id, logger: logger) }
-        var state = State(segmenter: TSSegmenter(targetDuration: settings.segmentDuration))
+        var state = State(segmenter: TSSegmenter(targetDuration: settings.segmentDuration,
+                                                 numbersAbove: self.dvr?.lastInfo?.number))
         if let last = self.dvr?.lastInfo { state.discontinuitySequence = last.discontinuitySequence }
         self.state = Mutex(state)
     }

@@ -51,6 +51,17 @@ final class Replica {
         self.process = try ChildProcess(swiftvsBinary.path, ["iptv", "--listen", "127.0.0.1:\(self.port)"] + args)
     }
 
+    /// Waits until it answers HTTP (channels need not be live yet).
+    func waitServing(seconds: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? curl("\(self.base)/api/channels"))?.status == 200 { return }
+            guard self.process.isRunning else { throw TestSupportError("swiftvs iptv exited: \(self.process.stderr)") }
+            usleep(100_000)
+        }
+        throw TestSupportError("swiftvs iptv on \(self.port) does not answer: \(self.process.stderr)")
+    }
+
     /// Waits until /healthz says every channel is live.
     func waitLive(seconds: Double = 30) throws {
         let deadline = Date().addingTimeInterval(seconds)

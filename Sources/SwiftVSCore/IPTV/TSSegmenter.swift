@@ -76,8 +76,13 @@ public struct TSSegmenter: Sendable {
     /// An open segment larger than this is dropped (a feed without keyframes must not grow memory without bound).
     public static let maxSegmentBytes = 64 << 20
 
-    public init(targetDuration: Double) {
+    /// Numbers already used (an archive kept from an earlier run): new segments are numbered above it, even when the
+    /// feed's timestamps repeat (an encoder restarted from zero), so nothing in the archive is overwritten.
+    private let numberFloor: Int64?
+
+    public init(targetDuration: Double, numbersAbove floor: Int64? = nil) {
         self.targetTicks = max(9000, Int64((targetDuration * 90_000).rounded()))
+        self.numberFloor = floor
     }
 
     /// Feeds bytes as they arrive (any split: a partial packet waits for the rest); `wallClock` is seconds since
@@ -189,7 +194,7 @@ public struct TSSegmenter: Sendable {
         guard cut else { return self.keepPending() }
         if let open = self.open { self.emit(open, end: pts, wallClock: wallClock, into: &out) }
         var number = cell + self.numberOffset
-        if let last = self.lastNumber, number <= last {
+        if let last = self.lastNumber ?? self.numberFloor, number <= last {
             self.numberOffset += last + 1 - number
             number = last + 1
         }

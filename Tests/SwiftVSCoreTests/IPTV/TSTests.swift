@@ -186,6 +186,16 @@ struct TSSegmenterTests {
         #expect(abs(beforeSplice.duration - 2.0) < 0.05)
     }
 
+    @Test("numbers stay above an archive's: a restarted encoder does not overwrite old segments")
+    func numbersAboveArchive() throws {
+        let bytes = try FFmpegStreams.make(seconds: 8)
+        let plain = segment(bytes[...]).segments
+        var segmenter = TSSegmenter(targetDuration: 2, numbersAbove: plain.last!.number + 100)
+        let above = segmenter.feed(bytes, wallClock: 1_800_000_000)
+        #expect(above.first?.number == plain.last!.number + 101 && above.first?.follows == nil)
+        #expect(zip(above, above.dropFirst()).allSatisfy { $1.number == $0.number + 1 })
+    }
+
     @Test("bytes that are not TS are skipped and counted; the stream resynchronises")
     func resync() throws {
         let bytes = try FFmpegStreams.make(seconds: 8)
