@@ -94,7 +94,9 @@ struct UDPIngest: Service {
             }
         let udp: NIOCore.Channel
         do {
-            udp = try await bootstrap.bind(host: self.bind.host, port: self.bind.port).get()
+            // A multicast receiver binds the group address (so it gets that group only, whichever other sockets
+            // share the port) and joins on the interface; `bind.host` is then the interface's address.
+            udp = try await bootstrap.bind(host: self.group ?? self.bind.host, port: self.bind.port).get()
         } catch {
             throw IPTVError.source("channel '\(target.config.id)': cannot bind UDP \(self.bind): \(error)")
         }

@@ -6,7 +6,8 @@ public enum ChannelSource: Sendable, Equatable, CustomStringConvertible {
     case builtin
     /// A local TS file, looped in real time, paced by its PCR.
     case file(String)
-    /// TS over UDP: `bind` is the local address and port; `group` a multicast group to join on it, if any.
+    /// TS over UDP: `bind` is the local address and port; with a multicast `group`, the group is bound and joined on
+    /// the interface that has `bind`'s address (0.0.0.0: the one the routing table picks).
     case udp(bind: Endpoint, group: String?)
     /// TS pushed over HTTP: `POST /ingest/<id>` (as `ffmpeg ... -f mpegts http://host/ingest/<id>`).
     case push
