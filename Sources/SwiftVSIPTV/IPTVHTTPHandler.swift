@@ -11,6 +11,7 @@ public final class IPTVSite: Sendable {
     let vodRoot: String?
     let startedAt = wallClock()
     let pages: WebPages
+    let fileCache: FileCache
 
     init(config: IPTVConfig, channels: [Channel]) {
         self.config = config
@@ -18,6 +19,7 @@ public final class IPTVSite: Sendable {
         self.byID = Dictionary(uniqueKeysWithValues: channels.map { ($0.config.id, $0) })
         self.vodRoot = config.vod.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         self.pages = WebPages()
+        self.fileCache = FileCache(capacity: config.vod == nil ? 0 : config.vodCacheBytes)
     }
 }
 
@@ -118,7 +120,7 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard let path = VODLibrary.resolve(root: root, parts: parts.dropFirst()) else {
                 return self.send(context, head, .notFound, text: "not in the VOD library\n")
             }
-            self.file(context, head, path: path, type: MediaType.of(path), cache: "public, max-age=3600")
+            self.file(context, head, path: path, type: MediaType.of(path), cache: "public, max-age=3600", memory: self.site.fileCache)
         default:
             self.send(context, head, .notFound, text: "not found: \(head.uri)\n")
         }
@@ -213,9 +215,15 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.end(context, keepAlive: keepAlive)
     }
 
-    /// Serves a file with sendfile, honouring Range.
+    /// Serves a file from `memory` when it is cached there, else with sendfile; honours Range.
     private func file(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, path: String, type: String, cache: String,
-                      counter: Channel? = nil) {
+                      counter: Channel? = nil, memory: FileCache? = nil) {
+        if let memory {
+            var info = stat()
+            if stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, let buffer = memory.lookup(path: path, info: info) {
+                return self.send(context, head, .ok, body: buffer, type: type, cache: cache, ranges: true)
+            }
+        }
         let handle: NIOFileHandle
         let size: Int
         do {

@@ -111,6 +111,8 @@ public struct IPTVConfig: Sendable, Equatable {
     public var memorySegments: Int = 30
     public var dvr: DVRConfig?
     public var vod: String?
+    /// Memory for recently served VOD files (0: always sendfile).
+    public var vodCacheBytes: Int = 256 << 20
     public var epg: String?
     public var channels: [ChannelConfig] = []
 
@@ -162,8 +164,12 @@ extension NodeReader {
             }
         }
         if let n = keys["vod"] {
-            if case .mapping = n, let m = self.mapping(n, "vod", allowed: ["path"]) {
+            if case .mapping = n, let m = self.mapping(n, "vod", allowed: ["path", "cache"]) {
                 if let p = m["path"] { config.vod = self.string(p, "vod.path") } else { self.report("vod.path", n, "missing") }
+                if let c = m["cache"] {
+                    if case .scalar(let s) = c, s.string == "0" || s.string == "off" { config.vodCacheBytes = 0 }
+                    else if let v = self.size(c, "vod.cache") { config.vodCacheBytes = Int(v) }
+                }
             } else {
                 config.vod = self.string(n, "vod")
             }
