@@ -87,22 +87,24 @@ LIVE_MB=$(du -cb "$W"/www/live/hd/*.ts | tail -1 | awk -v n="$(echo "$LIVE" | wc
 echo "segments: $(echo "$VOD" | wc -w) VOD files of $SEG_MB MiB on average, $(echo "$LIVE" | wc -w) live segments of $LIVE_MB MiB" >&2
 
 RES="$W/results.tsv"; : > "$RES"
+ROUND=0
 run() {  # run SERVER KIND CONNS PID URL...
     local server=$1 kind=$2 conns=$3 pid=$4; shift 4
     timeout $((DUR + 60)) "$SWIFTVS" bench http "$@" -t 1 -c "$conns" -d "${DUR}s" --timeout 10s --quiet \
         --watch "$pid" --json "$W/run.json" > /dev/null
-    python3 - "$W/run.json" "$server" "$kind" "$conns" >> "$RES" << 'PY'
+    python3 - "$W/run.json" "$server" "$kind" "$conns" "$ROUND" >> "$RES" << 'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))['phases'][0]
 cpu = p['cpu'][0]['samples'] if p['cpu'] else []
 mean = sum(s['percent'] for s in cpu) / len(cpu) if cpu else 0
 mb = p['megabytesPerSecond']
-print("\t".join(map(str, [sys.argv[2], sys.argv[3], sys.argv[4], mb, p['latency']['p99Ms'], p['lossPercent'], mean, mean / max(mb, 1e-9)])))
+print("\t".join(map(str, [sys.argv[2], sys.argv[3], sys.argv[4], mb, p['latency']['p99Ms'], p['lossPercent'], mean, mean / max(mb, 1e-9), sys.argv[5]])))
 PY
     tail -1 "$RES" | awk -F'\t' '{printf "  %-7s %-5s c=%-4s %8.1f MB/s  p99 %7.1f ms  loss %.2f%%  server CPU %5.1f%%\n", $1, $2, $3, $4, $5, $6, $7}' >&2
 }
 
 for round in $(seq "$ROUNDS"); do
+    ROUND=$round
     echo "round $round/$ROUNDS" >&2
     for c in $CONNS; do
         run nginx vod "$c" "$NGX_PID" $(for s in $VOD; do echo "http://$HOST:$NGX_PORT/vod/hd/$s"; done)
@@ -121,14 +123,16 @@ python3 - "$RES" "$W/viewers.json" "$VIEWERS" << 'PY' | tee "$W/summary.txt"
 import json, sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 def pick(server, kind, c, i): return [float(r[i]) for r in rows if r[0] == server and r[1] == kind and r[2] == c]
-print("segment serving (closed loop, keep-alive; median over rounds):")
-print(f"{'kind':6} {'conns':>5} {'nginx MB/s':>11} {'swiftvs MB/s':>13} {'ratio':>6} {'p99 ng/sv ms':>14} {'CPU/MB ng/sv %':>16}")
+print("segment serving (closed loop, keep-alive). MB/s, p99 and CPU per MB are medians over rounds; the ratio is")
+print("swiftvs / nginx per round (each round runs both back to back), as its median and its range:")
+print(f"{'kind':6} {'conns':>5} {'nginx MB/s':>11} {'swiftvs MB/s':>13} {'ratio':>6} {'(min-max)':>11} {'p99 ng/sv ms':>14} {'CPU/MB ng/sv %':>16}")
 for kind in ["vod", "live"]:
     for c in sorted({r[2] for r in rows}, key=int):
         n, s = pick("nginx", kind, c, 3), pick("swiftvs", kind, c, 3)
         if not n or not s: continue
-        nm, sm = statistics.median(n), statistics.median(s)
-        print(f"{kind:6} {c:>5} {nm:11.1f} {sm:13.1f} {sm / nm:6.2f} {statistics.median(pick('nginx', kind, c, 4)):6.1f}/{statistics.median(pick('swiftvs', kind, c, 4)):<7.1f}"
+        ratios = [b / a for a, b in zip(n, s)]
+        print(f"{kind:6} {c:>5} {statistics.median(n):11.1f} {statistics.median(s):13.1f} {statistics.median(ratios):6.2f} "
+              f"{min(ratios):5.2f}-{max(ratios):<5.2f} {statistics.median(pick('nginx', kind, c, 4)):6.1f}/{statistics.median(pick('swiftvs', kind, c, 4)):<7.1f}"
               f" {statistics.median(pick('nginx', kind, c, 7)):7.3f}/{statistics.median(pick('swiftvs', kind, c, 7)):.3f}")
 p = json.load(open(sys.argv[2]))['phases'][0]
 lat = p['latency']

@@ -18,7 +18,9 @@ extension IntegrationTests {
             let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }
             #expect(files.count >= 3)
             for file in files {
-                let result = try runSwiftVS(["director", "--check-config", examples.appendingPathComponent(file).path])
+                // iptv.yaml is the IPTV server's config; every other example is a director's.
+                let command = file == "iptv.yaml" ? "iptv" : "director"
+                let result = try runSwiftVS([command, "--check-config", examples.appendingPathComponent(file).path])
                 #expect(result.code == 0, "\(file): \(result.stderr)")
                 #expect(result.stdout.contains("valid"))
             }
