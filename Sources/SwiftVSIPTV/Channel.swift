@@ -34,6 +34,8 @@ public final class Channel: Sendable {
         var rateWindowStart: Double = 0
         var rateWindowBytes: Int64 = 0
         var bitrate: Double = 0
+        /// An HTTP push is feeding the channel (only one at a time: two feeds into one segmenter would interleave).
+        var pushing = false
     }
 
     public init(config: ChannelConfig, settings: IPTVConfig, logger: Logger) throws {
@@ -42,7 +44,7 @@ public final class Channel: Sendable {
         self.logger = logger
         self.dvr = try settings.dvr.map { try DVRStore(config: $0, channel: config.id, logger: logger) }
         var state = State(segmenter: TSSegmenter(targetDuration: settings.segmentDuration,
-                                                 numbersAbove: self.dvr?.lastInfo?.number))
+                                                 numbersAbove: self.dvr?.lastInfo.map { ($0.number, $0.programDateTime) }))
         if let last = self.dvr?.lastInfo { state.discontinuitySequence = last.discontinuitySequence }
         self.state = Mutex(state)
     }
@@ -79,6 +81,17 @@ public final class Channel: Sendable {
             self.dvr?.store(segment.info, segment.bytes)
         }
     }
+
+    /// Claims the channel for one HTTP push; false while another push is running.
+    func claimPush() -> Bool {
+        self.state.withLock { s in
+            guard !s.pushing else { return false }
+            s.pushing = true
+            return true
+        }
+    }
+
+    func releasePush() { self.state.withLock { $0.pushing = false } }
 
     public func ingest(_ buffer: ByteBuffer, wallClock: Double) {
         buffer.withUnsafeReadableBytes { self.ingest($0, wallClock: wallClock) }

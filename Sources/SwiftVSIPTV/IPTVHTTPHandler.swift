@@ -33,6 +33,8 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var head: HTTPRequestHead?
     private var ingest: Channel?
     private var ingestBytes = 0
+    /// The push was refused because another one feeds the channel.
+    private var pushBusy = false
 
     init(site: IPTVSite) { self.site = site }
 
@@ -40,10 +42,11 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch Self.unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-            self.ingest = nil
+            self.releaseIngest()
             self.ingestBytes = 0
+            self.pushBusy = false
             if head.method == .POST || head.method == .PUT, let channel = self.pushTarget(head) {
-                self.ingest = channel
+                if channel.claimPush() { self.ingest = channel } else { self.pushBusy = true }
             }
         case .body(let buffer):
             if let channel = self.ingest {
@@ -55,6 +58,20 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = nil
             self.respond(context: context, head: head)
         }
+    }
+
+    private func releaseIngest() {
+        self.ingest?.releasePush()
+        self.ingest = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.releaseIngest()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
     }
 
     private func pushTarget(_ head: HTTPRequestHead) -> Channel? {
@@ -165,11 +182,14 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard parts.count == 2, let channel = self.site.byID[String(parts[1])] else {
             return self.send(context, head, .notFound, text: "no channel '\(parts.dropFirst().joined(separator: "/"))'\n")
         }
+        if self.pushBusy {
+            return self.send(context, head, .conflict, text: "channel '\(channel.config.id)' is already being pushed to; one push at a time\n")
+        }
         guard self.ingest != nil else {
             return self.send(context, head, .conflict,
                              text: "channel '\(channel.config.id)' takes its TS from \(channel.config.source); set its source to push to accept POST /ingest/\(channel.config.id)\n")
         }
-        self.ingest = nil
+        self.releaseIngest()
         self.send(context, head, .ok, text: "received \(self.ingestBytes) bytes\n")
     }
 
@@ -289,6 +309,7 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.releaseIngest()
         context.close(promise: nil)
     }
 }

@@ -71,6 +71,8 @@ struct HTTPService: Service {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Connections idle for 2 minutes are closed (a push sends data all the time, viewers every few s).
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(120)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(IPTVHTTPHandler(site: site))
                 }

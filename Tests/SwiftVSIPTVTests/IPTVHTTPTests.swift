@@ -129,6 +129,8 @@ struct IPTVHTTPTests {
         // Push ingest goes only to push channels; other methods are refused with a reason.
         let refused = try curl("\(base)/ingest/demo", ["-X", "POST", "--data-binary", "x"])
         #expect(refused.status == 409 && refused.body.contains("set its source to push"))
+        let second = try curl("\(base)/ingest/pushed", ["-X", "POST", "--data-binary", "x"])
+        #expect(second.status == 409 && second.body.contains("one push at a time"), "\(second)")
         #expect(try curl("\(base)/live/demo/index.m3u8", ["-X", "DELETE"]).status == 405)
 
         // Catch-up: a finished range is a VOD playlist that ffmpeg reads to the end.

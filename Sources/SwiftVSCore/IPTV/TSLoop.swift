@@ -14,6 +14,9 @@ public struct TSLoop: Sendable {
     private let firstPCR90: Int64
     /// Per PID: how much the continuity counter advances per loop (to continue seamlessly).
     private let ccStep: [Int: Int]
+    /// Packets left out of every loop: the tail of a non-video stream that runs past the video's end (an AAC track
+    /// is often one frame longer), which would repeat timestamps at the start of the next loop.
+    private let skipped: [Bool]
 
     public enum LoadError: Error, CustomStringConvertible, Equatable {
         case notTransportStream(String)
@@ -35,7 +38,8 @@ public struct TSLoop: Sendable {
         var demuxer = TSDemuxer()
         var pcrs: [(index: Int, pcr90: Int64)] = []
         var videoPTS: [Int64] = []
-        var firstCC: [Int: Int] = [:], lastCC: [Int: Int] = [:]
+        var firstCC: [Int: Int] = [:]
+        var pesStarts: [(index: Int, pid: Int, pts: Int64)] = []
         let count = bytes.count / 188
         let result: Result<Void, LoadError> = bytes.withUnsafeBytes { b in
             for i in 0..<count {
@@ -43,9 +47,11 @@ public struct TSLoop: Sendable {
                     return .failure(.notTransportStream("packet \(i) has no sync byte"))
                 }
                 if let pcr = h.pcr { pcrs.append((i, pcr / 300)) }
-                if h.hasPayload {
-                    if firstCC[h.pid] == nil { firstCC[h.pid] = h.continuityCounter }
-                    lastCC[h.pid] = h.continuityCounter
+                if h.hasPayload, firstCC[h.pid] == nil { firstCC[h.pid] = h.continuityCounter }
+                if h.unitStart, h.hasPayload, h.pid != 0, h.pid != demuxer.pmtPID, h.pid != demuxer.videoPID,
+                   let field = TSTimestamp.pesTimestampOffsets(b, pes: i * 188 + h.payloadOffset, end: i * 188 + 188).pts,
+                   let pts = TSTimestamp.read(b, at: field) {
+                    pesStarts.append((i, h.pid, pts))
                 }
                 if case .videoStart(let previous) = demuxer.consume(b, at: i * 188, header: h), let pts = previous?.pts {
                     videoPTS.append(pts)
@@ -69,9 +75,33 @@ public struct TSLoop: Sendable {
             offsets[i] = max(0, current - firstPCR.pcr90)
         }
         self.offsets = offsets
+        // A PES of another stream that starts a loop's length after that stream's first PES would collide with the
+        // next loop's first one: leave it (to the end of its stream in the file) out.
+        var skipped = [Bool](repeating: false, count: count)
+        // A PES ends where the next one of its stream starts; the last one, a typical PES length after its start.
+        var cutFrom: [Int: Int] = [:]
+        for pid in Set(pesStarts.map(\.pid)) {
+            let starts = pesStarts.filter { $0.pid == pid }
+            let first = starts[0].pts
+            let lengths = zip(starts, starts.dropFirst()).map { $1.pts - $0.pts }.sorted()
+            let typical = lengths.isEmpty ? 0 : lengths[lengths.count / 2]
+            for (k, start) in starts.enumerated() {
+                let end = k + 1 < starts.count ? starts[k + 1].pts : start.pts + typical
+                if end - first > self.duration + 90 { cutFrom[pid] = start.index; break }
+            }
+        }
+        var lastCC: [Int: Int] = [:]
+        bytes.withUnsafeBytes { b in
+            for i in 0..<count {
+                guard let h = TSPacketHeader(b, at: i * 188) else { continue }
+                if let cut = cutFrom[h.pid], i >= cut { skipped[i] = true; continue }
+                if h.hasPayload { lastCC[h.pid] = h.continuityCounter }
+            }
+        }
         var steps: [Int: Int] = [:]
-        for (pid, first) in firstCC { steps[pid] = ((lastCC[pid]! + 1 - first) % 16 + 16) % 16 }
+        for (pid, first) in firstCC { steps[pid] = ((lastCC[pid, default: first - 1] + 1 - first) % 16 + 16) % 16 }
         self.ccStep = steps
+        self.skipped = skipped
         self.packets = bytes
         self.packetCount = count
     }
@@ -93,6 +123,7 @@ public struct TSLoop: Sendable {
 
     /// Packet `index` of loop `loop`, with timestamps and continuity counter rewritten, appended to `out`.
     public func packet(loop: Int64, index: Int, into out: inout [UInt8]) {
+        guard !self.skipped[index] else { return }
         let start = out.count
         out.append(contentsOf: self.packets[(index * 188)..<(index * 188 + 188)])
         let shift = loop * self.duration - self.firstPCR90

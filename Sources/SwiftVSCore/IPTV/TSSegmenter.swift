@@ -76,13 +76,15 @@ public struct TSSegmenter: Sendable {
     /// An open segment larger than this is dropped (a feed without keyframes must not grow memory without bound).
     public static let maxSegmentBytes = 64 << 20
 
-    /// Numbers already used (an archive kept from an earlier run): new segments are numbered above it, even when the
-    /// feed's timestamps repeat (an encoder restarted from zero), so nothing in the archive is overwritten.
-    private let numberFloor: Int64?
+    /// The newest segment of an archive kept from an earlier run. A feed that comes back on the same timeline (the
+    /// same stream, or the wall-clock-aligned loop) keeps its numbers: the archive already has those segments. A feed
+    /// whose timestamps repeat old numbers at a later time (an encoder restarted from zero) is numbered above the
+    /// archive, so nothing in it is overwritten.
+    private let archived: (number: Int64, programDateTime: Double)?
 
-    public init(targetDuration: Double, numbersAbove floor: Int64? = nil) {
+    public init(targetDuration: Double, numbersAbove archived: (number: Int64, programDateTime: Double)? = nil) {
         self.targetTicks = max(9000, Int64((targetDuration * 90_000).rounded()))
-        self.numberFloor = floor
+        self.archived = archived
     }
 
     /// Feeds bytes as they arrive (any split: a partial packet waits for the rest); `wallClock` is seconds since
@@ -194,7 +196,12 @@ public struct TSSegmenter: Sendable {
         guard cut else { return self.keepPending() }
         if let open = self.open { self.emit(open, end: pts, wallClock: wallClock, into: &out) }
         var number = cell + self.numberOffset
-        if let last = self.lastNumber ?? self.numberFloor, number <= last {
+        if self.lastNumber == nil, let archived = self.archived, number <= archived.number,
+           Double(pts + self.pdtOffset) / 90_000 > archived.programDateTime + Double(self.targetTicks) / 90_000 {
+            self.numberOffset += archived.number + 1 - number
+            number = archived.number + 1
+        }
+        if let last = self.lastNumber, number <= last {
             self.numberOffset += last + 1 - number
             number = last + 1
         }
