@@ -168,6 +168,36 @@ struct IPTVHTTPTests {
         return formatter.date(from: text)?.timeIntervalSince1970 ?? 0
     }
 
+    @Test("the archive keeps to its size bound: oldest segments go first, on disk and in the index")
+    func archiveSizeBound() throws {
+        let dir = try temporaryDirectory("iptv-dvr")
+        let port = try freePort()
+        try """
+            listen: 127.0.0.1:\(port)
+            window: 3
+            dvr: {path: \(dir)/dvr, window: 1h, max_size: 200KB}
+            channels: [{id: demo}]
+            """.write(toFile: "\(dir)/iptv.yaml", atomically: true, encoding: .utf8)
+        let replica = try Replica(["--config", "\(dir)/iptv.yaml"], port: port)
+        defer { replica.stop() }
+        try replica.waitLive()
+        sleep(3)
+        struct ChannelJSON: Decodable { var archiveSegments: Int; var archiveBytes: Int64 }
+        var status = ChannelJSON(archiveSegments: 0, archiveBytes: 0)
+        var files: [String] = []
+        for _ in 0..<10 {     // a segment may be between its write and the pruning of the oldest: look again
+            status = try JSONDecoder().decode([ChannelJSON].self, from: Data(try curl("\(replica.base)/api/channels").body.utf8))[0]
+            files = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/dvr/demo").filter { $0.hasSuffix(".ts") }
+            if files.count == status.archiveSegments { break }
+            usleep(200_000)
+        }
+        // The built-in channel's segments are about 57 KB: three fit in 200 KB.
+        #expect(status.archiveSegments >= 2 && status.archiveBytes <= 200 * 1024, "\(status)")
+        #expect(files.count == status.archiveSegments, "\(files)")
+        let sizes = try files.map { try FileManager.default.attributesOfItem(atPath: "\(dir)/dvr/demo/\($0)")[.size] as! Int }
+        #expect(sizes.reduce(0, +) <= 200 * 1024)
+    }
+
     @Test("config problems are reported with key paths and lines, and nothing starts")
     func configErrors() throws {
         let dir = try temporaryDirectory("iptv-config")
