@@ -19,7 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
               swiftvs bench http http://127.0.0.1:8080/ --rate 3000 --close -d 30s --watch swiftvs --html report.html
               swiftvs bench scenario scenarios/interruption.yaml --json out.json
             """,
-        subcommands: [BenchHTTPCommand.self, BenchScenarioCommand.self]
+        subcommands: [BenchHTTPCommand.self, BenchHLSCommand.self, BenchScenarioCommand.self]
     )
 }
 
@@ -278,5 +278,87 @@ struct BenchScenarioCommand: AsyncParsableCommand {
         print(report.text(), terminator: "")
         try ReportWriter.write(report, json: self.report.json ?? scenario.json, html: self.report.html ?? scenario.html)
         if !ok { throw ExitCode(1) }
+    }
+}
+
+struct BenchHLSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hls",
+        abstract: "Simulate viewers of a live HLS stream: each fetches the playlist and the newest segment every period.",
+        discussion: """
+            Each viewer has its own keep-alive connection. Once per period (the playlist's EXT-X-TARGETDURATION \
+            unless --period is given) it fetches the live playlist, then the newest segment it has not fetched yet, \
+            as a player at the live edge does; a master playlist is followed to its first variant. Viewers start \
+            spread over --ramp (default: one period), so they do not all tick at once.
+
+            Reported: playlist and segment response times, the cycle time (from the tick to the segment's last byte), \
+            late cycles (longer than the period: that viewer would fall behind), stale playlists (no new segment), \
+            errors by cause, and the CPU of --watch processes.
+
+            Examples:
+              swiftvs bench hls http://127.0.0.1:8090/live/demo/index.m3u8 --viewers 1000 -d 30s --watch swiftvs
+              swiftvs bench hls http://127.0.0.1:8080/live/news/index.m3u8 --viewers 200 --period 2s --json v.json
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The live playlist (or master playlist) URL.", valueName: "URL"))
+    var url: String
+
+    @Option(help: "How many viewers.")
+    var viewers: Int = 100
+
+    @Option(name: .shortAndLong, help: "How long each viewer watches, after the ramp.")
+    var duration: DurationArgument = DurationArgument(seconds: 30)
+
+    @Option(help: "Seconds between a viewer's fetches [default: the playlist's target duration].")
+    var period: DurationArgument?
+
+    @Option(help: "Viewers start spread over this long [default: one period].")
+    var ramp: DurationArgument?
+
+    @Option(help: "Time allowed for each response.")
+    var timeout: DurationArgument = DurationArgument(seconds: 10)
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Event loops (threads) for the viewers [default: cores].", valueName: "N"))
+    var threads: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Sample the CPU of this process, by PID or command name (repeatable).", valueName: "PID|NAME"))
+    var watch: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Write the report as JSON.", valueName: "FILE"))
+    var json: String?
+
+    @Flag(name: .long, help: "No progress lines.")
+    var quiet = false
+
+    func validate() throws {
+        guard (1...100_000).contains(self.viewers) else { throw ValidationError("--viewers must be 1...100000") }
+        if let threads = self.threads, !(1...256).contains(threads) { throw ValidationError("--threads must be 1...256") }
+    }
+
+    func run() async throws {
+        var spec: HLSViewerSpec
+        do {
+            spec = try HLSViewerSpec(url: self.url, viewers: self.viewers, duration: self.duration.seconds,
+                                     threads: self.threads ?? System.coreCount)
+        } catch { throw ValidationError(error.description) }
+        spec.period = self.period?.seconds
+        spec.ramp = self.ramp?.seconds
+        spec.timeout = self.timeout.seconds
+        let progress: (@Sendable (String) -> Void)? = self.quiet ? nil : { @Sendable line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        let report: HLSViewerReport
+        do {
+            report = try await HLSViewerRun.run(spec, watch: [WatchTarget.current] + self.watch.map(WatchTarget.parse), progress: progress)
+        } catch let error as BenchSpecError {
+            throw ValidationError(error.description)
+        }
+        print(report.text(), terminator: "")
+        if let path = self.json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: path))
+        }
     }
 }

@@ -198,6 +198,23 @@ struct IPTVHTTPTests {
         #expect(sizes.reduce(0, +) <= 200 * 1024)
     }
 
+    @Test("swiftvs bench hls: simulated viewers follow the live edge of a replica")
+    func benchViewers() throws {
+        let replica = try Replica([])
+        defer { replica.stop() }
+        try replica.waitLive()
+        let dir = try temporaryDirectory("bench-hls")
+        let r = try tool(swiftvsBinary.path, ["bench", "hls", "\(replica.base)/live/demo/index.m3u8", "--viewers", "40",
+                                              "-d", "4s", "--quiet", "--json", "\(dir)/v.json"], seconds: 60)
+        #expect(r.code == 0, "\(r.err)")
+        struct Report: Decodable { var periodSeconds: Double; var playlists: Int; var segments: Int; var lateCycles: Int; var errors: [String: Int] }
+        let report = try JSONDecoder().decode(Report.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/v.json")))
+        #expect(report.periodSeconds == 2 && report.errors.isEmpty && report.lateCycles == 0, "\(r.out)")
+        // 40 viewers × (4 s + 2 s ramp) / 2 s: about 120 cycles, each a playlist and (unless stale) a segment.
+        #expect(report.playlists >= 100 && report.segments >= 80, "\(r.out)")
+        #expect(r.out.contains("Cycle") && r.out.contains("Late cycles    0"))
+    }
+
     @Test("config problems are reported with key paths and lines, and nothing starts")
     func configErrors() throws {
         let dir = try temporaryDirectory("iptv-config")
