@@ -4,13 +4,16 @@ import NIOPosix
 import ServiceLifecycle
 import SwiftVSCore
 import SwiftVSDirector
+import SwiftVSIPTV
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a director in front of three built-in HTTP real servers on loopback.",
+        abstract: "Run a director in front of three built-in HTTP real servers, and of two IPTV replicas, on loopback.",
         discussion: """
             Nothing else is needed: the real servers are part of the binary. Each answers with a line naming itself, so you can watch the scheduler spread requests. The director listens on 127.0.0.1:PORT, the real servers on the ports after it.
+
+            The director also serves IPTV on 127.0.0.1:IPTV-PORT (round robin over two swiftvs iptv replicas on the two ports after it, each playing the built-in channel 'demo'): open http://127.0.0.1:8090/ in a browser with native HLS, or play http://127.0.0.1:8090/live/demo/index.m3u8. Both replicas serve the same segments, so the viewer does not notice which one answers.
 
             Examples:
               swiftvs demo
@@ -18,6 +21,7 @@ struct DemoCommand: AsyncParsableCommand {
               curl -so /dev/null -w '%{size_download}\\n' \\
                    http://127.0.0.1:8080/bytes/10000000
               swiftvs demo --port 9000 --scheduler wlc --servers 5
+              ffprobe http://127.0.0.1:8090/live/demo/index.m3u8
 
             Stop it with Ctrl-C.
             """
@@ -35,12 +39,22 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "The admin API's port on 127.0.0.1, for swiftvs adm.")
     var adminPort: Int = 9100
 
+    @Option(help: "The director's IPTV port; the two IPTV replicas take the ports after it.")
+    var iptvPort: Int = 8090
+
+    @Flag(help: "Leave out the IPTV service and its replicas.")
+    var noIptv = false
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
     func validate() throws {
         guard (1...16).contains(self.servers) else { throw ValidationError("--servers must be 1...16") }
         guard (1...65500).contains(self.port) else { throw ValidationError("--port must be 1...65500") }
+        guard (1...65500).contains(self.iptvPort) else { throw ValidationError("--iptv-port must be 1...65500") }
+        if !self.noIptv, abs(self.iptvPort - self.port) <= max(self.servers, 2) {
+            throw ValidationError("--iptv-port \(self.iptvPort) overlaps the ports of --port \(self.port) and its real servers")
+        }
         guard SchedulerKind(rawValue: self.scheduler) != nil else {
             let all = SchedulerKind.allCases.map(\.rawValue).joined(separator: " ")
             throw ValidationError("--scheduler '\(self.scheduler)' is not one of: \(all)")
@@ -57,6 +71,27 @@ struct DemoCommand: AsyncParsableCommand {
             )
             realServers.append(server)
         }
+        var replicas: [IPTVServer] = []
+        if !self.noIptv {
+            for index in 1...2 {
+                var config = IPTVConfig()
+                config.listen = .loopback(port: self.iptvPort + index)
+                config.threads = 1
+                replicas.append(try IPTVServer(config: config, logger: logger))
+            }
+        }
+        let iptvService = self.noIptv ? "" : """
+
+              - name: iptv
+                listen: 127.0.0.1:\(self.iptvPort)
+                protocol: http
+                scheduler: rr
+                retries: 2
+                health: {check: http, path: /healthz, interval: 1s, timeout: 500ms, rise: 2, fall: 2}
+                servers:
+                  - address: 127.0.0.1:\(self.iptvPort + 1)
+                  - address: 127.0.0.1:\(self.iptvPort + 2)
+            """
         let yaml = """
             admin: 127.0.0.1:\(self.adminPort)
             services:
@@ -66,7 +101,7 @@ struct DemoCommand: AsyncParsableCommand {
                 scheduler: \(self.scheduler)
                 health: {check: http, path: /, interval: 1s, timeout: 500ms, rise: 2, fall: 2}
                 servers:
-            \(realServers.map { "      - address: 127.0.0.1:\($0.port)" }.joined(separator: "\n"))
+            \(realServers.map { "      - address: 127.0.0.1:\($0.port)" }.joined(separator: "\n"))\(iptvService)
             """
         let config = try ConfigLoader.load(yaml: yaml, source: "demo")
         let director = try Director(config: config, logger: logger)
@@ -76,13 +111,18 @@ struct DemoCommand: AsyncParsableCommand {
             \(realServers.map { "  \($0.name):             http://127.0.0.1:\($0.port)/" }.joined(separator: "\n"))
 
               admin API:                http://127.0.0.1:\(self.adminPort)/api/services
+            \(self.noIptv ? "" : """
+              IPTV (rr over 2 replicas): http://127.0.0.1:\(self.iptvPort)/   (web player)
+                                        http://127.0.0.1:\(self.iptvPort)/live/demo/index.m3u8
+              IPTV replicas:            http://127.0.0.1:\(self.iptvPort + 1)/  http://127.0.0.1:\(self.iptvPort + 2)/
+            """)
 
             Try:  for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:\(self.port)/; done
                   swiftvs adm list\(self.adminPort == 9100 ? "" : " --admin 127.0.0.1:\(self.adminPort)")
             Stop: Ctrl-C
             """)
         let group = ServiceGroup(configuration: .init(
-            services: [
+            services: replicas.flatMap { $0.services.map { .init(service: $0) } } + [
                 .init(service: DirectorService(director: director)),
                 .init(service: AdminService(director: director, config: config.admin ?? AdminConfig())),
             ],

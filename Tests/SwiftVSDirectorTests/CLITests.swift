@@ -90,8 +90,9 @@ extension IntegrationTests {
     }
 
     static func demoBody() throws {
-            let port = try freePort()
-            let demo = try ChildProcess(swiftvsBinary.path, ["demo", "--port", String(port), "--log-level", "warning"])
+            let port = try freePort(), iptvPort = try freePort(), adminPort = try freePort()
+            let demo = try ChildProcess(swiftvsBinary.path, ["demo", "--port", String(port), "--iptv-port", String(iptvPort),
+                                                             "--admin-port", String(adminPort), "--log-level", "warning"])
             defer {
                 demo.stop()
                 demo.removeOutput()
@@ -113,6 +114,18 @@ extension IntegrationTests {
             let download = try runTool("curl", ["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
                                                 "\(url)/bytes/50000000"])
             #expect(download.stdout == "200 50000000")
+            // IPTV through the director, once its health checks have seen the replicas live (rise 2 x 1 s).
+            var playlist = (code: Int32(0), stdout: "", stderr: "")
+            for _ in 0..<40 {
+                playlist = try runTool("curl", ["-sf", "--max-time", "5", "http://127.0.0.1:\(iptvPort)/live/demo/index.m3u8"])
+                if playlist.code == 0 { break }
+                usleep(250_000)
+            }
+            #expect(playlist.stdout.hasPrefix("#EXTM3U"), Comment(rawValue: playlist.stderr))
+            let segment = playlist.stdout.split(separator: "\n").last.map(String.init) ?? ""
+            let fetched = try runTool("curl", ["-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code} %{content_type}",
+                                               "http://127.0.0.1:\(iptvPort)/live/demo/\(segment)"])
+            #expect(fetched.stdout == "200 video/mp2t")
         }
     }
 }
