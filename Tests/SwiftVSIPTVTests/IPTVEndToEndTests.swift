@@ -121,5 +121,11 @@ struct IPTVEndToEndTests {
         let report = try JSONDecoder().decode(Report.self, from: Data(result.out.utf8))
         #expect(report.advance >= 8, "currentTime advanced \(report.advance)s in \(report.wall)s")
         #expect(report.severe.isEmpty, "console errors: \(report.severe)")
+
+        // A browser without native HLS gets a clear message instead of a silent black box.
+        let noHLS = try tool("python3", [script, "--no-hls", "http://127.0.0.1:\(port)/watch.html?ch=demo"], seconds: 60)
+        struct Message: Decodable { var message: String; var shown: Bool; var src: String? }
+        let message = try JSONDecoder().decode(Message.self, from: Data(noHLS.out.utf8))
+        #expect(message.shown && message.message.contains("cannot play HLS") && message.src == nil, "\(noHLS.out) \(noHLS.err.suffix(1000))")
     }
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Opens a SwiftVS IPTV player page in headless Chromium and measures playback.
 
-Usage: hls_play_check.py URL
-Waits (up to 40 s) for the <video id=player> to start, then measures how far currentTime advances in 10 s.
-Prints JSON: {"start": {...}, "end": {...}, "advance": s, "wall": s, "severe": [console errors]}.
+Usage: hls_play_check.py URL            waits (up to 40 s) for the <video id=player> to start, then measures how far
+                                        currentTime advances in 10 s. Prints JSON: {"start": {...}, "end": {...},
+                                        "advance": s, "wall": s, "severe": [console errors]}.
+       hls_play_check.py --no-hls URL   the same page in a browser that claims no native HLS (canPlayType answers "");
+                                        prints JSON: {"message": text shown, "src": the video's src}.
 Uses Debian's chromium and chromedriver (scripts/test.sh installs both, and selenium from PyPI).
 """
 import json
@@ -19,7 +21,8 @@ return {t: v.currentTime, readyState: v.readyState, paused: v.paused, error: v.e
 
 
 def main():
-    url = sys.argv[1]
+    no_hls = sys.argv[1] == "--no-hls"
+    url = sys.argv[-1]
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -29,6 +32,16 @@ def main():
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         driver.set_page_load_timeout(30)
+        if no_hls:
+            driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source":
+                "HTMLMediaElement.prototype.canPlayType = function () { return ''; };"})
+            driver.get(url)
+            time.sleep(1)
+            print(json.dumps(driver.execute_script(
+                "return {message: document.getElementById('msg').textContent,"
+                " shown: getComputedStyle(document.getElementById('msg')).display !== 'none',"
+                " src: document.getElementById('player').getAttribute('src')};")))
+            return
         driver.get(url)
         deadline = time.time() + 40
         state = driver.execute_script(STATE)
