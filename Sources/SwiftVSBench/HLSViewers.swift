@@ -380,7 +380,9 @@ final class HLSViewerHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if self.viewer.channel === context.channel || self.viewer.channel == nil { self.viewer.closed() }
+        // Only the viewer's current connection matters: one it closed itself (after a Connection: close response) is
+        // already forgotten, and its late close must not fail the next request.
+        if self.viewer.channel === context.channel { self.viewer.closed() }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
