@@ -44,6 +44,9 @@ final class DVRStore: Sendable {
         if !infos.isEmpty { logger.info("archive loaded", metadata: ["channel": "\(channel)", "segments": "\(infos.count)"]) }
     }
 
+    /// Returns once the writes queued before it are done.
+    func flush() { self.queue.sync {} }
+
     func path(_ number: Int64) -> String { self.directory.appendingPathComponent("\(number).ts").path }
 
     var lastInfo: SegmentInfo? { self.index.withLock { $0.infos.last } }

@@ -35,6 +35,8 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var ingestBytes = 0
     /// The push was refused because another one feeds the channel.
     private var pushBusy = false
+    /// The push was refused for a missing or wrong ingest token.
+    private var pushUnauthorized = false
 
     init(site: IPTVSite) { self.site = site }
 
@@ -45,8 +47,15 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.releaseIngest()
             self.ingestBytes = 0
             self.pushBusy = false
+            self.pushUnauthorized = false
             if head.method == .POST || head.method == .PUT, let channel = self.pushTarget(head) {
-                if channel.claimPush() { self.ingest = channel } else { self.pushBusy = true }
+                if !Self.authorized(head, token: self.site.config.ingestToken) {
+                    self.pushUnauthorized = true
+                } else if channel.claimPush() {
+                    self.ingest = channel
+                } else {
+                    self.pushBusy = true
+                }
             }
         case .body(let buffer):
             if let channel = self.ingest {
@@ -79,6 +88,14 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard parts.count == 2, parts[0] == "ingest", let channel = self.site.byID[String(parts[1])],
               channel.config.source == .push else { return nil }
         return channel
+    }
+
+    /// True when no token is configured, or the request carries it as a bearer token or a `token` query parameter.
+    static func authorized(_ head: HTTPRequestHead, token: String?) -> Bool {
+        guard let token else { return true }
+        if let value = head.headers.first(name: "authorization"), value == "Bearer \(token)" { return true }
+        guard let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return false }
+        return query.split(separator: "&").contains { $0 == "token=\(token)" }
     }
 
     static func pathParts(_ uri: String) -> [Substring] {
@@ -181,6 +198,11 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         guard parts.count == 2, let channel = self.site.byID[String(parts[1])] else {
             return self.send(context, head, .notFound, text: "no channel '\(parts.dropFirst().joined(separator: "/"))'\n")
+        }
+        if self.pushUnauthorized {
+            return self.send(context, head, .unauthorized,
+                             text: "pushing needs the ingest token: Authorization: Bearer TOKEN, or ?token=TOKEN (config ingest_token)\n",
+                             extra: [("WWW-Authenticate", "Bearer realm=\"swiftvs-ingest\"")])
         }
         if self.pushBusy {
             return self.send(context, head, .conflict, text: "channel '\(channel.config.id)' is already being pushed to; one push at a time\n")

@@ -41,6 +41,15 @@ public struct IPTVServer: Sendable {
             }
         }
         self.services = services
+        if config.ingestToken == nil, !config.listen.isLoopback, config.channels.contains(where: { $0.source == .push }) {
+            logger.warning("push channels accept TS from anyone who can reach /ingest/ID: set ingest_token (or --ingest-token)",
+                           metadata: ["listen": "\(config.listen)"])
+        }
+    }
+
+    /// Waits until every archive write queued so far is on disk (at shutdown).
+    public func flushArchives() {
+        for channel in self.site.channels { channel.dvr?.flush() }
     }
 
     /// The sample clip shipped with the binary (scripts/make-sample-clip.sh made it).

@@ -18,6 +18,7 @@ struct IPTVCommand: AsyncParsableCommand {
               udp://@:1234         TS over UDP on port 1234 (unicast, any local address)
               udp://239.0.0.1:1234 a multicast group, joined (add ?interface=IP to pick the interface)
               push                 TS pushed over HTTP: ffmpeg ... -f mpegts http://HOST:PORT/ingest/ID
+                                   (with --ingest-token T: ffmpeg -headers 'Authorization: Bearer T' ...)
 
             Replicas that ingest the same feed publish the same playlists and segments (numbers come from the stream's timestamps), so a director may spread viewers over them round-robin.
 
@@ -57,6 +58,9 @@ struct IPTVCommand: AsyncParsableCommand {
     @Option(help: "Serve this XMLTV file as /epg.xml.")
     var epg: String?
 
+    @Option(help: "Require this token on HTTP pushes (Authorization: Bearer TOKEN, or ?token=TOKEN).")
+    var ingestToken: String?
+
     @Option(help: "Target segment duration, like 2 or 4s (cut at the first keyframe after it).")
     var segmentDuration: String?
 
@@ -94,6 +98,7 @@ struct IPTVCommand: AsyncParsableCommand {
         }
         if let vod = self.vod { config.vod = vod }
         if let epg = self.epg { config.epg = epg }
+        if let token = self.ingestToken { config.ingestToken = token }
         if let dvr = self.dvr { config.dvr = DVRConfig(path: dvr, window: config.dvr?.window ?? 7200, maxBytes: config.dvr?.maxBytes ?? 2 << 30) }
         if let text = self.dvrWindow {
             guard config.dvr != nil else { throw ValidationError("--dvr-window needs --dvr DIR (or dvr.path in the config)") }
@@ -147,7 +152,9 @@ struct IPTVCommand: AsyncParsableCommand {
         ))
         do {
             try await group.run()
+            server.flushArchives()
         } catch let error as IPTVError {
+            server.flushArchives()
             FileHandle.standardError.write(Data("swiftvs iptv: \(error)\n".utf8))
             throw ExitCode(1)
         }

@@ -215,6 +215,25 @@ struct IPTVHTTPTests {
         #expect(r.out.contains("Cycle") && r.out.contains("Late cycles    0"))
     }
 
+    @Test("with an ingest token, pushes without it get 401; with it (header or query) they are taken")
+    func ingestToken() throws {
+        let replica = try Replica(["--channel", "p=push", "--ingest-token", "s3cret"])
+        defer { replica.stop() }
+        try replica.waitServing()
+        let clip = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources/SwiftVSIPTV/Resources/sample.ts").path
+        let url = "\(replica.base)/ingest/p"
+        let none = try curl(url, ["--data-binary", "@\(clip)"])
+        #expect(none.status == 401 && none.body.contains("ingest token"))
+        #expect(try curl(url, ["--data-binary", "@\(clip)", "-H", "Authorization: Bearer wrong"]).status == 401)
+        let header = try curl(url, ["--data-binary", "@\(clip)", "-H", "Authorization: Bearer s3cret"])
+        #expect(header.status == 200 && header.body.contains("received 458720 bytes"), "\(header)")
+        #expect(try curl("\(url)?token=s3cret", ["--data-binary", "@\(clip)"]).status == 200)
+        struct ChannelJSON: Decodable { var bytesIn: Int; var segments: Int }
+        let status = try JSONDecoder().decode([ChannelJSON].self, from: Data(try curl("\(replica.base)/api/channels").body.utf8))[0]
+        #expect(status.bytesIn == 2 * 458_720 && status.segments >= 6, "\(status)")
+    }
+
     @Test("config problems are reported with key paths and lines, and nothing starts")
     func configErrors() throws {
         let dir = try temporaryDirectory("iptv-config")

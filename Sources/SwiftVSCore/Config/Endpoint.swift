@@ -19,6 +19,11 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
 
     public var isIPv6: Bool { self.addressBytes.count == 16 }
 
+    /// 127.0.0.0/8 or ::1.
+    public var isLoopback: Bool {
+        self.isIPv6 ? self.addressBytes == [UInt8](repeating: 0, count: 15) + [1] : self.addressBytes.first == 127
+    }
+
     public var description: String { self.isIPv6 ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
 
     public init(host: String, port: Int) throws(EndpointError) {

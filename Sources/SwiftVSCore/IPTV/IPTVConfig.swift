@@ -114,6 +114,8 @@ public struct IPTVConfig: Sendable, Equatable {
     /// Memory for recently served VOD files (0: always sendfile).
     public var vodCacheBytes: Int = 256 << 20
     public var epg: String?
+    /// When set, an HTTP push must carry `Authorization: Bearer <token>` (or `?token=<token>`).
+    public var ingestToken: String?
     public var channels: [ChannelConfig] = []
 
     public init(channels: [ChannelConfig] = [ChannelConfig(id: "demo", name: "SwiftVS demo", group: "Demo", source: .builtin)]) {
@@ -138,7 +140,8 @@ public struct IPTVConfig: Sendable, Equatable {
 
 extension NodeReader {
     mutating func iptv(_ root: Node) -> IPTVConfig? {
-        let allowed = ["listen", "threads", "segment_duration", "window", "memory_segments", "dvr", "vod", "epg", "channels"]
+        let allowed = ["listen", "threads", "segment_duration", "window", "memory_segments", "dvr", "vod", "epg",
+                       "ingest_token", "channels"]
         guard let keys = self.mapping(root, "", allowed: allowed) else { return nil }
         var config = IPTVConfig(channels: [])
         if let n = keys["listen"], let v = self.endpoint(n, "listen") { config.listen = v }
@@ -175,6 +178,7 @@ extension NodeReader {
             }
         }
         if let n = keys["epg"] { config.epg = self.string(n, "epg") }
+        if let n = keys["ingest_token"] { config.ingestToken = self.string(n, "ingest_token") }
         guard let list = keys["channels"] else {
             self.report("channels", root, "missing: list the channels, like [{id: news, source: udp://239.0.0.1:1234}]")
             return config
