@@ -97,12 +97,13 @@ public final class Channel: Sendable {
         buffer.withUnsafeReadableBytes { self.ingest($0, wallClock: wallClock) }
     }
 
-    /// Live when a segment finished within three target durations and the live window has enough to start.
+    /// Live when a segment finished within three target durations and enough segments are held for a player to
+    /// start. (Counted over all held segments, not the live window: a hole in the numbering shortens the window of
+    /// every replica at once, and must not take them all out of a director's pool together.)
     public func isLive(now: Double) -> Bool {
         self.state.withLock { s in
             guard let last = s.lastSegmentAt else { return false }
-            return now - last < max(3 * self.settings.segmentDuration, 6)
-                && HLSPlaylist.liveWindow(s.memory.map(\.info), window: self.settings.window).count >= min(3, self.settings.window)
+            return now - last < max(3 * self.settings.segmentDuration, 6) && s.memory.count >= min(3, self.settings.window)
         }
     }
 
