@@ -100,6 +100,24 @@ public final class Director: Sendable {
         }
     }
 
+    /// The NIOHTTP1 proxy's client pipeline; `counted` when the fast path hands over a connection it counted.
+    static func httpHandlers(service: VirtualService, config: VirtualServiceConfig, loop: LoopContext,
+                             counted: Bool = false) -> [ChannelHandler] {
+        let limits = config.limits
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldCount = limits.maxHeaders
+        return [
+            ByteToMessageHandler(
+                HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits),
+                maximumBufferSize: limits.maxHeaderBytes
+            ),
+            HTTPResponseEncoder(),
+            HTTPProxyHandler(service: service, loop: loop, counted: counted),
+        ]
+    }
+
     private func bind(_ service: VirtualService, at listen: Endpoint) async throws -> Channel {
         let loops = self.loops
         let bootstrap = ServerBootstrap(group: self.group)
@@ -119,17 +137,11 @@ public final class Director: Sendable {
                         try channel.syncOptions?.setOption(.autoRead, value: false)
                         try sync.addHandler(TCPFrontendHandler(service: service, loop: loop))
                     case .http:
-                        let limits = config.limits
-                        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-                        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-                        decoderLimits.maxHeaderFieldCount = limits.maxHeaders
-                        try sync.addHandler(ByteToMessageHandler(
-                            HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits),
-                            maximumBufferSize: limits.maxHeaderBytes
-                        ))
-                        try sync.addHandler(HTTPResponseEncoder())
-                        try sync.addHandler(HTTPProxyHandler(service: service, loop: loop))
+                        if FastHTTPProxyHandler.serves(config) {
+                            try sync.addHandler(FastHTTPProxyHandler(service: service, loop: loop))
+                        } else {
+                            try sync.addHandlers(Self.httpHandlers(service: service, config: config, loop: loop))
+                        }
                     }
                 }
             }

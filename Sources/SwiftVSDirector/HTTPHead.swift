@@ -1,5 +1,24 @@
 import NIOHTTP1
 
+import NIOCore
+import SwiftVSCore
+
+/// Who a client is, read once when its connection becomes active: its address, as text for X-Forwarded-For, and
+/// as the key that source hashing and persistence use.
+struct ClientPeer {
+    var remote: SocketAddress?
+    var ip: String?
+    var sourceKey: UInt32 = 0
+
+    init() {}
+
+    init(_ channel: Channel, _ config: VirtualServiceConfig) {
+        self.remote = channel.remoteAddress
+        self.ip = self.remote?.ipAddress
+        self.sourceKey = self.remote?.sourceKey(withPort: config.flags.port) ?? 0
+    }
+}
+
 /// Header work the proxy does on every request and response, in one pass over the headers.
 enum HTTPHead {
     /// RFC 9110 §7.6.1 hop-by-hop headers, matched by length first so that most names cost one comparison.
@@ -116,6 +135,11 @@ enum HTTPHead {
             head.headers.add(name: "Connection", value: "keep-alive")
         }
         return head
+    }
+
+    /// The short body of the director's own error responses (502, 503, 504, 400…).
+    static func errorText(_ status: HTTPResponseStatus) -> String {
+        "\(status.code) \(status.reasonPhrase)\n"
     }
 
     /// GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 §9.2.2): safe to send again.

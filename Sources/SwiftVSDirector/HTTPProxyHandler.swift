@@ -9,10 +9,22 @@ import SwiftVSCore
 ///
 /// Reads from the client are withheld (the `read` event is not passed on) while a request waits for its response
 /// or the real server cannot take more bytes; pipelined requests wait in `pending`.
-final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
+final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
+    typealias ResponsePart = HTTPClientResponsePart
+    typealias RequestPart = HTTPClientRequestPart
+    typealias Upstream = UpstreamConnection<HTTPProxyHandler>
+
+    static func pool(_ loop: LoopContext) -> UpstreamPool<HTTPProxyHandler> { loop.httpPool }
+
+    static func addCodecs(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
+        try pipeline.addHandler(HTTPRequestEncoder())
+        try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(
+            leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward
+        )))
+    }
 
     enum State {
         /// Between requests.
@@ -36,7 +48,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
 
     // The request in flight.
     private var head: HTTPRequestHead?
-    private var upstream: UpstreamConnection?
+    private var upstream: Upstream?
     private var backend: Backend?
     private var buffered: [HTTPServerRequestPart] = []
     private var bufferedBytes = 0
@@ -69,18 +81,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     private let headerNanos: UInt64
     private let serverNanos: UInt64
 
-    private var clientIP: String?
-    private var remote: SocketAddress?
-    private var sourceKey: UInt32 = 0
+    private var client = ClientPeer()
     private let defaultHost: String
 
-    init(service: VirtualService, loop: LoopContext) {
+    /// `counted` is false when the fast path hands a connection over: it counted the connection already.
+    init(service: VirtualService, loop: LoopContext, counted: Bool = false) {
         self.service = service
         let config = service.config
         self.config = config
         self.serviceID = ObjectIdentifier(service)
         self.loop = loop
-        service.stats.connections.wrappingAdd(1, ordering: .relaxed)
+        if !counted { service.stats.connections.wrappingAdd(1, ordering: .relaxed) }
         let timeouts = config.timeouts
         self.idleNanos = UInt64(timeouts.idle * 1e9)
         self.headerNanos = UInt64(timeouts.headerRead * 1e9)
@@ -104,9 +115,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
 
     private func activate(_ context: ChannelHandlerContext) {
         guard self.registryIndex < 0, self.state == .idle else { return }
-        self.remote = context.channel.remoteAddress
-        self.clientIP = self.remote?.ipAddress
-        self.sourceKey = self.remote?.sourceKey(withPort: self.config.flags.port) ?? 0
+        self.client = ClientPeer(context.channel, self.config)
         self.lastActivity = self.loop.now
         self.loop.register(self)
     }
@@ -152,7 +161,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         self.sawBytes = false
         self.clientVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
         let (upstreamHead, facts) = HTTPHead.upstreamRequest(
-            head, clientIP: self.clientIP, forwardedFor: self.config.forwardedFor, defaultHost: self.defaultHost
+            head, clientIP: self.client.ip, forwardedFor: self.config.forwardedFor, defaultHost: self.defaultHost
         )
         self.head = upstreamHead
         self.isUpgrade = facts.isUpgrade
@@ -198,7 +207,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         guard let head = self.head else { return }
         let key = self.hashKey(head)
         guard let backend = self.service.schedule(
-            key: key, remote: self.remote, now: self.loop.seconds,
+            key: key, remote: self.client.remote, now: self.loop.seconds,
             excluding: self.tried
         ) else {
             // Nothing left to try: after failures, say what failed; with no server at all, 503.
@@ -208,7 +217,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         self.tried.append(backend.server.id)
         self.backend = backend
         if !self.isUpgrade,
-           let connection = self.loop.takeIdle(service: self.serviceID, server: backend.server.id) {
+           let connection = self.loop.httpPool.take(service: self.serviceID, server: backend.server.id) {
             connection.unpark(for: self)
             self.attach(connection)
             return
@@ -218,57 +227,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
 
     private func connect(_ backend: Backend) {
         self.state = .connecting
-        let connection = UpstreamConnection(
-            serverID: backend.server.id, service: self.serviceID, loop: self.loop,
-            idle: self.config.timeouts.idle
+        Upstream.open(
+            for: self, backend: backend, service: self.service, serviceID: self.serviceID, loop: self.loop,
+            config: self.config,
+            wanted: { self.state == .connecting && self.backend?.server.id == backend.server.id },
+            attach: { connection in
+                self.attach(connection)
+                connection.flush()
+            },
+            failed: { timedOut in self.upstreamFailed(connectFailed: true, timedOut: timedOut) }
         )
-        let boundConnection = NIOLoopBound(connection, eventLoop: self.loop.eventLoop)
-        let timeouts = self.config.timeouts
-        ClientBootstrap(group: self.loop.eventLoop)
-            .connectTimeout(.nanoseconds(Int64(timeouts.connect * 1e9)))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                do {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(HTTPRequestEncoder())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(
-                        leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward
-                    )))
-                    try sync.addHandler(boundConnection.value)
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-            }
-            .connect(to: backend.address)
-            .assumeIsolated()
-            .whenComplete { result in
-                switch result {
-                case .success:
-                    guard self.state == .connecting, self.backend?.server.id == backend.server.id else {
-                        // The client left meanwhile: keep the connection for the next request.
-                        if !connection.park(limit: self.config.maxIdlePerServer) { connection.close() }
-                        return
-                    }
-                    connection.owner = self
-                    self.attach(connection)
-                    self.upstream?.flush()
-                case .failure(let error):
-                    guard self.state == .connecting, self.backend?.server.id == backend.server.id else { return }
-                    self.service.logger.debug("connect failed", metadata: [
-                        "service": "\(self.config.name)", "server": "\(backend.server.endpoint)",
-                        "error": "\(error)",
-                    ])
-                    var timedOut = false
-                    if case ChannelError.connectTimeout = error { timedOut = true }
-                    self.service.failed(backend, "connect: \(HTTPFetch.describe(error))")
-                    self.upstreamFailed(connectFailed: true, timedOut: timedOut)
-                }
-            }
     }
 
     /// Writes a body part or the end of the request to the real server (the head goes in `attach`).
-    private func send(_ part: HTTPServerRequestPart, to upstream: UpstreamConnection) {
+    private func send(_ part: HTTPServerRequestPart, to upstream: Upstream) {
         switch part {
         case .head:
             return
@@ -282,7 +254,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         }
     }
 
-    private func attach(_ connection: UpstreamConnection) {
+    private func attach(_ connection: Upstream) {
         self.state = .forwarding
         self.upstream = connection
         guard let head = self.head else { return }
@@ -388,7 +360,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     }
 
     /// The upstream connection closed or failed before the response ended.
-    func upstreamClosed(_ connection: UpstreamConnection, error: Error?) {
+    func upstreamClosed(_ connection: Upstream, error: Error?) {
         guard self.upstream === connection else { return }
         self.upstream = nil
         if self.responseStarted {
@@ -527,7 +499,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
     /// A short error response; the connection closes after it when `close` is set.
     private func respondError(_ status: HTTPResponseStatus, close: Bool) {
         guard let context = self.context, self.state != .closed else { return }
-        let text = "\(status.code) \(status.reasonPhrase)\n"
+        let text = HTTPHead.errorText(status)
         var body = context.channel.allocator.buffer(capacity: text.utf8.count)
         body.writeString(text)
         var headers = HTTPHeaders()
@@ -605,10 +577,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
 
     private func hashKey(_ head: HTTPRequestHead) -> UInt32 {
         let config = self.config
-        guard config.scheduler.isHashing else { return self.sourceKey }
+        guard config.scheduler.isHashing else { return self.client.sourceKey }
         let value: Substring?
         switch config.effectiveHash {
-        case .source: return self.sourceKey
+        case .source: return self.client.sourceKey
         case .destination: value = head.headers.first(name: "host").map { Substring($0) }
         case .path:
             value = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first
@@ -616,7 +588,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection {
         case .header(let name): value = head.headers.first(name: name).map { Substring($0) }
         case .cookie(let name): value = HTTPHead.cookieValue(head.headers, name)
         }
-        guard let value else { return self.sourceKey }  // key missing: hash the client instead
+        guard let value else { return self.client.sourceKey }  // key missing: hash the client instead
         return KeyHash.string(value.utf8)
     }
 }

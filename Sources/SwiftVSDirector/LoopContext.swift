@@ -25,8 +25,9 @@ final class LoopContext: @unchecked Sendable {
     /// The same clock in seconds: the time the pure core's schedulers and persistence templates are given.
     var seconds: Double { Double(self.now) / 1e9 }
     private var registry: [TimedConnection] = []
-    /// Idle upstream connections per service and real server id.
-    var pools: [ObjectIdentifier: [Int: [UpstreamConnection]]] = [:]
+    /// Idle upstream connections of the NIOHTTP1 proxy and of the raw fast path.
+    let httpPool = UpstreamPool<HTTPProxyHandler>()
+    let fastPool = UpstreamPool<FastHTTPProxyHandler>()
     private var sweeper: RepeatedTask?
     static let tick = TimeAmount.milliseconds(100)
     /// Set on SIGTERM: http connections answer with `Connection: close` and idle ones close.
@@ -92,37 +93,6 @@ final class LoopContext: @unchecked Sendable {
             last.registryIndex = index
         }
         connection.registryIndex = -1
-    }
-
-    // MARK: upstream pools
-
-    @inline(__always)
-    func takeIdle(service: ObjectIdentifier, server: Int) -> UpstreamConnection? {
-        guard var byServer = self.pools[service], var idle = byServer[server], let connection = idle.popLast() else {
-            return nil
-        }
-        byServer[server] = idle
-        self.pools[service] = byServer
-        return connection
-    }
-
-    /// Returns a connection to its pool; false when the pool is full (the caller closes it).
-    @inline(__always)
-    func putIdle(_ connection: UpstreamConnection, service: ObjectIdentifier, server: Int, limit: Int) -> Bool {
-        var byServer = self.pools[service, default: [:]]
-        var idle = byServer[server, default: []]
-        guard idle.count < limit else { return false }
-        idle.append(connection)
-        byServer[server] = idle
-        self.pools[service] = byServer
-        return true
-    }
-
-    func removeIdle(_ connection: UpstreamConnection, service: ObjectIdentifier, server: Int) {
-        guard var byServer = self.pools[service], var idle = byServer[server] else { return }
-        idle.removeAll { $0 === connection }
-        byServer[server] = idle
-        self.pools[service] = byServer
     }
 }
 

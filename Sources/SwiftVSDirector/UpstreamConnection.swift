@@ -1,12 +1,54 @@
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import SwiftVSCore
+
+/// The client-side handler an upstream connection serves: the NIOHTTP1 proxy (parts) or the raw fast path (bytes).
+protocol UpstreamOwner: AnyObject {
+    associatedtype ResponsePart
+    associatedtype RequestPart
+    /// This owner kind's idle connections on `loop`.
+    static func pool(_ loop: LoopContext) -> UpstreamPool<Self>
+    /// The handlers that go in front of the connection's own (encoders, decoders).
+    static func addCodecs(_ pipeline: ChannelPipeline.SynchronousOperations) throws
+    var clientWritable: Bool { get }
+    func upstreamRead(_ part: ResponsePart)
+    func upstreamReadComplete()
+    func upstreamClosed(_ connection: UpstreamConnection<Self>, error: Error?)
+    func upstreamWritabilityChanged()
+}
+
+/// Idle upstream connections of one owner kind, per service and real server id; one per event loop.
+final class UpstreamPool<Owner: UpstreamOwner> {
+    private var idle: [ObjectIdentifier: [Int: [UpstreamConnection<Owner>]]] = [:]
+
+    // Changed in place through nested subscripts: copying a level out and back in (`var byServer = idle[service]`)
+    // would make copy-on-write duplicate the dictionary and the array on every request.
+
+    @inline(__always)
+    func take(service: ObjectIdentifier, server: Int) -> UpstreamConnection<Owner>? {
+        self.idle[service]?[server]?.popLast()
+    }
+
+    /// Returns a connection to the pool; false when the pool is full (the caller closes it).
+    @inline(__always)
+    func put(_ connection: UpstreamConnection<Owner>, service: ObjectIdentifier, server: Int, limit: Int) -> Bool {
+        guard (self.idle[service]?[server]?.count ?? 0) < limit else { return false }
+        self.idle[service, default: [:]][server, default: []].append(connection)
+        return true
+    }
+
+    func remove(_ connection: UpstreamConnection<Owner>, service: ObjectIdentifier, server: Int) {
+        self.idle[service]?[server]?.removeAll { $0 === connection }
+    }
+}
 
 /// One HTTP/1.1 connection to a real server. While a request uses it, it hands every response part straight to
 /// its owner (same event loop, a method call, no future); between requests it waits in its loop's pool.
-final class UpstreamConnection: ChannelDuplexHandler, TimedConnection {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, TimedConnection {
+    typealias InboundIn = Owner.ResponsePart
+    typealias OutboundIn = Owner.RequestPart
+    typealias OutboundOut = Owner.RequestPart
 
     let serverID: Int
     let service: ObjectIdentifier
@@ -14,7 +56,7 @@ final class UpstreamConnection: ChannelDuplexHandler, TimedConnection {
     let idleNanos: UInt64
     private(set) var context: ChannelHandlerContext?
     /// The client request this connection serves now; nil while pooled.
-    var owner: HTTPProxyHandler?
+    var owner: Owner?
     private var pendingRead = false
     private(set) var isActive = false
     var registryIndex = -1
@@ -30,7 +72,52 @@ final class UpstreamConnection: ChannelDuplexHandler, TimedConnection {
     var channel: Channel? { self.context?.channel }
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
-    @inline(__always) func write(_ part: HTTPClientRequestPart) {
+    /// Connects to `backend` for `owner`, on `owner`'s loop. When the connect ends, `wanted` says whether `owner`
+    /// still waits for this server: if so the connection is `attach`ed (owned, not yet flushed) or the failure is
+    /// reported to the service and to `failed` (with whether it timed out); if not, a made connection is pooled.
+    static func open(for owner: Owner, backend: Backend, service: VirtualService, serviceID: ObjectIdentifier,
+                     loop: LoopContext, config: VirtualServiceConfig, wanted: @escaping () -> Bool,
+                     attach: @escaping (UpstreamConnection) -> Void, failed: @escaping (_ timedOut: Bool) -> Void) {
+        let timeouts = config.timeouts
+        let connection = UpstreamConnection(serverID: backend.server.id, service: serviceID, loop: loop,
+                                            idle: timeouts.idle)
+        let bound = NIOLoopBound(connection, eventLoop: loop.eventLoop)
+        ClientBootstrap(group: loop.eventLoop)
+            .connectTimeout(.nanoseconds(Int64(timeouts.connect * 1e9)))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try Owner.addCodecs(sync)
+                    try sync.addHandler(bound.value)
+                }
+            }
+            .connect(to: backend.address)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success:
+                    guard wanted() else {
+                        // The client left or moved on meanwhile: keep the connection for the next request.
+                        if !connection.park(limit: config.maxIdlePerServer) { connection.close() }
+                        return
+                    }
+                    connection.owner = owner
+                    attach(connection)
+                case .failure(let error):
+                    guard wanted() else { return }
+                    service.logger.debug("connect failed", metadata: [
+                        "service": "\(config.name)", "server": "\(backend.server.endpoint)", "error": "\(error)",
+                    ])
+                    var timedOut = false
+                    if case ChannelError.connectTimeout = error { timedOut = true }
+                    service.failed(backend, "connect: \(HTTPFetch.describe(error))")
+                    failed(timedOut)
+                }
+            }
+    }
+
+    @inline(__always) func write(_ part: Owner.RequestPart) {
         self.context?.write(self.wrapOutboundOut(part), promise: nil)
     }
 
@@ -53,7 +140,7 @@ final class UpstreamConnection: ChannelDuplexHandler, TimedConnection {
     /// Parks the connection in its loop's pool; false when the pool is full.
     func park(limit: Int) -> Bool {
         self.owner = nil
-        guard self.isActive, self.loop.putIdle(self, service: self.service, server: self.serverID, limit: limit) else {
+        guard self.isActive, Owner.pool(self.loop).put(self, service: self.service, server: self.serverID, limit: limit) else {
             return false
         }
         self.idleSince = self.loop.now
@@ -62,7 +149,7 @@ final class UpstreamConnection: ChannelDuplexHandler, TimedConnection {
     }
 
     /// Takes the connection out of the pool for `owner`.
-    func unpark(for owner: HTTPProxyHandler) {
+    func unpark(for owner: Owner) {
         self.loop.unregister(self)
         self.owner = owner
     }
@@ -71,7 +158,7 @@ final class UpstreamConnection: ChannelDuplexHandler, TimedConnection {
         // Only pooled connections are registered: an idle one past the idle timeout is closed.
         if now &- self.idleSince > self.idleNanos {
             self.loop.unregister(self)
-            self.loop.removeIdle(self, service: self.service, server: self.serverID)
+            Owner.pool(self.loop).remove(self, service: self.service, server: self.serverID)
             self.context?.close(promise: nil)
         }
     }
@@ -99,7 +186,7 @@ final class UpstreamConnection: ChannelDuplexHandler, TimedConnection {
         } else {
             // A pooled connection has nothing to say; anything it sends makes it unusable.
             self.loop.unregister(self)
-            self.loop.removeIdle(self, service: self.service, server: self.serverID)
+            Owner.pool(self.loop).remove(self, service: self.service, server: self.serverID)
             context.close(promise: nil)
         }
     }
@@ -116,7 +203,7 @@ final class UpstreamConnection: ChannelDuplexHandler, TimedConnection {
             owner.upstreamClosed(self, error: nil)
         } else {
             self.loop.unregister(self)
-            self.loop.removeIdle(self, service: self.service, server: self.serverID)
+            Owner.pool(self.loop).remove(self, service: self.service, server: self.serverID)
         }
         context.fireChannelInactive()
     }

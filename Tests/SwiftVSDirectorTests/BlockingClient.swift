@@ -138,6 +138,16 @@ final class BlockingClient {
         }
     }
 
+    /// The next response's status line, left in the buffer for `readResponse`.
+    func peekStatusLine() throws -> String {
+        while true {
+            if let index = self.buffer.firstIndex(of: 0x0A) {
+                return String(decoding: self.buffer[..<index].filter { $0 != 0x0D }, as: UTF8.self)
+            }
+            guard try self.fill() else { throw ClientError("connection closed") }
+        }
+    }
+
     private func line() throws -> String {
         while true {
             if let index = self.buffer.firstIndex(of: 0x0A) {

@@ -294,6 +294,63 @@ extension IntegrationTests {
             }
         }
 
+        @Test("fast path: a 64 MiB body, HEAD, chunked, HTTP/1.0, hop-by-hop, 103, a split head and garbage pass as they should")
+        func fastPath() async throws {
+            try await withBackends(1) { backends in
+                try await withDirector(serviceYAML(backends: backends)) { director in
+                    let port = director.port
+                    try await onThread {
+                        let client = BlockingClient(port: port)
+                        var received = 0
+                        let big = try client.request("GET", "/bytes/\(64 << 20)") { received += $0.count }
+                        #expect(big.status == 200 && received == 64 << 20)
+                        let head = try client.request("HEAD", "/")
+                        #expect(head.status == 200 && head.header("content-length") == "3" && head.body.isEmpty)
+                        let plain = try client.request("GET", "/", headers: [("Connection", "keep-alive")])
+                        #expect(plain.text == "rs0" && plain.header("X-Seen-XFF") == "127.0.0.1")
+                        // A request with a body hands the connection to the NIOHTTP1 proxy, on the same connection.
+                        let echoed = try client.request("POST", "/echo", body: Array("abc".utf8))
+                        #expect(echoed.text == "abc")
+                        #expect(try client.request("GET", "/").text == "rs0")
+                        #expect(client.connects == 1)
+                    }
+                }
+            }
+            try await withBackends(2, kind: .raw) { backends in
+                try await withDirector(serviceYAML(backends: backends)) { director in
+                    let port = director.port
+                    try await onThread {
+                        let client = BlockingClient(port: port)
+                        let seen = try client.request("GET", "/head", headers: [("Connection", "keep-alive")])
+                        #expect(seen.text.hasPrefix("GET /head HTTP/1.1\r\nHost: test\r\n"))
+                        #expect(seen.text.hasSuffix("X-Forwarded-For: 127.0.0.1\r\n\r\n"))
+                        #expect(!seen.text.lowercased().contains("connection"))
+                        let chunked = try client.request("GET", "/chunked")
+                        #expect(chunked.status == 200 && chunked.text == "hello world")
+                        let hop = try client.request("GET", "/hop")
+                        #expect(hop.text == "ok" && hop.header("X-Kept") == "yes")
+                        #expect(hop.header("X-Hop") == nil && hop.header("Keep-Alive") == nil && hop.header("Connection") == nil)
+                        try client.send("GET /early HTTP/1.1\r\nHost: x\r\n\r\n")
+                        let early = try client.readResponse()
+                        #expect(early.status == 103 && early.header("Link") != nil)
+                        #expect(try client.readResponse().text == "final")
+                        let split = try client.request("GET", "/split")
+                        #expect(split.text == "split" && split.header("X-Real-Server") != nil)
+                        #expect(client.connects == 1)
+                        // HTTP/1.0 with a body until close: the client gets HTTP/1.1 and Connection: close.
+                        try client.send("GET /http10 HTTP/1.1\r\nHost: x\r\n\r\n")
+                        let status = try client.peekStatusLine()
+                        #expect(status.hasPrefix("HTTP/1.1 200"))
+                        let old = try client.readResponse()
+                        #expect(old.text == "until close" && old.header("Connection") == "close")
+                        // Not HTTP from every real server: 502 after the retry.
+                        let bad = try client.request("GET", "/garbage")
+                        #expect(bad.status == 502)
+                    }
+                }
+            }
+        }
+
         @Test("pipelined requests are answered in order")
         func pipelining() async throws {
             try await withBackends(2) { backends in

@@ -14,6 +14,8 @@ final class TestBackend: Sendable {
         case http
         /// TCP echo.
         case echo
+        /// Canned HTTP/1 bytes per path, written as they are (see `RawResponder`): what the fast path must pass on.
+        case raw
     }
 
     let name: String
@@ -66,6 +68,8 @@ final class TestBackend: Sendable {
                     switch kind {
                     case .echo:
                         try channel.pipeline.syncOperations.addHandler(EchoHandler())
+                    case .raw:
+                        try channel.pipeline.syncOperations.addHandler(RawResponder(name: backend.name))
                     case .http:
                         let upgrader = NIOWebSocketServerUpgrader(
                             shouldUpgrade: { channel, head in
@@ -235,6 +239,60 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
         }
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+/// Answers each request head with canned bytes by path: `/chunked`, `/http10` (HTTP/1.0, body until close),
+/// `/hop` (hop-by-hop headers, one named by Connection), `/early` (103 then 200), `/split` (the head in two writes
+/// 50 ms apart), `/garbage` (not HTTP), `/head` (the request head it received, as the body).
+final class RawResponder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let name: String
+    var pending = ""
+
+    init(name: String) { self.name = name }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.pending += String(buffer: self.unwrapInboundIn(data))
+        while let end = self.pending.range(of: "\r\n\r\n") {
+            let head = String(self.pending[..<end.upperBound])
+            self.pending = String(self.pending[end.upperBound...])
+            let path = head.split(separator: " ", maxSplits: 2).dropFirst().first.map(String.init) ?? "/"
+            self.answer(context, path: path, head: head)
+        }
+    }
+
+    private func write(_ context: ChannelHandlerContext, _ text: String) {
+        context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: text)), promise: nil)
+    }
+
+    private func answer(_ context: ChannelHandlerContext, path: String, head: String) {
+        switch path {
+        case "/chunked":
+            self.write(context, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Real-Server: \(self.name)\r\n\r\n"
+                + "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+        case "/http10":
+            self.write(context, "HTTP/1.0 200 OK\r\nX-Real-Server: \(self.name)\r\n\r\nuntil close")
+            context.close(promise: nil)
+        case "/hop":
+            self.write(context, "HTTP/1.1 200 OK\r\nConnection: x-hop, keep-alive\r\nX-Hop: secret\r\n"
+                + "Keep-Alive: timeout=5\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok")
+        case "/early":
+            self.write(context, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
+        case "/split":
+            self.write(context, "HTTP/1.1 200 OK\r\nX-Real-")
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(50)) {
+                let (handler, context) = bound.value
+                handler.write(context, "Server: \(handler.name)\r\nContent-Length: 5\r\n\r\nsplit")
+            }
+        case "/garbage":
+            self.write(context, "NOT HTTP AT ALL\r\n\r\n")
+        default:
+            self.write(context, "HTTP/1.1 200 OK\r\nContent-Length: \(head.utf8.count)\r\n\r\n\(head)")
+        }
     }
 }
 

@@ -95,7 +95,7 @@ public struct HTTPResponseScanner: Sendable {
         return nil
     }
 
-    static func findHeadEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+    public static func findHeadEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
         let count = bytes.count
         var i = start
         while i + 3 < count {
@@ -187,6 +187,14 @@ public struct HTTPResponseScanner: Sendable {
     static func equalsLower(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ word: StaticString) -> Bool {
         let w = UnsafeRawBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
         for i in 0..<w.count where bytes[start + i] | 0x20 != w[i] { return false }
+        return true
+    }
+
+    /// The bytes at `start` are exactly `word` (the caller knows they exist).
+    static func equalsExact(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ word: StaticString) -> Bool {
+        let w = UnsafeRawBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+        guard start + w.count <= bytes.count else { return false }
+        for i in 0..<w.count where bytes[start + i] != w[i] { return false }
         return true
     }
 
