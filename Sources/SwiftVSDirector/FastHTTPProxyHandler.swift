@@ -54,7 +54,11 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
     private var lastFailure: HTTPResponseStatus?
 
     // The response in flight.
-    private var scanner = HTTPResponseScanner()
+    private var scanner: HTTPResponseScanner = {
+        var scanner = HTTPResponseScanner()
+        scanner.collectsHopLines = true
+        return scanner
+    }()
     private var responseHead: ByteBuffer?
     private var headDone = false
     private var responseStarted = false
@@ -276,14 +280,7 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
     /// Reads a whole response head at the front of `bytes` and writes it to the client; false when the exchange
     /// ended (a bad head).
     private func startResponse(_ context: ChannelHandlerContext, _ bytes: inout ByteBuffer, headLength: Int) -> Bool {
-        let parsed = bytes.withUnsafeReadableBytes {
-            HTTP1ResponseHead.scan(UnsafeRawBufferPointer(rebasing: $0[0..<headLength]))
-        }
-        guard let head = parsed, head.status != 101 else {
-            self.badResponse("not an HTTP/1.x response head")
-            return false
-        }
-        // The scanner learns the framing from the head (and remembers it for the body that follows).
+        // One pass over the head: the framing, for the body that follows, and the hop-by-hop lines.
         let outcome = bytes.withUnsafeReadableBytes {
             self.scanner.feed(UnsafeRawBufferPointer(rebasing: $0[0..<headLength]))
         }
@@ -291,14 +288,19 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
             self.badResponse(problem)
             return false
         }
-        let informational = head.status < 200
+        let status = self.scanner.status
+        guard status >= 100, status != 101 else {
+            self.badResponse("status \(status)")
+            return false
+        }
+        let informational = status < 200
         if !informational {
             self.headDone = true
             self.responseStarted = true
             if let backend = self.backend {
-                backend.server.counters.countResponse(status: head.status)
-                if head.status >= 500 {
-                    self.service.failed(backend, "status \(head.status)", is5xx: true)
+                backend.server.counters.countResponse(status: status)
+                if status >= 500 {
+                    self.service.failed(backend, "status \(status)", is5xx: true)
                 } else {
                     self.service.succeeded(backend)
                 }
@@ -311,11 +313,11 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
         var out = context.channel.allocator.buffer(capacity: headLength + 24)
         bytes.withUnsafeReadableBytes { raw in
             var start = 0
-            if head.http10 {
+            if self.scanner.http10 {
                 out.writeStaticString("HTTP/1.1")
                 start = 8
             }
-            for line in head.hopLines {
+            for line in self.scanner.hopLines {
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<line.lowerBound]))
                 start = line.upperBound
             }

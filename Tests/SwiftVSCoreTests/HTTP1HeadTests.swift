@@ -53,9 +53,18 @@ struct HTTP1HeadTests {
         #expect(request(text, maxHeaders: 5) == nil)
     }
 
-    func response(_ text: String) -> (HTTP1ResponseHead, String)? {
+    struct ResponseHead: Equatable {
+        var status: Int
+        var http10: Bool
+        var hopLines: [Range<Int>]
+    }
+
+    func response(_ text: String) -> (ResponseHead, String)? {
         let bytes = Array(text.utf8)
-        guard let head = bytes.withUnsafeBytes({ HTTP1ResponseHead.scan($0) }) else { return nil }
+        var scanner = HTTPResponseScanner()
+        scanner.collectsHopLines = true
+        if case .invalid = bytes.withUnsafeBytes({ scanner.feed($0) }) { return nil }
+        let head = ResponseHead(status: scanner.status, http10: scanner.http10, hopLines: scanner.hopLines)
         // What the client gets: the head without the hop lines.
         var kept: [UInt8] = []
         var start = 0
@@ -79,5 +88,6 @@ struct HTTP1HeadTests {
         #expect(response("HTTP/2 200\r\n\r\n") == nil)
         #expect(response("HTTP/1.1 2000 OK\r\n\r\n") == nil)
         #expect(response("HTTP/1.1 200 OK\r\nBad Header\r\n\r\n") == nil)
+        #expect(response("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n") == nil)
     }
 }

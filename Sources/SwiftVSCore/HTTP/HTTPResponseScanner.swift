@@ -32,6 +32,14 @@ public struct HTTPResponseScanner: Sendable {
     public var requestHadNoBody = false
     public private(set) var status = 0
     var keepAlive = true
+    /// Set to note, in each head, the hop-by-hop lines a proxy leaves out (`hopLines`) and to read header names
+    /// strictly (RFC 9110 tokens).
+    public var collectsHopLines = false
+    /// The last head said HTTP/1.0.
+    public private(set) var http10 = false
+    /// With `collectsHopLines`: the last head's hop-by-hop lines (RFC 9110 §7.6.1), CRLF included, in order:
+    /// Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, and any header that Connection names.
+    public private(set) var hopLines: [Range<Int>] = []
 
     public init() {}
 
@@ -115,7 +123,7 @@ public struct HTTPResponseScanner: Sendable {
     /// Reads the status line and the framing headers. Returns a problem, or nil.
     mutating func parseHead(_ head: UnsafeRawBufferPointer) -> String? {
         // "HTTP/1.1 200 ..."
-        guard head.count >= 12, head[0] == 0x48, head[1] == 0x54, head[2] == 0x54, head[3] == 0x50, head[4] == 0x2F,
+        guard head.count >= 16, head[0] == 0x48, head[1] == 0x54, head[2] == 0x54, head[3] == 0x50, head[4] == 0x2F,
               head[5] == 0x31, head[6] == 0x2E else {
             return "not an HTTP/1.x status line"
         }
@@ -124,8 +132,12 @@ public struct HTTPResponseScanner: Sendable {
         guard head[8] == 0x20, (0...9).contains(d0), (0...9).contains(d1), (0...9).contains(d2) else {
             return "bad status code"
         }
+        guard head[12] == 0x20 || head[12] == 0x0D else { return "bad status line" }
         self.status = d0 * 100 + d1 * 10 + d2
+        self.http10 = minor == 0x30
         self.keepAlive = minor != 0x30  // HTTP/1.0 closes unless it says keep-alive
+        self.hopLines.removeAll(keepingCapacity: true)
+        var named: [Range<Int>] = []  // tokens of Connection other than close and keep-alive
         var contentLength: Int? = nil
         var chunked = false
         // Walk header lines; compare names case-insensitively by their length first.
@@ -134,6 +146,15 @@ public struct HTTPResponseScanner: Sendable {
             let lineEnd = Self.lineEnd(head, from: lineStart)
             var colon = lineStart
             while colon < lineEnd && head[colon] != 0x3A { colon += 1 }
+            if self.collectsHopLines {
+                guard colon < lineEnd, colon > lineStart,
+                      (lineStart..<colon).allSatisfy({ RequestTokens.isTokenByte(head[$0]) }) else {
+                    return "bad header line"
+                }
+                if Self.isHop(head, lineStart, colon - lineStart, lineEnd, &named) {
+                    self.hopLines.append(lineStart..<Self.nextLine(head, from: lineEnd))
+                }
+            }
             if colon < lineEnd {
                 let nameLength = colon - lineStart
                 var valueStart = colon + 1
@@ -159,6 +180,7 @@ public struct HTTPResponseScanner: Sendable {
             }
             lineStart = Self.nextLine(head, from: lineEnd)
         }
+        if !named.isEmpty { self.dropNamed(named, head) }
         if self.requestHadNoBody || self.status / 100 == 1 || self.status == 204 || self.status == 304 {
             self.phase = .fixed(remaining: 0)
         } else if chunked {
@@ -170,6 +192,62 @@ public struct HTTPResponseScanner: Sendable {
             self.keepAlive = false
         }
         return nil
+    }
+
+    /// Whether the header line at `start` (name `length` bytes) is hop-by-hop; Connection's other tokens go to
+    /// `named`.
+    static func isHop(_ b: UnsafeRawBufferPointer, _ start: Int, _ length: Int, _ end: Int,
+                      _ named: inout [Range<Int>]) -> Bool {
+        switch length {
+        case 2: return Self.equalsLower(b, start, "te")
+        case 7: return Self.equalsLower(b, start, "trailer") || Self.equalsLower(b, start, "upgrade")
+        case 10:
+            if Self.equalsLower(b, start, "connection") {
+                Self.otherTokens(b, from: start + 11, to: end, into: &named)
+                return true
+            }
+            return Self.equalsLower(b, start, "keep-alive")
+        case 16: return Self.equalsLower(b, start, "proxy-connection")
+        default: return false
+        }
+    }
+
+    /// Connection's tokens other than `close` and `keep-alive`: more headers that stay on this hop.
+    static func otherTokens(_ b: UnsafeRawBufferPointer, from start: Int, to end: Int, into tokens: inout [Range<Int>]) {
+        var i = start
+        while i < end {
+            while i < end, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x2C { i += 1 }
+            let tokenStart = i
+            while i < end, RequestTokens.isTokenByte(b[i]) { i += 1 }
+            let length = i - tokenStart
+            if length > 0, !(length == 5 && Self.equalsLower(b, tokenStart, "close")),
+               !(length == 10 && Self.equalsLower(b, tokenStart, "keep-alive")) {
+                tokens.append(tokenStart..<i)
+            }
+            while i < end, b[i] != 0x2C { i += 1 }
+        }
+    }
+
+    /// Adds the lines of the headers that Connection named to `hopLines`.
+    mutating func dropNamed(_ named: [Range<Int>], _ b: UnsafeRawBufferPointer) {
+        var i = Self.nextLine(b, from: 12)
+        while i < b.count - 2 {
+            let lineStart = i
+            while i < b.count, b[i] != 0x3A { i += 1 }
+            let name = lineStart..<i
+            i = Self.nextLine(b, from: i)
+            if !self.hopLines.contains(where: { $0.lowerBound == lineStart }),
+               named.contains(where: { Self.sameName(b, $0, name) }) {
+                self.hopLines.append(lineStart..<i)
+            }
+        }
+        self.hopLines.sort { $0.lowerBound < $1.lowerBound }
+    }
+
+    static func sameName(_ b: UnsafeRawBufferPointer, _ x: Range<Int>, _ y: Range<Int>) -> Bool {
+        guard x.count == y.count else { return false }
+        for k in 0..<x.count where b[x.lowerBound + k] | 0x20 != b[y.lowerBound + k] | 0x20 { return false }
+        return true
     }
 
     static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
