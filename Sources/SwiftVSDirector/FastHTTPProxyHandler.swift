@@ -7,8 +7,8 @@ import SwiftVSCore
 /// X-Forwarded-For, and the response comes back as the real server's bytes, less its hop-by-hop lines; no
 /// NIOHTTP1 on either side, no header Strings, one handler per pipeline.
 ///
-/// The first request that is not plain (a body, an upgrade, HTTP/1.0, a head split across reads, anything
-/// malformed or over the limits) hands the connection over, between requests, to the NIOHTTP1 proxy
+/// A head that arrives in pieces is waited for, under `timeouts.header_read` (408). The first request that is
+/// not plain (a body, an upgrade, HTTP/1.0, anything malformed or over the limits) hands the connection over, between requests, to the NIOHTTP1 proxy
 /// (`HTTPProxyHandler`), which serves it from then on and answers the errors. Services that hash on a request
 /// field (path, query, header, cookie, Host) use that proxy from the start.
 final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwner {
@@ -68,7 +68,10 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
     var registryIndex = -1
     private var lastActivity: UInt64 = 0
     private var sentAt: UInt64 = 0
+    /// When the first bytes of a head that has not all arrived came (nil when there are none).
+    private var headStarted: UInt64?
     private let idleNanos: UInt64
+    private let headerNanos: UInt64
     private let serverNanos: UInt64
 
     private var client = ClientPeer()
@@ -84,6 +87,7 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
         self.loop = loop
         service.stats.connections.wrappingAdd(1, ordering: .relaxed)
         self.idleNanos = UInt64(config.timeouts.idle * 1e9)
+        self.headerNanos = UInt64(config.timeouts.headerRead * 1e9)
         self.serverNanos = UInt64(config.timeouts.server * 1e9)
         self.maxHeadBytes = config.limits.maxHeaderBytes
         self.maxHeaders = config.limits.maxHeaders
@@ -150,12 +154,26 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
             self.inbound = nil
             return
         }
-        let head: HTTP1RequestHead? = bytes.withUnsafeReadableBytes { raw in
-            guard let end = HTTPResponseScanner.findHeadEnd(raw, from: 0),
-                  end <= self.maxHeadBytes else { return nil }
-            return HTTP1RequestHead.scan(UnsafeRawBufferPointer(rebasing: raw[0..<end]), maxHeaders: self.maxHeaders)
+        enum Scan { case plain(HTTP1RequestHead), partial, other }
+        let scan: Scan = bytes.withUnsafeReadableBytes { raw in
+            guard let end = HTTPResponseScanner.findHeadEnd(raw, from: 0) else {
+                // Not all here yet: wait for the rest if it can still be a plain request.
+                return raw.count < self.maxHeadBytes && HTTP1RequestHead.mayBecomePlain(raw) ? .partial : .other
+            }
+            guard end <= self.maxHeadBytes,
+                  let head = HTTP1RequestHead.scan(UnsafeRawBufferPointer(rebasing: raw[0..<end]),
+                                                   maxHeaders: self.maxHeaders) else { return .other }
+            return .plain(head)
         }
-        guard let head else {
+        let head: HTTP1RequestHead
+        switch scan {
+        case .plain(let plain):
+            head = plain
+            self.headStarted = nil
+        case .partial:
+            if self.headStarted == nil { self.headStarted = self.loop.now }
+            return
+        case .other:
             self.handOver(context)
             return
         }
@@ -522,7 +540,12 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
     func checkTimeout(now: UInt64) {
         switch self.state {
         case .idle:
-            if now &- self.lastActivity > self.idleNanos {
+            if let started = self.headStarted {
+                if now &- started > self.headerNanos {
+                    self.inbound = nil
+                    self.respondError(.requestTimeout, close: true)
+                }
+            } else if now &- self.lastActivity > self.idleNanos {
                 self.state = .closed
                 self.context?.close(promise: nil)
             }

@@ -46,6 +46,14 @@ struct HTTP1HeadTests {
         #expect(request(text) == nil)
     }
 
+    @Test("a head that has not all arrived is waited for only while it can still be plain")
+    func partial() {
+        func may(_ text: String) -> Bool { Array(text.utf8).withUnsafeBytes { HTTP1RequestHead.mayBecomePlain($0) } }
+        #expect(may("GE") && may("GET / HTTP/1.1\r\nHo") && may("DELETE /x HTTP/1.1\r\nHost: a\r\n"))
+        #expect(!may("") && !may("\u{16}\u{3}\u{1}") && !may("get / HTTP/1.1") && !may("GET /\u{0} HTTP/1.1"))
+        #expect(!may(String(repeating: "A", count: 17)))
+    }
+
     @Test("more headers than the limit are left to the full parser (it answers 431)")
     func tooMany() {
         let text = "GET / HTTP/1.1\r\nHost: x\r\n" + String(repeating: "A: b\r\n", count: 5) + "\r\n"

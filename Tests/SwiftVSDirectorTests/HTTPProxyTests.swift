@@ -308,6 +308,11 @@ extension IntegrationTests {
                         #expect(head.status == 200 && head.header("content-length") == "3" && head.body.isEmpty)
                         let plain = try client.request("GET", "/", headers: [("Connection", "keep-alive")])
                         #expect(plain.text == "rs0" && plain.header("X-Seen-XFF") == "127.0.0.1")
+                        // A head in pieces is waited for.
+                        try client.send("GET / HTTP/1.1\r\nHo")
+                        usleep(50_000)
+                        try client.send("st: x\r\n\r\n")
+                        #expect(try client.readResponse().text == "rs0")
                         // A request with a body hands the connection to the NIOHTTP1 proxy, on the same connection.
                         let echoed = try client.request("POST", "/echo", body: Array("abc".utf8))
                         #expect(echoed.text == "abc")

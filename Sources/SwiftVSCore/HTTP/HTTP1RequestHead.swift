@@ -14,6 +14,18 @@ public struct HTTP1RequestHead: Sendable, Equatable {
     /// The `Connection` line (CRLF included), which does not go to the real server.
     public var connectionLine: Range<Int>?
 
+    /// Whether `b`, the start of a head that has not all arrived, may still become a plain request: an upper-case
+    /// method and a space, and no byte a head never holds. A client that sends its head in pieces is waited for
+    /// (under the header-read timeout); bytes that can only be an error go to the full parser at once.
+    public static func mayBecomePlain(_ b: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        while i < b.count, b[i] >= 0x41, b[i] <= 0x5A { i += 1 }
+        guard i < b.count else { return i > 0 && i <= 16 }
+        guard i > 0, i <= 16, b[i] == 0x20 else { return false }
+        for c in b[i...] where c < 0x20 && c != 0x0D && c != 0x0A && c != 0x09 || c == 0x7F { return false }
+        return true
+    }
+
     /// Scans a head that ends with its blank line (`HTTPResponseScanner.findHeadEnd` finds it).
     public static func scan(_ b: UnsafeRawBufferPointer, maxHeaders: Int) -> HTTP1RequestHead? {
         let count = b.count
