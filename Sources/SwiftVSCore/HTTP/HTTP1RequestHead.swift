@@ -52,7 +52,7 @@ public struct HTTP1RequestHead: Sendable, Equatable {
         i += 1
         let targetStart = i
         while i < count, b[i] > 0x20, b[i] != 0x7F { i += 1 }
-        guard i > targetStart, i + 10 <= count, b[i] == 0x20, HTTPResponseScanner.equalsExact(b, i + 1, "HTTP/1.1"),
+        guard i > targetStart, i + 11 <= count, b[i] == 0x20, HTTPResponseScanner.equalsExact(b, i + 1, "HTTP/1.1"),
               b[i + 9] == 0x0D, b[i + 10] == 0x0A else { return nil }
         i += 11
         var headers = 0
