@@ -30,11 +30,14 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
-        // NIO data plane: L4 glue, L7 proxy, upstream pools, listeners as Services.
+        // epoll, eventfd and accept4 for the director's relay engine (Swift's Glibc module leaves them out).
+        .target(name: "CSwiftVSLinux"),
+        // Data plane: the epoll relay engine (tcp services), the NIO L7 proxy, upstream pools, listeners as Services.
         .target(
             name: "SwiftVSDirector",
             dependencies: [
                 "SwiftVSCore",
+                "CSwiftVSLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

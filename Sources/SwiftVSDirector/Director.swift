@@ -16,12 +16,27 @@ public final class Director: Sendable {
     public let configPath: String?
     let group: MultiThreadedEventLoopGroup
     let loops: LoopContexts
+    /// The `tcp` services' data plane (its own epoll threads); `http` services run on `group`.
+    let relay: RelayEngine
     let logger: Logger
+
+    /// A virtual service's listening socket: the relay engine's (`tcp`) or a NIO server channel (`http`).
+    enum Listener: Sendable {
+        case nio(Channel)
+        case relay(RelayListener)
+
+        var localAddress: SocketAddress? {
+            switch self {
+            case .nio(let channel): return channel.localAddress
+            case .relay(let listener): return listener.localAddress
+            }
+        }
+    }
 
     struct State {
         var config: DirectorConfig
         var services: [VirtualService]
-        var listeners: [String: Channel] = [:]
+        var listeners: [String: Listener] = [:]
         var started = false
         var housekeeping: RepeatedTask?
     }
@@ -35,7 +50,12 @@ public final class Director: Sendable {
         self.logger = logger
         let threads = config.threads ?? System.coreCount
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        self.loops = LoopContexts(group: self.group)
+        let loops = LoopContexts(group: self.group)
+        self.loops = loops
+        let group = self.group
+        self.relay = try RelayEngine(threads: threads, logger: logger) { fd, service in
+            Self.adopt(fd, service: service, group: group, loops: loops)
+        }
         let services = try config.services.map { try VirtualService(config: $0, logger: logger) }
         self.state = Mutex(State(config: config, services: services))
     }
@@ -59,15 +79,16 @@ public final class Director: Sendable {
     /// Binds every service and starts the health checks; throws (having bound none) if any address cannot be bound.
     public func start() async throws {
         for context in self.loops.all { context.start() }
+        self.relay.start()
         let services = self.services
-        var bound: [String: Channel] = [:]
+        var bound: [String: Listener] = [:]
         do {
             for service in services {
                 bound[service.name] = try await self.bind(service, at: service.config.listen)
                 self.logListening(service)
             }
         } catch {
-            for channel in bound.values { try? await channel.close() }
+            for listener in bound.values { await self.close(listener) }
             throw DirectorError(code: .bind, message: "\(error)")
         }
         for service in services { service.checks.start(service, group: self.group) }
@@ -118,7 +139,12 @@ public final class Director: Sendable {
         ]
     }
 
-    private func bind(_ service: VirtualService, at listen: Endpoint) async throws -> Channel {
+    /// A `tcp` service listens in the relay engine, an `http` one on NIO. The protocol is also read per connection:
+    /// a reload that changes it keeps the listener, and each side passes such connections to the other's handlers.
+    private func bind(_ service: VirtualService, at listen: Endpoint) async throws -> Listener {
+        if service.config.proto == .tcp {
+            return .relay(try self.relay.listen(service, at: listen))
+        }
         let loops = self.loops
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
@@ -126,27 +152,51 @@ public final class Director: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                let loop = loops.context(for: channel.eventLoop)
-                return channel.eventLoop.makeCompletedFuture {
-                    // The protocol is read per connection, so a reload may turn a service from tcp to http.
-                    let config = service.config
-                    let sync = channel.pipeline.syncOperations
-                    switch config.proto {
-                    case .tcp:
-                        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
-                        try channel.syncOptions?.setOption(.autoRead, value: false)
-                        try sync.addHandler(TCPFrontendHandler(service: service, loop: loop))
-                    case .http:
-                        if FastHTTPProxyHandler.serves(config) {
-                            try sync.addHandler(FastHTTPProxyHandler(service: service, loop: loop))
-                        } else {
-                            try sync.addHandlers(Self.httpHandlers(service: service, config: config, loop: loop))
-                        }
-                    }
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.initialize(channel, service: service, loop: loops.context(for: channel.eventLoop))
                 }
             }
         let address = try SocketAddress(ipAddress: listen.host, port: listen.port)
-        return try await bootstrap.bind(to: address).get()
+        return .nio(try await bootstrap.bind(to: address).get())
+    }
+
+    /// The handlers of a connection accepted on NIO, by the protocol its service has now.
+    private static func initialize(_ channel: Channel, service: VirtualService, loop: LoopContext) throws {
+        let config = service.config
+        let sync = channel.pipeline.syncOperations
+        switch config.proto {
+        case .tcp:
+            // Only after a reload turned an `http` service into `tcp`; a restart moves it to the relay engine.
+            try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+            try channel.syncOptions?.setOption(.autoRead, value: false)
+            try sync.addHandler(TCPFrontendHandler(service: service, loop: loop))
+        case .http:
+            if FastHTTPProxyHandler.serves(config) {
+                try sync.addHandler(FastHTTPProxyHandler(service: service, loop: loop))
+            } else {
+                try sync.addHandlers(Self.httpHandlers(service: service, config: config, loop: loop))
+            }
+        }
+    }
+
+    /// A connection the relay engine accepted for a service that a reload turned into `http`.
+    private static func adopt(_ fd: Int32, service: VirtualService, group: EventLoopGroup, loops: LoopContexts) {
+        let bootstrap = ClientBootstrap(group: group)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.initialize(channel, service: service, loop: loops.context(for: channel.eventLoop))
+                }
+            }
+        // NIO owns the descriptor from here, and closes it if the channel cannot be set up.
+        _ = bootstrap.withConnectedSocket(fd)
+    }
+
+    private func close(_ listener: Listener) async {
+        switch listener {
+        case .nio(let channel): try? await channel.close()
+        case .relay(let listener): await self.relay.close(listener)
+        }
     }
 
     // MARK: reload
@@ -204,8 +254,8 @@ public final class Director: Sendable {
         let byName = Dictionary(uniqueKeysWithValues: running.map { ($0.name, $0) })
 
         // Bind what is new (or moved) first: if any bind fails, nothing has changed yet.
-        var fresh: [String: (VirtualService, Channel)] = [:]
-        var moved: [String: Channel] = [:]
+        var fresh: [String: (VirtualService, Listener)] = [:]
+        var moved: [String: Listener] = [:]
         do {
             for config in new.services {
                 if let existing = byName[config.name] {
@@ -219,13 +269,13 @@ public final class Director: Sendable {
                 }
             }
         } catch {
-            for (_, channel) in fresh.values { try? await channel.close() }
-            for channel in moved.values { try? await channel.close() }
+            for (_, listener) in fresh.values { await self.close(listener) }
+            for listener in moved.values { await self.close(listener) }
             throw DirectorError(code: .bind, message: "reload refused, nothing changed: \(error)")
         }
 
         var services: [VirtualService] = []
-        var closing: [Channel] = []
+        var closing: [Listener] = []
         for config in new.services {
             if let existing = byName[config.name] {
                 if existing.config == config {
@@ -261,7 +311,7 @@ public final class Director: Sendable {
             state.config = new
         }
         // Closing a listener stops new connections only; the open ones drain on their own.
-        for channel in closing { try? await channel.close() }
+        for listener in closing { await self.close(listener) }
         self.logger.notice("config reloaded", metadata: [
             "added": "\(summary.added)", "removed": "\(summary.removed)", "changed": "\(summary.changed)",
             "unchanged": "\(summary.unchanged.count)",
@@ -279,7 +329,7 @@ public final class Director: Sendable {
             defer { state.listeners = [:] }
             return (Array(state.listeners.values), state.services)
         }
-        for channel in channels { try? await channel.close() }
+        for listener in channels { await self.close(listener) }
         for context in self.loops.all { context.drain() }
         for service in services { service.checks.stop() }
         let deadline = uptimeSeconds() + timeout
@@ -308,12 +358,13 @@ public final class Director: Sendable {
         }
         housekeeping?.cancel()
         for service in services { service.checks.stop() }
-        for channel in channels { try? await channel.close() }
+        for listener in channels { await self.close(listener) }
         for context in self.loops.all { context.stop() }
     }
 
     public func shutdown() async {
         await self.stop()
+        await self.relay.stop()
         try? await self.group.shutdownGracefully()
     }
 }

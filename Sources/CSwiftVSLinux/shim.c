@@ -1,0 +1,2 @@
+// The module is the header; SwiftPM wants one source file for a C target.
+#include "CSwiftVSLinux.h"

@@ -1,0 +1,315 @@
+import CSwiftVSLinux
+import Glibc
+import Logging
+import NIOCore
+import Synchronization
+import SwiftVSCore
+
+/// A listening socket of a `tcp` service, shared by every relay loop (each registers it with `EPOLLEXCLUSIVE`, so
+/// one loop wakes per incoming connection).
+final class RelayListener: @unchecked Sendable {
+    let fd: Int32
+    let service: VirtualService
+    let localAddress: SocketAddress?
+    /// Loops that still have it registered; the last one to let go closes the descriptor.
+    let holders: Atomic<Int>
+    let isClosed = Atomic<Bool>(false)
+
+    init(fd: Int32, service: VirtualService, localAddress: SocketAddress?, holders: Int) {
+        self.fd = fd
+        self.service = service
+        self.localAddress = localAddress
+        self.holders = Atomic(holders)
+    }
+
+    func letGo() {
+        if self.holders.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            Glibc.close(self.fd)
+            self.isClosed.store(true, ordering: .releasing)
+        }
+    }
+}
+
+/// One thread of the relay engine: an epoll loop over its listeners, its sessions' sockets and a wake-up eventfd.
+/// Everything but the mailbox is touched only on this thread.
+final class RelayLoop: @unchecked Sendable {
+    enum Tag: UInt64 {
+        case client = 0
+        case server = 1
+        case listener = 2
+        case wakeup = 3
+    }
+
+    enum Command: Sendable {
+        case add(RelayListener)
+        case remove(RelayListener)
+        case stop
+    }
+
+    /// Bytes per read; buffers are pooled per loop and a connection holds one only while bytes wait to be written.
+    static let bufferSize = 32 * 1024
+    private static let maxPooledBuffers = 256
+    private static let tick: UInt64 = 100_000_000
+
+    let id: Int
+    let logger: Logger
+    private let epoll: Int32
+    private let wakeFD: Int32
+    private let mailbox = Mutex<[Command]>([])
+    let exited = Atomic<Bool>(false)
+    /// Hands a connection of a service that a reload turned into `http` to the NIO proxy.
+    let handOff: @Sendable (Int32, VirtualService) -> Void
+
+    /// Coarse monotonic time (ns), read once per wake-up.
+    private(set) var now: UInt64 = RelayLoop.monotonicNanos()
+    var seconds: Double { Double(self.now) / 1e9 }
+    private var listeners: [RelayListener] = []
+    private var sessions: [RelaySession] = []
+    /// Closed this round: kept alive until the round's remaining events (which may name them) are handled.
+    private var closedThisRound: [RelaySession] = []
+    private var retiredListeners: [RelayListener] = []
+    private var freeBuffers: [UnsafeMutableRawPointer] = []
+    private var running = true
+    private var lastSweep: UInt64 = 0
+
+    init(id: Int, logger: Logger, handOff: @escaping @Sendable (Int32, VirtualService) -> Void) throws {
+        self.id = id
+        self.logger = logger
+        self.handOff = handOff
+        self.epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard self.epoll >= 0 else { throw RelayError.system("epoll_create1", errno) }
+        self.wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard self.wakeFD >= 0 else {
+            Glibc.close(self.epoll)
+            throw RelayError.system("eventfd", errno)
+        }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = Tag.wakeup.rawValue
+        guard epoll_ctl(self.epoll, EPOLL_CTL_ADD, self.wakeFD, &event) == 0 else {
+            Glibc.close(self.wakeFD)
+            Glibc.close(self.epoll)
+            throw RelayError.system("epoll_ctl", errno)
+        }
+    }
+
+    deinit {
+        for buffer in self.freeBuffers { buffer.deallocate() }
+        Glibc.close(self.wakeFD)
+        Glibc.close(self.epoll)
+    }
+
+    static func monotonicNanos() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
+    }
+
+    static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    // MARK: other threads
+
+    func post(_ command: Command) {
+        self.mailbox.withLock { $0.append(command) }
+        var one: UInt64 = 1
+        _ = write(self.wakeFD, &one, 8)
+    }
+
+    // MARK: the loop
+
+    func run() {
+        let capacity = 256
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
+        defer { events.deallocate() }
+        self.lastSweep = self.now
+        while self.running {
+            let count = epoll_wait(self.epoll, events, Int32(capacity), 100)
+            self.now = Self.monotonicNanos()
+            if count > 0 {
+                for index in 0..<Int(count) {
+                    let event = events[index]
+                    let data = event.data.u64
+                    let tag = Tag(rawValue: data & 3)!
+                    switch tag {
+                    case .client, .server:
+                        let session = Unmanaged<RelaySession>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(data & ~3))!)
+                            .takeUnretainedValue()
+                        session.handle(events: event.events, tag: tag)
+                    case .listener:
+                        let listener = Unmanaged<RelayListener>.fromOpaque(
+                            UnsafeRawPointer(bitPattern: UInt(data & ~3))!
+                        ).takeUnretainedValue()
+                        self.accept(from: listener)
+                    case .wakeup:
+                        self.readMailbox()
+                    }
+                }
+                self.closedThisRound.removeAll(keepingCapacity: true)
+                self.retiredListeners.removeAll(keepingCapacity: true)
+            } else if count < 0 && errno != EINTR {
+                self.logger.error("relay loop: epoll_wait failed: \(String(cString: strerror(errno)))")
+                break
+            }
+            if self.now &- self.lastSweep >= Self.tick {
+                self.lastSweep = self.now
+                self.sweep()
+            }
+        }
+        self.finish()
+    }
+
+    private func readMailbox() {
+        var value: UInt64 = 0
+        _ = read(self.wakeFD, &value, 8)
+        let commands = self.mailbox.withLock { box in
+            defer { box.removeAll() }
+            return box
+        }
+        for command in commands {
+            switch command {
+            case .add(let listener):
+                var event = epoll_event()
+                event.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
+                event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(listener).toOpaque())) | Tag.listener.rawValue
+                if epoll_ctl(self.epoll, EPOLL_CTL_ADD, listener.fd, &event) == 0 {
+                    self.listeners.append(listener)
+                } else {
+                    self.logger.error("relay loop: cannot watch a listener: \(String(cString: strerror(errno)))")
+                    listener.letGo()
+                }
+            case .remove(let listener):
+                self.drop(listener)
+            case .stop:
+                self.running = false
+            }
+        }
+    }
+
+    private func drop(_ listener: RelayListener) {
+        guard let index = self.listeners.firstIndex(where: { $0 === listener }) else { return }
+        var unused = epoll_event()
+        _ = epoll_ctl(self.epoll, EPOLL_CTL_DEL, listener.fd, &unused)
+        self.retiredListeners.append(self.listeners.remove(at: index))
+        listener.letGo()
+    }
+
+    private func accept(from listener: RelayListener) {
+        // A bounded batch: the listener is level-triggered, so what is left wakes the loop again.
+        for _ in 0..<64 {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    accept4(listener.fd, $0, &length, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+                }
+            }
+            if fd < 0 {
+                let error = errno
+                if error == EINTR || error == ECONNABORTED { continue }
+                if error != EAGAIN && error != EWOULDBLOCK {
+                    self.logger.warning("accept failed", metadata: [
+                        "service": "\(listener.service.name)", "error": "\(String(cString: strerror(error)))",
+                    ])
+                }
+                return
+            }
+            let service = listener.service
+            guard service.config.proto == .tcp else {
+                // A reload made this service `http`: its connections go to the NIO proxy.
+                self.handOff(fd, service)
+                continue
+            }
+            Self.setNoDelay(fd)
+            service.stats.connections.wrappingAdd(1, ordering: .relaxed)
+            let session = RelaySession(loop: self, service: service, clientFD: fd, remote: Self.address(storage))
+            session.index = self.sessions.count
+            self.sessions.append(session)
+            session.connect()
+        }
+    }
+
+    static func address(_ storage: sockaddr_storage) -> SocketAddress? {
+        let family = Int32(storage.ss_family)
+        var storage = storage
+        return withUnsafePointer(to: &storage) { pointer -> SocketAddress? in
+            switch family {
+            case AF_INET:
+                return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee, host: "") }
+            case AF_INET6:
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee, host: "") }
+            default:
+                return nil
+            }
+        }
+    }
+
+    // MARK: sessions
+
+    /// Registers one of `session`'s sockets, edge-triggered for reading, writing and the peer's half-close.
+    func watch(_ fd: Int32, _ session: RelaySession, tag: Tag) -> Bool {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(session).toOpaque())) | tag.rawValue
+        return epoll_ctl(self.epoll, EPOLL_CTL_ADD, fd, &event) == 0
+    }
+
+    /// A closed session leaves the list (swap-remove) but lives until this round's events are handled.
+    func forget(_ session: RelaySession) {
+        let index = session.index
+        guard index >= 0, index < self.sessions.count, self.sessions[index] === session else { return }
+        let last = self.sessions.removeLast()
+        if index < self.sessions.count {
+            self.sessions[index] = last
+            last.index = index
+        }
+        session.index = -1
+        self.closedThisRound.append(session)
+    }
+
+    private func sweep() {
+        var index = self.sessions.count - 1
+        while index >= 0 {
+            if index < self.sessions.count { self.sessions[index].checkTimeout(now: self.now) }
+            index -= 1
+        }
+        self.closedThisRound.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    func takeBuffer() -> UnsafeMutableRawPointer {
+        self.freeBuffers.popLast()
+            ?? UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize, alignment: 16)
+    }
+
+    @inline(__always)
+    func recycle(_ buffer: UnsafeMutableRawPointer) {
+        if self.freeBuffers.count < Self.maxPooledBuffers {
+            self.freeBuffers.append(buffer)
+        } else {
+            buffer.deallocate()
+        }
+    }
+
+    /// Stopped: every connection and listener is closed.
+    private func finish() {
+        while let session = self.sessions.last { session.close() }
+        self.closedThisRound.removeAll()
+        for listener in self.listeners { listener.letGo() }
+        self.listeners.removeAll()
+        self.retiredListeners.removeAll()
+        self.exited.store(true, ordering: .releasing)
+    }
+}
+
+enum RelayError: Error, CustomStringConvertible {
+    case system(String, Int32)
+
+    var description: String {
+        switch self {
+        case .system(let call, let error): return "\(call): \(String(cString: strerror(error)))"
+        }
+    }
+}

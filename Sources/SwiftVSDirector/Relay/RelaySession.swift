@@ -1,0 +1,283 @@
+import CSwiftVSLinux
+import Glibc
+import NIOCore
+import Synchronization
+import SwiftVSCore
+
+/// One direction of a relayed connection: bytes read from `from` wait in `buffer` until `to` takes them.
+///
+/// Readiness is edge-triggered: `readable`/`writable` say what the last epoll event promised and stay true until a
+/// call would block. A read shorter than the buffer means the socket was drained (new data raises a new edge), unless
+/// the peer already half-closed (`hangup`), when reading goes on to the EOF.
+struct RelayFlow {
+    var from: Int32 = -1
+    var to: Int32 = -1
+    var buffer: UnsafeMutableRawPointer?
+    var start = 0
+    var end = 0
+    var readable = false
+    var hangup = false
+    var writable = false
+    /// `from` sent its FIN (read returned 0).
+    var eof = false
+    /// We passed the FIN on: `to`'s write side is shut.
+    var shut = false
+
+    var isDone: Bool { self.eof && self.shut }
+
+    enum Outcome { case blocked, failed }
+
+    /// Moves bytes until a socket would block; `.failed` on a socket error (the connection is then aborted).
+    @inline(__always)
+    mutating func run(loop: RelayLoop, counter: borrowing Atomic<Int>, activity: inout UInt64) -> Outcome {
+        while true {
+            if self.end > self.start {
+                guard self.writable, let buffer = self.buffer else { return .blocked }
+                let sent = send(self.to, buffer + self.start, self.end - self.start, Int32(MSG_NOSIGNAL))
+                if sent > 0 {
+                    self.start += sent
+                    if self.start < self.end {
+                        self.writable = false
+                        return .blocked
+                    }
+                    loop.recycle(buffer)
+                    self.buffer = nil
+                    self.start = 0
+                    self.end = 0
+                } else {
+                    let error = errno
+                    if error == EAGAIN || error == EWOULDBLOCK {
+                        self.writable = false
+                        return .blocked
+                    }
+                    if error == EINTR { continue }
+                    return .failed
+                }
+            }
+            if self.eof {
+                if !self.shut {
+                    _ = shutdown(self.to, Int32(SHUT_WR))
+                    self.shut = true
+                }
+                return .blocked
+            }
+            guard self.readable else { return .blocked }
+            let buffer = self.buffer ?? loop.takeBuffer()
+            let count = recv(self.from, buffer, RelayLoop.bufferSize, 0)
+            if count > 0 {
+                self.buffer = buffer
+                self.start = 0
+                self.end = count
+                counter.wrappingAdd(count, ordering: .relaxed)
+                activity = loop.now
+                if count < RelayLoop.bufferSize && !self.hangup { self.readable = false }
+            } else {
+                loop.recycle(buffer)
+                self.buffer = nil
+                if count == 0 {
+                    self.eof = true
+                    self.readable = false
+                    activity = loop.now
+                    continue
+                }
+                let error = errno
+                if error == EAGAIN || error == EWOULDBLOCK {
+                    self.readable = false
+                    return .blocked
+                }
+                if error == EINTR { continue }
+                return .failed
+            }
+        }
+    }
+
+    mutating func releaseBuffer(to loop: RelayLoop) {
+        if let buffer = self.buffer { loop.recycle(buffer) }
+        self.buffer = nil
+        self.start = 0
+        self.end = 0
+    }
+}
+
+/// A `tcp` service's connection in the relay engine: chooses a real server, connects without blocking (the next
+/// real server on failure or timeout, before a client byte is read), then moves bytes both ways with backpressure
+/// and half-close until both directions have ended, an error aborts it, or it idles out.
+final class RelaySession {
+    let loop: RelayLoop
+    let service: VirtualService
+    let config: VirtualServiceConfig
+    let remote: SocketAddress?
+    let key: UInt32
+    let clientFD: Int32
+    var serverFD: Int32 = -1
+    private var tried: [Int] = []
+    private var backend: Backend?
+    private(set) var connecting = false
+    private var connectDeadline: UInt64 = 0
+    var lastActivity: UInt64
+    private let idleNanos: UInt64
+    /// Position in the loop's session list (for the sweeper).
+    var index = -1
+    private(set) var closed = false
+    /// Client → real server, and back.
+    private var up = RelayFlow()
+    private var down = RelayFlow()
+
+    init(loop: RelayLoop, service: VirtualService, clientFD: Int32, remote: SocketAddress?) {
+        self.loop = loop
+        self.service = service
+        self.config = service.config
+        self.clientFD = clientFD
+        self.remote = remote
+        switch self.config.effectiveHash {
+        case .destination: self.key = service.destinationKey
+        default: self.key = remote?.sourceKey(withPort: self.config.flags.port) ?? 0
+        }
+        self.lastActivity = loop.now
+        self.idleNanos = UInt64(max(0, self.config.timeouts.idle) * 1e9)
+        self.up.from = clientFD
+        self.down.to = clientFD
+    }
+
+    // MARK: connecting
+
+    func connect() {
+        guard let backend = self.service.schedule(
+            key: self.key, remote: self.remote, now: self.loop.seconds, excluding: self.tried
+        ) else {
+            self.service.logger.debug("no real server available", metadata: ["service": "\(self.config.name)"])
+            self.close()
+            return
+        }
+        self.tried.append(backend.server.id)
+        self.backend = backend
+        let family: Int32
+        switch backend.address {
+        case .v6: family = AF_INET6
+        default: family = AF_INET
+        }
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            self.connectFailed(errno)
+            return
+        }
+        RelayLoop.setNoDelay(fd)
+        let rc = backend.address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
+        if rc != 0 && errno != EINPROGRESS {
+            let error = errno
+            Glibc.close(fd)
+            self.connectFailed(error)
+            return
+        }
+        self.serverFD = fd
+        self.up.to = fd
+        self.down.from = fd
+        self.connecting = true
+        self.connectDeadline = self.loop.now &+ UInt64(max(0, self.config.timeouts.connect) * 1e9)
+        // Connect completion shows as writability (or an error) on the edge-triggered registration.
+        guard self.loop.watch(fd, self, tag: .server) else {
+            self.connectFailed(errno)
+            return
+        }
+    }
+
+    private func connected() {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(self.serverFD, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+        guard error == 0 else {
+            self.connectFailed(error)
+            return
+        }
+        self.connecting = false
+        if let backend = self.backend { self.service.succeeded(backend) }
+        self.up.writable = true
+        self.lastActivity = self.loop.now
+        // Only now is the client read: its bytes wait in the kernel while no real server is chosen.
+        guard self.loop.watch(self.clientFD, self, tag: .client) else {
+            self.close()
+            return
+        }
+    }
+
+    private func connectFailed(_ error: Int32) {
+        if self.serverFD >= 0 {
+            Glibc.close(self.serverFD)
+            self.serverFD = -1
+        }
+        self.connecting = false
+        guard let backend = self.backend else { return self.close() }
+        self.backend = nil
+        backend.release()
+        let reason = error == ETIMEDOUT ? "timed out" : String(cString: strerror(error))
+        self.service.failed(backend, "connect: \(reason)")
+        self.service.logger.debug("connect failed", metadata: [
+            "service": "\(self.config.name)", "server": "\(backend.server.endpoint)", "error": "\(reason)",
+        ])
+        if self.tried.count <= self.config.retries {
+            self.connect()
+        } else {
+            self.close()
+        }
+    }
+
+    // MARK: events
+
+    @inline(__always)
+    func handle(events: UInt32, tag: RelayLoop.Tag) {
+        if self.closed { return }
+        let hangup = events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        let readable = hangup || events & EPOLLIN.rawValue != 0
+        let writable = events & (EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        if tag == .server {
+            if self.connecting {
+                guard writable || hangup else { return }
+                self.connected()
+                // A failed connect has moved on to the next real server (or closed the connection).
+                if self.connecting || self.closed { return }
+            }
+            if readable { self.down.readable = true }
+            if hangup { self.down.hangup = true }
+            if writable { self.up.writable = true }
+        } else {
+            if readable { self.up.readable = true }
+            if hangup { self.up.hangup = true }
+            if writable { self.down.writable = true }
+        }
+        self.pump()
+    }
+
+    private func pump() {
+        guard let counters = self.backend?.server.counters else { return self.close() }
+        if self.up.run(loop: self.loop, counter: counters.bytesIn, activity: &self.lastActivity) == .failed
+            || self.down.run(loop: self.loop, counter: counters.bytesOut, activity: &self.lastActivity) == .failed {
+            return self.close()
+        }
+        if self.up.isDone && self.down.isDone { self.close() }
+    }
+
+    /// The sweeper's look: connect timeout, then idle timeout.
+    func checkTimeout(now: UInt64) {
+        if self.connecting {
+            if now > self.connectDeadline { self.connectFailed(ETIMEDOUT) }
+        } else if now &- self.lastActivity > self.idleNanos {
+            self.close()
+        }
+    }
+
+    func close() {
+        guard !self.closed else { return }
+        self.closed = true
+        // Closing a descriptor also takes it out of the epoll set.
+        Glibc.close(self.clientFD)
+        if self.serverFD >= 0 { Glibc.close(self.serverFD) }
+        self.serverFD = -1
+        self.up.releaseBuffer(to: self.loop)
+        self.down.releaseBuffer(to: self.loop)
+        if let backend = self.backend {
+            self.backend = nil
+            backend.release()
+        }
+        self.loop.forget(self)
+    }
+}
