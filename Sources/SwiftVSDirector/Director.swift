@@ -16,22 +16,12 @@ public final class Director: Sendable {
     public let configPath: String?
     let group: MultiThreadedEventLoopGroup
     let loops: LoopContexts
-    /// The `tcp` services' data plane (its own epoll threads); `http` services run on `group`.
+    /// The data plane's own epoll threads: every listener, tcp relaying and plain HTTP requests. The NIO `group`
+    /// serves the HTTP connections the relay hands over, health checks and the admin API.
     let relay: RelayEngine
     let logger: Logger
 
-    /// A virtual service's listening socket: the relay engine's (`tcp`) or a NIO server channel (`http`).
-    enum Listener: Sendable {
-        case nio(Channel)
-        case relay(RelayListener)
-
-        var localAddress: SocketAddress? {
-            switch self {
-            case .nio(let channel): return channel.localAddress
-            case .relay(let listener): return listener.localAddress
-            }
-        }
-    }
+    typealias Listener = RelayListener
 
     struct State {
         var config: DirectorConfig
@@ -53,8 +43,8 @@ public final class Director: Sendable {
         let loops = LoopContexts(group: self.group)
         self.loops = loops
         let group = self.group
-        self.relay = try RelayEngine(threads: threads, logger: logger) { fd, service in
-            Self.adopt(fd, service: service, group: group, loops: loops)
+        self.relay = try RelayEngine(threads: threads, logger: logger) { fd, service, bytes in
+            Self.adopt(fd, service: service, bytes: bytes, group: group, loops: loops)
         }
         let services = try config.services.map { try VirtualService(config: $0, logger: logger) }
         self.state = Mutex(State(config: config, services: services))
@@ -139,53 +129,28 @@ public final class Director: Sendable {
         ]
     }
 
-    /// A `tcp` service listens in the relay engine, an `http` one on NIO. The protocol is also read per connection:
-    /// a reload that changes it keeps the listener, and each side passes such connections to the other's handlers.
+    /// Every service listens in the relay engine, which reads the protocol per connection (so a reload may turn a
+    /// service from tcp to http) and hands to NIO the http connections it does not serve itself.
     private func bind(_ service: VirtualService, at listen: Endpoint) async throws -> Listener {
-        if service.config.proto == .tcp {
-            return .relay(try self.relay.listen(service, at: listen))
-        }
-        let loops = self.loops
-        let bootstrap = ServerBootstrap(group: self.group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try Self.initialize(channel, service: service, loop: loops.context(for: channel.eventLoop))
-                }
-            }
-        let address = try SocketAddress(ipAddress: listen.host, port: listen.port)
-        return .nio(try await bootstrap.bind(to: address).get())
+        try self.relay.listen(service, at: listen)
     }
 
-    /// The handlers of a connection accepted on NIO, by the protocol its service has now.
-    private static func initialize(_ channel: Channel, service: VirtualService, loop: LoopContext) throws {
-        let config = service.config
-        let sync = channel.pipeline.syncOperations
-        switch config.proto {
-        case .tcp:
-            // Only after a reload turned an `http` service into `tcp`; a restart moves it to the relay engine.
-            try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
-            try channel.syncOptions?.setOption(.autoRead, value: false)
-            try sync.addHandler(TCPFrontendHandler(service: service, loop: loop))
-        case .http:
-            if FastHTTPProxyHandler.serves(config) {
-                try sync.addHandler(FastHTTPProxyHandler(service: service, loop: loop))
-            } else {
-                try sync.addHandlers(Self.httpHandlers(service: service, config: config, loop: loop))
-            }
-        }
-    }
-
-    /// A connection the relay engine accepted for a service that a reload turned into `http`.
-    private static func adopt(_ fd: Int32, service: VirtualService, group: EventLoopGroup, loops: LoopContexts) {
+    /// A connection the relay engine accepted and counted, with the bytes it already read, for the NIO proxy.
+    private static func adopt(_ fd: Int32, service: VirtualService, bytes: [UInt8], group: EventLoopGroup,
+                              loops: LoopContexts) {
         let bootstrap = ClientBootstrap(group: group)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.maxMessagesPerRead, value: 16)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try Self.initialize(channel, service: service, loop: loops.context(for: channel.eventLoop))
+                    let loop = loops.context(for: channel.eventLoop)
+                    let config = service.config
+                    let sync = channel.pipeline.syncOperations
+                    if !bytes.isEmpty { try sync.addHandler(ReplayHandler(bytes)) }
+                    if FastHTTPProxyHandler.serves(config) {
+                        try sync.addHandler(FastHTTPProxyHandler(service: service, loop: loop, counted: true))
+                    } else {
+                        try sync.addHandlers(Self.httpHandlers(service: service, config: config, loop: loop, counted: true))
+                    }
                 }
             }
         // NIO owns the descriptor from here, and closes it if the channel cannot be set up.
@@ -193,10 +158,7 @@ public final class Director: Sendable {
     }
 
     private func close(_ listener: Listener) async {
-        switch listener {
-        case .nio(let channel): try? await channel.close()
-        case .relay(let listener): await self.relay.close(listener)
-        }
+        await self.relay.close(listener)
     }
 
     // MARK: reload
@@ -331,6 +293,7 @@ public final class Director: Sendable {
         }
         for listener in channels { await self.close(listener) }
         for context in self.loops.all { context.drain() }
+        self.relay.drain()
         for service in services { service.checks.stop() }
         let deadline = uptimeSeconds() + timeout
         var open = services.reduce(0) { $0 + $1.inFlight() }

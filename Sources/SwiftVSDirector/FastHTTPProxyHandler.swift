@@ -79,13 +79,14 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
     private let maxHeadBytes: Int
     private let maxHeaders: Int
 
-    init(service: VirtualService, loop: LoopContext) {
+    /// `counted`: the relay engine accepted the connection and counted it.
+    init(service: VirtualService, loop: LoopContext, counted: Bool = false) {
         self.service = service
         let config = service.config
         self.config = config
         self.serviceID = ObjectIdentifier(service)
         self.loop = loop
-        service.stats.connections.wrappingAdd(1, ordering: .relaxed)
+        if !counted { service.stats.connections.wrappingAdd(1, ordering: .relaxed) }
         self.idleNanos = UInt64(config.timeouts.idle * 1e9)
         self.headerNanos = UInt64(config.timeouts.headerRead * 1e9)
         self.serverNanos = UInt64(config.timeouts.server * 1e9)
@@ -315,14 +316,7 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
         if !informational {
             self.headDone = true
             self.responseStarted = true
-            if let backend = self.backend {
-                backend.server.counters.countResponse(status: status)
-                if status >= 500 {
-                    self.service.failed(backend, "status \(status)", is5xx: true)
-                } else {
-                    self.service.succeeded(backend)
-                }
-            }
+            if let backend = self.backend { self.service.responded(backend, status: status) }
             if self.scanner.readsUntilClose {
                 self.keepAlive = false  // the client learns the end of the body by the close
                 self.upstreamReusable = false
@@ -567,13 +561,9 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
     /// A short error response, as the NIOHTTP1 proxy writes it; the connection closes after it when `close` is set.
     private func respondError(_ status: HTTPResponseStatus, close: Bool) {
         guard let context = self.context, self.state != .closed else { return }
-        let text = HTTPHead.errorText(status)
         let shouldClose = close || !self.keepAlive
         var out = context.channel.allocator.buffer(capacity: 160)
-        out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
-        out.writeString("Content-Type: text/plain; charset=utf-8\r\nContent-Length: \(text.utf8.count)\r\n")
-        out.writeString(shouldClose ? "Cache-Control: no-store\r\nConnection: close\r\n\r\n" : "Cache-Control: no-store\r\n\r\n")
-        out.writeString(text)
+        out.writeString(HTTPHead.errorResponse(status, close: shouldClose))
         self.request = nil
         if shouldClose {
             self.state = .closed

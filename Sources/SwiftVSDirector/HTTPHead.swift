@@ -142,6 +142,15 @@ enum HTTPHead {
         "\(status.code) \(status.reasonPhrase)\n"
     }
 
+    /// A whole error response of the raw paths (the NIO fast path and the relay engine), `Connection: close` if `close`.
+    static func errorResponse(_ status: HTTPResponseStatus, close: Bool) -> String {
+        let text = Self.errorText(status)
+        return "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"
+            + "Content-Type: text/plain; charset=utf-8\r\nContent-Length: \(text.utf8.count)\r\n"
+            + (close ? "Cache-Control: no-store\r\nConnection: close\r\n\r\n" : "Cache-Control: no-store\r\n\r\n")
+            + text
+    }
+
     /// GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 §9.2.2): safe to send again.
     @inline(__always)
     static func isIdempotent(_ method: HTTPMethod) -> Bool {

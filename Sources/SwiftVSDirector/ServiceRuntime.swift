@@ -162,6 +162,17 @@ public final class VirtualService: Sendable {
     /// The tcp `destination` hash key: this service's own address folded.
     var destinationKey: UInt32 { self.state.withLock { $0.destinationKey } }
 
+    /// A final response with `status` came from `backend`: counted, and a 5xx counts toward ejection.
+    @inline(__always)
+    func responded(_ backend: Backend, status: Int) {
+        backend.server.counters.countResponse(status: status)
+        if status >= 500 {
+            self.failed(backend, "status \(status)", is5xx: true)
+        } else {
+            self.succeeded(backend)
+        }
+    }
+
     /// A request or connection on `backend` went well: the failure streak ends.
     @inline(__always)
     func succeeded(_ backend: Backend) {

@@ -5,16 +5,17 @@ import Logging
 import NIOCore
 import SwiftVSCore
 
-/// The `tcp` services' data plane: `threads` epoll loops of its own, each accepting from every `tcp` listener and
-/// relaying its connections with one `recv` and one `send` per chunk each way, as HAProxy and nginx do.
+/// The director's data plane: `threads` epoll loops of its own, each accepting from every listener. A `tcp`
+/// connection is relayed with one `recv` and one `send` per chunk each way, as HAProxy and nginx do; an `http` one
+/// is served here while its requests are plain (`HTTPRelaySession`) and handed to the NIO proxy when one is not.
 ///
 /// SwiftNIO's channel pipeline costs about 1 µs of CPU per read or write (reference counting, pipeline hops,
-/// promises), three times HAProxy's whole userland cost per relayed request; the relay engine spends about a
-/// tenth of that. The HTTP proxy stays on NIO: it needs the parsing, pooling and keep-alive logic there.
+/// promises): three times HAProxy's whole userland cost per relayed request. The relay engine spends about a
+/// tenth of that, and leaves NIO the requests that need its HTTP parser.
 final class RelayEngine: Sendable {
     let loops: [RelayLoop]
 
-    init(threads: Int, logger: Logger, handOff: @escaping @Sendable (Int32, VirtualService) -> Void) throws {
+    init(threads: Int, logger: Logger, handOff: @escaping @Sendable (Int32, VirtualService, [UInt8]) -> Void) throws {
         self.loops = try (0..<max(1, threads)).map { try RelayLoop(id: $0, logger: logger, handOff: handOff) }
     }
 
@@ -56,6 +57,11 @@ final class RelayEngine: Sendable {
         await Self.wait { listener.isClosed.load(ordering: .acquiring) }
     }
 
+    /// Shutting down: http connections finish their request in flight and close; idle ones close now.
+    func drain() {
+        for loop in self.loops { loop.post(.drain) }
+    }
+
     /// Closes every listener and connection and ends the threads.
     func stop() async {
         for loop in self.loops { loop.post(.stop) }
@@ -81,4 +87,23 @@ final class RelayEngine: Sendable {
 
 extension RelayError {
     static func bind(_ endpoint: String, _ error: Int32) -> RelayError { .system("bind \(endpoint)", error) }
+}
+
+/// First in the pipeline of a connection the relay engine handed over: passes on the bytes the engine had read,
+/// once the channel is active, then leaves.
+final class ReplayHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        context.fireChannelRead(self.wrapInboundOut(context.channel.allocator.buffer(bytes: self.bytes)))
+        context.fireChannelReadComplete()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
 }

@@ -30,19 +30,33 @@ final class RelayListener: @unchecked Sendable {
     }
 }
 
+/// What a relay loop's sweeper and shutdown see of a connection.
+protocol RelayConnection: AnyObject {
+    /// Position in the loop's connection list, kept by the loop.
+    var index: Int { get set }
+    func checkTimeout(now: UInt64)
+    func close()
+    /// The director is shutting down: finish what is in flight, take nothing new, close when idle.
+    func drain()
+}
+
 /// One thread of the relay engine: an epoll loop over its listeners, its sessions' sockets and a wake-up eventfd.
 /// Everything but the mailbox is touched only on this thread.
 final class RelayLoop: @unchecked Sendable {
+    /// What an epoll event is for, in the low 3 bits of its data (the rest is the object's address).
     enum Tag: UInt64 {
         case client = 0
         case server = 1
         case listener = 2
         case wakeup = 3
+        case httpClient = 4
+        case upstream = 5
     }
 
     enum Command: Sendable {
         case add(RelayListener)
         case remove(RelayListener)
+        case drain
         case stop
     }
 
@@ -57,22 +71,27 @@ final class RelayLoop: @unchecked Sendable {
     private let wakeFD: Int32
     private let mailbox = Mutex<[Command]>([])
     let exited = Atomic<Bool>(false)
-    /// Hands a connection of a service that a reload turned into `http` to the NIO proxy.
-    let handOff: @Sendable (Int32, VirtualService) -> Void
+    /// Hands a client connection, with the bytes already read from it, to the NIO proxy.
+    let handOff: @Sendable (Int32, VirtualService, [UInt8]) -> Void
 
     /// Coarse monotonic time (ns), read once per wake-up.
     private(set) var now: UInt64 = RelayLoop.monotonicNanos()
     var seconds: Double { Double(self.now) / 1e9 }
     private var listeners: [RelayListener] = []
-    private var sessions: [RelaySession] = []
+    private var sessions: [RelayConnection] = []
     /// Closed this round: kept alive until the round's remaining events (which may name them) are handled.
-    private var closedThisRound: [RelaySession] = []
+    private var closedThisRound: [AnyObject] = []
+    /// Idle upstream connections of the HTTP path, by service and real server.
+    private var pool: [ObjectIdentifier: [Int: [RelayUpstream]]] = [:]
+    private(set) var draining = false
     private var retiredListeners: [RelayListener] = []
     private var freeBuffers: [UnsafeMutableRawPointer] = []
+    /// Where a response head is put together before it goes back in place.
+    private let scratch = UnsafeMutableRawPointer.allocate(byteCount: RelayLoop.bufferSize, alignment: 16)
     private var running = true
     private var lastSweep: UInt64 = 0
 
-    init(id: Int, logger: Logger, handOff: @escaping @Sendable (Int32, VirtualService) -> Void) throws {
+    init(id: Int, logger: Logger, handOff: @escaping @Sendable (Int32, VirtualService, [UInt8]) -> Void) throws {
         self.id = id
         self.logger = logger
         self.handOff = handOff
@@ -95,6 +114,7 @@ final class RelayLoop: @unchecked Sendable {
 
     deinit {
         for buffer in self.freeBuffers { buffer.deallocate() }
+        self.scratch.deallocate()
         Glibc.close(self.wakeFD)
         Glibc.close(self.epoll)
     }
@@ -132,17 +152,20 @@ final class RelayLoop: @unchecked Sendable {
                 for index in 0..<Int(count) {
                     let event = events[index]
                     let data = event.data.u64
-                    let tag = Tag(rawValue: data & 3)!
+                    let tag = Tag(rawValue: data & 7)!
+                    let object = UnsafeRawPointer(bitPattern: UInt(data & ~7))
                     switch tag {
                     case .client, .server:
-                        let session = Unmanaged<RelaySession>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(data & ~3))!)
-                            .takeUnretainedValue()
-                        session.handle(events: event.events, tag: tag)
+                        Unmanaged<RelaySession>.fromOpaque(object!).takeUnretainedValue()
+                            .handle(events: event.events, tag: tag)
+                    case .httpClient:
+                        Unmanaged<HTTPRelaySession>.fromOpaque(object!).takeUnretainedValue()
+                            .clientEvent(event.events)
+                    case .upstream:
+                        self.upstreamEvent(Unmanaged<RelayUpstream>.fromOpaque(object!).takeUnretainedValue(),
+                                           event.events)
                     case .listener:
-                        let listener = Unmanaged<RelayListener>.fromOpaque(
-                            UnsafeRawPointer(bitPattern: UInt(data & ~3))!
-                        ).takeUnretainedValue()
-                        self.accept(from: listener)
+                        self.accept(from: Unmanaged<RelayListener>.fromOpaque(object!).takeUnretainedValue())
                     case .wakeup:
                         self.readMailbox()
                     }
@@ -182,6 +205,13 @@ final class RelayLoop: @unchecked Sendable {
                 }
             case .remove(let listener):
                 self.drop(listener)
+            case .drain:
+                self.draining = true
+                var index = self.sessions.count - 1
+                while index >= 0 {
+                    if index < self.sessions.count { self.sessions[index].drain() }
+                    index -= 1
+                }
             case .stop:
                 self.running = false
             }
@@ -217,18 +247,34 @@ final class RelayLoop: @unchecked Sendable {
                 return
             }
             let service = listener.service
-            guard service.config.proto == .tcp else {
-                // A reload made this service `http`: its connections go to the NIO proxy.
-                self.handOff(fd, service)
-                continue
-            }
+            let config = service.config
             Self.setNoDelay(fd)
             service.stats.connections.wrappingAdd(1, ordering: .relaxed)
-            let session = RelaySession(loop: self, service: service, clientFD: fd, remote: Self.address(storage))
-            session.index = self.sessions.count
-            self.sessions.append(session)
-            session.connect()
+            switch config.proto {
+            case .tcp:
+                let session = RelaySession(loop: self, service: service, clientFD: fd, remote: Self.address(storage))
+                self.track(session)
+                session.connect()
+            case .http:
+                guard FastHTTPProxyHandler.serves(config) else {
+                    // Hashing on a request field needs the parsed request: the NIO proxy serves these services.
+                    self.handOff(fd, service, [])
+                    continue
+                }
+                let session = HTTPRelaySession(loop: self, service: service, config: config, clientFD: fd,
+                                               remote: Self.address(storage))
+                guard self.watch(fd, session, tag: .httpClient) else {
+                    Glibc.close(fd)
+                    continue
+                }
+                self.track(session)
+            }
         }
+    }
+
+    private func track(_ connection: RelayConnection) {
+        connection.index = self.sessions.count
+        self.sessions.append(connection)
     }
 
     static func address(_ storage: sockaddr_storage) -> SocketAddress? {
@@ -248,25 +294,36 @@ final class RelayLoop: @unchecked Sendable {
 
     // MARK: sessions
 
-    /// Registers one of `session`'s sockets, edge-triggered for reading, writing and the peer's half-close.
-    func watch(_ fd: Int32, _ session: RelaySession, tag: Tag) -> Bool {
+    /// Registers a socket, edge-triggered for reading, writing and the peer's half-close.
+    func watch(_ fd: Int32, _ object: AnyObject, tag: Tag) -> Bool {
         var event = epoll_event()
         event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
-        event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(session).toOpaque())) | tag.rawValue
+        event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(object).toOpaque())) | tag.rawValue
         return epoll_ctl(self.epoll, EPOLL_CTL_ADD, fd, &event) == 0
     }
 
-    /// A closed session leaves the list (swap-remove) but lives until this round's events are handled.
-    func forget(_ session: RelaySession) {
-        let index = session.index
-        guard index >= 0, index < self.sessions.count, self.sessions[index] === session else { return }
+    /// Takes a socket out of the epoll set without closing it (it is handed to NIO).
+    func unwatch(_ fd: Int32) {
+        var unused = epoll_event()
+        _ = epoll_ctl(self.epoll, EPOLL_CTL_DEL, fd, &unused)
+    }
+
+    /// A closed connection leaves the list (swap-remove) but lives until this round's events are handled.
+    func forget(_ connection: RelayConnection) {
+        let index = connection.index
+        guard index >= 0, index < self.sessions.count, self.sessions[index] === connection else { return }
         let last = self.sessions.removeLast()
         if index < self.sessions.count {
             self.sessions[index] = last
             last.index = index
         }
-        session.index = -1
-        self.closedThisRound.append(session)
+        connection.index = -1
+        self.closedThisRound.append(connection)
+    }
+
+    /// Keeps `object` alive until this round's events, which may still name it, are handled.
+    func retire(_ object: AnyObject) {
+        self.closedThisRound.append(object)
     }
 
     private func sweep() {
@@ -275,8 +332,79 @@ final class RelayLoop: @unchecked Sendable {
             if index < self.sessions.count { self.sessions[index].checkTimeout(now: self.now) }
             index -= 1
         }
+        for (service, byServer) in self.pool {
+            for (server, idle) in byServer {
+                for upstream in idle where self.now &- upstream.idleSince > upstream.idleNanos {
+                    self.unpool(upstream, service: service, server: server)
+                    upstream.close()
+                }
+            }
+        }
         self.closedThisRound.removeAll(keepingCapacity: true)
     }
+
+    // MARK: upstream pool
+
+    @inline(__always)
+    func takeUpstream(service: ObjectIdentifier, server: Int) -> RelayUpstream? {
+        self.pool[service]?[server]?.popLast()
+    }
+
+    /// Parks an upstream connection for the next request; false when the pool for its real server is full.
+    @inline(__always)
+    func park(_ upstream: RelayUpstream, limit: Int) -> Bool {
+        guard !upstream.closed, (self.pool[upstream.serviceID]?[upstream.serverID]?.count ?? 0) < limit else { return false }
+        upstream.owner = nil
+        upstream.idleSince = self.now
+        self.pool[upstream.serviceID, default: [:]][upstream.serverID, default: []].append(upstream)
+        return true
+    }
+
+    private func unpool(_ upstream: RelayUpstream, service: ObjectIdentifier, server: Int) {
+        self.pool[service]?[server]?.removeAll { $0 === upstream }
+    }
+
+    private func upstreamEvent(_ upstream: RelayUpstream, _ events: UInt32) {
+        if upstream.closed { return }
+        if let owner = upstream.owner {
+            owner.upstreamEvent(upstream, events)
+        } else {
+            // A pooled connection has nothing to say: data, a close or an error all make it unusable.
+            self.unpool(upstream, service: upstream.serviceID, server: upstream.serverID)
+            upstream.close()
+        }
+    }
+
+    /// A non-blocking socket connecting to `address`; nil (errno set) when it cannot even start.
+    static func startConnect(to address: SocketAddress) -> Int32? {
+        let family: Int32
+        switch address {
+        case .v6: family = AF_INET6
+        default: family = AF_INET
+        }
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        Self.setNoDelay(fd)
+        let rc = address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
+        if rc != 0 && errno != EINPROGRESS {
+            let error = errno
+            Glibc.close(fd)
+            errno = error
+            return nil
+        }
+        return fd
+    }
+
+    /// The outcome of a non-blocking connect, once the socket turned writable: 0 or the error.
+    static func connectError(_ fd: Int32) -> Int32 {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { return errno }
+        return error
+    }
+
+    @inline(__always)
+    func withScratch<T>(_ body: (UnsafeMutableRawPointer) -> T) -> T { body(self.scratch) }
 
     @inline(__always)
     func takeBuffer() -> UnsafeMutableRawPointer {
@@ -296,6 +424,12 @@ final class RelayLoop: @unchecked Sendable {
     /// Stopped: every connection and listener is closed.
     private func finish() {
         while let session = self.sessions.last { session.close() }
+        for byServer in self.pool.values {
+            for idle in byServer.values {
+                for upstream in idle { upstream.close() }
+            }
+        }
+        self.pool.removeAll()
         self.closedThisRound.removeAll()
         for listener in self.listeners { listener.letGo() }
         self.listeners.removeAll()

@@ -102,7 +102,7 @@ struct RelayFlow {
 /// A `tcp` service's connection in the relay engine: chooses a real server, connects without blocking (the next
 /// real server on failure or timeout, before a client byte is read), then moves bytes both ways with backpressure
 /// and half-close until both directions have ended, an error aborts it, or it idles out.
-final class RelaySession {
+final class RelaySession: RelayConnection {
     let loop: RelayLoop
     let service: VirtualService
     let config: VirtualServiceConfig
@@ -151,22 +151,8 @@ final class RelaySession {
         }
         self.tried.append(backend.server.id)
         self.backend = backend
-        let family: Int32
-        switch backend.address {
-        case .v6: family = AF_INET6
-        default: family = AF_INET
-        }
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else {
+        guard let fd = RelayLoop.startConnect(to: backend.address) else {
             self.connectFailed(errno)
-            return
-        }
-        RelayLoop.setNoDelay(fd)
-        let rc = backend.address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
-        if rc != 0 && errno != EINPROGRESS {
-            let error = errno
-            Glibc.close(fd)
-            self.connectFailed(error)
             return
         }
         self.serverFD = fd
@@ -182,9 +168,7 @@ final class RelaySession {
     }
 
     private func connected() {
-        var error: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        if getsockopt(self.serverFD, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+        let error = RelayLoop.connectError(self.serverFD)
         guard error == 0 else {
             self.connectFailed(error)
             return
@@ -264,6 +248,9 @@ final class RelaySession {
             self.close()
         }
     }
+
+    /// A tunnel has no requests to finish: it ends when its ends do.
+    func drain() {}
 
     func close() {
         guard !self.closed else { return }

@@ -1,0 +1,780 @@
+import CSwiftVSLinux
+import Glibc
+import NIOCore
+import NIOHTTP1
+import SwiftVSCore
+
+/// An upstream connection of the relay engine's HTTP path, parked in its loop's pool between requests.
+final class RelayUpstream {
+    let fd: Int32
+    let serverID: Int
+    let serviceID: ObjectIdentifier
+    let idleNanos: UInt64
+    let loop: RelayLoop
+    var owner: HTTPRelaySession?
+    var connecting = true
+    var connectDeadline: UInt64 = 0
+    var readable = false
+    var hangup = false
+    var writable = false
+    var idleSince: UInt64 = 0
+    private(set) var closed = false
+
+    init(fd: Int32, serverID: Int, serviceID: ObjectIdentifier, idleNanos: UInt64, loop: RelayLoop) {
+        self.fd = fd
+        self.serverID = serverID
+        self.serviceID = serviceID
+        self.idleNanos = idleNanos
+        self.loop = loop
+    }
+
+    func close() {
+        guard !self.closed else { return }
+        self.closed = true
+        self.owner = nil
+        Glibc.close(self.fd)
+        self.loop.retire(self)
+    }
+}
+
+/// The relay engine's HTTP path: the same exchange as `FastHTTPProxyHandler`, on raw sockets. Plain requests
+/// (`HTTP1RequestHead`) go to a real server as the client's own bytes, less the Connection line and plus
+/// X-Forwarded-For; the response comes back as the real server's bytes, its head rewritten in place (hop-by-hop
+/// lines out, `HTTP/1.0` made `HTTP/1.1`, `Connection: close` when the connection ends) and its body passed on as
+/// read, while `HTTPResponseScanner` finds where it ends.
+///
+/// Anything else, at a request boundary (a head that is not plain or not all here, a body, an upgrade, HTTP/1.0,
+/// a malformed request), hands the connection with its unread bytes to the NIO proxy, which serves it from then on
+/// and answers the errors.
+final class HTTPRelaySession: RelayConnection {
+    enum State { case idle, connecting, sending, receiving, closed }
+
+    /// Room before a response's bytes in its buffer, so that its head can grow in place (`Connection: close`).
+    static let headroom = 64
+    static let connectionClose = Array("Connection: close\r\n".utf8)
+
+    let loop: RelayLoop
+    let service: VirtualService
+    let config: VirtualServiceConfig
+    let serviceID: ObjectIdentifier
+    let clientFD: Int32
+    let remote: SocketAddress?
+    let sourceKey: UInt32
+    var index = -1
+    private var state = State.idle
+    private var closed = false
+
+    // Client side.
+    private var clientReadable = false
+    private var clientHangup = false
+    private var clientWritable = true
+    /// Client bytes not used yet (the next request, or the start of it).
+    private var inbound: UnsafeMutableRawPointer?
+    private var inStart = 0
+    private var inEnd = 0
+    /// Bytes for the client not written yet: a response's bytes in place in their read buffer (`out`), or, when
+    /// they had to be put together, a copy (`outCopy`).
+    private var out: UnsafeMutableRawPointer?
+    private var outStart = 0
+    private var outEnd = 0
+    private var outCopy: [UInt8] = []
+    private var outCopyStart = 0
+    private var closeAfterFlush = false
+
+    // The request in flight; kept until its response starts, so that a retry can send it again.
+    private var request: UnsafeMutableRawPointer?
+    private var requestLength = 0
+    private var requestSent = 0
+    private var isHEAD = false
+    private var replayable = false
+    private var keepAlive = true
+    private var upstream: RelayUpstream?
+    private var backend: Backend?
+    private var tried: [Int] = []
+    private var lastFailure: HTTPResponseStatus?
+
+    // The response in flight.
+    private var scanner: HTTPResponseScanner = {
+        var scanner = HTTPResponseScanner()
+        scanner.collectsHopLines = true
+        return scanner
+    }()
+    private var headDone = false
+    private var responseStarted = false
+    private var upstreamReusable = true
+    private var partialHead: [UInt8] = []
+
+    // Timeouts, on the loop's coarse clock.
+    private var lastActivity: UInt64
+    private var sentAt: UInt64 = 0
+    private let idleNanos: UInt64
+    private let serverNanos: UInt64
+    private let connectNanos: UInt64
+
+    private let forwardedLine: [UInt8]
+    private let maxHeadBytes: Int
+    private let maxHeaders: Int
+
+    init(loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32, remote: SocketAddress?) {
+        self.loop = loop
+        self.service = service
+        self.config = config
+        self.serviceID = ObjectIdentifier(service)
+        self.clientFD = clientFD
+        self.remote = remote
+        self.sourceKey = remote?.sourceKey(withPort: config.flags.port) ?? 0
+        self.lastActivity = loop.now
+        self.idleNanos = UInt64(max(0, config.timeouts.idle) * 1e9)
+        self.serverNanos = UInt64(max(0, config.timeouts.server) * 1e9)
+        self.connectNanos = UInt64(max(0, config.timeouts.connect) * 1e9)
+        if config.forwardedFor, let ip = remote?.ipAddress {
+            self.forwardedLine = Array("X-Forwarded-For: \(ip)\r\n".utf8)
+        } else {
+            self.forwardedLine = []
+        }
+        self.maxHeadBytes = min(config.limits.maxHeaderBytes, RelayLoop.bufferSize)
+        self.maxHeaders = config.limits.maxHeaders
+    }
+
+    // MARK: events
+
+    func clientEvent(_ events: UInt32) {
+        if self.closed { return }
+        if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+            // Reset, or both directions shut: nothing more can reach the client.
+            return self.close()
+        }
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 { self.clientReadable = true }
+        if events & EPOLLRDHUP.rawValue != 0 { self.clientHangup = true }
+        if events & EPOLLOUT.rawValue != 0 { self.clientWritable = true }
+        self.pump()
+    }
+
+    func upstreamEvent(_ upstream: RelayUpstream, _ events: UInt32) {
+        guard !self.closed, upstream === self.upstream else {
+            upstream.close()
+            return
+        }
+        let hangup = events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        let writable = events & (EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        if upstream.connecting {
+            guard writable || hangup else { return }
+            let error = RelayLoop.connectError(upstream.fd)
+            if error != 0 {
+                self.upstream = nil
+                upstream.close()
+                self.connectFailed(error)
+                return self.pump()
+            }
+            upstream.connecting = false
+            self.attach(upstream)
+        }
+        if hangup || events & EPOLLIN.rawValue != 0 { upstream.readable = true }
+        if hangup { upstream.hangup = true }
+        if writable { upstream.writable = true }
+        self.pump()
+    }
+
+    /// Does everything that can be done without blocking: flush to the client, then the request's next step.
+    private func pump() {
+        while !self.closed {
+            if !self.flush() { return }
+            if self.closeAfterFlush { return self.close() }
+            switch self.state {
+            case .idle:
+                if !self.startRequest() { return }
+            case .connecting, .closed:
+                return
+            case .sending:
+                if !self.sendRequest() { return }
+            case .receiving:
+                guard let upstream = self.upstream, upstream.readable else { return }
+                if !self.receive(upstream) { return }
+            }
+        }
+    }
+
+    /// Writes what waits for the client; false while some of it is left.
+    @inline(__always)
+    private func flush() -> Bool {
+        while true {
+            let count: Int
+            let sent: Int
+            if !self.outCopy.isEmpty {
+                guard self.clientWritable else { return false }
+                count = self.outCopy.count - self.outCopyStart
+                let start = self.outCopyStart
+                sent = self.outCopy.withUnsafeBytes {
+                    send(self.clientFD, $0.baseAddress! + start, count, Int32(MSG_NOSIGNAL))
+                }
+            } else if let out = self.out {
+                guard self.clientWritable else { return false }
+                count = self.outEnd - self.outStart
+                sent = send(self.clientFD, out + self.outStart, count, Int32(MSG_NOSIGNAL))
+            } else {
+                return true
+            }
+            if sent > 0 {
+                if !self.outCopy.isEmpty {
+                    self.outCopyStart += sent
+                    if self.outCopyStart == self.outCopy.count {
+                        self.outCopy.removeAll(keepingCapacity: true)
+                        self.outCopyStart = 0
+                    }
+                } else {
+                    self.outStart += sent
+                    if self.outStart == self.outEnd {
+                        self.loop.recycle(self.out!)
+                        self.out = nil
+                    }
+                }
+                if sent < count {
+                    self.clientWritable = false
+                    return false
+                }
+                continue
+            }
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK {
+                self.clientWritable = false
+                return false
+            }
+            if error == EINTR { continue }
+            self.close()
+            return false
+        }
+    }
+
+    /// Queues `buffer[from..<to]` for the client: in place when nothing else waits, else as a copy.
+    private func queue(_ buffer: UnsafeMutableRawPointer, from: Int, to: Int) {
+        if self.out == nil && self.outCopy.isEmpty {
+            self.out = buffer
+            self.outStart = from
+            self.outEnd = to
+        } else {
+            if let out = self.out {
+                self.outCopy.append(contentsOf: UnsafeRawBufferPointer(start: out + self.outStart, count: self.outEnd - self.outStart))
+                self.loop.recycle(out)
+                self.out = nil
+            }
+            self.outCopy.append(contentsOf: UnsafeRawBufferPointer(start: buffer + from, count: to - from))
+            self.loop.recycle(buffer)
+        }
+    }
+
+    // MARK: requests
+
+    /// Starts the request at the front of the client's bytes (reading them as needed); false while waiting for
+    /// bytes, or when the connection was handed over or closed.
+    private func startRequest() -> Bool {
+        while true {
+            if self.inEnd > self.inStart, let inbound = self.inbound {
+                let raw = UnsafeRawBufferPointer(start: inbound + self.inStart, count: self.inEnd - self.inStart)
+                if let end = HTTPResponseScanner.findHeadEnd(raw, from: 0) {
+                    guard end <= self.maxHeadBytes,
+                          let head = HTTP1RequestHead.scan(UnsafeRawBufferPointer(rebasing: raw[0..<end]),
+                                                           maxHeaders: self.maxHeaders) else {
+                        self.handOver()
+                        return false
+                    }
+                    self.begin(head, raw)
+                    return true
+                }
+                if !self.clientReadable || self.inEnd - self.inStart >= self.maxHeadBytes {
+                    // Not all here: the NIO proxy waits for the rest under timeouts.header_read.
+                    self.handOver()
+                    return false
+                }
+            } else if self.loop.draining {
+                self.close()
+                return false
+            }
+            guard self.clientReadable else { return false }
+            if self.inbound == nil {
+                self.inbound = self.loop.takeBuffer()
+                self.inStart = 0
+                self.inEnd = 0
+            } else if self.inStart > 0 {
+                let count = self.inEnd - self.inStart
+                self.inbound!.copyMemory(from: self.inbound! + self.inStart, byteCount: count)
+                self.inStart = 0
+                self.inEnd = count
+            }
+            let room = RelayLoop.bufferSize - self.inEnd
+            let count = recv(self.clientFD, self.inbound! + self.inEnd, room, 0)
+            if count > 0 {
+                self.inEnd += count
+                self.lastActivity = self.loop.now
+                if count < room && !self.clientHangup { self.clientReadable = false }
+            } else if count == 0 {
+                // The client is done sending: close once nothing is left to answer.
+                self.clientReadable = false
+                if self.inEnd == self.inStart {
+                    self.close()
+                } else {
+                    self.handOver()
+                }
+                return false
+            } else {
+                let error = errno
+                if error == EAGAIN || error == EWOULDBLOCK {
+                    self.clientReadable = false
+                } else if error != EINTR {
+                    self.close()
+                    return false
+                }
+            }
+        }
+    }
+
+    /// Takes the plain request `head` off the front of the client's bytes and sends it on its way.
+    private func begin(_ head: HTTP1RequestHead, _ raw: UnsafeRawBufferPointer) {
+        let request = self.request ?? self.loop.takeBuffer()
+        self.request = request
+        var length = 0
+        @inline(__always) func put(_ bytes: UnsafeRawBufferPointer) {
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+            (request + length).copyMemory(from: base, byteCount: bytes.count)
+            length += bytes.count
+        }
+        let body = head.length - 2
+        if let line = head.connectionLine {
+            put(UnsafeRawBufferPointer(rebasing: raw[0..<line.lowerBound]))
+            put(UnsafeRawBufferPointer(rebasing: raw[line.upperBound..<body]))
+        } else {
+            put(UnsafeRawBufferPointer(rebasing: raw[0..<body]))
+        }
+        if length + self.forwardedLine.count + 2 > RelayLoop.bufferSize {
+            // No room for X-Forwarded-For: the NIO proxy takes it (it has the same limits, and answers 431).
+            return self.handOver()
+        }
+        self.forwardedLine.withUnsafeBytes { put($0) }
+        (request + length).storeBytes(of: 0x0A0D, as: UInt16.self)  // CRLF, little-endian
+        length += 2
+        self.requestLength = length
+        self.inStart += head.length
+        if self.inStart == self.inEnd, let inbound = self.inbound {
+            self.loop.recycle(inbound)
+            self.inbound = nil
+            self.inStart = 0
+            self.inEnd = 0
+        }
+        self.isHEAD = head.isHEAD
+        self.replayable = head.idempotent
+        self.keepAlive = !head.close && !self.loop.draining
+        self.responseStarted = false
+        self.tried.removeAll(keepingCapacity: true)
+        self.lastFailure = nil
+        self.dispatch()
+    }
+
+    /// Chooses a real server (not one already tried for this request) and sends the request to it.
+    private func dispatch() {
+        guard let backend = self.service.schedule(
+            key: self.sourceKey, remote: self.remote, now: self.loop.seconds, excluding: self.tried
+        ) else {
+            self.respondError(self.lastFailure ?? .serviceUnavailable, close: self.lastFailure != nil)
+            return
+        }
+        self.tried.append(backend.server.id)
+        self.backend = backend
+        if let upstream = self.loop.takeUpstream(service: self.serviceID, server: backend.server.id) {
+            self.attach(upstream)
+            return
+        }
+        guard let fd = RelayLoop.startConnect(to: backend.address) else {
+            return self.connectFailed(errno)
+        }
+        let upstream = RelayUpstream(fd: fd, serverID: backend.server.id, serviceID: self.serviceID,
+                                     idleNanos: self.idleNanos, loop: self.loop)
+        upstream.owner = self
+        upstream.connectDeadline = self.loop.now &+ self.connectNanos
+        guard self.loop.watch(fd, upstream, tag: .upstream) else {
+            let error = errno
+            upstream.close()
+            return self.connectFailed(error)
+        }
+        self.upstream = upstream
+        self.state = .connecting
+    }
+
+    private func attach(_ upstream: RelayUpstream) {
+        upstream.owner = self
+        upstream.writable = true
+        self.upstream = upstream
+        self.state = .sending
+        self.requestSent = 0
+        self.scanner.reset(headRequest: self.isHEAD)
+        self.headDone = false
+        self.partialHead.removeAll(keepingCapacity: true)
+        self.upstreamReusable = true
+        self.sentAt = self.loop.now
+    }
+
+    private func connectFailed(_ error: Int32) {
+        guard let backend = self.backend else { return }
+        self.backend = nil
+        backend.release()
+        let timedOut = error == ETIMEDOUT
+        let reason = timedOut ? "timed out" : String(cString: strerror(error))
+        self.service.failed(backend, "connect: \(reason)")
+        self.service.logger.debug("connect failed", metadata: [
+            "service": "\(self.config.name)", "server": "\(backend.server.endpoint)", "error": "\(reason)",
+        ])
+        self.lastFailure = timedOut ? .gatewayTimeout : .badGateway
+        if self.tried.count <= self.config.retries {
+            self.dispatch()
+        } else {
+            self.respondError(self.lastFailure!, close: true)
+        }
+    }
+
+    /// Writes the request; false while the real server cannot take more.
+    private func sendRequest() -> Bool {
+        guard let upstream = self.upstream, let request = self.request else { return false }
+        while self.requestSent < self.requestLength {
+            guard upstream.writable else { return false }
+            let sent = send(upstream.fd, request + self.requestSent, self.requestLength - self.requestSent,
+                            Int32(MSG_NOSIGNAL))
+            if sent > 0 {
+                self.requestSent += sent
+                if self.requestSent < self.requestLength { upstream.writable = false }
+            } else {
+                let error = errno
+                if error == EAGAIN || error == EWOULDBLOCK {
+                    upstream.writable = false
+                } else if error != EINTR {
+                    // A pooled connection the real server had closed, or a reset.
+                    self.upstreamEnded()
+                    return true
+                }
+            }
+        }
+        self.state = .receiving
+        self.sentAt = self.loop.now
+        return true
+    }
+
+    // MARK: responses
+
+    /// One read from the real server; false when it would block.
+    private func receive(_ upstream: RelayUpstream) -> Bool {
+        let buffer = self.loop.takeBuffer()
+        let room = RelayLoop.bufferSize - Self.headroom
+        let count = recv(upstream.fd, buffer + Self.headroom, room, 0)
+        if count > 0 {
+            if count < room && !upstream.hangup { upstream.readable = false }
+            self.lastActivity = self.loop.now
+            self.deliver(buffer, from: Self.headroom, to: Self.headroom + count)
+            return true
+        }
+        self.loop.recycle(buffer)
+        if count < 0 {
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK {
+                upstream.readable = false
+                return false
+            }
+            if error == EINTR { return true }
+        }
+        self.upstreamEnded()
+        return true
+    }
+
+    /// Passes on the response bytes in `buffer[from..<to]`, rewriting a head in place.
+    private func deliver(_ buffer: UnsafeMutableRawPointer, from: Int, to: Int) {
+        if self.headDone {
+            return self.deliverBody(buffer, from: from, to: to)
+        }
+        var buffer = buffer
+        var start = from
+        var end = to
+        let headLength: Int
+        if self.partialHead.isEmpty,
+           let found = HTTPResponseScanner.findHeadEnd(UnsafeRawBufferPointer(start: buffer + start, count: end - start), from: 0) {
+            headLength = found
+        } else {
+            // The head spans reads: gather it, then put it and what follows back in one buffer.
+            let kept = self.partialHead.count
+            self.partialHead.append(contentsOf: UnsafeRawBufferPointer(start: buffer + start, count: end - start))
+            self.loop.recycle(buffer)
+            let found = self.partialHead.withUnsafeBytes { HTTPResponseScanner.findHeadEnd($0, from: max(0, kept - 3)) }
+            guard self.partialHead.count <= RelayLoop.bufferSize - Self.headroom else {
+                return self.badResponse("response head over \(RelayLoop.bufferSize / 1024 - 1) KiB")
+            }
+            guard let found else { return }
+            buffer = self.loop.takeBuffer()
+            let target = buffer + Self.headroom
+            self.partialHead.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            start = Self.headroom
+            end = start + self.partialHead.count
+            self.partialHead.removeAll(keepingCapacity: true)
+            headLength = found
+        }
+        self.startResponse(buffer, start: start, headLength: headLength, end: end)
+    }
+
+    private func startResponse(_ buffer: UnsafeMutableRawPointer, start: Int, headLength: Int, end: Int) {
+        let head = UnsafeRawBufferPointer(start: buffer + start, count: headLength)
+        let outcome = self.scanner.feed(head)
+        if case .invalid(let problem) = outcome {
+            self.loop.recycle(buffer)
+            return self.badResponse(problem)
+        }
+        let status = self.scanner.status
+        guard status >= 100, status != 101 else {
+            self.loop.recycle(buffer)
+            return self.badResponse("status \(status)")
+        }
+        let informational = status < 200
+        if !informational {
+            self.headDone = true
+            self.responseStarted = true
+            if let backend = self.backend { self.service.responded(backend, status: status) }
+            if self.scanner.readsUntilClose {
+                self.keepAlive = false  // the client learns the end of the body by the close
+                self.upstreamReusable = false
+            }
+        }
+        // The head as the client gets it, right-aligned where the old one ended, so the body need not move.
+        let addsClose = !self.keepAlive && !informational
+        let headEnd = start + headLength
+        let newStart = self.rewriteHead(buffer, start: start, headLength: headLength, addsClose: addsClose)
+        if informational {
+            // The final response follows: this head goes out as a copy, then the rest is read as a new head.
+            self.queue(buffer, from: newStart, to: headEnd)
+            self.scanner.reset(headRequest: self.isHEAD)
+            if headEnd < end {
+                let rest = self.loop.takeBuffer()
+                (rest + Self.headroom).copyMemory(from: buffer + headEnd, byteCount: end - headEnd)
+                self.deliver(rest, from: Self.headroom, to: Self.headroom + end - headEnd)
+            }
+            return
+        }
+        if case .complete(_, let keepAlive, _) = outcome {
+            // No body (HEAD, 204, 304, Content-Length: 0): anything after the head is not HTTP.
+            if !keepAlive || headEnd < end { self.upstreamReusable = false }
+            self.queue(buffer, from: newStart, to: headEnd)
+            return self.finish()
+        }
+        guard headEnd < end else {
+            self.queue(buffer, from: newStart, to: headEnd)
+            return
+        }
+        self.deliverBody(buffer, from: headEnd, to: end, headFrom: newStart)
+    }
+
+    /// Body bytes: passed on while the scanner finds where the response ends.
+    private func deliverBody(_ buffer: UnsafeMutableRawPointer, from: Int, to: Int, headFrom: Int? = nil) {
+        let outcome = self.scanner.feed(UnsafeRawBufferPointer(start: buffer + from, count: to - from))
+        let counters = self.backend?.server.counters
+        switch outcome {
+        case .needMore:
+            counters?.bytesOut.wrappingAdd(to - from, ordering: .relaxed)
+            self.queue(buffer, from: headFrom ?? from, to: to)
+        case .complete(_, let keepAlive, let consumed):
+            counters?.bytesOut.wrappingAdd(consumed, ordering: .relaxed)
+            if !keepAlive || from + consumed < to { self.upstreamReusable = false }
+            self.queue(buffer, from: headFrom ?? from, to: from + consumed)
+            self.finish()
+        case .invalid(let problem):
+            self.loop.recycle(buffer)
+            self.badResponse(problem)
+        }
+    }
+
+    /// Rewrites the head at `buffer[start..<start+headLength]` so that it ends where it did; returns its new start.
+    private func rewriteHead(_ buffer: UnsafeMutableRawPointer, start: Int, headLength: Int, addsClose: Bool) -> Int {
+        let hopLines = self.scanner.hopLines
+        if hopLines.isEmpty && !addsClose {
+            if self.scanner.http10 { Self.makeHTTP11(buffer + start) }
+            return start
+        }
+        // Kept pieces, right to left, into a scratch copy (pieces may move either way).
+        return self.loop.withScratch { scratch in
+            var length = 0
+            @inline(__always) func put(_ from: Int, _ to: Int) {
+                guard to > from else { return }
+                (scratch + length).copyMemory(from: buffer + start + from, byteCount: to - from)
+                length += to - from
+            }
+            var from = 0
+            for line in hopLines {
+                put(from, line.lowerBound)
+                from = line.upperBound
+            }
+            put(from, headLength - 2)
+            if addsClose {
+                Self.connectionClose.withUnsafeBytes {
+                    (scratch + length).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+                }
+                length += Self.connectionClose.count
+            }
+            (scratch + length).storeBytes(of: 0x0A0D, as: UInt16.self)
+            length += 2
+            let newStart = start + headLength - length
+            (buffer + newStart).copyMemory(from: scratch, byteCount: length)
+            if self.scanner.http10 { Self.makeHTTP11(buffer + newStart) }
+            return newStart
+        }
+    }
+
+    /// `HTTP/1.0` → `HTTP/1.1` at the start of a status line.
+    @inline(__always)
+    static func makeHTTP11(_ line: UnsafeMutableRawPointer) {
+        line.storeBytes(of: 0x31, toByteOffset: 7, as: UInt8.self)
+    }
+
+    private func finish() {
+        self.backend?.release()
+        self.backend = nil
+        if let request = self.request {
+            self.loop.recycle(request)
+            self.request = nil
+        }
+        if let upstream = self.upstream {
+            self.upstream = nil
+            if !(self.upstreamReusable && !upstream.hangup && self.loop.park(upstream, limit: self.config.maxIdlePerServer)) {
+                upstream.close()
+            }
+        }
+        self.state = .idle
+        self.lastActivity = self.loop.now
+        if !self.keepAlive { self.closeAfterFlush = true }
+    }
+
+    /// The real server closed, or its connection failed, before the response ended.
+    private func upstreamEnded() {
+        if self.headDone, case .complete? = self.scanner.endOfStream() {
+            // A body that runs until the server closes has ended.
+            self.upstreamReusable = false
+            return self.finish()
+        }
+        self.upstream?.close()
+        self.upstream = nil
+        if self.responseStarted {
+            // Cut short: the client sees the close.
+            return self.endAbruptly()
+        }
+        if let backend = self.backend { self.service.failed(backend, "connection lost before the response") }
+        self.upstreamFailed(timedOut: false)
+    }
+
+    /// The real server sent something that is not an HTTP/1.x response.
+    private func badResponse(_ problem: String) {
+        self.upstream?.close()
+        self.upstream = nil
+        if self.responseStarted { return self.endAbruptly() }
+        if let backend = self.backend { self.service.failed(backend, "bad response: \(problem)") }
+        self.upstreamFailed(timedOut: false)
+    }
+
+    private func endAbruptly() {
+        self.backend?.release()
+        self.backend = nil
+        self.state = .idle
+        self.closeAfterFlush = true
+    }
+
+    private func upstreamFailed(timedOut: Bool) {
+        self.backend?.release()
+        self.backend = nil
+        self.lastFailure = timedOut ? .gatewayTimeout : .badGateway
+        if self.replayable && self.tried.count <= self.config.retries {
+            self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.config.name)"])
+            self.dispatch()
+            return
+        }
+        self.respondError(self.lastFailure!, close: true)
+    }
+
+    /// A short error response, as the NIO proxies write it; the connection closes after it when `close` is set.
+    private func respondError(_ status: HTTPResponseStatus, close: Bool) {
+        let shouldClose = close || !self.keepAlive
+        if let out = self.out {
+            self.outCopy.append(contentsOf: UnsafeRawBufferPointer(start: out + self.outStart, count: self.outEnd - self.outStart))
+            self.loop.recycle(out)
+            self.out = nil
+        }
+        self.outCopy.append(contentsOf: HTTPHead.errorResponse(status, close: shouldClose).utf8)
+        if let request = self.request {
+            self.loop.recycle(request)
+            self.request = nil
+        }
+        self.state = .idle
+        if shouldClose { self.closeAfterFlush = true }
+    }
+
+    // MARK: hand-over, timeouts, close
+
+    /// Gives the client connection, with the bytes not used yet, to the NIO proxy. Only between requests.
+    private func handOver() {
+        var bytes: [UInt8] = []
+        if let inbound = self.inbound, self.inEnd > self.inStart {
+            bytes = Array(UnsafeRawBufferPointer(start: inbound + self.inStart, count: self.inEnd - self.inStart))
+        }
+        self.loop.unwatch(self.clientFD)
+        self.release(closingClient: false)
+        self.loop.handOff(self.clientFD, self.service, bytes)
+    }
+
+    func drain() {
+        if self.state == .idle && self.inEnd == self.inStart && self.out == nil && self.outCopy.isEmpty {
+            self.close()
+        } else {
+            self.keepAlive = false
+        }
+    }
+
+    func checkTimeout(now: UInt64) {
+        switch self.state {
+        case .idle:
+            if now &- self.lastActivity > self.idleNanos { self.close() }
+        case .connecting:
+            if let upstream = self.upstream, now > upstream.connectDeadline {
+                self.upstream = nil
+                upstream.close()
+                self.connectFailed(ETIMEDOUT)
+                self.pump()
+            }
+        case .sending, .receiving:
+            if now &- max(self.sentAt, self.lastActivity) > self.serverNanos {
+                self.upstream?.close()
+                self.upstream = nil
+                if self.responseStarted {
+                    self.close()
+                } else {
+                    self.backend?.release()
+                    self.backend = nil
+                    self.respondError(.gatewayTimeout, close: true)
+                    self.pump()
+                }
+            }
+        case .closed:
+            break
+        }
+    }
+
+    func close() {
+        self.release(closingClient: true)
+    }
+
+    private func release(closingClient: Bool) {
+        guard !self.closed else { return }
+        self.closed = true
+        self.state = .closed
+        if closingClient { Glibc.close(self.clientFD) }
+        self.upstream?.close()
+        self.upstream = nil
+        self.backend?.release()
+        self.backend = nil
+        for buffer in [self.inbound, self.out, self.request] {
+            if let buffer { self.loop.recycle(buffer) }
+        }
+        self.inbound = nil
+        self.out = nil
+        self.request = nil
+        self.outCopy = []
+        self.loop.forget(self)
+    }
+}
