@@ -85,6 +85,8 @@ final class RelayLoop: @unchecked Sendable {
     private var pool: [ObjectIdentifier: [Int: [RelayUpstream]]] = [:]
     private(set) var draining = false
     private var retiredListeners: [RelayListener] = []
+    /// Listeners taken out of the epoll set after accept ran out of descriptors, and when they come back.
+    private var paused: [(RelayListener, UInt64)] = []
     private var freeBuffers: [UnsafeMutableRawPointer] = []
     /// Where a response head is put together before it goes back in place.
     private let scratch = UnsafeMutableRawPointer.allocate(byteCount: RelayLoop.bufferSize, alignment: 16)
@@ -218,10 +220,35 @@ final class RelayLoop: @unchecked Sendable {
         }
     }
 
+    private func pause(_ listener: RelayListener) {
+        var unused = epoll_event()
+        guard epoll_ctl(self.epoll, EPOLL_CTL_DEL, listener.fd, &unused) == 0 else { return }
+        self.paused.append((listener, self.now &+ 1_000_000_000))
+    }
+
+    /// Listeners paused after a failed accept that are due back.
+    private func resumeListeners() {
+        guard !self.paused.isEmpty else { return }
+        var waiting: [(RelayListener, UInt64)] = []
+        for (listener, until) in self.paused {
+            guard self.listeners.contains(where: { $0 === listener }) else { continue }  // removed meanwhile
+            if self.now < until {
+                waiting.append((listener, until))
+                continue
+            }
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
+            event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(listener).toOpaque())) | Tag.listener.rawValue
+            if epoll_ctl(self.epoll, EPOLL_CTL_ADD, listener.fd, &event) != 0 { waiting.append((listener, self.now &+ 1_000_000_000)) }
+        }
+        self.paused = waiting
+    }
+
     private func drop(_ listener: RelayListener) {
         guard let index = self.listeners.firstIndex(where: { $0 === listener }) else { return }
         var unused = epoll_event()
-        _ = epoll_ctl(self.epoll, EPOLL_CTL_DEL, listener.fd, &unused)
+        _ = epoll_ctl(self.epoll, EPOLL_CTL_DEL, listener.fd, &unused)  // fails harmlessly if it is paused
+        self.paused.removeAll { $0.0 === listener }
         self.retiredListeners.append(self.listeners.remove(at: index))
         listener.letGo()
     }
@@ -240,9 +267,12 @@ final class RelayLoop: @unchecked Sendable {
                 let error = errno
                 if error == EINTR || error == ECONNABORTED { continue }
                 if error != EAGAIN && error != EWOULDBLOCK {
-                    self.logger.warning("accept failed", metadata: [
+                    // Out of descriptors or memory: the listener stays readable, so stop watching it for a second
+                    // instead of spinning on it (HAProxy pauses its listeners the same way).
+                    self.logger.warning("accept failed; pausing this listener for 1 s", metadata: [
                         "service": "\(listener.service.name)", "error": "\(String(cString: strerror(error)))",
                     ])
+                    self.pause(listener)
                 }
                 return
             }
@@ -327,6 +357,7 @@ final class RelayLoop: @unchecked Sendable {
     }
 
     private func sweep() {
+        self.resumeListeners()
         var index = self.sessions.count - 1
         while index >= 0 {
             if index < self.sessions.count { self.sessions[index].checkTimeout(now: self.now) }
