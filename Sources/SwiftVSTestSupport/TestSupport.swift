@@ -23,10 +23,27 @@ public var swiftvsBinary: URL {
 
 /// A free loopback port (bound and released), for child processes that need a fixed one.
 public func freePort() throws -> Int {
+    try bindableLoopbackPort(0)
+}
+
+/// The first of `count` consecutive loopback ports that are all free, for a program that listens on a port and the
+/// ones after it (`swiftvs demo`). Taken below the kernel's ephemeral range (32768 and up), where no outgoing
+/// connection of a parallel test can be sitting on one of the neighbours.
+public func freePortBlock(_ count: Int) throws -> Int {
+    for _ in 0..<200 {
+        let base = Int.random(in: 20_000..<(32_000 - count))
+        if (try? (0..<count).map { try bindableLoopbackPort(base + $0) }) != nil { return base }
+    }
+    throw TestSupportError("no \(count) consecutive free ports below 32000")
+}
+
+/// Binds 127.0.0.1:`port` (0: any) and returns the port bound; throws if it cannot be bound.
+private func bindableLoopbackPort(_ port: Int) throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = UInt16(port).bigEndian
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
     let rc = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }

@@ -90,7 +90,8 @@ extension IntegrationTests {
     }
 
     static func demoBody() throws {
-            let port = try freePort(), iptvPort = try freePort(), adminPort = try freePort()
+            // The demo also listens on the ports after these two (real servers, IPTV replicas).
+            let port = try freePortBlock(4), iptvPort = try freePortBlock(3), adminPort = try freePort()
             let demo = try ChildProcess(swiftvsBinary.path, ["demo", "--port", String(port), "--iptv-port", String(iptvPort),
                                                              "--admin-port", String(adminPort), "--log-level", "warning"])
             defer {
@@ -98,7 +99,13 @@ extension IntegrationTests {
                 demo.removeOutput()
             }
             let waiter = DirectorProcessWaiter(port: port)
-            try waiter.wait()
+            do {
+                try waiter.wait()
+            } catch {
+                // Say why: whether the demo still runs, and what it printed.
+                Issue.record("demo on \(port): running \(demo.isRunning); stderr: \(demo.stderr.suffix(2000))")
+                throw error
+            }
             let client = BlockingClient(port: port)
             let names = try (0..<6).map { _ in try client.request("GET", "/").text }
             #expect(Set(names.map { $0.split(separator: ":")[0] }) == ["real-server-1", "real-server-2", "real-server-3"])
