@@ -54,11 +54,7 @@ final class FastHTTPProxyHandler: ChannelDuplexHandler, TimedConnection, Upstrea
     private var lastFailure: HTTPResponseStatus?
 
     // The response in flight.
-    private var scanner: HTTPResponseScanner = {
-        var scanner = HTTPResponseScanner()
-        scanner.collectsHopLines = true
-        return scanner
-    }()
+    private var scanner = HTTPResponseScanner.forProxy()
     private var responseHead: ByteBuffer?
     private var headDone = false
     private var responseStarted = false

@@ -19,6 +19,15 @@ struct ClientPeer {
     }
 }
 
+extension HTTPResponseScanner {
+    /// A scanner as the raw proxy paths use it: it notes the hop-by-hop lines they leave out.
+    static func forProxy() -> HTTPResponseScanner {
+        var scanner = HTTPResponseScanner()
+        scanner.collectsHopLines = true
+        return scanner
+    }
+}
+
 /// Header work the proxy does on every request and response, in one pass over the headers.
 enum HTTPHead {
     /// RFC 9110 §7.6.1 hop-by-hop headers, matched by length first so that most names cost one comparison.

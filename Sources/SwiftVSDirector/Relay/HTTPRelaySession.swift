@@ -94,11 +94,7 @@ final class HTTPRelaySession: RelayConnection {
     private var lastFailure: HTTPResponseStatus?
 
     // The response in flight.
-    private var scanner: HTTPResponseScanner = {
-        var scanner = HTTPResponseScanner()
-        scanner.collectsHopLines = true
-        return scanner
-    }()
+    private var scanner = HTTPResponseScanner.forProxy()
     private var headDone = false
     private var responseStarted = false
     private var upstreamReusable = true
@@ -414,13 +410,8 @@ final class HTTPRelaySession: RelayConnection {
     private func connectFailed(_ error: Int32) {
         guard let backend = self.backend else { return }
         self.backend = nil
-        backend.release()
+        self.service.connectFailed(backend, error: error)
         let timedOut = error == ETIMEDOUT
-        let reason = timedOut ? "timed out" : String(cString: strerror(error))
-        self.service.failed(backend, "connect: \(reason)")
-        self.service.logger.debug("connect failed", metadata: [
-            "service": "\(self.config.name)", "server": "\(backend.server.endpoint)", "error": "\(reason)",
-        ])
         self.lastFailure = timedOut ? .gatewayTimeout : .badGateway
         if self.tried.count <= self.config.retries {
             self.dispatch()

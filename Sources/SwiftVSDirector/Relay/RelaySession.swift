@@ -192,12 +192,7 @@ final class RelaySession: RelayConnection {
         self.connecting = false
         guard let backend = self.backend else { return self.close() }
         self.backend = nil
-        backend.release()
-        let reason = error == ETIMEDOUT ? "timed out" : String(cString: strerror(error))
-        self.service.failed(backend, "connect: \(reason)")
-        self.service.logger.debug("connect failed", metadata: [
-            "service": "\(self.config.name)", "server": "\(backend.server.endpoint)", "error": "\(reason)",
-        ])
+        self.service.connectFailed(backend, error: error)
         if self.tried.count <= self.config.retries {
             self.connect()
         } else {
