@@ -111,9 +111,8 @@ public final class Director: Sendable {
         }
     }
 
-    /// The NIOHTTP1 proxy's client pipeline; `counted` when the fast path hands over a connection it counted.
-    static func httpHandlers(service: VirtualService, config: VirtualServiceConfig, loop: LoopContext,
-                             counted: Bool = false) -> [ChannelHandler] {
+    /// The NIOHTTP1 proxy's client pipeline, for a connection the relay engine handed over.
+    static func httpHandlers(service: VirtualService, config: VirtualServiceConfig, loop: LoopContext) -> [ChannelHandler] {
         let limits = config.limits
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
@@ -125,7 +124,7 @@ public final class Director: Sendable {
                 maximumBufferSize: limits.maxHeaderBytes
             ),
             HTTPResponseEncoder(),
-            HTTPProxyHandler(service: service, loop: loop, counted: counted),
+            HTTPProxyHandler(service: service, loop: loop),
         ]
     }
 
@@ -146,11 +145,7 @@ public final class Director: Sendable {
                     let config = service.config
                     let sync = channel.pipeline.syncOperations
                     if !bytes.isEmpty { try sync.addHandler(ReplayHandler(bytes)) }
-                    if FastHTTPProxyHandler.serves(config) {
-                        try sync.addHandler(FastHTTPProxyHandler(service: service, loop: loop, counted: true))
-                    } else {
-                        try sync.addHandlers(Self.httpHandlers(service: service, config: config, loop: loop, counted: true))
-                    }
+                    try sync.addHandlers(Self.httpHandlers(service: service, config: config, loop: loop))
                 }
             }
         // NIO owns the descriptor from here, and closes it if the channel cannot be set up.

@@ -151,7 +151,7 @@ enum HTTPHead {
         "\(status.code) \(status.reasonPhrase)\n"
     }
 
-    /// A whole error response of the raw paths (the NIO fast path and the relay engine), `Connection: close` if `close`.
+    /// A whole error response of the relay engine's HTTP path, `Connection: close` if `close`.
     static func errorResponse(_ status: HTTPResponseStatus, close: Bool) -> String {
         let text = Self.errorText(status)
         return "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"

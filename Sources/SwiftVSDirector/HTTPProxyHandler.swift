@@ -84,14 +84,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
     private var client = ClientPeer()
     private let defaultHost: String
 
-    /// `counted` is false when the fast path hands a connection over: it counted the connection already.
-    init(service: VirtualService, loop: LoopContext, counted: Bool = false) {
+    /// The relay engine counted the connection when it accepted it.
+    init(service: VirtualService, loop: LoopContext) {
         self.service = service
         let config = service.config
         self.config = config
         self.serviceID = ObjectIdentifier(service)
         self.loop = loop
-        if !counted { service.stats.connections.wrappingAdd(1, ordering: .relaxed) }
         let timeouts = config.timeouts
         self.idleNanos = UInt64(timeouts.idle * 1e9)
         self.headerNanos = UInt64(timeouts.headerRead * 1e9)

@@ -25,9 +25,8 @@ final class LoopContext: @unchecked Sendable {
     /// The same clock in seconds: the time the pure core's schedulers and persistence templates are given.
     var seconds: Double { Double(self.now) / 1e9 }
     private var registry: [TimedConnection] = []
-    /// Idle upstream connections of the NIOHTTP1 proxy and of the raw fast path.
+    /// Idle upstream connections of the NIOHTTP1 proxy.
     let httpPool = UpstreamPool<HTTPProxyHandler>()
-    let fastPool = UpstreamPool<FastHTTPProxyHandler>()
     private var sweeper: RepeatedTask?
     static let tick = TimeAmount.milliseconds(100)
     /// Set on SIGTERM: http connections answer with `Connection: close` and idle ones close.

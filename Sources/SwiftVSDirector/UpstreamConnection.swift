@@ -3,7 +3,7 @@ import NIOHTTP1
 import NIOPosix
 import SwiftVSCore
 
-/// The client-side handler an upstream connection serves: the NIOHTTP1 proxy (parts) or the raw fast path (bytes).
+/// The client-side handler an upstream connection serves (the NIOHTTP1 proxy, which speaks in HTTP parts).
 protocol UpstreamOwner: AnyObject {
     associatedtype ResponsePart
     associatedtype RequestPart

@@ -37,17 +37,23 @@ final class RelayUpstream {
     }
 }
 
-/// The relay engine's HTTP path: the same exchange as `FastHTTPProxyHandler`, on raw sockets. Plain requests
+/// The relay engine's HTTP path, on raw sockets. Plain requests
 /// (`HTTP1RequestHead`) go to a real server as the client's own bytes, less the Connection line and plus
 /// X-Forwarded-For; the response comes back as the real server's bytes, its head rewritten in place (hop-by-hop
 /// lines out, `HTTP/1.0` made `HTTP/1.1`, `Connection: close` when the connection ends) and its body passed on as
 /// read, while `HTTPResponseScanner` finds where it ends.
 ///
-/// Anything else, at a request boundary (a head that is not plain or not all here, a body, an upgrade, HTTP/1.0,
-/// a malformed request), hands the connection with its unread bytes to the NIO proxy, which serves it from then on
-/// and answers the errors.
+/// A head that arrives in pieces is waited for, under `timeouts.header_read` (408). Anything else, at a request
+/// boundary (a head that is not plain, a body, an upgrade, HTTP/1.0, a malformed or oversize request), hands the
+/// connection with its unread bytes to the NIOHTTP1 proxy, which serves it from then on and answers the errors.
 final class HTTPRelaySession: RelayConnection {
     enum State { case idle, connecting, sending, receiving, closed }
+
+    /// Whether the relay serves a service's requests: not when a hashing scheduler hashes on a request field,
+    /// which needs the parsed request (the NIOHTTP1 proxy serves those services).
+    static func serves(_ config: VirtualServiceConfig) -> Bool {
+        !config.scheduler.isHashing || config.effectiveHash == .source
+    }
 
     /// Room before a response's bytes in its buffer, so that its head can grow in place (`Connection: close`).
     static let headroom = 64
@@ -102,6 +108,9 @@ final class HTTPRelaySession: RelayConnection {
 
     // Timeouts, on the loop's coarse clock.
     private var lastActivity: UInt64
+    /// When the head that has not all arrived was first seen (0: none waits).
+    private var headStarted: UInt64 = 0
+    private let headerNanos: UInt64
     private var sentAt: UInt64 = 0
     private let idleNanos: UInt64
     private let serverNanos: UInt64
@@ -123,6 +132,7 @@ final class HTTPRelaySession: RelayConnection {
         self.idleNanos = UInt64(max(0, config.timeouts.idle) * 1e9)
         self.serverNanos = UInt64(max(0, config.timeouts.server) * 1e9)
         self.connectNanos = UInt64(max(0, config.timeouts.connect) * 1e9)
+        self.headerNanos = UInt64(max(0, config.timeouts.headerRead) * 1e9)
         if config.forwardedFor, let ip = remote?.ipAddress {
             self.forwardedLine = Array("X-Forwarded-For: \(ip)\r\n".utf8)
         } else {
@@ -273,12 +283,18 @@ final class HTTPRelaySession: RelayConnection {
                         self.handOver()
                         return false
                     }
+                    self.headStarted = 0
                     self.begin(head, raw)
                     return true
                 }
-                if !self.clientReadable || self.inEnd - self.inStart >= self.maxHeadBytes {
-                    // Not all here: the NIO proxy waits for the rest under timeouts.header_read.
+                if raw.count >= self.maxHeadBytes || !HTTP1RequestHead.mayBecomePlain(raw) {
+                    // Too long, or it can only be something the NIO proxy serves (or answers 400/431).
                     self.handOver()
+                    return false
+                }
+                if !self.clientReadable {
+                    // Not all here: wait for the rest, under timeouts.header_read (408).
+                    if self.headStarted == 0 { self.headStarted = max(1, self.loop.now) }
                     return false
                 }
             } else if self.loop.draining {
@@ -720,7 +736,15 @@ final class HTTPRelaySession: RelayConnection {
     func checkTimeout(now: UInt64) {
         switch self.state {
         case .idle:
-            if now &- self.lastActivity > self.idleNanos { self.close() }
+            if self.headStarted != 0 {
+                guard now &- self.headStarted > self.headerNanos else { return }
+                self.headStarted = 0
+                self.inStart = self.inEnd
+                self.respondError(.requestTimeout, close: true)
+                self.pump()
+            } else if now &- self.lastActivity > self.idleNanos {
+                self.close()
+            }
         case .connecting:
             if let upstream = self.upstream, now > upstream.connectDeadline {
                 self.upstream = nil

@@ -286,7 +286,7 @@ final class RelayLoop: @unchecked Sendable {
                 self.track(session)
                 session.connect()
             case .http:
-                guard FastHTTPProxyHandler.serves(config) else {
+                guard HTTPRelaySession.serves(config) else {
                     // Hashing on a request field needs the parsed request: the NIO proxy serves these services.
                     self.handOff(fd, service, [])
                     continue
