@@ -7,13 +7,14 @@ extension IntegrationTests {
     @Suite("Reload and graceful shutdown", .serialized, .timeLimit(.minutes(3)))
     struct ReloadShutdownTests {
         static func config(web: Int, extra: Int?, admin: Int, backends: [TestBackend], weights: [Int],
-                           scheduler: String = "rr") -> String {
+                           scheduler: String = "rr", proto: String = "http") -> String {
             var yaml = """
                 threads: 1
                 admin: 127.0.0.1:\(admin)
                 services:
                   - name: web
                     listen: 127.0.0.1:\(web)
+                    protocol: \(proto)
                     scheduler: \(scheduler)
                     servers:
                       - {address: \(backends[0].address), weight: \(weights[0])}
@@ -31,7 +32,7 @@ extension IntegrationTests {
             return yaml
         }
 
-        @Test("SIGHUP adds a service and changes a weight while keep-alive connections live on; a broken config is refused and the old one serves")
+        @Test("SIGHUP adds a service and changes a weight while keep-alive connections live on; a broken config is refused and the old one serves; a protocol change takes new connections")
         func sighup() async throws {
             try await withBackends { backends in
                 try await onThread { try Self.sighupBody(backends) }
@@ -70,6 +71,25 @@ extension IntegrationTests {
             #expect(try client.request("GET", "/").text == "rs0", "the running config still serves")
             #expect(try BlockingClient(port: extra).request("GET", "/").text == "rs2")
             #expect(client.connects == 1)
+
+            // A reload that turns `web` into a tcp service keeps its listener: new connections are relayed as bytes
+            // (no X-Forwarded-For added), the open keep-alive connection stays an HTTP one.
+            try Self.config(web: web, extra: nil, admin: admin, backends: backends, weights: [1, 0], proto: "tcp")
+                .write(to: director.configURL, atomically: true, encoding: .utf8)
+            kill(director.pid, SIGHUP)
+            var relayed: Response?
+            let tcpDeadline = Date().addingTimeInterval(5)
+            while Date() < tcpDeadline {
+                let fresh = try BlockingClient(port: web).request("GET", "/")
+                if fresh.header("X-Seen-XFF")?.isEmpty ?? true {
+                    relayed = fresh
+                    break
+                }
+                usleep(50_000)
+            }
+            #expect(relayed?.text == "rs0", "after the reload a new connection is relayed as tcp")
+            let old = try client.request("GET", "/")
+            #expect(old.text == "rs0" && old.header("X-Seen-XFF") == "127.0.0.1" && client.connects == 1)
         }
 
         @Test("SIGTERM under load: requests in flight complete, new ones are refused, exit code 0")
