@@ -10,7 +10,8 @@
 #
 # Needs: haproxy nginx libnginx-mod-stream wrk (apt-get install ...), a release build (swift build -c release).
 # Knobs (environment): DUR=10 seconds per load, WARM=2, ROUNDS=3, MODES="http tcp", SMALL_CONNS="64 256",
-# BIG_CONNS=64, PORT=18080, BACKEND_BASE=19001, SWIFTVS=.build/release/swiftvs, KEEP=0 (keep the work dir).
+# BIG_CONNS=64, PORT=18080, BACKEND_BASE=19001, SWIFTVS=.build/release/swiftvs, KEEP=0 (keep the work dir),
+# SUMMARY=results.csv (print the summary of an earlier run's results and exit).
 # Traffic stays on 127.0.0.1; every load is bounded by wrk's -d and a timeout; only processes it started are stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,60 @@ HOST=127.0.0.1; HZ=$(getconf CLK_TCK)
 BACKEND_PORTS="$BACKEND_BASE $((BACKEND_BASE + 1)) $((BACKEND_BASE + 2))"
 FDLIM=$(ulimit -Hn); [ "$FDLIM" = unlimited ] && FDLIM=65536
 MAXCONN=$(( (FDLIM - 200) / 2 )); [ "$MAXCONN" -gt 50000 ] && MAXCONN=50000
+
+# ---- summary of a results.csv: medians over rounds, and SwiftVS / HAProxy ratios taken round by round (the two ran less than a minute apart,
+# at most, so drift of the VM cancels), as the median with the range over rounds. A single round hit by a stall of
+# the VM moves a mean a lot and a median little.
+summarize() {
+awk -F, '
+function median(list,    v, n, i, j, t) {
+    n = split(list, v, " ")
+    for (i = 2; i <= n; i++) { t = v[i] + 0; for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function range(list,    v, n, i, lo, hi) {
+    n = split(list, v, " "); lo = hi = v[1] + 0
+    for (i = 2; i <= n; i++) { if (v[i] + 0 < lo) lo = v[i] + 0; if (v[i] + 0 > hi) hi = v[i] + 0 }
+    return sprintf("(%.2f-%.2f)", lo, hi)
+}
+function ratio(s, h) { return h > 0 ? s / h : 0 }
+NR > 1 {
+    k = $1 SUBSEP $3 SUBSEP $4 SUBSEP $5; keys[k] = 1
+    rps[k] = rps[k] " " $6; mib[k] = mib[k] " " $7; p50[k] = p50[k] " " $8; p99[k] = p99[k] " " $9
+    err[k] += $10; cpu[k] = cpu[k] " " $11; us[k] = us[k] " " $12
+    r = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4 SUBSEP $5; R6[r] = $6; R7[r] = $7; R9[r] = $9; R12[r] = $12; rounds[$2] = 1
+} END {
+    printf "\nmedians over rounds\n"
+    printf "%-5s %-8s %-7s %5s %10s %9s %8s %8s %6s %7s %9s\n", "mode", "proxy", "path", "conns", "req/s", "MiB/s", "p50 ms", "p99 ms", "errors", "cpu %", "us/unit"
+    split("http tcp", modes, " "); split("direct haproxy nginx swiftvs", names, " "); split("/small:64 /small:256 /1m:64", loads, " ")
+    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) for (ni = 1; ni <= 4; ni++) {
+        split(loads[li], pc, ":"); k = modes[mi] SUBSEP names[ni] SUBSEP pc[1] SUBSEP pc[2]
+        if (!(k in keys)) continue
+        printf "%-5s %-8s %-7s %5s %10.0f %9.1f %8.3f %8.3f %6d %7.1f %9.1f\n", modes[mi], names[ni], pc[1], pc[2],
+            median(rps[k]), median(mib[k]), median(p50[k]), median(p99[k]), err[k], median(cpu[k]), median(us[k])
+    }
+    printf "\nSwiftVS / HAProxy, same round: median (range over rounds)\n"
+    printf "(req/s and MiB/s: higher is better; p99 and CPU per unit: lower is better)\n"
+    printf "%-5s %-7s %5s  %-17s  %-17s  %-17s  %s\n", "mode", "path", "conns", "req/s", "MiB/s", "p99", "us/unit"
+    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) {
+        split(loads[li], pc, ":")
+        delete q6; delete q7; delete q9; delete q12; found = 0
+        for (rd in rounds) {
+            s = modes[mi] SUBSEP rd SUBSEP "swiftvs" SUBSEP pc[1] SUBSEP pc[2]
+            h = modes[mi] SUBSEP rd SUBSEP "haproxy" SUBSEP pc[1] SUBSEP pc[2]
+            if (!(s in R6) || !(h in R6)) continue
+            found = 1
+            q6[1] = q6[1] " " ratio(R6[s], R6[h]); q7[1] = q7[1] " " ratio(R7[s], R7[h])
+            q9[1] = q9[1] " " ratio(R9[s], R9[h]); q12[1] = q12[1] " " ratio(R12[s], R12[h])
+        }
+        if (!found) continue
+        printf "%-5s %-7s %5s  %5.2f %-11s  %5.2f %-11s  %5.2f %-11s  %5.2f %-11s\n", modes[mi], pc[1], pc[2],
+            median(q6[1]), range(q6[1]), median(q7[1]), range(q7[1]), median(q9[1]), range(q9[1]), median(q12[1]), range(q12[1])
+    }
+}' "$1"
+}
+
+if [ -n "${SUMMARY:-}" ]; then summarize "$SUMMARY"; exit 0; fi
 
 for tool in haproxy nginx wrk; do
     command -v "$tool" > /dev/null || { echo "needs $tool: apt-get install haproxy nginx libnginx-mod-stream wrk" >&2; exit 1; }
@@ -174,27 +229,4 @@ for mode in $MODES; do
     done
 done
 
-# ---- summary: means over rounds, and SwiftVS / HAProxy ratios
-awk -F, 'NR > 1 {
-    k = $1 SUBSEP $3 SUBSEP $4 SUBSEP $5; n[k]++
-    rps[k] += $6; mib[k] += $7; p50[k] += $8; p99[k] += $9; err[k] += $10; cpu[k] += $11; us[k] += $12
-    keys[k] = 1
-} END {
-    printf "\n%-5s %-8s %-7s %5s %10s %9s %8s %8s %6s %7s %9s\n", "mode", "proxy", "path", "conns", "req/s", "MiB/s", "p50 ms", "p99 ms", "errors", "cpu %", "us/unit"
-    split("http tcp", modes, " "); split("direct haproxy nginx swiftvs", names, " "); split("/small:64 /small:256 /1m:64", loads, " ")
-    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) for (ni = 1; ni <= 4; ni++) {
-        split(loads[li], pc, ":"); k = modes[mi] SUBSEP names[ni] SUBSEP pc[1] SUBSEP pc[2]
-        if (!(k in keys)) continue
-        printf "%-5s %-8s %-7s %5s %10.0f %9.1f %8.3f %8.3f %6d %7.1f %9.1f\n", modes[mi], names[ni], pc[1], pc[2],
-            rps[k]/n[k], mib[k]/n[k], p50[k]/n[k], p99[k]/n[k], err[k], cpu[k]/n[k], us[k]/n[k]
-    }
-    printf "\nSwiftVS / HAProxy (req/s and MiB/s: higher is better; p99 and CPU per unit: lower is better)\n"
-    printf "%-5s %-7s %5s %8s %8s %8s %8s\n", "mode", "path", "conns", "req/s", "MiB/s", "p99", "us/unit"
-    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) {
-        split(loads[li], pc, ":")
-        s = modes[mi] SUBSEP "swiftvs" SUBSEP pc[1] SUBSEP pc[2]; h = modes[mi] SUBSEP "haproxy" SUBSEP pc[1] SUBSEP pc[2]
-        if (!(s in keys) || !(h in keys) || rps[h] == 0) continue
-        printf "%-5s %-7s %5s %8.2f %8.2f %8.2f %8.2f\n", modes[mi], pc[1], pc[2], rps[s]/rps[h], (mib[h] > 0 ? mib[s]/mib[h] : 0),
-            (p99[h] > 0 ? p99[s]/p99[h] : 0), (us[h] > 0 ? us[s]/us[h] : 0)
-    }
-}' "$RES" | tee "$W/summary.txt"
+summarize "$RES" | tee "$W/summary.txt"
