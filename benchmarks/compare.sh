@@ -24,9 +24,9 @@ BACKEND_PORTS="$BACKEND_BASE $((BACKEND_BASE + 1)) $((BACKEND_BASE + 2))"
 FDLIM=$(ulimit -Hn); [ "$FDLIM" = unlimited ] && FDLIM=65536
 MAXCONN=$(( (FDLIM - 200) / 2 )); [ "$MAXCONN" -gt 50000 ] && MAXCONN=50000
 
-# ---- summary of a results.csv: medians over rounds, and SwiftVS / HAProxy ratios taken round by round (the two ran less than a minute apart,
-# at most, so drift of the VM cancels), as the median with the range over rounds. A single round hit by a stall of
-# the VM moves a mean a lot and a median little.
+# ---- summary of a results.csv: medians over rounds, and SwiftVS / HAProxy ratios taken round by round (the two
+# ran less than a minute apart, so drift of the VM cancels), as the median with the range over rounds. A single
+# round hit by a stall of the VM moves a mean a lot and a median little.
 summarize() {
 awk -F, '
 function median(list,    v, n, i, j, t) {
