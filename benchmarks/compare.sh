@@ -4,8 +4,8 @@
 # Three nginx real servers on 127.0.0.1 serve /small (~100 B) and /1m (1 MiB). In front of them, one at a time on
 # the same port: nothing (direct), HAProxy (nbthread 1), nginx (1 worker, upstream keep-alive) and the SwiftVS
 # director (threads: 1), in http mode and then in tcp mode (HAProxy mode tcp, nginx stream). wrk (1 thread) loads
-# each with keep-alive at 64 and 256 connections on /small and 64 on /1m. Every round runs every proxy once, so drift
-# shows as spread rather than bias. Reported: req/s, MiB/s, p50/p99, proxy CPU µs per request (per MiB on /1m)
+# each with keep-alive at 64 and 256 connections on /small and 64 on /1m. Every round runs every proxy once, in an
+# order rotated by one each round (no proxy always follows the same one), so drift shows as spread rather than bias. Reported: req/s, MiB/s, p50/p99, proxy CPU µs per request (per MiB on /1m)
 # from /proc, and ratios against HAProxy.
 #
 # Needs: haproxy nginx libnginx-mod-stream wrk (apt-get install ...), a release build (swift build -c release).
@@ -217,7 +217,8 @@ run_load() {  # MODE ROUND NAME PATH CONNS
 
 for mode in $MODES; do
     for round in $(seq "$ROUNDS"); do
-        for name in direct haproxy nginx swiftvs; do
+        order=(direct haproxy nginx swiftvs); shift_by=$(( (round - 1) % 4 ))
+        for name in "${order[@]:shift_by}" "${order[@]:0:shift_by}"; do
             [ "$mode" = tcp ] && [ "$name" = direct ] && continue
             echo "== $mode round $round: $name" >&2
             start_proxy "$mode" "$name"
