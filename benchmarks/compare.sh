@@ -11,7 +11,7 @@
 # Needs: haproxy nginx libnginx-mod-stream wrk (apt-get install ...), a release build (swift build -c release).
 # Knobs (environment): DUR=10 seconds per load, WARM=2, ROUNDS=3, MODES="http tcp", SMALL_CONNS="64 256",
 # BIG_CONNS=64, PORT=18080, BACKEND_BASE=19001, SWIFTVS=.build/release/swiftvs, KEEP=0 (keep the work dir),
-# SUMMARY=results.csv (print the summary of an earlier run's results and exit).
+# SUMMARY=results.csv (print the summary of an earlier run's results and exit; several files pool their rounds).
 # Traffic stays on 127.0.0.1; every load is bounded by wrk's -d and a timeout; only processes it started are stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,8 @@ MAXCONN=$(( (FDLIM - 200) / 2 )); [ "$MAXCONN" -gt 50000 ] && MAXCONN=50000
 
 # ---- summary of a results.csv: medians over rounds, and SwiftVS / HAProxy ratios taken round by round (the two
 # ran less than a minute apart, so drift of the VM cancels), as the median with the range over rounds. A single
-# round hit by a stall of the VM moves a mean a lot and a median little.
+# round hit by a stall of the VM moves a mean a lot and a median little. Given several results.csv files, it pools
+# their rounds.
 summarize() {
 awk -F, '
 function median(list,    v, n, i, j, t) {
@@ -40,7 +41,9 @@ function range(list,    v, n, i, lo, hi) {
     return sprintf("(%.2f-%.2f)", lo, hi)
 }
 function ratio(s, h) { return h > 0 ? s / h : 0 }
-NR > 1 {
+FNR == 1 { file++; next }
+{
+    $2 = file ":" $2
     k = $1 SUBSEP $3 SUBSEP $4 SUBSEP $5; keys[k] = 1
     rps[k] = rps[k] " " $6; mib[k] = mib[k] " " $7; p50[k] = p50[k] " " $8; p99[k] = p99[k] " " $9
     err[k] += $10; cpu[k] = cpu[k] " " $11; us[k] = us[k] " " $12
@@ -57,26 +60,29 @@ NR > 1 {
     }
     printf "\nSwiftVS / HAProxy, same round: median (range over rounds)\n"
     printf "(req/s and MiB/s: higher is better; p99 and CPU per unit: lower is better)\n"
-    printf "%-5s %-7s %5s  %-17s  %-17s  %-17s  %s\n", "mode", "path", "conns", "req/s", "MiB/s", "p99", "us/unit"
+    printf "%-5s %-7s %5s %6s  %-17s  %-17s  %-17s  %s\n", "mode", "path", "conns", "rounds", "req/s", "MiB/s", "p99", "us/unit"
     for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) {
         split(loads[li], pc, ":")
-        delete q6; delete q7; delete q9; delete q12; found = 0
+        delete q6; delete q7; delete q9; delete q12; found = 0; behind = 0
         for (rd in rounds) {
             s = modes[mi] SUBSEP rd SUBSEP "swiftvs" SUBSEP pc[1] SUBSEP pc[2]
             h = modes[mi] SUBSEP rd SUBSEP "haproxy" SUBSEP pc[1] SUBSEP pc[2]
             if (!(s in R6) || !(h in R6)) continue
-            found = 1
+            found++; if (R6[s] < R6[h]) behind++
             q6[1] = q6[1] " " ratio(R6[s], R6[h]); q7[1] = q7[1] " " ratio(R7[s], R7[h])
             q9[1] = q9[1] " " ratio(R9[s], R9[h]); q12[1] = q12[1] " " ratio(R12[s], R12[h])
         }
         if (!found) continue
-        printf "%-5s %-7s %5s  %5.2f %-11s  %5.2f %-11s  %5.2f %-11s  %5.2f %-11s\n", modes[mi], pc[1], pc[2],
-            median(q6[1]), range(q6[1]), median(q7[1]), range(q7[1]), median(q9[1]), range(q9[1]), median(q12[1]), range(q12[1])
+        printf "%-5s %-7s %5s %6d  %5.2f %-11s  %5.2f %-11s  %5.2f %-11s  %5.2f %-11s\n", modes[mi], pc[1], pc[2],
+            found, median(q6[1]), range(q6[1]), median(q7[1]), range(q7[1]), median(q9[1]), range(q9[1]), median(q12[1]), range(q12[1])
+        if (behind) rounds_behind = rounds_behind sprintf("  %s %s c%s: SwiftVS behind HAProxy in %d of %d rounds\n", modes[mi], pc[1], pc[2], behind, found)
     }
-}' "$1"
+    if (rounds_behind != "") printf "req/s\n%s", rounds_behind
+}' "$@"
 }
 
-if [ -n "${SUMMARY:-}" ]; then summarize "$SUMMARY"; exit 0; fi
+# shellcheck disable=SC2086  # SUMMARY is a list of files
+if [ -n "${SUMMARY:-}" ]; then summarize $SUMMARY; exit 0; fi
 
 for tool in haproxy nginx wrk; do
     command -v "$tool" > /dev/null || { echo "needs $tool: apt-get install haproxy nginx libnginx-mod-stream wrk" >&2; exit 1; }
