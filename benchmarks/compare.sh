@@ -5,8 +5,8 @@
 # the same port: nothing (direct), HAProxy (nbthread 1), nginx (1 worker, upstream keep-alive) and the SwiftVS
 # director (threads: 1), in http mode and then in tcp mode (HAProxy mode tcp, nginx stream). wrk (1 thread) loads
 # each with keep-alive at 64 and 256 connections on /small and 64 on /1m. Every round runs every proxy once, in an
-# order rotated by one each round (no proxy always follows the same one), so drift shows as spread rather than bias. Reported: req/s, MiB/s, p50/p99, proxy CPU µs per request (per MiB on /1m)
-# from /proc, and ratios against HAProxy.
+# order rotated by one each round (no proxy always follows the same one), so drift shows as spread rather than bias.
+# Reported: req/s, MiB/s, p50/p99, proxy CPU µs per request (per MiB on /1m) from /proc, and ratios against HAProxy.
 #
 # Needs: haproxy nginx libnginx-mod-stream wrk (apt-get install ...), a release build (swift build -c release).
 # Knobs (environment): DUR=10 seconds per load, WARM=2, ROUNDS=3, MODES="http tcp", SMALL_CONNS="64 256",
