@@ -20,7 +20,7 @@ struct ClientPeer {
 }
 
 extension HTTPResponseScanner {
-    /// A scanner as the raw proxy paths use it: it notes the hop-by-hop lines they leave out.
+    /// A scanner as the relay engine's HTTP path uses it: it notes the hop-by-hop lines the path leaves out.
     static func forProxy() -> HTTPResponseScanner {
         var scanner = HTTPResponseScanner()
         scanner.collectsHopLines = true
