@@ -32,12 +32,16 @@ let package = Package(
         ),
         // epoll, eventfd and accept4 for the director's relay engine (Swift's Glibc module leaves them out).
         .target(name: "CSwiftVSLinux"),
+        // Starting and reaping child processes (posix_spawn, inherited descriptors closed): one helper for the
+        // director's checks and scripts, the bench's processes and the tests' children.
+        .target(name: "SwiftVSProcess", dependencies: ["CSwiftVSLinux"]),
         // Data plane: the epoll relay engine (tcp services), the NIO L7 proxy, upstream pools, listeners as Services.
         .target(
             name: "SwiftVSDirector",
             dependencies: [
                 "SwiftVSCore",
                 "CSwiftVSLinux",
+                "SwiftVSProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -52,6 +56,7 @@ let package = Package(
             name: "SwiftVSBench",
             dependencies: [
                 "SwiftVSCore",
+                "SwiftVSProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -88,7 +93,11 @@ let package = Package(
             ]
         ),
         // Helpers for the test targets only: where the built `swiftvs` is, free ports.
-        .target(name: "SwiftVSTestSupport"),
+        .target(name: "SwiftVSTestSupport", dependencies: ["SwiftVSProcess"]),
+        .testTarget(
+            name: "SwiftVSProcessTests",
+            dependencies: ["SwiftVSProcess"]
+        ),
         .testTarget(
             name: "SwiftVSCoreTests",
             dependencies: ["SwiftVSCore"]
@@ -97,6 +106,7 @@ let package = Package(
             name: "SwiftVSBenchTests",
             dependencies: [
                 "SwiftVSCore",
+                "SwiftVSProcess",
                 "SwiftVSBench",
                 "SwiftVSTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

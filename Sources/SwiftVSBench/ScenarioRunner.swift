@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import SwiftVSCore
+import SwiftVSProcess
 
 #if canImport(Glibc)
 import Glibc
@@ -245,5 +246,13 @@ extension String {
         while s.last == set { s = s.dropLast() }
         while s.first == set { s = s.dropFirst() }
         return String(s)
+    }
+}
+
+extension ManagedProcess {
+    /// The last `lines` lines of the log.
+    func logTail(lines: Int = 10) -> String {
+        guard self.logPath != "/dev/null", let text = ProcFiles.read(self.logPath) else { return "" }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 }

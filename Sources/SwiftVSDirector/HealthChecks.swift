@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SwiftVSCore
+import SwiftVSProcess
 import Synchronization
 
 /// The health checks of one virtual service: one `MemberChecker` per real server, started, stopped and restarted as
@@ -180,8 +181,11 @@ enum ExecProbe {
     {
         var env = ProcessEnvironment.current
         for (key, value) in environment { env[key] = value }
-        guard let pid = Self.spawn(command, env: env) else {
-            return loop.makeSucceededFuture(.failed("cannot start /bin/sh: \(String(cString: strerror(errno)))"))
+        let pid: pid_t
+        do {
+            pid = try Spawn.start(["/bin/sh", "-c", command], environment: env, ownProcessGroup: true)
+        } catch {
+            return loop.makeSucceededFuture(.failed("\(error)"))
         }
         let promise = loop.makePromise(of: CheckResult.self)
         let started = uptimeSeconds()
@@ -190,12 +194,10 @@ enum ExecProbe {
             let done = waitpid(pid, &status, WNOHANG)
             if done == pid {
                 task.cancel()
-                let exited = (status & 0x7F) == 0
-                let code = (status >> 8) & 0xFF
-                if exited && code == 0 {
+                if status == 0 {
                     promise.succeed(.passed("exit 0"))
                 } else {
-                    promise.succeed(.failed(exited ? "exit \(code)" : "killed by signal \(status & 0x7F)"))
+                    promise.succeed(.failed(ExitStatus.describe(status)))
                 }
             } else if done < 0 {
                 task.cancel()
@@ -208,65 +210,5 @@ enum ExecProbe {
             }
         }
         return promise.futureResult
-    }
-
-    private static func spawn(_ command: String, env: [String: String]) -> pid_t? {
-        Spawn.start(["/bin/sh", "-c", command], environment: env, ownProcessGroup: true)
-    }
-}
-
-/// posix_spawn with stdin and output on /dev/null: health-check commands, `ip`, notify and track scripts.
-enum Spawn {
-    /// Starts `argv` (argv[0] looked up on PATH when it has no '/'); nil if it could not start.
-    static func start(_ argv: [String], environment: [String: String]? = nil, ownProcessGroup: Bool = false) -> pid_t? {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        if ownProcessGroup {
-            // Its own process group, so a timeout can kill the command and everything it started.
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-            posix_spawnattr_setpgroup(&attributes, 0)
-        }
-        let args: [UnsafeMutablePointer<CChar>?] = argv.map { $0.withCString { strdup($0) } } + [nil]
-        let env = environment ?? ProcessEnvironment.current
-        let envp: [UnsafeMutablePointer<CChar>?] = env.map { "\($0.key)=\($0.value)".withCString { strdup($0) } } + [nil]
-        defer {
-            for pointer in args { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawnp(&pid, argv[0], &actions, &attributes, args, envp)
-        return result == 0 ? pid : nil
-    }
-
-    /// Runs `argv` to completion; its exit code (128 + signal if a signal ended it; 127 if it could not start).
-    @discardableResult
-    static func run(_ argv: [String]) -> Int32 {
-        guard let pid = self.start(argv) else { return 127 }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-    }
-}
-
-/// The director's own environment, for the commands it runs.
-enum ProcessEnvironment {
-    static var current: [String: String] {
-        var out: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                out[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        return out
     }
 }

@@ -128,5 +128,68 @@ extension IntegrationTests {
             #expect(code == 0)
             #expect(Date().timeIntervalSince(started) < 5, "it exits once the drain is done, not at the timeout")
         }
+
+        /// The interruption scenario's drain that never reached zero: real servers die mid-request on an http and a
+        /// tcp service, a tcp client keeps its half of a finished connection open, then SIGTERM. Every request's
+        /// accounting ends with its connection, and a tunnel whose real server has finished does not hold the drain.
+        @Test("SIGTERM after real servers died mid-request on http and tcp: exit 0 once the last real connection is done")
+        func drainAfterServersDied() async throws {
+            try await withBackends(2) { backends in
+                let (web, stream) = (try freePort(), try freePort())
+                let yaml = """
+                    threads: 1
+                    admin: off
+                    drain_timeout: 30s
+                    services:
+                      - name: web
+                        listen: 127.0.0.1:\(web)
+                        protocol: http
+                        scheduler: rr
+                        retries: 1
+                        servers: [\(backends[0].address), \(backends[1].address)]
+                      - name: stream
+                        listen: 127.0.0.1:\(stream)
+                        protocol: tcp
+                        scheduler: rr
+                        servers: [\(backends[0].address), \(backends[1].address)]
+
+                    """
+                let director = try DirectorProcess(yaml: yaml)
+                defer { director.stop() }
+                try director.waitForPort(web)
+                try director.waitForPort(stream)
+                // Four slow requests on each service, half of them on the real server about to die.
+                let results = Mutex<[String: [Int]]>([:])
+                let threads = [(web, "web"), (stream, "stream")].flatMap { port, name in
+                    (0..<4).map { _ in
+                        Thread {
+                            let status = (try? BlockingClient(port: port).request("GET", "/delay/1500"))?.status ?? -1
+                            results.withLock { $0[name, default: []].append(status) }
+                        }
+                    }
+                }
+                for thread in threads { thread.start() }
+                try await waitUntil("8 requests reach the real servers") { backends[0].count + backends[1].count >= 8 }
+                // A tcp client that reads its whole answer, sees the real server close, and neither sends nor closes.
+                let lingering = BlockingClient(port: stream)
+                try lingering.connect()
+                try lingering.send("GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+                #expect(try lingering.readResponse().status == 200)
+                #expect(lingering.waitForClose(), "the real server closed, and the director passed that on")
+                #expect(lingering.isOpen, "the client keeps its half open")
+                await backends[0].kill()
+                let started = Date()
+                kill(director.pid, SIGTERM)
+                let code = try await onThread { director.child.wait(seconds: 25) }
+                let seconds = Date().timeIntervalSince(started)
+                try await waitUntil("every client has its answer") { results.withLock { $0.values.joined().count } == 8 }
+                let byService = results.withLock { $0 }
+                #expect(code == 0, Comment(rawValue: director.child.stderr))
+                #expect(seconds < 10, "the drain ended with the last request (1.5 s), not at its 30 s timeout")
+                #expect(byService["web"]?.sorted() == [200, 200, 200, 200], "GETs on the dead server were retried")
+                #expect(byService["stream"]?.filter { $0 == 200 }.count == 2, "tcp connections on the live server finished")
+                lingering.close()
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import SwiftVSCore
+import SwiftVSProcess
 
 #if canImport(Glibc)
 import Glibc
@@ -336,7 +337,7 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
         if let pid = Self.spawnShell(line) { self.children.append(pid) }
     }
 
-    static func spawnShell(_ command: String) -> pid_t? { Spawn.start(["/bin/sh", "-c", command]) }
+    static func spawnShell(_ command: String) -> pid_t? { try? Spawn.start(["/bin/sh", "-c", command]) }
 
     func reapChildren() {
         self.children.removeAll { pid in

@@ -1,5 +1,6 @@
 import Foundation
 import SwiftVSCore
+import SwiftVSProcess
 
 #if canImport(Glibc)
 import Glibc

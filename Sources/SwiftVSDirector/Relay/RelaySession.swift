@@ -232,7 +232,7 @@ final class RelaySession: RelayConnection {
             || self.down.run(loop: self.loop, counter: counters.bytesOut, activity: &self.lastActivity) == .failed {
             return self.close()
         }
-        if self.up.isDone && self.down.isDone { self.close() }
+        if self.up.isDone && self.down.isDone || self.loop.draining && self.down.isDone { self.close() }
     }
 
     /// The sweeper's look: connect timeout, then idle timeout.
@@ -244,8 +244,12 @@ final class RelaySession: RelayConnection {
         }
     }
 
-    /// A tunnel has no requests to finish: it ends when its ends do.
-    func drain() {}
+    /// A tunnel has no requests to finish: it ends when its ends do, except that once the real server has said all it
+    /// will (its FIN passed on to the client), a shutting-down director does not wait for the client's FIN too: a
+    /// client that keeps its half open would hold the drain until its timeout (HAProxy's `timeout client-fin`).
+    func drain() {
+        if self.down.isDone { self.close() }
+    }
 
     func close() {
         guard !self.closed else { return }

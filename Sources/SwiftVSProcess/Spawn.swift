@@ -1,0 +1,111 @@
+import CSwiftVSLinux
+import Glibc
+
+/// The one way SwiftVS starts a process: posix_spawn (no fork of a multi-threaded process, no Foundation `Process`),
+/// argv[0] looked up on PATH when it has no '/', standard input from /dev/null, and **no descriptor of ours but the
+/// three standard ones** in the child.
+///
+/// The last point is why this exists once. SwiftNIO does not open every socket close-on-exec, so a child started
+/// while connections were open kept copies of them: a real server that the bench's interruption scenario restarted
+/// held the load client's sockets, the director never saw those clients close, and its drain never reached zero.
+public enum Spawn {
+    /// Where a child's standard output or error goes.
+    public enum Output: Sendable, Equatable {
+        /// /dev/null.
+        case discard
+        /// A file, created if missing (mode 0644), appended to or truncated.
+        case file(String, append: Bool)
+        /// Standard error only: wherever standard output goes.
+        case sameAsOutput
+    }
+
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let command: String
+        public let code: Int32
+        public var description: String { "cannot start \(self.command): \(String(cString: strerror(self.code)))" }
+    }
+
+    /// Starts `argv` and returns its PID. `environment` is the child's whole environment (nil: ours); with
+    /// `ownProcessGroup` the child leads a new process group, so that `kill(-pid, …)` reaches what it starts too.
+    public static func start(
+        _ argv: [String], environment: [String: String]? = nil, stdout: Output = .discard,
+        stderr: Output = .discard, ownProcessGroup: Bool = false
+    ) throws(Failure) -> pid_t {
+        precondition(!argv.isEmpty, "Spawn.start needs a command")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        Self.redirect(&actions, 1, stdout)
+        Self.redirect(&actions, 2, stderr)
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if ownProcessGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
+        let args: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        let env = environment ?? ProcessEnvironment.current
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in args { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, args, envp)
+        guard rc == 0 else { throw Failure(command: argv[0], code: rc) }
+        return pid
+    }
+
+    private static func redirect(_ actions: inout posix_spawn_file_actions_t, _ fd: Int32, _ output: Output) {
+        switch output {
+        case .discard:
+            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0)
+        case .file(let path, let append):
+            posix_spawn_file_actions_addopen(&actions, fd, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC),
+                                             0o644)
+        case .sameAsOutput:
+            posix_spawn_file_actions_adddup2(&actions, 1, fd)
+        }
+    }
+
+    /// Runs `argv` to completion with output discarded; its exit code (`ExitStatus`), 127 if it could not start.
+    @discardableResult
+    public static func run(_ argv: [String]) -> Int32 {
+        guard let pid = try? self.start(argv) else { return 127 }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return ExitStatus.code(status)
+    }
+}
+
+/// A `waitpid` status as one number, the shell's way: the exit code, or 128 + the signal that ended the process.
+public enum ExitStatus {
+    @inline(__always)
+    public static func code(_ raw: Int32) -> Int32 {
+        (raw & 0x7F) == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+    }
+
+    /// How a person reads it: "exit 3" or "killed by signal 9".
+    public static func describe(_ raw: Int32) -> String {
+        (raw & 0x7F) == 0 ? "exit \((raw >> 8) & 0xFF)" : "killed by signal \(raw & 0x7F)"
+    }
+}
+
+/// This process's environment, for the commands it starts.
+public enum ProcessEnvironment {
+    public static var current: [String: String] {
+        var out: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                out[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return out
+    }
+}
