@@ -31,8 +31,13 @@ func uptimeSeconds() -> Double {
 }
 
 /// One virtual service while it runs: its config, its real servers with their health, and the scheduling state the
-/// event loops pick from. Changes (weight, membership, health, reload) rebuild the snapshot under the lock; picks
-/// take the same lock for as long as one scheduler step.
+/// event loops pick from.
+///
+/// Two locks, never taken the other way round: `state` (the control plane: members, health, quorum, config) and
+/// `picker` (what a pick reads and moves: the snapshot's servers, the scheduler's position and caches, persistence).
+/// A change (weight, membership, health, reload) builds the new server list and its scheduler, Maglev's table
+/// included, under `state` only, then swaps them into `picker` in one short step; picks take `picker` alone, for
+/// one scheduler step, so no pick waits for a table to be built.
 ///
 /// A reload that keeps the service's name applies the new config to this same object, so connections, counters and
 /// health state carry over; connections read the config once, when they are accepted.
@@ -65,17 +70,26 @@ public final class VirtualService: Sendable {
 
     struct State {
         var config: VirtualServiceConfig
-        var scheduling: SchedulingState
         var members: [Int: Member]
         var nextID: Int
         var quorum: Quorum
         var rotation: Rotation
+        var sorry: Backend?
+    }
+
+    /// What the pick path reads and changes.
+    struct Picker {
+        var scheduling: SchedulingState
+        /// Socket addresses of the snapshot's servers, by id.
+        var addresses: [Int: SocketAddress] = [:]
+        /// The sorry server while it takes all new traffic (quorum lost), else nil.
         var sorry: Backend?
         var prefix: (v4: Int, v6: Int)?
         var destinationKey: UInt32
     }
 
     let state: Mutex<State>
+    let picker: Mutex<Picker>
 
     init(config: VirtualServiceConfig, logger: Logger) throws {
         self.name = config.name
@@ -89,22 +103,27 @@ public final class VirtualService: Sendable {
                 counters: ServerCounters(), health: Self.tracker(config.health, now: now)
             )
         }
-        let scheduling = SchedulingState(
-            kind: config.scheduler, flags: config.flags, servers: [],
-            persistenceTimeout: config.persistence?.timeout, seed: UInt64(truncatingIfNeeded: config.name.hashValue)
-        )
         var state = State(
-            config: config, scheduling: scheduling, members: members, nextID: config.servers.count,
+            config: config, members: members, nextID: config.servers.count,
             quorum: Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis, healthyWeight: 0),
-            rotation: Rotation(servers: [], sorry: false, healthyWeight: 0), sorry: try Self.sorryBackend(config),
-            prefix: config.persistence.map { ($0.prefixV4, $0.prefixV6) },
-            destinationKey: KeyHash.fold(config.listen.addressBytes)
+            rotation: Rotation(servers: [], sorry: false, healthyWeight: 0), sorry: try Self.sorryBackend(config)
         )
         let members0 = members.map { PoolMember(id: $0.key, weight: $0.value.config.weight, health: $0.value.health?.state ?? .up) }
         state.quorum = Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis,
                               healthyWeight: members0.filter(\.inRotation).reduce(0) { $0 + $1.weight })
-        Self.publish(&state)
+        self.picker = Mutex(Picker(scheduling: Self.scheduling(config), prefix: nil, destinationKey: 0))
         self.state = Mutex(state)
+        self.state.withLock { state in
+            self.publish(&state)
+        }
+    }
+
+    /// An empty scheduling state for `config`'s scheduler, flags and persistence.
+    private static func scheduling(_ config: VirtualServiceConfig) -> SchedulingState {
+        SchedulingState(
+            kind: config.scheduler, flags: config.flags, servers: [],
+            persistenceTimeout: config.persistence?.timeout, seed: UInt64(truncatingIfNeeded: config.name.hashValue)
+        )
     }
 
     private static func tracker(_ health: HealthCheckConfig?, now: Double) -> HealthTracker? {
@@ -125,42 +144,48 @@ public final class VirtualService: Sendable {
     /// Chooses a real server (the sorry server while the quorum is lost) and counts the new connection or request.
     @inline(__always)
     func schedule(key: UInt32, remote: SocketAddress?, now: Double, excluding: [Int] = []) -> Backend? {
-        self.state.withLock { state -> Backend? in
-            if state.rotation.sorry, let sorry = state.sorry {
-                guard !excluding.contains(sorryServerID) else { return nil }
+        let (backend, template) = self.picker.withLock { picker -> (Backend?, (PersistenceKey, Endpoint)?) in
+            if let sorry = picker.sorry {
+                guard !excluding.contains(sorryServerID) else { return (nil, nil) }
                 sorry.server.counters.open(upper: 0)
-                return sorry
+                return (sorry, nil)
             }
-            let client = state.prefix.flatMap { prefix in
+            let client = picker.prefix.flatMap { prefix in
                 remote?.withAddressBytes { PersistenceKey(address: $0, prefixV4: prefix.v4, prefixV6: prefix.v6) }
             }
-            guard let server = state.scheduling.schedule(PickInput(key: key, now: now), client: client, excluding: excluding),
-                  let address = state.members[server.id]?.address else {
-                self.stats.noServer.wrappingAdd(1, ordering: .relaxed)
-                return nil
-            }
-            if let template = state.scheduling.newTemplate {
-                state.scheduling.newTemplate = nil
-                if let sink = self.templateSink.withLock({ $0 }), let member = state.members[template.server] {
-                    sink(self.name, template.client, member.config.address)
-                }
+            guard let server = picker.scheduling.schedule(PickInput(key: key, now: now), client: client, excluding: excluding),
+                  let address = picker.addresses[server.id] else {
+                return (nil, nil)
             }
             server.counters.open(upper: server.upper)
-            return Backend(server: server, address: address)
+            var template: (PersistenceKey, Endpoint)?
+            if let made = picker.scheduling.newTemplate {
+                picker.scheduling.newTemplate = nil
+                template = (made.client, server.endpoint)
+            }
+            return (Backend(server: server, address: address), template)
         }
+        guard let backend else {
+            self.stats.noServer.wrappingAdd(1, ordering: .relaxed)
+            return nil
+        }
+        if let (client, endpoint) = template, let sink = self.templateSink.withLock({ $0 }) {
+            sink(self.name, client, endpoint)
+        }
+        return backend
     }
 
     /// A template the peer director made: `client` goes to the real server at `server` here too.
     public func adoptTemplate(_ client: PersistenceKey, server: Endpoint) {
         let now = uptimeSeconds()
-        self.state.withLock { state in
-            guard let id = state.members.first(where: { $0.value.config.address == server })?.key else { return }
-            state.scheduling.adopt(client: client, server: id, now: now)
-        }
+        guard let id = self.state.withLock({ state in
+            state.members.first(where: { $0.value.config.address == server })?.key
+        }) else { return }
+        self.picker.withLock { $0.scheduling.adopt(client: client, server: id, now: now) }
     }
 
     /// The tcp `destination` hash key: this service's own address folded.
-    var destinationKey: UInt32 { self.state.withLock { $0.destinationKey } }
+    var destinationKey: UInt32 { self.picker.withLock { $0.destinationKey } }
 
     /// A final response with `status` came from `backend`: counted, and a 5xx counts toward ejection.
     @inline(__always)
@@ -202,7 +227,7 @@ public final class VirtualService: Sendable {
                   let transition = member.health?.eject(reason: reason, now: now) else { return nil }
             member.counters.ejections.wrappingAdd(1, ordering: .relaxed)
             state.members[id] = member
-            Self.publish(&state)
+            self.publish(&state)
             return (member.config.address.description, transition)
         }
         if let (address, transition) = event { self.logTransition(address, transition) }
@@ -219,7 +244,7 @@ public final class VirtualService: Sendable {
             let transition = member.health!.record(result, now: now)
             state.members[id] = member
             guard let transition else { return nil }
-            let quorumChanged = Self.publish(&state)
+            let quorumChanged = self.publish(&state)
             return (member.config.address.description, transition, quorumChanged)
         }
         guard let (address, transition, quorumChanged) = event else { return }
@@ -252,27 +277,54 @@ public final class VirtualService: Sendable {
         }
     }
 
-    /// Rebuilds the rotation and the scheduler's snapshot; returns the quorum's new state if it changed.
+    /// Rebuilds the rotation and the scheduler's snapshot from `state` (the caller holds the control lock) and swaps
+    /// it into the picker; returns the quorum's new state if it changed. With `newScheduling` (the scheduler, its
+    /// flags or persistence changed) the scheduling state starts afresh, templates and positions forgotten.
+    ///
+    /// Every member stays in the snapshot, those out of rotation with weight 0 (`RealServer`), so that a health flip
+    /// leaves the hashing tables as they were; while the sorry server has the traffic the list is empty.
     @discardableResult
-    private static func publish(_ state: inout State) -> Bool? {
-        let members = state.members.keys.sorted().map { id -> PoolMember in
+    private func publish(_ state: inout State, newScheduling: Bool = false) -> Bool? {
+        let ids = state.members.keys.sorted()
+        let members = ids.map { id -> PoolMember in
             let member = state.members[id]!
             return PoolMember(id: id, weight: member.config.weight, enabled: member.enabled,
                               health: member.health?.state ?? .up)
         }
         let (rotation, changed) = Rotation.plan(members, quorum: &state.quorum, hasSorry: state.sorry != nil)
         state.rotation = rotation
-        let servers = rotation.servers.map { id -> RealServer in
-            let member = state.members[id]!
-            return RealServer(id: id, endpoint: member.config.address, weight: member.config.weight,
-                              upper: member.config.upper, lower: member.config.lower, counters: member.counters)
+        var servers: [RealServer] = []
+        var addresses: [Int: SocketAddress] = [:]
+        if !rotation.sorry {
+            servers.reserveCapacity(ids.count)
+            for (id, pool) in zip(ids, members) {
+                let member = state.members[id]!
+                servers.append(RealServer(id: id, endpoint: member.config.address, weight: member.config.weight,
+                                          upper: member.config.upper, lower: member.config.lower,
+                                          counters: member.counters, inRotation: pool.inRotation))
+                addresses[id] = member.address
+            }
         }
-        state.scheduling.replaceServers(servers)
+        let config = state.config
+        // The slow part, outside the picker's lock.
+        let scheduler = Scheduler(kind: config.scheduler, servers: servers, flags: config.flags)
+        let fresh = newScheduling ? Self.scheduling(config) : nil
+        let prefix = config.persistence.map { ($0.prefixV4, $0.prefixV6) }
+        let destinationKey = KeyHash.fold(config.listen.addressBytes)
+        let sorry = rotation.sorry ? state.sorry : nil
+        self.picker.withLock { picker in
+            if let fresh { picker.scheduling = fresh }
+            picker.prefix = prefix
+            picker.destinationKey = destinationKey
+            picker.scheduling.install(servers, scheduler)
+            picker.addresses = addresses
+            picker.sorry = sorry
+        }
         return changed
     }
 
     func expireTemplates(now: Double) {
-        self.state.withLock { _ = $0.scheduling.expireTemplates(now: now) }
+        self.picker.withLock { _ = $0.scheduling.expireTemplates(now: now) }
     }
 
     /// Samples the counters for the `--rate` figures (every 2 s, as the IPVS estimator).
@@ -315,7 +367,7 @@ public final class VirtualService: Sendable {
             var member = state.members[id]!
             let result = try body(&member, &state)
             state.members[id] = member
-            Self.publish(&state)
+            self.publish(&state)
             return result
         }
     }
@@ -352,7 +404,7 @@ public final class VirtualService: Sendable {
             state.members[id] = Member(config: server, address: address, counters: ServerCounters(),
                                        health: Self.tracker(state.config.health, now: now))
             state.config.servers.append(server)
-            Self.publish(&state)
+            self.publish(&state)
         }
         self.logger.notice("real server added", metadata: ["service": "\(self.name)", "server": "\(server.address)",
                                                            "weight": "\(server.weight)"])
@@ -366,7 +418,7 @@ public final class VirtualService: Sendable {
             }
             state.members[id] = nil
             state.config.servers.removeAll { $0.address == address }
-            Self.publish(&state)
+            self.publish(&state)
         }
         self.logger.notice("real server removed", metadata: ["service": "\(self.name)", "server": "\(address)"])
         self.checks.sync(self)
@@ -406,21 +458,15 @@ public final class VirtualService: Sendable {
                 }
             }
             state.members = members
-            if old.scheduler != config.scheduler || old.flags != config.flags || old.persistence != config.persistence {
-                state.scheduling = SchedulingState(
-                    kind: config.scheduler, flags: config.flags, servers: [],
-                    persistenceTimeout: config.persistence?.timeout, seed: UInt64(truncatingIfNeeded: config.name.hashValue)
-                )
-            }
+            let newScheduling = old.scheduler != config.scheduler || old.flags != config.flags
+                || old.persistence != config.persistence
             if old.quorum != config.quorum || old.quorumHysteresis != config.quorumHysteresis {
                 state.quorum = Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis,
                                       healthyWeight: state.rotation.healthyWeight)
             }
             state.sorry = sorry
-            state.prefix = config.persistence.map { ($0.prefixV4, $0.prefixV6) }
-            state.destinationKey = KeyHash.fold(config.listen.addressBytes)
             state.config = config
-            return Self.publish(&state)
+            return self.publish(&state, newScheduling: newScheduling)
         }
         if let up = quorumChanged { self.logQuorum(up) }
         self.checks.sync(self)

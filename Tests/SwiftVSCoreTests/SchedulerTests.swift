@@ -136,6 +136,35 @@ struct SchedulerGoldenTests {
         #expect(!quiesced.contains(1))
     }
 
+    /// Envoy's way (maglev_lb_test.cc): a table of 7 slots, small enough to follow by hand.
+    /// Permutations (offset, skip) from the two hashes of each address, members in address order:
+    ///   A 10.0.0.1:80 (5, 6): 5 4 3 2 1 0 6    B 10.0.0.2:80 (1, 5): 1 6 4 2 0 5 3    C 10.0.0.3:80 (0, 1): 0 1 2 3 …
+    /// Round 1: A 5, B 1, C 0. Round 2: A 4, B 6, C 1 is taken so 2. Round 3: A 3, and the table is full.
+    @Test("Maglev golden table of size 7: three servers, then weights 2:1:1, then one out of rotation")
+    func maglevGoldenTable() {
+        let servers = makeServers([1, 1, 1])
+        #expect(MaglevScheduler(servers: servers, flags: .init(), tableSize: 7).table == [2, 1, 2, 0, 0, 0, 1])
+        // A with weight 2 takes two slots a round: 5 4, B 1, C 0; then 3 2, B 6: full.
+        #expect(MaglevScheduler(servers: makeServers([2, 1, 1]), flags: .init(), tableSize: 7).table
+            == [2, 1, 0, 0, 0, 0, 1])
+        // B health-down keeps its slots (the table is built from configured weights): nobody else's keys move.
+        let bDown = [servers[0], RealServer(id: 1, endpoint: servers[1].endpoint, weight: 1, inRotation: false),
+                     servers[2]]
+        var scheduler = MaglevScheduler(servers: bDown, flags: .init(), tableSize: 7)
+        #expect(scheduler.table == [2, 1, 2, 0, 0, 0, 1])
+        // Its keys go to the others without mh-fallback (a quiesced server's keys would get nil).
+        var random = SplitMix64(seed: 1)
+        for key in UInt32(0)..<200 {
+            let slot = scheduler.slot(key, offset: 0)
+            let picked = scheduler.pick(bDown, PickInput(key: key), &random)
+            if scheduler.table[slot] == 1 {
+                #expect(picked == 0 || picked == 2)
+            } else {
+                #expect(picked == scheduler.table[slot])
+            }
+        }
+    }
+
     @Test("Maglev's table size is a prime at least 100 times the servers")
     func maglevTableSize() {
         for count in [1, 3, 10, 40, 41, 100, 700, 2000] {
@@ -253,5 +282,69 @@ struct ThresholdTests {
         #expect(withLower.isOverloaded)
         for _ in 0..<5 { withLower.close(upper: 10, lower: 5) }
         #expect(!withLower.isOverloaded)
+    }
+}
+
+@Suite("A new snapshot keeps the scheduler's state where IPVS keeps it")
+struct SchedulerCarryTests {
+    /// `install` a new list built from `weights` (ids kept), as a weight or health change does.
+    static func rebuilt(_ state: inout SchedulingState, _ servers: [RealServer]) {
+        state.install(servers, Scheduler(kind: state.kind, servers: servers, flags: state.flags))
+    }
+
+    @Test("rr goes on after the server it picked last, not from the start, when another server's health flips")
+    func roundRobinPosition() {
+        let servers = makeServers([1, 1, 1, 1])
+        var state = SchedulingState(kind: .rr, servers: servers)
+        #expect(state.schedule(PickInput())?.id == 0)
+        #expect(state.schedule(PickInput())?.id == 1)
+        // Server 3 goes down: a rebuild. The next pick is 2, not 0 again.
+        let down = servers.map { RealServer(id: $0.id, endpoint: $0.endpoint, weight: 1, counters: $0.counters,
+                                            inRotation: $0.id != 3) }
+        Self.rebuilt(&state, down)
+        #expect([0, 1, 2].map { _ in state.schedule(PickInput())?.id } == [2, 0, 1])
+        // The server picked last leaves the list: rr goes on from where it stood.
+        Self.rebuilt(&state, [servers[0], servers[2], servers[3]])
+        #expect(state.schedule(PickInput())?.id == 2)
+    }
+
+    @Test("lblc and lblcr keep their caches across a rebuild, by server id")
+    func localityCaches() {
+        let servers = makeServers([1, 1, 1])
+        for kind in [SchedulerKind.lblc, .lblcr] {
+            var state = SchedulingState(kind: kind, servers: servers)
+            let key = PickInput(key: 77, now: 1)
+            setActive(servers, [1, 0, 1])
+            #expect(state.schedule(key)?.id == 1)  // wlc: the idle one
+            setActive(servers, [0, 0, 0])
+            // A rebuild that moves server 1 to another index: the key stays with it.
+            Self.rebuilt(&state, [servers[2], servers[1], servers[0]])
+            #expect(state.schedule(PickInput(key: 77, now: 2))?.id == 1, "\(kind)")
+            // Its server leaves: the entry is a miss, and the key goes by wlc.
+            Self.rebuilt(&state, [servers[0], servers[2]])
+            #expect(state.schedule(PickInput(key: 77, now: 3))?.id == 0, "\(kind)")
+        }
+    }
+
+    @Test("wrr keeps its current weight (clamped) and starts the walk again, as ip_vs_wrr_dest_changed")
+    func weightedRoundRobinWeight() {
+        var state = SchedulingState(kind: .wrr, servers: makeServers([4, 3, 2]))
+        #expect([0, 1, 2].map { _ in state.schedule(PickInput())?.id } == [0, 0, 1])  // current weight now 3
+        Self.rebuilt(&state, makeServers([4, 3, 2]))
+        // From the head with current weight 3 lowered by the gcd to 2: A B C.
+        #expect([0, 1, 2].map { _ in state.schedule(PickInput())?.id } == [0, 1, 2])
+    }
+
+    @Test("a server out of rotation keeps no persistent client; a quiesced one does")
+    func persistenceAndRotation() {
+        let servers = makeServers([1, 1])
+        var state = SchedulingState(kind: .rr, servers: servers, persistenceTimeout: 300)
+        let client = PersistenceKey(address: [10, 0, 0, 9], prefixV4: 32, prefixV6: 128)
+        #expect(state.schedule(PickInput(now: 1), client: client)?.id == 0)
+        Self.rebuilt(&state, [RealServer(id: 0, endpoint: servers[0].endpoint, weight: 0), servers[1]])
+        #expect(state.schedule(PickInput(now: 2), client: client)?.id == 0, "quiesced: the template holds")
+        Self.rebuilt(&state, [RealServer(id: 0, endpoint: servers[0].endpoint, weight: 1, inRotation: false),
+                              servers[1]])
+        #expect(state.schedule(PickInput(now: 3), client: client)?.id == 1, "down: the client moves")
     }
 }

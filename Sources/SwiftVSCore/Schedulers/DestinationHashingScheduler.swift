@@ -1,5 +1,6 @@
 /// IPVS `dh`: a 256-bucket table filled with the servers in turn (weights only decide availability); the key
-/// times 2654435761, masked to 8 bits, picks the bucket. An unavailable server means no pick.
+/// times 2654435761, masked to 8 bits, picks the bucket. A quiesced or overloaded server means no pick; the keys of
+/// a server out of rotation are rehashed over the others.
 public struct DestinationHashingScheduler: SchedulerAlgorithm {
     static let size = 256
     let buckets: [Int]
@@ -21,7 +22,15 @@ public struct DestinationHashingScheduler: SchedulerAlgorithm {
 
     public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
         let index = self.buckets[Self.bucket(input.key)]
-        guard index >= 0, servers[index].isAvailable else { return nil }
-        return index
+        guard index >= 0 else { return nil }
+        if servers[index].isAvailable { return index }
+        // A quiesced or overloaded server refuses (as IPVS dh); one out of rotation hands its keys on, rehashed so
+        // that they spread over the others instead of all falling to its neighbour.
+        guard !servers[index].inRotation else { return nil }
+        for offset in 1..<UInt32(Self.size) {
+            let candidate = self.buckets[Int(KeyHash.mix(input.key &+ offset &* 0x9E37_79B9) & UInt32(Self.size - 1))]
+            if servers[candidate].isAvailable { return candidate }
+        }
+        return nil
     }
 }

@@ -1,10 +1,16 @@
 /// IPVS `lblc`: keeps each key (the destination, in IPVS) on the server it was last given, while that server is
 /// not overloaded; otherwise picks by wlc and remembers the new server. Entries idle for `expiration` are forgotten.
+///
+/// Entries name servers by id, so that the cache survives a new snapshot (IPVS keeps it across server changes); an
+/// entry whose server left is a miss.
 public struct LocalityScheduler: SchedulerAlgorithm {
     struct Entry {
         var server: Int
         var lastUse: Double
     }
+
+    /// Server id → index in this snapshot's servers.
+    let indexOfID: [Int: Int]
 
     /// IPVS `lblc_expiration`: 24 hours.
     public static let defaultExpiration: Double = 86400
@@ -20,22 +26,28 @@ public struct LocalityScheduler: SchedulerAlgorithm {
 
     public init(servers: [RealServer], flags: SchedulerFlags, expiration: Double) {
         self.expiration = expiration
+        self.indexOfID = indexByID(servers)
+    }
+
+    /// Takes over the previous snapshot's cache.
+    mutating func inherit(_ old: LocalityScheduler) {
+        self.entries = old.entries
     }
 
     public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
-        if var entry = self.entries[input.key], input.now - entry.lastUse <= self.expiration {
+        if var entry = self.entries[input.key], input.now - entry.lastUse <= self.expiration,
+           let index = self.indexOfID[entry.server] {
             entry.lastUse = input.now
             self.entries[input.key] = entry
-            let server = servers[entry.server]
-            if server.isAvailable && !isLocalityOverloaded(entry.server, servers) {
-                return entry.server
+            if servers[index].isAvailable && !isLocalityOverloaded(index, servers) {
+                return index
             }
         }
         guard let chosen = leastWeightedOverhead(servers) else { return nil }
         if self.entries.count >= Self.capacity {
             self.sweep(now: input.now)
         }
-        self.entries[input.key] = Entry(server: chosen, lastUse: input.now)
+        self.entries[input.key] = Entry(server: servers[chosen].id, lastUse: input.now)
         return chosen
     }
 
@@ -50,6 +62,11 @@ public struct LocalityScheduler: SchedulerAlgorithm {
 
 /// The lblc/lblcr overload test: the server has more active connections than its weight while another server is
 /// below half of its own.
+/// Server id → index in `servers`.
+func indexByID(_ servers: [RealServer]) -> [Int: Int] {
+    Dictionary(servers.indices.map { (servers[$0].id, $0) }, uniquingKeysWith: { first, _ in first })
+}
+
 @inline(__always)
 func isLocalityOverloaded(_ index: Int, _ servers: [RealServer]) -> Bool {
     guard servers[index].active > servers[index].weight else { return false }

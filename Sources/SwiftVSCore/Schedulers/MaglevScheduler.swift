@@ -43,15 +43,16 @@ public struct MaglevScheduler: SchedulerAlgorithm {
         let size = tableSize
         var table = [Int](repeating: -1, count: size)
         var gcd = 0
-        for server in servers where server.weight > 0 {
-            gcd = WeightedRoundRobinScheduler.gcd(gcd, server.weight)
+        // The configured weights: a server out of rotation keeps its slots (its keys rehash at pick time).
+        for server in servers where server.configuredWeight > 0 {
+            gcd = WeightedRoundRobinScheduler.gcd(gcd, server.configuredWeight)
         }
         guard gcd > 0 else {
             self.table = table
             return
         }
         // Members sorted by address so that the table depends on who is in the pool, not on list order.
-        let members = servers.indices.filter { servers[$0].weight > 0 }
+        let members = servers.indices.filter { servers[$0].configuredWeight > 0 }
             .sorted { servers[$0].endpoint.description < servers[$1].endpoint.description }
         var offsets = [Int](repeating: 0, count: members.count)
         var skips = [Int](repeating: 0, count: members.count)
@@ -60,7 +61,7 @@ public struct MaglevScheduler: SchedulerAlgorithm {
             let name = servers[index].endpoint.description
             offsets[m] = Int(KeyHash.string64(name, seed: 0xA5A5) % UInt64(size))
             skips[m] = Int(KeyHash.string64(name, seed: 0x5A5A) % UInt64(size - 1)) + 1
-            turns[m] = servers[index].weight / gcd
+            turns[m] = servers[index].configuredWeight / gcd
         }
         var filled = 0
         fill: while true {
@@ -82,8 +83,9 @@ public struct MaglevScheduler: SchedulerAlgorithm {
         self.table = table
     }
 
+    /// The slot of `key` on its `offset`-th hash (0 first; the fallback walks the rest).
     @inline(__always)
-    func slot(_ key: UInt32, offset: UInt32) -> Int {
+    public func slot(_ key: UInt32, offset: UInt32) -> Int {
         Int(KeyHash.mix(key &+ offset &* 0x9E37_79B9) % UInt32(self.table.count))
     }
 
@@ -92,8 +94,9 @@ public struct MaglevScheduler: SchedulerAlgorithm {
         let index = self.table[self.slot(input.key, offset: 0)]
         guard index >= 0 else { return nil }
         if servers[index].isAvailable { return index }
-        guard self.fallback else { return nil }
-        // mh-fallback: rehash with growing offsets until an available server turns up.
+        // A server out of rotation always hands its keys on; a quiesced or overloaded one only with mh-fallback.
+        guard self.fallback || !servers[index].inRotation else { return nil }
+        // Rehash with growing offsets until an available server turns up.
         for offset in 1..<UInt32(min(self.table.count, 4096)) {
             let candidate = self.table[self.slot(input.key, offset: offset)]
             if candidate >= 0 && servers[candidate].isAvailable { return candidate }

@@ -82,19 +82,31 @@ public final class ServerCounters: Sendable {
 }
 
 /// One real server as a snapshot sees it: immutable config plus shared live counters.
+///
+/// A server out of rotation (health down, or disabled) stays in the snapshot with `weight` 0, so that every
+/// scheduler passes it over as it passes over a quiesced one, while the hashing tables (mh, sh), built from
+/// `configuredWeight`, keep its slots: a health flip moves only that server's keys, never the others'.
 public struct RealServer: Sendable {
     /// Stable across snapshots (persistence templates and upstream pools refer to it).
     public let id: Int
     public let endpoint: Endpoint
+    /// The weight new connections see: the configured one, or 0 while out of rotation.
     public let weight: Int
+    /// The weight from the config or `adm weight`, whatever the server's health.
+    public let configuredWeight: Int
+    /// Healthy and enabled. A server out of rotation keeps no persistent clients and its hash keys go elsewhere.
+    public let inRotation: Bool
     public let upper: Int
     public let lower: Int
     public let counters: ServerCounters
 
-    public init(id: Int, endpoint: Endpoint, weight: Int, upper: Int = 0, lower: Int = 0, counters: ServerCounters = .init()) {
+    public init(id: Int, endpoint: Endpoint, weight: Int, upper: Int = 0, lower: Int = 0,
+                counters: ServerCounters = .init(), inRotation: Bool = true) {
         self.id = id
         self.endpoint = endpoint
-        self.weight = weight
+        self.configuredWeight = weight
+        self.weight = inRotation ? weight : 0
+        self.inRotation = inRotation
         self.upper = upper
         self.lower = lower
         self.counters = counters

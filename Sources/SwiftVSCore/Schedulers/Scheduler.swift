@@ -34,6 +34,30 @@ public enum Scheduler: Sendable {
         }
     }
 
+    /// Takes over what IPVS keeps when a service's servers change: rr's place in the list (by server id), wrr's
+    /// current weight (its place starts over, as `ip_vs_wrr_dest_changed`), and the lblc/lblcr caches. The hashing
+    /// tables are rebuilt from the new list; the rest keep no state. Cheap: it runs under the pick lock.
+    public mutating func inherit(from old: Scheduler, oldServers: [RealServer], newServers: [RealServer]) {
+        switch (self, old) {
+        case (.rr(var new), .rr(let previous)):
+            new.inherit(previous, oldServers: oldServers, newServers: newServers)
+            self = .rr(new)
+        case (.wrr(var new), .wrr(let previous)):
+            new.inherit(previous)
+            self = .wrr(new)
+        case (.lblc(var new), .lblc(let previous)):
+            self = .wlc(.init(servers: [], flags: .init()))  // no copy of the cache on write
+            new.inherit(previous)
+            self = .lblc(new)
+        case (.lblcr(var new), .lblcr(let previous)):
+            self = .wlc(.init(servers: [], flags: .init()))
+            new.inherit(previous)
+            self = .lblcr(new)
+        default:
+            break
+        }
+    }
+
     public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
         switch self {
         case .rr(var s): defer { self = .rr(s) }; return s.pick(servers, input, &random)

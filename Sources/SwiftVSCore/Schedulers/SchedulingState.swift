@@ -24,19 +24,30 @@ public struct SchedulingState: Sendable {
         self.random = SplitMix64(seed: seed)
     }
 
-    /// Publishes a new server list (weights, membership). The scheduler is rebuilt off the hot path; templates of
-    /// servers that left are dropped.
+    /// Publishes a new server list (weights, membership, health) with a scheduler built for it.
     public mutating func replaceServers(_ servers: [RealServer]) {
-        let remaining = Set(servers.map(\.id))
-        for old in self.servers where !remaining.contains(old.id) {
-            self.persistence?.forget(server: old.id)
+        self.install(servers, Scheduler(kind: self.kind, servers: servers, flags: self.flags))
+    }
+
+    /// Publishes `servers` with `scheduler`, built for them beforehand and outside any lock the picks take
+    /// (Maglev's table takes milliseconds): this is the cheap part, a swap that keeps the scheduler's state where
+    /// IPVS keeps it (`Scheduler.inherit`) and drops the templates of servers that left.
+    public mutating func install(_ servers: [RealServer], _ scheduler: Scheduler) {
+        if self.persistence != nil {
+            var remaining = Set<Int>(minimumCapacity: servers.count)
+            for server in servers { remaining.insert(server.id) }
+            for old in self.servers where !remaining.contains(old.id) {
+                self.persistence!.forget(server: old.id)
+            }
         }
+        var scheduler = scheduler
+        scheduler.inherit(from: self.scheduler, oldServers: self.servers, newServers: servers)
         self.servers = servers
-        self.scheduler = Scheduler(kind: self.kind, servers: servers, flags: self.flags)
+        self.scheduler = scheduler
     }
 
     /// Chooses a real server: the client's persistence template first (as IPVS, even when its server has weight
-    /// 0: a quiesced server keeps its persistent clients), then the scheduler. Servers in `excluding` (ids already
+    /// 0: a quiesced server keeps its persistent clients, but one out of rotation does not), then the scheduler. Servers in `excluding` (ids already
     /// tried for this request) are passed over; if the scheduler insists on one of them, wlc picks among the rest.
     public mutating func schedule(
         _ input: PickInput,
@@ -45,7 +56,7 @@ public struct SchedulingState: Sendable {
     ) -> RealServer? {
         if let client, self.persistence != nil {
             if let id = self.persistence!.lookup(client, now: input.now),
-               let server = self.servers.first(where: { $0.id == id }), !excluding.contains(id) {
+               let server = self.servers.first(where: { $0.id == id }), server.inRotation, !excluding.contains(id) {
                 return server
             }
         }

@@ -19,7 +19,7 @@ public struct SourceHashingScheduler: SchedulerAlgorithm {
                 buckets[bucket] = server
                 count += 1
                 // A weight-0 server still takes one bucket per lap, as the kernel's `++d_count >= weight`.
-                if count >= servers[server].weight {
+                if count >= servers[server].configuredWeight {
                     server = (server + 1) % servers.count
                     count = 0
                 }
@@ -38,7 +38,8 @@ public struct SourceHashingScheduler: SchedulerAlgorithm {
         let index = self.buckets[first]
         guard index >= 0 else { return nil }
         if servers[index].isAvailable { return index }
-        guard self.fallback else { return nil }
+        // A server out of rotation always hands its keys on; a quiesced or overloaded one only with sh-fallback.
+        guard self.fallback || !servers[index].inRotation else { return nil }
         for offset in 0..<Self.size {
             let roffset = (offset + first) % Self.size
             let candidate = self.buckets[Self.bucket(input.key, offset: roffset)]

@@ -16,6 +16,15 @@ public struct WeightedRoundRobinScheduler: SchedulerAlgorithm {
         self.gcd = max(g, 1)
     }
 
+    /// `ip_vs_wrr_dest_changed`: the walk starts again from the head of the list, the current weight carries over
+    /// (clamped to the new maximum).
+    mutating func inherit(_ old: WeightedRoundRobinScheduler) {
+        self.index = -1
+        if old.currentWeight > 0 && old.currentWeight <= self.maxWeight {
+            self.currentWeight = old.currentWeight
+        }
+    }
+
     static func gcd(_ a: Int, _ b: Int) -> Int {
         var (a, b) = (a, b)
         while b != 0 { (a, b) = (b, a % b) }
