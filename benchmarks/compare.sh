@@ -11,7 +11,8 @@
 # Needs: haproxy nginx libnginx-mod-stream wrk (apt-get install ...), a release build (swift build -c release).
 # Knobs (environment): DUR=10 seconds per load, WARM=2, ROUNDS=3, MODES="http tcp", SMALL_CONNS="64 256",
 # BIG_CONNS=64, PORT=18080, BACKEND_BASE=19001, SWIFTVS=.build/release/swiftvs, KEEP=0 (keep the work dir),
-# SUMMARY=results.csv (print the summary of an earlier run's results and exit; several files pool their rounds).
+# SUMMARY=results.csv (print the summary of an earlier run's results and exit; several files pool their rounds),
+# BASELINE=/path/to/an/older/swiftvs (runs it too, as "baseline", in the same rotation: before/after in one run).
 # Traffic stays on 127.0.0.1; every load is bounded by wrk's -d and a timeout; only processes it started are stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,25 +49,30 @@ FNR == 1 { file++; next }
     rps[k] = rps[k] " " $6; mib[k] = mib[k] " " $7; p50[k] = p50[k] " " $8; p99[k] = p99[k] " " $9
     err[k] += $10; cpu[k] = cpu[k] " " $11; us[k] = us[k] " " $12
     r = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4 SUBSEP $5; R6[r] = $6; R7[r] = $7; R9[r] = $9; R12[r] = $12; rounds[$2] = 1
+    if ($3 == "baseline") has_baseline = 1
 } END {
     printf "\nmedians over rounds\n"
     printf "%-5s %-8s %-7s %5s %10s %9s %8s %8s %6s %7s %9s\n", "mode", "proxy", "path", "conns", "req/s", "MiB/s", "p50 ms", "p99 ms", "errors", "cpu %", "us/unit"
-    split("http tcp", modes, " "); split("direct haproxy nginx swiftvs", names, " "); split("/small:64 /small:256 /1m:64", loads, " ")
-    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) for (ni = 1; ni <= 4; ni++) {
+    split("http tcp", modes, " "); split("direct haproxy nginx swiftvs baseline", names, " "); split("/small:64 /small:256 /1m:64", loads, " ")
+    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) for (ni = 1; ni <= 5; ni++) {
         split(loads[li], pc, ":"); k = modes[mi] SUBSEP names[ni] SUBSEP pc[1] SUBSEP pc[2]
         if (!(k in keys)) continue
         printf "%-5s %-8s %-7s %5s %10.0f %9.1f %8.3f %8.3f %6d %7.1f %9.1f\n", modes[mi], names[ni], pc[1], pc[2],
             median(rps[k]), median(mib[k]), median(p50[k]), median(p99[k]), err[k], median(cpu[k]), median(us[k])
     }
-    printf "\nSwiftVS / HAProxy, same round: median (range over rounds)\n"
+    versus("swiftvs", "haproxy", "SwiftVS / HAProxy")
+    if (has_baseline) versus("swiftvs", "baseline", "SwiftVS / baseline (the BASELINE binary)")
+}
+function versus(a, b, title,    mi, li, pc, rd, s, h, found, behind, rounds_behind) {
+    printf "\n%s, same round: median (range over rounds)\n", title
     printf "(req/s and MiB/s: higher is better; p99 and CPU per unit: lower is better)\n"
     printf "%-5s %-7s %5s %6s  %-17s  %-17s  %-17s  %s\n", "mode", "path", "conns", "rounds", "req/s", "MiB/s", "p99", "us/unit"
     for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) {
         split(loads[li], pc, ":")
         delete q6; delete q7; delete q9; delete q12; found = 0; behind = 0
         for (rd in rounds) {
-            s = modes[mi] SUBSEP rd SUBSEP "swiftvs" SUBSEP pc[1] SUBSEP pc[2]
-            h = modes[mi] SUBSEP rd SUBSEP "haproxy" SUBSEP pc[1] SUBSEP pc[2]
+            s = modes[mi] SUBSEP rd SUBSEP a SUBSEP pc[1] SUBSEP pc[2]
+            h = modes[mi] SUBSEP rd SUBSEP b SUBSEP pc[1] SUBSEP pc[2]
             if (!(s in R6) || !(h in R6)) continue
             found++; if (R6[s] < R6[h]) behind++
             q6[1] = q6[1] " " ratio(R6[s], R6[h]); q7[1] = q7[1] " " ratio(R7[s], R7[h])
@@ -75,7 +81,7 @@ FNR == 1 { file++; next }
         if (!found) continue
         printf "%-5s %-7s %5s %6d  %5.2f %-11s  %5.2f %-11s  %5.2f %-11s  %5.2f %-11s\n", modes[mi], pc[1], pc[2],
             found, median(q6[1]), range(q6[1]), median(q7[1]), range(q7[1]), median(q9[1]), range(q9[1]), median(q12[1]), range(q12[1])
-        if (behind) rounds_behind = rounds_behind sprintf("  %s %s c%s: SwiftVS behind HAProxy in %d of %d rounds\n", modes[mi], pc[1], pc[2], behind, found)
+        if (behind) rounds_behind = rounds_behind sprintf("  %s %s c%s: %s behind %s in %d of %d rounds\n", modes[mi], pc[1], pc[2], a, b, behind, found)
     }
     if (rounds_behind != "") printf "req/s\n%s", rounds_behind
 }' "$@"
@@ -88,6 +94,7 @@ for tool in haproxy nginx wrk; do
     command -v "$tool" > /dev/null || { echo "needs $tool: apt-get install haproxy nginx libnginx-mod-stream wrk" >&2; exit 1; }
 done
 [ -x "$SWIFTVS" ] || { echo "needs $SWIFTVS: swift build -c release" >&2; exit 1; }
+[ -z "${BASELINE:-}" ] || [ -x "$BASELINE" ] || { echo "BASELINE=$BASELINE is not an executable" >&2; exit 1; }
 STREAM_SO=$(nginx -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')/ngx_stream_module.so
 
 W=$(mktemp -d /tmp/swiftvs-bench.XXXXXX); chmod 755 "$W"
@@ -178,11 +185,12 @@ start_proxy() {
               echo "} server { listen $HOST:$PORT backlog=4096; proxy_pass be; } }"; } > "$W/nginx.conf"
         fi
         nginx -e "$W/nginx.start.err" -p "$W" -c "$W/nginx.conf" & ;;
-    swiftvs)
+    swiftvs|baseline)
         { echo "threads: 1"; echo "services:"; echo "  - name: bench"; echo "    listen: $HOST:$PORT"
           echo "    protocol: $mode"; echo "    scheduler: rr"; echo "    servers:"
           for p in $BACKEND_PORTS; do echo "      - $HOST:$p"; done; } > "$W/swiftvs.yaml"
-        "$SWIFTVS" director --config "$W/swiftvs.yaml" --log-level error >> "$W/swiftvs.log" 2>&1 & ;;
+        local binary=$SWIFTVS; [ "$name" = baseline ] && binary=$BASELINE
+        "$binary" director --config "$W/swiftvs.yaml" --log-level error >> "$W/$name.log" 2>&1 & ;;
     esac
     PROXY_PID=$!; STARTED+=("$PROXY_PID")
     wait_port "$PORT"
@@ -219,11 +227,12 @@ run_load() {  # MODE ROUND NAME PATH CONNS
     echo "date: $(date -u +%FT%TZ)  cpus: $(nproc)  kernel: $(uname -r)"
     echo "haproxy: $(haproxy -v 2>&1 | head -1)"; echo "nginx: $(nginx -v 2>&1)"; echo "wrk: $(wrk -v 2>&1 | head -1)"
     echo "swiftvs: $("$SWIFTVS" --version)  DUR=$DUR ROUNDS=$ROUNDS SMALL_CONNS='$SMALL_CONNS' BIG_CONNS='$BIG_CONNS'"
+    if [ -n "${BASELINE:-}" ]; then echo "baseline: $BASELINE ($("$BASELINE" --version))"; fi
 } | tee "$W/env.txt" >&2
 
 for mode in $MODES; do
     for round in $(seq "$ROUNDS"); do
-        order=(direct haproxy nginx swiftvs); shift_by=$(( (round - 1) % 4 ))
+        order=(direct haproxy nginx swiftvs ${BASELINE:+baseline}); shift_by=$(( (round - 1) % ${#order[@]} ))
         for name in "${order[@]:shift_by}" "${order[@]:0:shift_by}"; do
             [ "$mode" = tcp ] && [ "$name" = direct ] && continue
             echo "== $mode round $round: $name" >&2

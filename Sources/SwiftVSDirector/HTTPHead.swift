@@ -46,6 +46,30 @@ enum HTTPHead {
     struct RequestFacts {
         var isUpgrade = false
         var hasBody = false
+        /// Why the request must be answered 400 instead of forwarded (HAProxy refuses the same).
+        var invalid: String?
+    }
+
+    /// Headers the director adds or needs on every request: a client's `Connection` cannot make them hop-by-hop
+    /// (`Connection: X-Forwarded-For` would strip the client address the director adds; `Connection: Host` would
+    /// send an HTTP/1.1 request without a Host).
+    @inline(__always)
+    static func isEndToEndAlways(_ name: String) -> Bool {
+        (name.utf8.count == 4 && name.caseInsensitiveEquals("host"))
+            || (name.utf8.count == 15 && name.caseInsensitiveEquals("x-forwarded-for"))
+    }
+
+    /// The authority of an absolute-form target (`http://host:port/path`), or nil for any other form.
+    static func absoluteAuthority(_ uri: String) -> Substring? {
+        let utf8 = uri.utf8
+        guard let colon = utf8.firstIndex(of: UInt8(ascii: ":")),
+              utf8[utf8.index(after: colon)...].starts(with: "//".utf8) else { return nil }
+        let scheme = uri[..<colon]
+        guard scheme.caseInsensitiveEquals("http") || scheme.caseInsensitiveEquals("https") else { return nil }
+        let start = uri.index(colon, offsetBy: 3)
+        let rest = uri[start...]
+        let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        return rest[..<end]
     }
 
     /// The request as it goes to a real server: HTTP/1.1, hop-by-hop headers gone (kept for an upgrade), the
@@ -58,11 +82,14 @@ enum HTTPHead {
         var hopByHop = false
         var hasXFF = false
         var hasHost = false
+        var host: String?
         var hasUpgradeHeader = false
         for (name, value) in head.headers {
             switch name.utf8.count {
             case 4 where name.caseInsensitiveEquals("host"):
+                if hasHost { facts.invalid = "more than one Host header" }
                 hasHost = true
+                host = value
             case 14 where name.caseInsensitiveEquals("content-length"):
                 facts.hasBody = facts.hasBody || value != "0"
             case 15 where name.caseInsensitiveEquals("x-forwarded-for"):
@@ -76,6 +103,9 @@ enum HTTPHead {
                 }
             }
         }
+        if let authority = Self.absoluteAuthority(head.uri), let host, authority.lowercased() != host.lowercased() {
+            facts.invalid = "the target's host is not the Host header's"
+        }
         if hasUpgradeHeader {
             facts.isUpgrade = head.headers[canonicalForm: "connection"].contains { $0.caseInsensitiveEquals("upgrade") }
         }
@@ -86,7 +116,8 @@ enum HTTPHead {
             for (name, value) in head.headers {
                 if facts.isUpgrade {
                     if name.utf8.count == 16 && name.caseInsensitiveEquals("proxy-connection") { continue }
-                } else if Self.isHopByHop(name) || listed.contains(where: { name.lowercased() == $0.lowercased() }) {
+                } else if Self.isHopByHop(name)
+                    || !Self.isEndToEndAlways(name) && listed.contains(where: { name.lowercased() == $0.lowercased() }) {
                     continue
                 }
                 if forwardedFor, let ip = clientIP, name.utf8.count == 15, name.caseInsensitiveEquals("x-forwarded-for") {

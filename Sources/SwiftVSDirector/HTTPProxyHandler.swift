@@ -80,6 +80,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
     private let idleNanos: UInt64
     private let headerNanos: UInt64
     private let serverNanos: UInt64
+    private let bodyNanos: UInt64
+    /// When the request in flight's head arrived (its body is timed from there).
+    private var requestStarted: UInt64 = 0
 
     private var client = ClientPeer()
     private let defaultHost: String
@@ -95,6 +98,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
         self.idleNanos = UInt64(timeouts.idle * 1e9)
         self.headerNanos = UInt64(timeouts.headerRead * 1e9)
         self.serverNanos = UInt64(timeouts.server * 1e9)
+        self.bodyNanos = UInt64(timeouts.body * 1e9)
         self.defaultHost = config.listen.description
     }
 
@@ -162,7 +166,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
         let (upstreamHead, facts) = HTTPHead.upstreamRequest(
             head, clientIP: self.client.ip, forwardedFor: self.config.forwardedFor, defaultHost: self.defaultHost
         )
+        if let problem = facts.invalid {
+            self.service.logger.debug("bad request", metadata: ["service": "\(self.config.name)", "problem": "\(problem)"])
+            self.respondError(.badRequest, close: true)
+            return
+        }
         self.head = upstreamHead
+        self.requestStarted = self.loop.now
         self.isUpgrade = facts.isUpgrade
         self.keepAlive = head.isKeepAlive && !facts.isUpgrade && !self.loop.draining
         self.replayable = HTTPHead.isIdempotent(head.method) && !facts.hasBody
@@ -406,7 +416,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { self.upstream?.resumeRead() }
+        if context.channel.isWritable {
+            self.upstream?.resumeRead()
+            if self.readPending { self.read(context: context) }
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -418,18 +431,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
     func read(context: ChannelHandlerContext) {
         // Reads stay on while a request waits for its response: a client that does not pipeline sends nothing
         // meanwhile, and withholding the read would cost two epoll_ctl calls per request. They stop when the real
-        // server cannot take more body, or when pipelined requests pile up.
+        // server cannot take more body, when pipelined requests pile up, or while answers wait for a client that
+        // does not read (its socket is not writable): a client that pipelines and never reads holds one socket
+        // buffer of answers, not all of them.
         let allowed: Bool
         switch self.state {
-        case .idle:
-            allowed = self.pending.count < Self.maxPendingParts
-        case .connecting:
-            allowed = self.requestComplete ? self.pending.count < Self.maxPendingParts : self.bufferedBytes < 65536
-        case .forwarding:
-            allowed = self.requestComplete
-                ? self.pending.count < Self.maxPendingParts : (self.upstream?.isWritable ?? false)
+        case .idle, .connecting, .forwarding:
+            guard context.channel.isWritable else {
+                self.readPending = true
+                return
+            }
+            fallthrough
         case .tunnel, .closed:
-            allowed = true
+            allowed = self.readAllowed()
         }
         if allowed {
             self.readPending = false
@@ -437,6 +451,27 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
         } else {
             self.readPending = true
         }
+    }
+
+    /// Whether the request's state lets the client's bytes in (the client being writable aside).
+    private func readAllowed() -> Bool {
+        let allowed: Bool
+        switch self.state {
+        case .idle:
+            allowed = self.pending.count < Self.maxPendingParts
+        // While the request's own remaining parts wait in `pending` (a pipelined request started from there), it
+        // needs no more bytes: reading on would let a client that pipelines queue any number of requests.
+        case .connecting:
+            allowed = self.requestComplete
+                ? self.pending.count < Self.maxPendingParts : self.pending.isEmpty && self.bufferedBytes < 65536
+        case .forwarding:
+            allowed = self.requestComplete
+                ? self.pending.count < Self.maxPendingParts
+                : self.pending.isEmpty && (self.upstream?.isWritable ?? false)
+        case .tunnel, .closed:
+            allowed = true
+        }
+        return allowed
     }
 
     // MARK: errors and timeouts
@@ -479,8 +514,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
                 self.state = .closed
                 self.context?.close(promise: nil)
             }
-        case .forwarding:
-            if now &- max(self.sentAt, self.lastActivity) > self.serverNanos {
+        case .connecting, .forwarding:
+            if !self.requestComplete && now &- self.requestStarted > self.bodyNanos {
+                // The body did not arrive whole within timeouts.body.
+                self.abortUpstream()
+                if self.responseStarted {
+                    self.state = .closed
+                    self.context?.close(promise: nil)
+                } else {
+                    self.respondError(.requestTimeout, close: true)
+                }
+            } else if self.state == .forwarding && now &- max(self.sentAt, self.lastActivity) > self.serverNanos {
                 if self.responseStarted {
                     self.abortUpstream()
                     self.state = .closed
@@ -490,7 +534,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
                     self.respondError(.gatewayTimeout, close: true)
                 }
             }
-        case .connecting, .tunnel, .closed:
+        case .tunnel, .closed:
             break
         }
     }

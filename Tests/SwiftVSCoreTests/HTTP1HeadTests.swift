@@ -41,17 +41,29 @@ struct HTTP1HeadTests {
         "GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\n",                                      // not a whole head
         "\u{16}\u{3}\u{1}garbage\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",                  // two Hosts: the full parser answers 400
+        "GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n",                      // absolute-form: checked against Host there
+        "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
     ])
     func notPlain(_ text: String) {
         #expect(request(text) == nil)
     }
 
-    @Test("a head that has not all arrived is waited for only while it can still be plain")
+    @Test("a head that has not all arrived is waited for only while it can still be plain; a bare LF is an error at once")
     func partial() {
-        func may(_ text: String) -> Bool { Array(text.utf8).withUnsafeBytes { HTTP1RequestHead.mayBecomePlain($0) } }
+        func kind(_ text: String) -> HTTP1RequestHead.Partial {
+            Array(text.utf8).withUnsafeBytes { HTTP1RequestHead.classifyPartial($0) }
+        }
+        func may(_ text: String) -> Bool { kind(text) == .mayBePlain }
         #expect(may("GE") && may("GET / HTTP/1.1\r\nHo") && may("DELETE /x HTTP/1.1\r\nHost: a\r\n"))
         #expect(!may("") && !may("\u{16}\u{3}\u{1}") && !may("get / HTTP/1.1") && !may("GET /\u{0} HTTP/1.1"))
         #expect(!may(String(repeating: "A", count: 17)))
+        // Line endings: a bare LF anywhere, or a CR followed by anything but LF, is malformed; a CR at the end waits.
+        #expect(kind("GET / HTTP/1.1\nHost: a") == .malformed("bare LF in the request head"))
+        #expect(kind("GET / HTTP/1.0\n") == .malformed("bare LF in the request head"))
+        #expect(kind("GET / HTTP/1.1\rHost: a") == .malformed("bare CR in the request head"))
+        #expect(kind("GET / HTTP/1.1\r") == .mayBePlain)
+        #expect(kind("get / HTTP/1.1\n") == .malformed("bare LF in the request head"))
     }
 
     @Test("more headers than the limit are left to the full parser (it answers 431)")

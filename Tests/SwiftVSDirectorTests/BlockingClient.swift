@@ -107,6 +107,13 @@ final class BlockingClient {
 
     func send(_ text: String) throws { try self.send(Array(text.utf8)) }
 
+    /// Whether bytes (or an EOF) wait to be read, without waiting.
+    func hasBytes() -> Bool {
+        guard self.buffer.isEmpty else { return true }
+        var entry = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0
+    }
+
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 8)
 
     /// Reads once into the scratch buffer; returns the byte count (0 on EOF).

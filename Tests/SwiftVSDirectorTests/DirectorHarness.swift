@@ -89,9 +89,14 @@ final class DirectorProcess: @unchecked Sendable {
     var pid: Int32 { self.child.pid }
 
     /// Peak resident memory (VmHWM) in KiB, from /proc.
-    var peakRSSKiB: Int {
+    var peakRSSKiB: Int { self.status("VmHWM:") }
+
+    /// Resident memory now (VmRSS) in KiB.
+    var rssKiB: Int { self.status("VmRSS:") }
+
+    private func status(_ field: String) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(self.pid)/status", encoding: .utf8) else { return -1 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        for line in status.split(separator: "\n") where line.hasPrefix(field) {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
         }
         return -1

@@ -251,7 +251,9 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
 /// Answers each request head with canned bytes by path: `/chunked`, `/http10` (HTTP/1.0, body until close),
 /// `/hop` (hop-by-hop headers, one named by Connection), `/early` (103 then 200), `/split` (the head in two writes
-/// 50 ms apart), `/garbage` (not HTTP), `/head` (the request head it received, as the body).
+/// 50 ms apart), `/garbage` (not HTTP), `/head` (the request head it received, as the body); hostile ones: `/crlf`
+/// (a bare CR in a header value that would split the response at the client), `/nul`, `/barelf` (a head with bare
+/// LFs), `/clte` (Content-Length and chunked), `/bigchunk` (a chunk size of 21 hex digits).
 final class RawResponder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -297,6 +299,17 @@ final class RawResponder: ChannelInboundHandler {
             }
         case "/garbage":
             self.write(context, "NOT HTTP AT ALL\r\n\r\n")
+        case "/crlf":
+            self.write(context, "HTTP/1.1 200 OK\r\nX-A: a\rSet-Cookie: evil=1\r\nContent-Length: 2\r\n\r\nok")
+        case "/nul":
+            self.write(context, "HTTP/1.1 200 OK\r\nX-A: a\u{0}b\r\nContent-Length: 2\r\n\r\nok")
+        case "/barelf":
+            self.write(context, "HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
+        case "/clte":
+            self.write(context, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "2\r\nok\r\n0\r\n\r\n")
+        case "/bigchunk":
+            self.write(context, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\nok\r\n")
         default:
             self.write(context, "HTTP/1.1 200 OK\r\nContent-Length: \(head.utf8.count)\r\n\r\n\(head)")
         }

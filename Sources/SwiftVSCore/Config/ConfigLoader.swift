@@ -802,13 +802,14 @@ struct NodeReader {
 
     mutating func timeouts(_ node: Node, _ path: String) -> TimeoutsConfig {
         var config = TimeoutsConfig()
-        guard let keys = self.mapping(node, path, allowed: ["connect", "header_read", "idle", "server"]) else {
+        guard let keys = self.mapping(node, path, allowed: ["connect", "header_read", "idle", "server", "body"]) else {
             return config
         }
         if let n = keys["connect"], let v = self.duration(n, "\(path).connect") { config.connect = v }
         if let n = keys["header_read"], let v = self.duration(n, "\(path).header_read") { config.headerRead = v }
         if let n = keys["idle"], let v = self.duration(n, "\(path).idle") { config.idle = v }
         if let n = keys["server"], let v = self.duration(n, "\(path).server") { config.server = v }
+        if let n = keys["body"], let v = self.duration(n, "\(path).body") { config.body = v }
         return config
     }
 

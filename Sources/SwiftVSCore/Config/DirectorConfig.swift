@@ -89,12 +89,17 @@ public struct TimeoutsConfig: Sendable, Equatable {
     public var idle: Double = 60
     /// A real server has this long to start its response, and may be silent this long within one. Default 60 s, then 504.
     public var server: Double = 60
+    /// A request body has this long to arrive whole once its head has, so that a body that trickles in is bounded
+    /// as a head is by `headerRead`. Default 60 s, then 408 (or a close, if the response has begun).
+    public var body: Double = 60
 
-    public init(connect: Double = 3, headerRead: Double = 10, idle: Double = 60, server: Double = 60) {
+    public init(connect: Double = 3, headerRead: Double = 10, idle: Double = 60, server: Double = 60,
+                body: Double = 60) {
         self.connect = connect
         self.headerRead = headerRead
         self.idle = idle
         self.server = server
+        self.body = body
     }
 }
 

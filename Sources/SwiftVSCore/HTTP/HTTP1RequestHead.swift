@@ -1,8 +1,9 @@
 /// What the director's fast path needs from a request head, read in place from its bytes.
 ///
 /// The fast path takes only plain requests: HTTP/1.1, a Host, no body, no upgrade, no hop-by-hop header but
-/// `Connection: close | keep-alive`, every byte as RFC 9112 allows. Anything else (`scan` returns nil) goes to the
-/// full NIOHTTP1 proxy, which also answers the errors (400, 431), so being strict here costs speed, never behaviour.
+/// `Connection: close | keep-alive`, one Host, an origin-form target, every byte as RFC 9112 allows. Anything else
+/// (`scan` returns nil) goes to the full NIOHTTP1 proxy, which also answers the errors (400, 431), so being strict
+/// here costs speed, never behaviour.
 public struct HTTP1RequestHead: Sendable, Equatable {
     /// Bytes up to and including the blank line.
     public var length: Int
@@ -14,16 +15,32 @@ public struct HTTP1RequestHead: Sendable, Equatable {
     /// The `Connection` line (CRLF included), which does not go to the real server.
     public var connectionLine: Range<Int>?
 
-    /// Whether `b`, the start of a head that has not all arrived, may still become a plain request: an upper-case
-    /// method and a space, and no byte a head never holds. A client that sends its head in pieces is waited for
-    /// (under the header-read timeout); bytes that can only be an error go to the full parser at once.
-    public static func mayBecomePlain(_ b: UnsafeRawBufferPointer) -> Bool {
+    /// What the start of a head that has not all arrived can still become.
+    public enum Partial: Equatable, Sendable {
+        /// A plain request, if the rest comes: wait for it (under the header-read timeout).
+        case mayBePlain
+        /// Something the full parser serves (or answers 400/431): hand it over now.
+        case notPlain
+        /// Bytes no valid head holds, whatever follows: answer 400 and close at once.
+        case malformed(String)
+    }
+
+    /// Judges `b`, the start of a head that has not all arrived: an upper-case method and a space, and no byte a
+    /// head never holds. A client that sends its head in pieces is waited for; a bare LF (RFC 9112 §2.2 lets a
+    /// server refuse it, and HAProxy does) is an error at once, not a 408 ten seconds later.
+    public static func classifyPartial(_ b: UnsafeRawBufferPointer) -> Partial {
+        if let problem = Self.lineEndingProblem(b) { return .malformed(problem) }
         var i = 0
         while i < b.count, b[i] >= 0x41, b[i] <= 0x5A { i += 1 }
-        guard i < b.count else { return i > 0 && i <= 16 }
-        guard i > 0, i <= 16, b[i] == 0x20 else { return false }
-        for c in b[i...] where c < 0x20 && c != 0x0D && c != 0x0A && c != 0x09 || c == 0x7F { return false }
-        return true
+        guard i < b.count else { return i > 0 && i <= 16 ? .mayBePlain : .notPlain }
+        guard i > 0, i <= 16, b[i] == 0x20 else { return .notPlain }
+        for c in b[i...] where c < 0x20 && c != 0x0D && c != 0x0A && c != 0x09 || c == 0x7F { return .notPlain }
+        return .mayBePlain
+    }
+
+    /// A bare LF, or a CR not followed by LF, in the bytes of a request head.
+    public static func lineEndingProblem(_ b: UnsafeRawBufferPointer) -> String? {
+        HTTPResponseScanner.bareLineEnding(b).map { "\($0) in the request head" }
     }
 
     /// Scans a head that ends with its blank line (`HTTPResponseScanner.findHeadEnd` finds it).
@@ -48,9 +65,11 @@ public struct HTTP1RequestHead: Sendable, Equatable {
         case 7: head.idempotent = HTTPResponseScanner.equalsExact(b, 0, "OPTIONS")
         default: break
         }
-        // Target: visible ASCII or UTF-8 bytes, no spaces.
+        // Target: origin-form only ('/' first; absolute-form, authority-form and '*' go to the full parser, which
+        // checks them against Host), then visible ASCII or UTF-8 bytes, no spaces.
         i += 1
         let targetStart = i
+        guard i < count, b[i] == 0x2F else { return nil }
         while i < count, b[i] > 0x20, b[i] != 0x7F { i += 1 }
         guard i > targetStart, i + 11 <= count, b[i] == 0x20, HTTPResponseScanner.equalsExact(b, i + 1, "HTTP/1.1"),
               b[i + 9] == 0x0D, b[i + 10] == 0x0A else { return nil }
@@ -74,7 +93,9 @@ public struct HTTP1RequestHead: Sendable, Equatable {
             guard headers <= maxHeaders else { return nil }
             switch nameLength {
             case 2 where HTTPResponseScanner.equalsLower(b, lineStart, "te"): return nil
-            case 4 where HTTPResponseScanner.equalsLower(b, lineStart, "host"): hasHost = true
+            case 4 where HTTPResponseScanner.equalsLower(b, lineStart, "host"):
+                guard !hasHost else { return nil }  // two Hosts: the full parser answers 400
+                hasHost = true
             case 6 where HTTPResponseScanner.equalsLower(b, lineStart, "expect"): return nil
             case 7 where HTTPResponseScanner.equalsLower(b, lineStart, "upgrade")
                 || HTTPResponseScanner.equalsLower(b, lineStart, "trailer"): return nil

@@ -32,13 +32,15 @@ public struct HTTPResponseScanner: Sendable {
     public var requestHadNoBody = false
     public private(set) var status = 0
     var keepAlive = true
-    /// Set to note, in each head, the hop-by-hop lines a proxy leaves out (`hopLines`) and to read header names
-    /// strictly (RFC 9110 tokens).
+    /// Set for a proxy: note, in each head, the lines it leaves out (`hopLines`), and read the head strictly: header
+    /// names as RFC 9110 tokens, every line ending in CRLF, no CR, NUL or other control byte but HTAB in a value
+    /// (a response that would split into two at the client is a 502, as HAProxy answers).
     public var collectsHopLines = false
     /// The last head said HTTP/1.0.
     public private(set) var http10 = false
     /// With `collectsHopLines`: the last head's hop-by-hop lines (RFC 9110 §7.6.1), CRLF included, in order:
-    /// Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, and any header that Connection names.
+    /// Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, and any header that Connection names; and
+    /// Content-Length when Transfer-Encoding is there too (RFC 9112 §6.3: an intermediary removes it).
     public private(set) var hopLines: [Range<Int>] = []
 
     public init() {}
@@ -139,7 +141,12 @@ public struct HTTPResponseScanner: Sendable {
         self.hopLines.removeAll(keepingCapacity: true)
         var named: [Range<Int>] = []  // tokens of Connection other than close and keep-alive
         var contentLength: Int? = nil
+        var contentLengthLines: [Range<Int>] = []
         var chunked = false
+        if self.collectsHopLines {
+            let statusEnd = Self.lineEnd(head, from: 12)
+            guard Self.endsWithCRLF(head, statusEnd) else { return "status line not ended by CRLF" }
+        }
         // Walk header lines; compare names case-insensitively by their length first.
         var lineStart = Self.nextLine(head, from: 12)
         while lineStart < head.count - 2 {
@@ -150,6 +157,10 @@ public struct HTTPResponseScanner: Sendable {
                 guard colon < lineEnd, colon > lineStart,
                       (lineStart..<colon).allSatisfy({ RequestTokens.isTokenByte(head[$0]) }) else {
                     return "bad header line"
+                }
+                guard Self.endsWithCRLF(head, lineEnd) else { return "header line not ended by CRLF" }
+                for i in (colon + 1)..<lineEnd where head[i] < 0x20 && head[i] != 0x09 || head[i] == 0x7F {
+                    return "control byte in a header value"
                 }
                 if Self.isHop(head, lineStart, colon - lineStart, lineEnd, &named) {
                     self.hopLines.append(lineStart..<Self.nextLine(head, from: lineEnd))
@@ -171,6 +182,7 @@ public struct HTTPResponseScanner: Sendable {
                     }
                     if let existing = contentLength, existing != value { return "conflicting Content-Length" }
                     contentLength = value
+                    contentLengthLines.append(lineStart..<Self.nextLine(head, from: lineEnd))
                 } else if nameLength == 17 && Self.equalsLower(head, lineStart, "transfer-encoding") {
                     chunked = Self.containsLower(head, valueStart, valueEnd, "chunked")
                 } else if nameLength == 10 && Self.equalsLower(head, lineStart, "connection") {
@@ -181,6 +193,11 @@ public struct HTTPResponseScanner: Sendable {
             lineStart = Self.nextLine(head, from: lineEnd)
         }
         if !named.isEmpty { self.dropNamed(named, head) }
+        if chunked && self.collectsHopLines && !contentLengthLines.isEmpty {
+            // Transfer-Encoding wins; the Content-Length does not reach the client (RFC 9112 §6.3).
+            self.hopLines.append(contentsOf: contentLengthLines)
+            self.hopLines.sort { $0.lowerBound < $1.lowerBound }
+        }
         if self.requestHadNoBody || self.status / 100 == 1 || self.status == 204 || self.status == 304 {
             self.phase = .fixed(remaining: 0)
         } else if chunked {
@@ -248,6 +265,26 @@ public struct HTTPResponseScanner: Sendable {
         guard x.count == y.count else { return false }
         for k in 0..<x.count where b[x.lowerBound + k] | 0x20 != b[y.lowerBound + k] | 0x20 { return false }
         return true
+    }
+
+    /// The line ending at `end` (where `lineEnd` stopped) is CRLF.
+    @inline(__always)
+    static func endsWithCRLF(_ bytes: UnsafeRawBufferPointer, _ end: Int) -> Bool {
+        end + 1 < bytes.count && bytes[end] == 0x0D && bytes[end + 1] == 0x0A
+    }
+
+    /// A bare LF, or a CR followed by anything but LF, in `bytes` (a CR at the very end may still get its LF): the
+    /// bytes cannot be an HTTP/1 head a proxy passes on (RFC 9112 §2.2).
+    public static func bareLineEnding(_ b: UnsafeRawBufferPointer) -> String? {
+        var i = 0
+        let count = b.count
+        while i < count {
+            let c = b[i]
+            if c == 0x0A && (i == 0 || b[i - 1] != 0x0D) { return "bare LF" }
+            if c == 0x0D && i + 1 < count && b[i + 1] != 0x0A { return "bare CR" }
+            i += 1
+        }
+        return nil
     }
 
     static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {

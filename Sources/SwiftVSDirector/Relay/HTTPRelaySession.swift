@@ -277,9 +277,14 @@ final class HTTPRelaySession: RelayConnection {
             if self.inEnd > self.inStart, let inbound = self.inbound {
                 let raw = UnsafeRawBufferPointer(start: inbound + self.inStart, count: self.inEnd - self.inStart)
                 if let end = HTTPResponseScanner.findHeadEnd(raw, from: 0) {
+                    let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<end])
                     guard end <= self.maxHeadBytes,
-                          let head = HTTP1RequestHead.scan(UnsafeRawBufferPointer(rebasing: raw[0..<end]),
-                                                           maxHeaders: self.maxHeaders) else {
+                          let head = HTTP1RequestHead.scan(bytes, maxHeaders: self.maxHeaders) else {
+                        if HTTP1RequestHead.lineEndingProblem(bytes) != nil {
+                            self.inStart = self.inEnd
+                            self.respondError(.badRequest, close: true)
+                            return true
+                        }
                         self.handOver()
                         return false
                     }
@@ -287,7 +292,13 @@ final class HTTPRelaySession: RelayConnection {
                     self.begin(head, raw)
                     return true
                 }
-                if raw.count >= self.maxHeadBytes || !HTTP1RequestHead.mayBecomePlain(raw) {
+                let partial = HTTP1RequestHead.classifyPartial(raw)
+                if case .malformed = partial {
+                    self.inStart = self.inEnd
+                    self.respondError(.badRequest, close: true)
+                    return true
+                }
+                if raw.count >= self.maxHeadBytes || partial == .notPlain {
                     // Too long, or it can only be something the NIO proxy serves (or answers 400/431).
                     self.handOver()
                     return false
@@ -500,6 +511,12 @@ final class HTTPRelaySession: RelayConnection {
         if self.partialHead.isEmpty,
            let found = HTTPResponseScanner.findHeadEnd(UnsafeRawBufferPointer(start: buffer + start, count: end - start), from: 0) {
             headLength = found
+        } else if self.partialHead.isEmpty,
+                  let problem = HTTPResponseScanner.bareLineEnding(UnsafeRawBufferPointer(start: buffer + start,
+                                                                                         count: end - start)) {
+            // A head with bare LFs never shows CRLFCRLF: a 502 now, not a 504 at the server timeout.
+            self.loop.recycle(buffer)
+            return self.badResponse("\(problem) in the response head")
         } else {
             // The head spans reads: gather it, then put it and what follows back in one buffer.
             let kept = self.partialHead.count
@@ -509,7 +526,13 @@ final class HTTPRelaySession: RelayConnection {
             guard self.partialHead.count <= RelayLoop.bufferSize - Self.headroom else {
                 return self.badResponse("response head over \(RelayLoop.bufferSize / 1024 - 1) KiB")
             }
-            guard let found else { return }
+            guard let found else {
+                if let problem = self.partialHead.withUnsafeBytes({ HTTPResponseScanner.bareLineEnding($0) }) {
+                    self.partialHead.removeAll(keepingCapacity: true)
+                    return self.badResponse("\(problem) in the response head")
+                }
+                return
+            }
             buffer = self.loop.takeBuffer()
             let target = buffer + Self.headroom
             self.partialHead.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
@@ -586,6 +609,9 @@ final class HTTPRelaySession: RelayConnection {
             self.finish()
         case .invalid(let problem):
             self.loop.recycle(buffer)
+            // Found in the read that brought the head: nothing of this response has left, so the client gets a
+            // 502 rather than a bare close.
+            if headFrom != nil { self.responseStarted = false }
             self.badResponse(problem)
         }
     }
