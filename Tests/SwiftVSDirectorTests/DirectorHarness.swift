@@ -88,6 +88,23 @@ final class DirectorProcess: @unchecked Sendable {
 
     var pid: Int32 { self.child.pid }
 
+    /// A director process (one thread, no admin API) with one http service on a free port in front of `backend`,
+    /// listening when it returns.
+    static func inFront(of backend: TestBackend) throws -> (DirectorProcess, port: Int) {
+        let port = try freePort()
+        let director = try DirectorProcess(yaml: """
+            threads: 1
+            admin: off
+            services:
+              - name: web
+                listen: 127.0.0.1:\(port)
+                servers: [\(backend.address)]
+
+            """)
+        try director.waitForPort(port)
+        return (director, port)
+    }
+
     /// Peak resident memory (VmHWM) in KiB, from /proc.
     var peakRSSKiB: Int { self.status("VmHWM:") }
 

@@ -124,18 +124,8 @@ extension IntegrationTests {
         @Test("clients that pipeline and never read keep the director's memory bounded")
         func pipelinerThatNeverReads() async throws {
             try await withBackends(1) { backends in
-                let port = try freePort()
-                let director = try DirectorProcess(yaml: """
-                    threads: 1
-                    admin: off
-                    services:
-                      - name: web
-                        listen: 127.0.0.1:\(port)
-                        servers: [\(backends[0].address)]
-
-                    """)
+                let (director, port) = try DirectorProcess.inFront(of: backends[0])
                 defer { director.stop() }
-                try director.waitForPort(port)
                 let before = director.rssKiB
                 let sent = try await onThread { () -> Int in
                     let request = Array("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.1.1\r\n\r\n".utf8)

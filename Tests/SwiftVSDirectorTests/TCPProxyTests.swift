@@ -128,17 +128,8 @@ extension IntegrationTests {
         @Test("a 1 GiB HTTP response streams through the director with its RSS under 64 MB")
         func gigabyteResponse() async throws {
             try await withBackends(1) { backends in
-                let port = try freePort()
-                let director = try DirectorProcess(yaml: """
-                    threads: 1
-                    admin: off
-                    services:
-                      - name: web
-                        listen: 127.0.0.1:\(port)
-                        servers: [\(backends[0].address)]
-                    """)
+                let (director, port) = try DirectorProcess.inFront(of: backends[0])
                 defer { director.stop() }
-                try director.waitForPort(port)
                 let received = try await onThread { () -> Int in
                     var count = 0
                     let response = try BlockingClient(port: port, timeout: 30).request("GET", "/bytes/\(1 << 30)") { count += $0.count }
