@@ -32,16 +32,17 @@ let package = Package(
         ),
         // epoll, eventfd and accept4 for the director's relay engine (Swift's Glibc module leaves them out).
         .target(name: "CSwiftVSLinux"),
-        // Starting and reaping child processes (posix_spawn, inherited descriptors closed): one helper for the
-        // director's checks and scripts, the bench's processes and the tests' children.
-        .target(name: "SwiftVSProcess", dependencies: ["CSwiftVSLinux"]),
+        // What every target asks of the OS, once: starting and reaping child processes (posix_spawn, inherited
+        // descriptors closed) for the director's checks and scripts, the bench's processes and the tests' children;
+        // and the monotonic clock.
+        .target(name: "SwiftVSSystem", dependencies: ["CSwiftVSLinux"]),
         // Data plane: the epoll relay engine (tcp services), the NIO L7 proxy, upstream pools, listeners as Services.
         .target(
             name: "SwiftVSDirector",
             dependencies: [
                 "SwiftVSCore",
                 "CSwiftVSLinux",
-                "SwiftVSProcess",
+                "SwiftVSSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -56,7 +57,7 @@ let package = Package(
             name: "SwiftVSBench",
             dependencies: [
                 "SwiftVSCore",
-                "SwiftVSProcess",
+                "SwiftVSSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -93,10 +94,10 @@ let package = Package(
             ]
         ),
         // Helpers for the test targets only: where the built `swiftvs` is, free ports.
-        .target(name: "SwiftVSTestSupport", dependencies: ["SwiftVSProcess"]),
+        .target(name: "SwiftVSTestSupport", dependencies: ["SwiftVSSystem"]),
         .testTarget(
-            name: "SwiftVSProcessTests",
-            dependencies: ["SwiftVSProcess"]
+            name: "SwiftVSSystemTests",
+            dependencies: ["SwiftVSSystem"]
         ),
         .testTarget(
             name: "SwiftVSCoreTests",
@@ -106,7 +107,7 @@ let package = Package(
             name: "SwiftVSBenchTests",
             dependencies: [
                 "SwiftVSCore",
-                "SwiftVSProcess",
+                "SwiftVSSystem",
                 "SwiftVSBench",
                 "SwiftVSTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import SwiftVSCore
 
 #if canImport(Glibc)
@@ -93,7 +94,7 @@ final class CPUSampler: @unchecked Sendable {  // used from one task at a time
 
     /// Takes a sample; `t` is seconds since the phase started. The first call only sets the baseline.
     func sample(t: Double) {
-        let now = nowNanoseconds()
+        let now = Monotonic.nanoseconds()
         let seconds = Double(now &- self.previousTime) / 1e9
         let first = self.previousTime == 0
         var current: [Int32: UInt64] = [:]

@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import Foundation
 import Histogram
 import NIOCore
@@ -100,7 +101,7 @@ public enum HLSViewerRun {
         let period: Double
         if let given = spec.period { period = given } else { period = try await Self.targetDuration(spec, group: group) }
         let ramp = spec.ramp ?? period
-        let start = nowNanoseconds() + 100_000_000
+        let start = Monotonic.nanoseconds() + 100_000_000
         let end = start + UInt64((spec.duration + ramp) * 1e9)
         let loops = (0..<spec.threads).map { _ in group.next() }
         var stats: [HLSViewerStats] = []
@@ -118,11 +119,11 @@ public enum HLSViewerRun {
         let sampler = CPUSampler(targets: watch)
         sampler.sample(t: 0)
         var t = 0.0
-        while nowNanoseconds() < end + UInt64(spec.timeout * 1e9) {
+        while Monotonic.nanoseconds() < end + UInt64(spec.timeout * 1e9) {
             try await Task.sleep(for: .seconds(1))
             t += 1
             sampler.sample(t: t)
-            if let progress, nowNanoseconds() < end { progress(String(format: "  %.0f s", t)) }
+            if let progress, Monotonic.nanoseconds() < end { progress(String(format: "  %.0f s", t)) }
             var running = 0
             for loop in loops {
                 let mine = viewers.filter { $0.loop === loop }
@@ -205,7 +206,7 @@ final class HLSViewer: @unchecked Sendable {
         let promise = self.loop.makePromise(of: String.self)
         self.loop.execute {
             self.once = promise
-            self.tickAt = nowNanoseconds()
+            self.tickAt = Monotonic.nanoseconds()
             self.request(.playlist)
         }
         return try await promise.futureResult.get()
@@ -213,7 +214,7 @@ final class HLSViewer: @unchecked Sendable {
 
     func scheduleNext() {
         guard !self.finished else { return }
-        let now = nowNanoseconds()
+        let now = Monotonic.nanoseconds()
         guard self.nextTick < self.end else { return self.stop() }
         let due = self.nextTick
         self.nextTick += self.period
@@ -242,7 +243,7 @@ final class HLSViewer: @unchecked Sendable {
         self.scanner.reset()
         self.collected.removeAll(keepingCapacity: true)
         self.responseBytes = 0
-        self.sentAt = nowNanoseconds()
+        self.sentAt = Monotonic.nanoseconds()
         let path: String
         switch step {
         case .playlist: path = self.playlistPath
@@ -303,7 +304,7 @@ final class HLSViewer: @unchecked Sendable {
 
     private func completed(status: Int) {
         self.timeoutTask?.cancel()
-        let now = nowNanoseconds()
+        let now = Monotonic.nanoseconds()
         let micros = max(1, (now &- self.sentAt) / 1000)
         let step = self.step
         self.step = .none

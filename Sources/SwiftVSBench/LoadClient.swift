@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import NIOCore
 import NIOPosix
 import SwiftVSCore
@@ -37,7 +38,7 @@ final class LoadClient: @unchecked Sendable {
     }
 
     func send(target: Int, address: Int, intended: UInt64) {
-        let now = nowNanoseconds()
+        let now = Monotonic.nanoseconds()
         self.target = target
         self.scanner.reset(headRequest: self.driver.isHead)
         if let channel = self.channel, self.connectedAddress == address, channel.isActive {
@@ -132,7 +133,7 @@ final class LoadClient: @unchecked Sendable {
     }
 
     private func finishResponse(status: Int, keepAlive: Bool, sentAt: UInt64, intended: UInt64) {
-        let now = nowNanoseconds()
+        let now = Monotonic.nanoseconds()
         // Closed loop: time from sending. Open loop: from when the request was due, so time spent waiting for a
         // free connection counts (the coordinated-omission correction of wrk2 and HdrHistogram).
         let start = self.driver.period == nil ? sentAt : min(sentAt, intended)

@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import Histogram
 import NIOCore
 import NIOPosix
@@ -27,7 +28,7 @@ public final class LoadPhase: Sendable {
     /// Records a fault (or any event) at the current time, to be shown on the charts and costed in the report.
     public func mark(_ action: String) {
         let start = self.start.withLock { $0 }
-        let t = start == 0 ? 0 : Double(nowNanoseconds() &- start) / 1e9
+        let t = start == 0 ? 0 : Double(Monotonic.nanoseconds() &- start) / 1e9
         self.marks.withLock { $0.append((t, action)) }
     }
 
@@ -80,7 +81,7 @@ public final class LoadPhase: Sendable {
 
         let sampler = CPUSampler(targets: self.watch)
         sampler.sample(t: 0)
-        let t0 = nowNanoseconds() + 2_000_000
+        let t0 = Monotonic.nanoseconds() + 2_000_000
         self.start.withLock { $0 = t0 }
         let finished = EventLoopFuture.andAllComplete(drivers.map { $0.start(at: t0) }, on: loops[0])
         let done = Atomic<Bool>(false)
@@ -95,11 +96,11 @@ public final class LoadPhase: Sendable {
         var lastProgress = 0.0
         while !done.load(ordering: .acquiring) {
             let due = t0 + tick * interval
-            let now = nowNanoseconds()
+            let now = Monotonic.nanoseconds()
             // Wake at the bucket's end, or sooner to notice the end of the run.
             let wait = min(due > now ? due - now : 0, 50_000_000)
             if wait > 0 { try? await Task.sleep(nanoseconds: wait) }
-            let after = nowNanoseconds()
+            let after = Monotonic.nanoseconds()
             let t = Double(after &- t0) / 1e9
             if t >= nextCPU {
                 sampler.sample(t: t)
@@ -117,7 +118,7 @@ public final class LoadPhase: Sendable {
         }
         try await finished.get()
         // The last, partial bucket.
-        let end = nowNanoseconds()
+        let end = Monotonic.nanoseconds()
         let tail = try await Self.collect(drivers, from: lastTick, to: end, t0: t0, totals: &totalsSoFar)
         // The faults are costed on whole buckets only: the tail holds the last stragglers, not a rate.
         let wholeBuckets = timeline

@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import Histogram
 import NIOCore
 import NIOPosix
@@ -7,10 +8,6 @@ import SwiftVSCore
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Monotonic nanoseconds (CLOCK_MONOTONIC via NIO).
-@inline(__always)
-func nowNanoseconds() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
 
 /// Requests left to send when a run is bounded by count; shared by every event loop.
 final class RequestBudget: Sendable {
@@ -93,7 +90,7 @@ final class LoopDriver: @unchecked Sendable {
         self.loop.execute {
             self.startNs = startNs
             if let duration = self.spec.duration { self.stopNs = startNs + UInt64(duration * 1e9) }
-            let stopIn = Int64(self.stopNs == .max ? Int64.max / 2 : Int64(self.stopNs) - Int64(nowNanoseconds()))
+            let stopIn = Int64(self.stopNs == .max ? Int64.max / 2 : Int64(self.stopNs) - Int64(Monotonic.nanoseconds()))
             if self.stopNs != .max {
                 self.stopTask = self.loop.scheduleTask(in: .nanoseconds(max(0, stopIn))) { self.stop() }
             }
@@ -109,7 +106,7 @@ final class LoopDriver: @unchecked Sendable {
                 for _ in 0..<self.users {
                     let client = LoadClient(driver: self)
                     self.clients.append(client)
-                    if !self.issue(client, intended: nowNanoseconds()) { break }
+                    if !self.issue(client, intended: Monotonic.nanoseconds()) { break }
                 }
                 self.checkFinished()
             }
@@ -148,7 +145,7 @@ final class LoopDriver: @unchecked Sendable {
     /// because each is timed from when it was due; at high rates one wake-up sends a batch.
     func arrivals() {
         guard !self.stopping, let period = self.period else { return }
-        let now = nowNanoseconds()
+        let now = Monotonic.nanoseconds()
         while self.nextArrival <= now {
             if self.nextArrival >= self.stopNs { break }
             if let budget = self.budget, budget.remaining.load(ordering: .relaxed) - self.queue.count <= 0 { break }
@@ -207,14 +204,14 @@ final class LoopDriver: @unchecked Sendable {
             self.counters.fail(.status)
             self.interval.fail(.status)
         }
-        self.lastCompletionNs = nowNanoseconds()
+        self.lastCompletionNs = Monotonic.nanoseconds()
         self.free(client)
     }
 
     func failed(_ client: LoadClient, cause: LossCause) {
         self.counters.fail(cause)
         self.interval.fail(cause)
-        self.lastCompletionNs = nowNanoseconds()
+        self.lastCompletionNs = Monotonic.nanoseconds()
         self.free(client)
     }
 
@@ -242,9 +239,9 @@ final class LoopDriver: @unchecked Sendable {
         }
         if self.period != nil {
             self.idle.append(client)
-            self.dispatch(now: nowNanoseconds())
+            self.dispatch(now: Monotonic.nanoseconds())
         } else {
-            self.issue(client, intended: nowNanoseconds())
+            self.issue(client, intended: Monotonic.nanoseconds())
             self.checkFinished()
         }
     }
@@ -252,7 +249,7 @@ final class LoopDriver: @unchecked Sendable {
     // MARK: ending
 
     func sweep() {
-        let now = nowNanoseconds()
+        let now = Monotonic.nanoseconds()
         let timeout = UInt64(self.spec.responseTimeout * 1e9)
         for client in self.clients { client.checkTimeout(now: now, timeout: timeout) }
         if self.period != nil && !self.stopping { self.dispatch(now: now) }

@@ -2,7 +2,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import SwiftVSCore
-import SwiftVSProcess
+import SwiftVSSystem
 
 #if canImport(Glibc)
 import Glibc

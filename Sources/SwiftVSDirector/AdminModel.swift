@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import SwiftVSCore
 
 /// A virtual service as the admin API reports it (`GET /api/services`), and as `swiftvs adm` reads it.
@@ -61,7 +62,7 @@ public struct ServerStatus: Codable, Sendable, Equatable {
 extension VirtualService {
     /// The service and its real servers as they are now.
     public func status() -> ServiceStatus {
-        let now = uptimeSeconds()
+        let now = Monotonic.seconds()
         return self.state.withLock { state in
             let servers = state.members.keys.sorted().map { id -> ServerStatus in
                 let member = state.members[id]!

@@ -121,9 +121,6 @@ struct AdminAPI: Sendable {
                 if let weight = change.weight { server.weight = weight }
                 if let upper = change.upper { server.upper = upper }
                 if let lower = change.lower { server.lower = lower }
-                guard (0...65535).contains(server.weight) else {
-                    return .error(.badRequest, "weight must be 0...65535, got \(server.weight)")
-                }
                 try service.addServer(server)
                 return .json(service.status(), status: .created)
             }

@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import Foundation
 import Logging
 import NIOCore
@@ -103,7 +104,7 @@ public final class Director: Sendable {
     private func startHousekeeping() -> RepeatedTask? {
         guard let loop = self.loops.all.first else { return nil }
         return loop.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { _ in
-            let now = uptimeSeconds()
+            let now = Monotonic.seconds()
             for service in self.services {
                 service.sampleRates(now: now)
                 service.expireTemplates(now: loop.seconds)
@@ -293,12 +294,12 @@ public final class Director: Sendable {
         for context in self.loops.all { context.drain() }
         self.relay.drain()
         for service in services { service.checks.stop() }
-        let deadline = uptimeSeconds() + timeout
+        let deadline = Monotonic.seconds() + timeout
         var open = services.reduce(0) { $0 + $1.inFlight() }
         if open > 0 {
             self.logger.notice("draining", metadata: ["in_flight": "\(open)", "timeout": "\(timeout)s"])
         }
-        while open > 0 && uptimeSeconds() < deadline {
+        while open > 0 && Monotonic.seconds() < deadline {
             try? await Task.sleep(for: .milliseconds(50))
             open = services.reduce(0) { $0 + $1.inFlight() }
         }

@@ -2,8 +2,8 @@ import NIOCore
 import SwiftVSCore
 
 /// Idle deadline shared by the two halves of a tunnel (an L4 connection or an upgraded HTTP one).
-final class TunnelTimer: TimedConnection {
-    var registryIndex = -1
+final class TunnelTimer: SweptConnection {
+    var sweepIndex = -1
     let loop: LoopContext
     let idleNanos: UInt64
     var lastActivity: UInt64

@@ -9,7 +9,7 @@ import SwiftVSCore
 ///
 /// Reads from the client are withheld (the `read` event is not passed on) while a request waits for its response
 /// or the real server cannot take more bytes; pipelined requests wait in `pending`.
-final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwner {
+final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -72,7 +72,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
     private var readPending = false
 
     // Timeouts, on the loop's coarse clock.
-    var registryIndex = -1
+    var sweepIndex = -1
     private var lastActivity: UInt64 = 0
     private var headStarted: UInt64 = 0
     private var sawBytes = false
@@ -117,7 +117,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, TimedConnection, UpstreamOwn
     }
 
     private func activate(_ context: ChannelHandlerContext) {
-        guard self.registryIndex < 0, self.state == .idle else { return }
+        guard self.sweepIndex < 0, self.state == .idle else { return }
         self.client = ClientPeer(context.channel, self.config)
         self.lastActivity = self.loop.now
         self.loop.register(self)

@@ -7,7 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SwiftVSCore
-import SwiftVSProcess
+import SwiftVSSystem
 import Synchronization
 
 /// The health checks of one virtual service: one `MemberChecker` per real server, started, stopped and restarted as
@@ -111,7 +111,7 @@ final class MemberChecker: Sendable {
 
     private func runOnce() {
         guard !self.stopped.load(ordering: .relaxed) else { return }
-        let started = uptimeSeconds()
+        let started = Monotonic.seconds()
         self.probe().whenComplete { result in
             guard !self.stopped.load(ordering: .relaxed) else { return }
             let outcome: CheckResult
@@ -119,7 +119,7 @@ final class MemberChecker: Sendable {
             case .success(let value): outcome = value
             case .failure(let error): outcome = .failed(HTTPFetch.describe(error))
             }
-            self.service.recordCheck(self.id, outcome, seconds: uptimeSeconds() - started)
+            self.service.recordCheck(self.id, outcome, seconds: Monotonic.seconds() - started)
             let jitter = self.check.jitter * self.check.interval
             self.schedule(after: self.check.interval + Double.random(in: -jitter...jitter))
         }
@@ -188,7 +188,7 @@ enum ExecProbe {
             return loop.makeSucceededFuture(.failed("\(error)"))
         }
         let promise = loop.makePromise(of: CheckResult.self)
-        let started = uptimeSeconds()
+        let started = Monotonic.seconds()
         loop.scheduleRepeatedTask(initialDelay: .milliseconds(5), delay: .milliseconds(10)) { task in
             var status: Int32 = 0
             let done = waitpid(pid, &status, WNOHANG)
@@ -202,7 +202,7 @@ enum ExecProbe {
             } else if done < 0 {
                 task.cancel()
                 promise.succeed(.failed("lost the check process: \(String(cString: strerror(errno)))"))
-            } else if uptimeSeconds() - started > timeout {
+            } else if Monotonic.seconds() - started > timeout {
                 kill(-pid, SIGKILL)  // the whole group: the shell and what it started
                 _ = waitpid(pid, &status, 0)
                 task.cancel()

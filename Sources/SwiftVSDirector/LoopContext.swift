@@ -1,17 +1,5 @@
+import SwiftVSSystem
 import NIOCore
-
-/// Something with a deadline that the loop's sweeper checks.
-protocol TimedConnection: AnyObject {
-    /// Position in the loop's registry, kept by `LoopContext`.
-    var registryIndex: Int { get set }
-    func checkTimeout(now: UInt64)
-    /// The director is shutting down: finish what is in flight, take nothing new, close when idle.
-    func drain()
-}
-
-extension TimedConnection {
-    func drain() {}
-}
 
 /// What belongs to one event loop: its upstream connection pools, and the registry of connections whose
 /// timeouts one repeating task checks (a coarse clock instead of a timer per request).
@@ -24,7 +12,7 @@ final class LoopContext: @unchecked Sendable {
 
     /// The same clock in seconds: the time the pure core's schedulers and persistence templates are given.
     var seconds: Double { Double(self.now) / 1e9 }
-    private var registry: [TimedConnection] = []
+    private let registry = SweepList()
     /// Idle upstream connections of the NIOHTTP1 proxy.
     let httpPool = UpstreamPool<HTTPProxyHandler>()
     private var sweeper: RepeatedTask?
@@ -34,7 +22,7 @@ final class LoopContext: @unchecked Sendable {
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
-        self.now = NIODeadline.now().uptimeNanoseconds
+        self.now = Monotonic.nanoseconds()
     }
 
     func start() {
@@ -56,42 +44,24 @@ final class LoopContext: @unchecked Sendable {
     func drain() {
         self.eventLoop.execute {
             self.draining = true
-            var index = self.registry.count - 1
-            while index >= 0 {
-                if index < self.registry.count { self.registry[index].drain() }
-                index -= 1
-            }
+            self.registry.forEach { $0.drain() }
         }
     }
 
     private func sweep() {
-        self.now = NIODeadline.now().uptimeNanoseconds
-        // Iterate backwards: a check may close a connection, which unregisters it (swap-remove).
-        var index = self.registry.count - 1
-        while index >= 0 {
-            if index < self.registry.count {
-                self.registry[index].checkTimeout(now: self.now)
-            }
-            index -= 1
-        }
+        self.now = Monotonic.nanoseconds()
+        let now = self.now
+        self.registry.forEach { $0.checkTimeout(now: now) }
     }
 
     @inline(__always)
-    func register(_ connection: TimedConnection) {
-        connection.registryIndex = self.registry.count
-        self.registry.append(connection)
+    func register(_ connection: any SweptConnection) {
+        self.registry.add(connection)
     }
 
     @inline(__always)
-    func unregister(_ connection: TimedConnection) {
-        let index = connection.registryIndex
-        guard index >= 0, index < self.registry.count, self.registry[index] === connection else { return }
-        let last = self.registry.removeLast()
-        if index < self.registry.count {
-            self.registry[index] = last
-            last.registryIndex = index
-        }
-        connection.registryIndex = -1
+    func unregister(_ connection: any SweptConnection) {
+        self.registry.remove(connection)
     }
 }
 

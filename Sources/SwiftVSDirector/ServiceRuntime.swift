@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import Logging
 import NIOCore
 import SwiftVSCore
@@ -24,11 +25,6 @@ final class ServiceStats: Sendable {
 
 /// The id the sorry server has in snapshots: never a real server's.
 let sorryServerID = -1
-
-/// Monotonic seconds for the control plane (health transitions, rates).
-func uptimeSeconds() -> Double {
-    Double(NIODeadline.now().uptimeNanoseconds) / 1e9
-}
 
 /// One virtual service while it runs: its config, its real servers with their health, and the scheduling state the
 /// event loops pick from.
@@ -95,7 +91,7 @@ public final class VirtualService: Sendable {
         self.name = config.name
         self.logger = logger
         self.checks = ServiceChecks(logger: logger)
-        let now = uptimeSeconds()
+        let now = Monotonic.seconds()
         var members: [Int: Member] = [:]
         for (id, server) in config.servers.enumerated() {
             members[id] = Member(
@@ -177,7 +173,7 @@ public final class VirtualService: Sendable {
 
     /// A template the peer director made: `client` goes to the real server at `server` here too.
     public func adoptTemplate(_ client: PersistenceKey, server: Endpoint) {
-        let now = uptimeSeconds()
+        let now = Monotonic.seconds()
         guard let id = self.state.withLock({ state in
             state.members.first(where: { $0.value.config.address == server })?.key
         }) else { return }
@@ -219,7 +215,7 @@ public final class VirtualService: Sendable {
     }
 
     private func eject(_ id: Int, reason: String, maxPercent: Int) {
-        let now = uptimeSeconds()
+        let now = Monotonic.seconds()
         let event: (String, HealthTransition)? = self.state.withLock { state in
             let out = state.members.values.filter { !$0.enabled || $0.health?.state == .down }.count
             guard var member = state.members[id], member.enabled,
@@ -235,7 +231,7 @@ public final class VirtualService: Sendable {
 
     /// One health check's result for the member `id`.
     func recordCheck(_ id: Int, _ result: CheckResult, seconds: Double) {
-        let now = uptimeSeconds()
+        let now = Monotonic.seconds()
         let event: (String, HealthTransition, Bool?)? = self.state.withLock { state in
             guard var member = state.members[id], member.health != nil else { return nil }
             member.lastCheckSeconds = seconds
@@ -351,7 +347,7 @@ public final class VirtualService: Sendable {
             switch self {
             case .noSuchServer(let address): return "no real server \(address) in this service"
             case .duplicate(let address): return "real server \(address) is already in this service"
-            case .badWeight(let weight): return "weight must be 0...65535, got \(weight)"
+            case .badWeight(let weight): return "weight must be \(RealServerConfig.weights), got \(weight)"
             case .badAddress(let address): return "'\(address)' is not an ip:port"
             }
         }
@@ -374,7 +370,7 @@ public final class VirtualService: Sendable {
 
     /// Sets a real server's weight; 0 quiesces it (open connections and requests finish, no new ones arrive).
     public func setWeight(_ address: Endpoint, _ weight: Int) throws(ControlError) {
-        guard (0...65535).contains(weight) else { throw .badWeight(weight) }
+        guard RealServerConfig.weights.contains(weight) else { throw .badWeight(weight) }
         try self.withMember(address) { member, _ in member.config.weight = weight }
         self.logger.notice("weight changed", metadata: ["service": "\(self.name)", "server": "\(address)",
                                                         "weight": "\(weight)"])
@@ -388,13 +384,14 @@ public final class VirtualService: Sendable {
     }
 
     public func addServer(_ server: RealServerConfig) throws(ControlError) {
+        guard RealServerConfig.weights.contains(server.weight) else { throw .badWeight(server.weight) }
         let address: SocketAddress
         do {
             address = try SocketAddress(ipAddress: server.address.host, port: server.address.port)
         } catch {
             throw .badAddress(server.address.description)
         }
-        let now = uptimeSeconds()
+        let now = Monotonic.seconds()
         try self.state.withLock { state throws(ControlError) in
             if state.members.values.contains(where: { $0.config.address == server.address }) {
                 throw .duplicate(server.address.description)
@@ -427,7 +424,7 @@ public final class VirtualService: Sendable {
     /// Applies a reloaded config with this service's name: servers that stay keep their counters and health; new
     /// ones are added, gone ones removed; scheduler, persistence and health settings take the new values.
     func apply(_ config: VirtualServiceConfig) throws {
-        let now = uptimeSeconds()
+        let now = Monotonic.seconds()
         var addresses: [Endpoint: SocketAddress] = [:]
         for server in config.servers {
             addresses[server.address] = try SocketAddress(ipAddress: server.address.host, port: server.address.port)

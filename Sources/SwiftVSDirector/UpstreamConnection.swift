@@ -45,7 +45,7 @@ final class UpstreamPool<Owner: UpstreamOwner> {
 
 /// One HTTP/1.1 connection to a real server. While a request uses it, it hands every response part straight to
 /// its owner (same event loop, a method call, no future); between requests it waits in its loop's pool.
-final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, TimedConnection {
+final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, SweptConnection {
     typealias InboundIn = Owner.ResponsePart
     typealias OutboundIn = Owner.RequestPart
     typealias OutboundOut = Owner.RequestPart
@@ -59,7 +59,7 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, Time
     var owner: Owner?
     private var pendingRead = false
     private(set) var isActive = false
-    var registryIndex = -1
+    var sweepIndex = -1
     private var idleSince: UInt64 = 0
 
     init(serverID: Int, service: ObjectIdentifier, loop: LoopContext, idle: Double) {

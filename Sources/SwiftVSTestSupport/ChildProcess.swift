@@ -1,5 +1,5 @@
 import Foundation
-import SwiftVSProcess
+import SwiftVSSystem
 
 /// A child process for tests: `ManagedProcess` with its standard output and error in temporary files, waited for
 /// synchronously.

@@ -235,7 +235,7 @@ struct AdmWeight: AsyncParsableCommand {
     @OptionGroup var options: AdminOptions
     @Argument(help: "The virtual service's name.") var service: String
     @Argument(help: "The real server, ip:port.") var server: String
-    @Argument(help: "0...65535.") var weight: Int
+    @Argument(help: "\(RealServerConfig.weights); 0 drains (no new connections, open ones finish).") var weight: Int
 
     func run() async throws {
         try await self.options.patchServer(self.service, self.server, ["weight": self.weight])
@@ -252,7 +252,7 @@ struct AdmAdd: AsyncParsableCommand {
     @OptionGroup var options: AdminOptions
     @Argument(help: "The virtual service's name.") var service: String
     @Argument(help: "The real server, ip:port.") var server: String
-    @Option(help: "0...65535.") var weight = 1
+    @Option(help: "\(RealServerConfig.weights).") var weight = 1
     @Option(help: "Upper connection threshold (0 = none).") var upper = 0
     @Option(help: "Lower connection threshold (0 = three quarters of upper).") var lower = 0
 

@@ -4,7 +4,7 @@ import SwiftVSBench
 import SwiftVSTestSupport
 import Testing
 @testable import SwiftVSCore
-import SwiftVSProcess
+import SwiftVSSystem
 
 /// The `swiftvs` binary end to end: `bench http` against a director, the interruption scenario, and the HTML report
 /// in headless Chromium.

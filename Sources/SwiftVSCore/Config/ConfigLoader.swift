@@ -864,7 +864,7 @@ struct NodeReader {
             }
             seen[address] = index
             var server = RealServerConfig(address: address)
-            if let n = keys["weight"], let v = self.int(n, "\(itemPath).weight", 0...65535) { server.weight = v }
+            if let n = keys["weight"], let v = self.int(n, "\(itemPath).weight", RealServerConfig.weights) { server.weight = v }
             if let n = keys["upper"], let v = self.int(n, "\(itemPath).upper", 0...1_000_000) { server.upper = v }
             if let n = keys["lower"], let v = self.int(n, "\(itemPath).lower", 0...1_000_000) { server.lower = v }
             if server.lower > 0 && server.upper == 0 {

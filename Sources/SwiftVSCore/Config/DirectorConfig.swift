@@ -131,8 +131,11 @@ public struct SchedulerFlags: Sendable, Equatable {
 
 /// One real server of a virtual service.
 public struct RealServerConfig: Sendable, Equatable {
+    /// The weights a real server may have (IPVS's): the config, `adm weight` and `adm add` all check this one range.
+    public static let weights = 0...65535
+
     public var address: Endpoint
-    /// 0...65535, default 1. 0 quiesces: no new connections or requests, existing ones finish.
+    /// 0...65535 (`weights`), default 1. 0 quiesces: no new connections or requests, existing ones finish.
     public var weight: Int = 1
     /// Upper connection threshold (ipvsadm `-x`); 0 = none. At or above it the server takes no new connections.
     public var upper: Int = 0

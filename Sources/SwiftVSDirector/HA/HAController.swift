@@ -3,7 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import SwiftVSCore
-import SwiftVSProcess
+import SwiftVSSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -175,12 +175,6 @@ final class Instance {
     }
 }
 
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
 /// The loop thread's state.
 private final class Loop: @unchecked Sendable {  // confined to its thread
     let controller: HAController
@@ -205,18 +199,18 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
     }
 
     func run() {
-        let now = monotonicNanoseconds()
+        let now = Monotonic.nanoseconds()
         for (i, _) in self.instances.enumerated() { self.handle(i, .startup, now: now) }
         self.publish(now)
         while !self.controller.shouldStop {
-            let now = monotonicNanoseconds()
+            let now = Monotonic.nanoseconds()
             let deadlines = self.instances.compactMap(\.machine.deadline) + [self.nextTrack]
             let next = deadlines.min() ?? now + 100_000_000
             let timeoutMs = next > now ? Int32(min(1000, (next - now + 999_999) / 1_000_000)) : 0
             var fds = [pollfd(fd: self.controller.wakeFD, events: Int16(POLLIN), revents: 0)]
             fds += self.instances.map { pollfd(fd: $0.transport.fd, events: Int16(POLLIN), revents: 0) }
             _ = poll(&fds, nfds_t(fds.count), timeoutMs)
-            let after = monotonicNanoseconds()
+            let after = Monotonic.nanoseconds()
             for (i, instance) in self.instances.enumerated() where fds[i + 1].revents & Int16(POLLIN) != 0 {
                 while let result = instance.transport.receive() {
                     switch result {
@@ -242,15 +236,15 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
             self.reapChildren()
             self.publish(after)
         }
-        let end = monotonicNanoseconds()
+        let end = Monotonic.nanoseconds()
         for (i, _) in self.instances.enumerated() { self.handle(i, .shutdown, now: end) }
         // A resigning master keeps its addresses until the backup's first advert (or its down interval).
         while self.instances.contains(where: { $0.machine.state == .resigning }) {
-            let now = monotonicNanoseconds()
+            let now = Monotonic.nanoseconds()
             let next = self.instances.compactMap(\.machine.deadline).min() ?? now
             var fds = self.instances.map { pollfd(fd: $0.transport.fd, events: Int16(POLLIN), revents: 0) }
             _ = poll(&fds, nfds_t(fds.count), next > now ? Int32((next - now) / 1_000_000 + 1) : 0)
-            let after = monotonicNanoseconds()
+            let after = Monotonic.nanoseconds()
             for (i, instance) in self.instances.enumerated() where fds[i].revents & Int16(POLLIN) != 0 {
                 while let result = instance.transport.receive() {
                     if case .success(let (advert, source)) = result, advert.vrid == instance.machine.vrid {
@@ -263,7 +257,7 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                 if let deadline = instance.machine.deadline, deadline <= after { self.handle(i, .timer, now: after) }
             }
         }
-        self.publish(monotonicNanoseconds())
+        self.publish(Monotonic.nanoseconds())
         for instance in self.instances { instance.transport.close() }
         self.controller.loopFinished()
     }
@@ -395,29 +389,27 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
     }
 }
 
-/// A tracked check (the director's services, or a script) with rise/fall.
+/// A tracked check (the director's services, or a script): its rise/fall is a `HealthTracker`, as a real server's is.
 private final class Tracker {
     let name: String
     let weight: Int?
-    let rise: Int
-    let fall: Int
     let interval: UInt64
     let timeout: UInt64
     let command: String?
-    var up = true
-    var streak = 0
+    var health: HealthTracker
     var nextRun: UInt64 = 0
     var running: (pid: pid_t, started: UInt64)?
     var justStarted = true
 
+    var up: Bool { self.health.state == .up }
+
     init(name: String, weight: Int?, rise: Int, fall: Int, interval: Double, timeout: Double, command: String?) {
         self.name = name
         self.weight = weight
-        self.rise = rise
-        self.fall = fall
         self.interval = UInt64(interval * 1e9)
         self.timeout = UInt64(timeout * 1e9)
         self.command = command
+        self.health = HealthTracker(rise: rise, fall: fall, now: 0)
     }
 
     /// Advances the check; returns whether `up` changed (nil if no result yet).
@@ -425,41 +417,31 @@ private final class Tracker {
         guard let command = self.command else {
             guard now >= self.nextRun else { return nil }
             self.nextRun = now + self.interval
-            return self.record(servicesHealthy())
+            return self.record(servicesHealthy() ? .passed("services healthy") : .failed("a service is down"), now: now)
         }
         if let (pid, started) = self.running {
             var status: Int32 = 0
             let r = waitpid(pid, &status, WNOHANG)
             if r == pid {
                 self.running = nil
-                return self.record((status & 0x7F) == 0 && (status >> 8) & 0xFF == 0)
+                return self.record(status == 0 ? .passed("exit 0") : .failed(ExitStatus.describe(status)), now: now)
             }
             if now - started > self.timeout {
                 kill(pid, SIGKILL)
                 waitpid(pid, &status, 0)
                 self.running = nil
-                return self.record(false)
+                return self.record(.failed("timed out"), now: now)
             }
             return nil
         }
         guard now >= self.nextRun else { return nil }
         self.nextRun = now + self.interval
-        if let pid = Loop.spawnShell(command) { self.running = (pid, now) } else { return self.record(false) }
+        if let pid = Loop.spawnShell(command) { self.running = (pid, now) } else { return self.record(.failed("cannot start"), now: now) }
         return nil
     }
 
-    func record(_ ok: Bool) -> Bool {
-        if ok == self.up {
-            self.streak = 0
-            return false
-        }
-        self.streak += 1
-        if self.streak >= (ok ? self.rise : self.fall) {
-            self.up = ok
-            self.streak = 0
-            return true
-        }
-        return false
+    func record(_ result: CheckResult, now: UInt64) -> Bool {
+        self.health.record(result, now: Double(now) / 1e9) != nil
     }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
 import SwiftVSCore
-import SwiftVSProcess
+import SwiftVSSystem
 
 #if canImport(Glibc)
 import Glibc

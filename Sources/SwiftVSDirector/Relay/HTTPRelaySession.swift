@@ -66,7 +66,7 @@ final class HTTPRelaySession: RelayConnection {
     let clientFD: Int32
     let remote: SocketAddress?
     let sourceKey: UInt32
-    var index = -1
+    var sweepIndex = -1
     private var state = State.idle
     private var closed = false
 

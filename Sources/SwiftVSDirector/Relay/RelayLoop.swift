@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import CSwiftVSLinux
 import Glibc
 import Logging
@@ -31,13 +32,8 @@ final class RelayListener: @unchecked Sendable {
 }
 
 /// What a relay loop's sweeper and shutdown see of a connection.
-protocol RelayConnection: AnyObject {
-    /// Position in the loop's connection list, kept by the loop.
-    var index: Int { get set }
-    func checkTimeout(now: UInt64)
+protocol RelayConnection: SweptConnection {
     func close()
-    /// The director is shutting down: finish what is in flight, take nothing new, close when idle.
-    func drain()
 }
 
 /// One thread of the relay engine: an epoll loop over its listeners, its sessions' sockets and a wake-up eventfd.
@@ -75,10 +71,10 @@ final class RelayLoop: @unchecked Sendable {
     let handOff: @Sendable (Int32, VirtualService, [UInt8]) -> Void
 
     /// Coarse monotonic time (ns), read once per wake-up.
-    private(set) var now: UInt64 = RelayLoop.monotonicNanos()
+    private(set) var now: UInt64 = Monotonic.nanoseconds()
     var seconds: Double { Double(self.now) / 1e9 }
     private var listeners: [RelayListener] = []
-    private var sessions: [RelayConnection] = []
+    private let sessions = SweepList()
     /// Closed this round: kept alive until the round's remaining events (which may name them) are handled.
     private var closedThisRound: [AnyObject] = []
     /// Idle upstream connections of the HTTP path, by service and real server.
@@ -121,12 +117,6 @@ final class RelayLoop: @unchecked Sendable {
         Glibc.close(self.epoll)
     }
 
-    static func monotonicNanos() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
-    }
-
     static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -149,7 +139,7 @@ final class RelayLoop: @unchecked Sendable {
         self.lastSweep = self.now
         while self.running {
             let count = epoll_wait(self.epoll, events, Int32(capacity), 100)
-            self.now = Self.monotonicNanos()
+            self.now = Monotonic.nanoseconds()
             if count > 0 {
                 for index in 0..<Int(count) {
                     let event = events[index]
@@ -209,11 +199,7 @@ final class RelayLoop: @unchecked Sendable {
                 self.drop(listener)
             case .drain:
                 self.draining = true
-                var index = self.sessions.count - 1
-                while index >= 0 {
-                    if index < self.sessions.count { self.sessions[index].drain() }
-                    index -= 1
-                }
+                self.sessions.forEach { $0.drain() }
             case .stop:
                 self.running = false
             }
@@ -303,8 +289,7 @@ final class RelayLoop: @unchecked Sendable {
     }
 
     private func track(_ connection: RelayConnection) {
-        connection.index = self.sessions.count
-        self.sessions.append(connection)
+        self.sessions.add(connection)
     }
 
     static func address(_ storage: sockaddr_storage) -> SocketAddress? {
@@ -340,14 +325,7 @@ final class RelayLoop: @unchecked Sendable {
 
     /// A closed connection leaves the list (swap-remove) but lives until this round's events are handled.
     func forget(_ connection: RelayConnection) {
-        let index = connection.index
-        guard index >= 0, index < self.sessions.count, self.sessions[index] === connection else { return }
-        let last = self.sessions.removeLast()
-        if index < self.sessions.count {
-            self.sessions[index] = last
-            last.index = index
-        }
-        connection.index = -1
+        self.sessions.remove(connection)
         self.closedThisRound.append(connection)
     }
 
@@ -358,11 +336,8 @@ final class RelayLoop: @unchecked Sendable {
 
     private func sweep() {
         self.resumeListeners()
-        var index = self.sessions.count - 1
-        while index >= 0 {
-            if index < self.sessions.count { self.sessions[index].checkTimeout(now: self.now) }
-            index -= 1
-        }
+        let now = self.now
+        self.sessions.forEach { $0.checkTimeout(now: now) }
         for (service, byServer) in self.pool {
             for (server, idle) in byServer {
                 for upstream in idle where self.now &- upstream.idleSince > upstream.idleNanos {
@@ -454,7 +429,8 @@ final class RelayLoop: @unchecked Sendable {
 
     /// Stopped: every connection and listener is closed.
     private func finish() {
-        while let session = self.sessions.last { session.close() }
+        // Every session is a RelayConnection (only `track` adds to the list).
+        while let session = self.sessions.last as? RelayConnection { session.close() }
         for byServer in self.pool.values {
             for idle in byServer.values {
                 for upstream in idle { upstream.close() }

@@ -117,7 +117,7 @@ final class RelaySession: RelayConnection {
     var lastActivity: UInt64
     private let idleNanos: UInt64
     /// Position in the loop's session list (for the sweeper).
-    var index = -1
+    var sweepIndex = -1
     private(set) var closed = false
     /// Client → real server, and back.
     private var up = RelayFlow()

@@ -1,5 +1,5 @@
 import Glibc
-import SwiftVSProcess
+import SwiftVSSystem
 import Testing
 
 @Suite("Spawn")
