@@ -28,6 +28,35 @@ extension HTTPResponseScanner {
     }
 }
 
+/// The director's own short answers (400, 408, 431, 502, 503, 504): one page for both HTTP paths. The relay writes
+/// `text`; the NIOHTTP1 proxy writes `head` and `body`.
+struct ErrorPage {
+    let status: HTTPResponseStatus
+    /// `Connection: close`: the connection ends after it.
+    let close: Bool
+
+    var body: String { "\(self.status.code) \(self.status.reasonPhrase)\n" }
+
+    var headers: [(String, String)] {
+        var headers = [
+            ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(self.body.utf8.count)),
+            ("Cache-Control", "no-store"),
+        ]
+        if self.close { headers.append(("Connection", "close")) }
+        return headers
+    }
+
+    var head: HTTPResponseHead {
+        HTTPResponseHead(version: .http1_1, status: self.status, headers: HTTPHeaders(self.headers))
+    }
+
+    /// The whole response as HTTP/1.1 text.
+    var text: String {
+        "HTTP/1.1 \(self.status.code) \(self.status.reasonPhrase)\r\n"
+            + self.headers.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n" + self.body
+    }
+}
+
 /// Header work the proxy does on every request and response, in one pass over the headers.
 enum HTTPHead {
     /// RFC 9110 §7.6.1 hop-by-hop headers, matched by length first so that most names cost one comparison.
@@ -175,20 +204,6 @@ enum HTTPHead {
             head.headers.add(name: "Connection", value: "keep-alive")
         }
         return head
-    }
-
-    /// The short body of the director's own error responses (502, 503, 504, 400…).
-    static func errorText(_ status: HTTPResponseStatus) -> String {
-        "\(status.code) \(status.reasonPhrase)\n"
-    }
-
-    /// A whole error response of the relay engine's HTTP path, `Connection: close` if `close`.
-    static func errorResponse(_ status: HTTPResponseStatus, close: Bool) -> String {
-        let text = Self.errorText(status)
-        return "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n"
-            + "Content-Type: text/plain; charset=utf-8\r\nContent-Length: \(text.utf8.count)\r\n"
-            + (close ? "Cache-Control: no-store\r\nConnection: close\r\n\r\n" : "Cache-Control: no-store\r\n\r\n")
-            + text
     }
 
     /// GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 §9.2.2): safe to send again.

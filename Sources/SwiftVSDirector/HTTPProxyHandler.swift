@@ -244,7 +244,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
                 self.attach(connection)
                 connection.flush()
             },
-            failed: { timedOut in self.upstreamFailed(connectFailed: true, timedOut: timedOut) }
+            failed: { timedOut in self.upstreamFailed(.connect(timedOut: timedOut)) }
         )
     }
 
@@ -372,32 +372,33 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     func upstreamClosed(_ connection: Upstream, error: Error?) {
         guard self.upstream === connection else { return }
         self.upstream = nil
-        if self.responseStarted {
-            // Part of the response is out: the client can only learn of the failure by the close.
-            self.backend?.release()
-            self.backend = nil
-            self.state = .closed
-            self.context?.close(promise: nil)
-            return
+        if !self.responseStarted, let backend = self.backend {
+            self.service.failed(backend, "connection lost before the response")
         }
-        if let backend = self.backend { self.service.failed(backend, "connection lost before the response") }
-        self.upstreamFailed(connectFailed: false, timedOut: false)
+        self.upstreamFailed(.lostBeforeResponse)
     }
 
-    private func upstreamFailed(connectFailed: Bool, timedOut: Bool) {
+    /// Lets go of the real server and does what `RetryDecision` says: another server (a connect that failed sent
+    /// nothing; a replayable request goes again whole), an error answer, or a close (part of the response is out).
+    private func upstreamFailed(_ failure: UpstreamFailure) {
         self.backend?.release()
         self.backend = nil
-        let canRetry = connectFailed || (self.replayable && !self.bodySent)
-        self.lastFailure = timedOut ? .gatewayTimeout : .badGateway
-        if canRetry && self.tried.count <= self.config.retries {
+        let decision = RetryDecision.decide(failure, replayable: self.replayable, bodySent: self.bodySent,
+                                            tried: self.tried.count, retries: self.config.retries,
+                                            responseStarted: self.responseStarted)
+        switch decision {
+        case .close:
+            self.state = .closed
+            self.context?.close(promise: nil)
+        case .retry(let otherwise):
+            self.lastFailure = HTTPResponseStatus(statusCode: otherwise)
             self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.config.name)"])
-            // A connect that failed sent nothing; a replayable request goes again whole.
             self.state = .connecting
             self.dispatch()
             if self.upstream != nil { self.upstream?.flush() }
-            return
+        case .respond(let status):
+            self.respondError(HTTPResponseStatus(statusCode: status), close: true)
         }
-        self.respondError(timedOut ? .gatewayTimeout : .badGateway, close: true)
     }
 
     private func abortUpstream() {
@@ -524,15 +525,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
                 } else {
                     self.respondError(.requestTimeout, close: true)
                 }
-            } else if self.state == .forwarding && now &- max(self.sentAt, self.lastActivity) > self.serverNanos {
-                if self.responseStarted {
-                    self.abortUpstream()
-                    self.state = .closed
-                    self.context?.close(promise: nil)
-                } else if self.requestComplete {
-                    self.abortUpstream()
-                    self.respondError(.gatewayTimeout, close: true)
+            } else if self.state == .forwarding && now &- max(self.sentAt, self.lastActivity) > self.serverNanos
+                        && (self.responseStarted || self.requestComplete) {
+                if let upstream = self.upstream {
+                    self.upstream = nil
+                    upstream.close()
                 }
+                self.upstreamFailed(.serverTimeout)
             }
         case .tunnel, .closed:
             break
@@ -542,16 +541,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     /// A short error response; the connection closes after it when `close` is set.
     private func respondError(_ status: HTTPResponseStatus, close: Bool) {
         guard let context = self.context, self.state != .closed else { return }
-        let text = HTTPHead.errorText(status)
-        var body = context.channel.allocator.buffer(capacity: text.utf8.count)
-        body.writeString(text)
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Cache-Control", value: "no-store")
         let shouldClose = close || !self.keepAlive
-        if shouldClose { headers.add(name: "Connection", value: "close") }
-        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+        let page = ErrorPage(status: status, close: shouldClose)
+        let head = page.head
+        let body = context.channel.allocator.buffer(string: page.body)
         self.head = nil
         self.buffered.removeAll()
         self.bufferedBytes = 0

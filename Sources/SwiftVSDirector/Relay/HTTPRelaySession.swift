@@ -438,13 +438,7 @@ final class HTTPRelaySession: RelayConnection {
         guard let backend = self.backend else { return }
         self.backend = nil
         self.service.connectFailed(backend, error: error)
-        let timedOut = error == ETIMEDOUT
-        self.lastFailure = timedOut ? .gatewayTimeout : .badGateway
-        if self.tried.count <= self.config.retries {
-            self.dispatch()
-        } else {
-            self.respondError(self.lastFailure!, close: true)
-        }
+        self.upstreamFailed(.connect(timedOut: error == ETIMEDOUT))
     }
 
     /// Writes the request; false while the real server cannot take more.
@@ -685,40 +679,39 @@ final class HTTPRelaySession: RelayConnection {
         }
         self.upstream?.close()
         self.upstream = nil
-        if self.responseStarted {
-            // Cut short: the client sees the close.
-            return self.endAbruptly()
+        if !self.responseStarted, let backend = self.backend {
+            self.service.failed(backend, "connection lost before the response")
         }
-        if let backend = self.backend { self.service.failed(backend, "connection lost before the response") }
-        self.upstreamFailed(timedOut: false)
+        self.upstreamFailed(.lostBeforeResponse)
     }
 
     /// The real server sent something that is not an HTTP/1.x response.
     private func badResponse(_ problem: String) {
         self.upstream?.close()
         self.upstream = nil
-        if self.responseStarted { return self.endAbruptly() }
-        if let backend = self.backend { self.service.failed(backend, "bad response: \(problem)") }
-        self.upstreamFailed(timedOut: false)
+        if !self.responseStarted, let backend = self.backend { self.service.failed(backend, "bad response: \(problem)") }
+        self.upstreamFailed(.badResponse)
     }
 
-    private func endAbruptly() {
+    /// Lets go of the real server and does what `RetryDecision` says: another server, an error answer, or a close
+    /// once what is queued for the client has gone (part of the response is out).
+    private func upstreamFailed(_ failure: UpstreamFailure) {
         self.backend?.release()
         self.backend = nil
-        self.state = .idle
-        self.closeAfterFlush = true
-    }
-
-    private func upstreamFailed(timedOut: Bool) {
-        self.backend?.release()
-        self.backend = nil
-        self.lastFailure = timedOut ? .gatewayTimeout : .badGateway
-        if self.replayable && self.tried.count <= self.config.retries {
+        let decision = RetryDecision.decide(failure, replayable: self.replayable, bodySent: false,
+                                            tried: self.tried.count, retries: self.config.retries,
+                                            responseStarted: self.responseStarted)
+        switch decision {
+        case .close:
+            self.state = .idle
+            self.closeAfterFlush = true
+        case .retry(let otherwise):
+            self.lastFailure = HTTPResponseStatus(statusCode: otherwise)
             self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.config.name)"])
             self.dispatch()
-            return
+        case .respond(let status):
+            self.respondError(HTTPResponseStatus(statusCode: status), close: true)
         }
-        self.respondError(self.lastFailure!, close: true)
     }
 
     /// A short error response, as the NIO proxies write it; the connection closes after it when `close` is set.
@@ -729,7 +722,7 @@ final class HTTPRelaySession: RelayConnection {
             self.loop.recycle(out)
             self.out = nil
         }
-        self.outCopy.append(contentsOf: HTTPHead.errorResponse(status, close: shouldClose).utf8)
+        self.outCopy.append(contentsOf: ErrorPage(status: status, close: shouldClose).text.utf8)
         if let request = self.request {
             self.loop.recycle(request)
             self.request = nil
@@ -783,13 +776,11 @@ final class HTTPRelaySession: RelayConnection {
                 self.upstream?.close()
                 self.upstream = nil
                 if self.responseStarted {
-                    self.close()
-                } else {
-                    self.backend?.release()
-                    self.backend = nil
-                    self.respondError(.gatewayTimeout, close: true)
-                    self.pump()
+                    // A client that stopped reading would hold a close-after-flush: close now.
+                    return self.close()
                 }
+                self.upstreamFailed(.serverTimeout)
+                self.pump()
             }
         case .closed:
             break
