@@ -22,10 +22,29 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
-        // Pure core: config + validation, schedulers, persistence. No sockets, clocks or randomness of its own.
+        // Reading YAML configs: key paths, line numbers, "did you mean", every problem at once; Endpoint. Every
+        // config (the director's, IPTV's, the bench's scenarios) is read with it.
+        .target(
+            name: "SwiftVSConfigKit",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // The load-balancing core, pure: the director's config and validation, schedulers, persistence, health
+        // rise/fall, HTTP/1 head scanners and the retry decision, VRRP. No sockets, clocks or randomness of its own.
         .target(
             name: "SwiftVSCore",
             dependencies: [
+                "SwiftVSConfigKit",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
+        // The media core, pure: MPEG-TS demuxer, segmenter, keyframes, HLS playlists, the IPTV config. Used by IPTV.
+        .target(
+            name: "SwiftVSMedia",
+            dependencies: [
+                "SwiftVSConfigKit",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: hotPathSettings
@@ -40,6 +59,7 @@ let package = Package(
         .target(
             name: "SwiftVSDirector",
             dependencies: [
+                "SwiftVSConfigKit",
                 "SwiftVSCore",
                 "CSwiftVSLinux",
                 "SwiftVSSystem",
@@ -56,8 +76,10 @@ let package = Package(
         .target(
             name: "SwiftVSBench",
             dependencies: [
+                "SwiftVSConfigKit",
                 "SwiftVSCore",
                 "SwiftVSSystem",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -70,7 +92,9 @@ let package = Package(
         .target(
             name: "SwiftVSIPTV",
             dependencies: [
+                "SwiftVSConfigKit",
                 "SwiftVSCore",
+                "SwiftVSMedia",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -83,7 +107,12 @@ let package = Package(
         .executableTarget(
             name: "swiftvs",
             dependencies: [
+                "SwiftVSConfigKit",
                 "SwiftVSCore",
+                "SwiftVSMedia",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "SwiftVSDirector",
                 "SwiftVSIPTV",
                 "SwiftVSBench",
@@ -101,11 +130,16 @@ let package = Package(
         ),
         .testTarget(
             name: "SwiftVSCoreTests",
-            dependencies: ["SwiftVSCore"]
+            dependencies: ["SwiftVSCore", "SwiftVSConfigKit"]
+        ),
+        .testTarget(
+            name: "SwiftVSMediaTests",
+            dependencies: ["SwiftVSMedia", "SwiftVSConfigKit"]
         ),
         .testTarget(
             name: "SwiftVSBenchTests",
             dependencies: [
+                "SwiftVSConfigKit",
                 "SwiftVSCore",
                 "SwiftVSSystem",
                 "SwiftVSBench",
@@ -116,11 +150,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwiftVSIPTVTests",
-            dependencies: ["SwiftVSCore", "SwiftVSTestSupport"]
+            dependencies: ["SwiftVSCore", "SwiftVSMedia", "SwiftVSTestSupport"]
         ),
         .testTarget(
             name: "SwiftVSDirectorTests",
             dependencies: [
+                "SwiftVSConfigKit",
                 "SwiftVSCore",
                 "SwiftVSDirector",
                 "SwiftVSTestSupport",

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import SwiftVSSystem
 import Foundation
 import Logging

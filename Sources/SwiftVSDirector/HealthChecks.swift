@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SwiftVSConfigKit
 import Glibc
 #elseif canImport(Musl)
 import Musl

@@ -1,3 +1,4 @@
+import SwiftVSMedia
 import Foundation
 import Logging
 import NIOCore

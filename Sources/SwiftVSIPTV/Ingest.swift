@@ -1,3 +1,5 @@
+import SwiftVSMedia
+import SwiftVSConfigKit
 import Foundation
 import Logging
 import NIOCore

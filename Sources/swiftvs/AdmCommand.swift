@@ -1,3 +1,4 @@
+import SwiftVSBench
 import ArgumentParser
 import Foundation
 import NIOCore

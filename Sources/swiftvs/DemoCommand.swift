@@ -1,3 +1,4 @@
+import SwiftVSMedia
 import ArgumentParser
 import Logging
 import NIOPosix

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import ArgumentParser
 import Foundation
 import Logging

@@ -1,3 +1,5 @@
+import SwiftVSMedia
+import SwiftVSConfigKit
 import ArgumentParser
 import Foundation
 import Logging

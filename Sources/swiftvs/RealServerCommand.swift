@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import ArgumentParser
 import NIOCore
 import NIOPosix

@@ -1,6 +1,6 @@
 import Foundation
 import NIOPosix
-import SwiftVSBench
+@testable import SwiftVSBench
 import SwiftVSTestSupport
 import Testing
 @testable import SwiftVSCore

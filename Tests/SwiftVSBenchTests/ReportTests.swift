@@ -1,3 +1,5 @@
+@testable import SwiftVSBench
+import SwiftVSConfigKit
 import Testing
 @testable import SwiftVSCore
 

@@ -1,3 +1,4 @@
+@testable import SwiftVSBench
 import Testing
 @testable import SwiftVSCore
 

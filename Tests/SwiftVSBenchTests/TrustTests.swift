@@ -1,7 +1,7 @@
 import NIOCore
 import NIOPosix
 import Testing
-import SwiftVSBench
+@testable import SwiftVSBench
 @testable import SwiftVSCore
 
 extension BenchIntegration {

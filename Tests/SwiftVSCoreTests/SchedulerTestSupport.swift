@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import SwiftVSCore
 
 /// Servers 10.0.0.1:80, 10.0.0.2:80, … with the given weights.

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import Foundation
 import SwiftVSCore
 @testable import SwiftVSDirector

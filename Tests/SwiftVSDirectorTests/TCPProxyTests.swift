@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import SwiftVSTestSupport
 import Foundation
 import SwiftVSCore

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 /// The director's whole configuration: what `swiftvs director --config FILE` reads.
 ///
 /// Every field has a default except the services themselves; `ConfigLoader` fills the defaults and reports

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 /// High availability: VRRPv3 instances that move the virtual IPs between two directors (`ha:` in the director's
 /// config). Every instance of one director forms one sync group, as keepalived's `vrrp_sync_group`: the front VIP and
 /// the back (gateway) VIP of the NAT topology move together.

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 /// How a virtual service checks its real servers (keepalived's `TCP_CHECK`, `HTTP_GET`, `MISC_CHECK`).
 public struct HealthCheckConfig: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import Synchronization
 
 /// Live counters of one real server. They outlive snapshots: a weight change rebuilds the snapshot but the

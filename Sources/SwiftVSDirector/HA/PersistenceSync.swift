@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import Foundation
 import Logging
 import NIOCore

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import SwiftVSCore
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import CSwiftVSLinux
 import Foundation
 import Glibc

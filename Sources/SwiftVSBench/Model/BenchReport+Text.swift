@@ -1,3 +1,4 @@
+import SwiftVSCore
 /// The final text tables of a run: the four figures of the studies (throughput, loss, CPU, response time) per phase,
 /// then sweeps and comparisons.
 extension BenchReport {

@@ -1,3 +1,4 @@
+import SwiftVSCore
 /// What a simulated HLS viewer reads from a playlist: the media segment URIs, the target duration, and, in a master
 /// playlist, the variants. Pure; the viewer driver does the I/O.
 public struct HLSPlaylistSummary: Sendable, Equatable {

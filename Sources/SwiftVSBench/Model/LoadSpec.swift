@@ -1,3 +1,5 @@
+import SwiftVSCore
+import SwiftVSConfigKit
 /// One target of a load run: an `http://` URL split into what a connection needs, with a weight in the mix.
 public struct BenchTarget: Sendable, Equatable, Codable {
     /// Host as written in the URL (an IP literal, `localhost`, or a name resolved when connecting).

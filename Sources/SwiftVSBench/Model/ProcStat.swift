@@ -1,3 +1,4 @@
+import SwiftVSCore
 /// Parsers for the Linux /proc files the CPU sampler reads. Pure: the driver reads the files and passes the text.
 public enum ProcStat {
     /// utime + stime (jiffies) of a process, from /proc/PID/stat. The command name may hold spaces and

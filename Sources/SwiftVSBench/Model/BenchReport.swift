@@ -1,3 +1,4 @@
+import SwiftVSCore
 /// Why a request counts as lost. Loss % = failed / attempted, whatever the cause.
 public enum LossCause: String, Codable, CaseIterable, Sendable {
     /// The TCP connection was refused (nothing listening, or a full backlog that resets).

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import SwiftVSCore
+@testable import SwiftVSMedia
 
 /// Runs a whole stream through a demuxer; the video access units in order.
 private func accessUnits(_ bytes: [UInt8]) -> (units: [VideoAccessUnit], demuxer: TSDemuxer) {
@@ -217,8 +217,9 @@ struct TSSegmenterTests {
 struct TSLoopTests {
     /// The built-in channel's clip, as shipped.
     static func sampleClip() throws -> [UInt8] {
+        // Tests/SwiftVSMediaTests/TSTests.swift → the repository.
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Sources/SwiftVSIPTV/Resources/sample.ts")
+            .deletingLastPathComponent().appendingPathComponent("Sources/SwiftVSIPTV/Resources/sample.ts")
         return [UInt8](try Data(contentsOf: path))
     }
 

@@ -69,7 +69,7 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         try self.init(host: String(hostPart), port: port)
     }
 
-    static func parseIP(_ text: String) -> [UInt8]? {
+    public static func parseIP(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
             return withUnsafeBytes(of: &v4) { Array($0) }

@@ -1,3 +1,5 @@
+import SwiftVSCore
+import SwiftVSConfigKit
 import Yams
 
 /// Reads a scenario file: `vars`, `processes`, `steps`, `report`. Like the director's config, every problem is

@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 import Yams
 
 /// Where a channel's MPEG-TS comes from.
