@@ -68,3 +68,14 @@ public func waitUntil(_ what: String, seconds: Double = 10, _ condition: @Sendab
     if try condition() { return }
     throw TestSupportError("waited \(seconds) s, and still not: \(what)")
 }
+
+/// The same, blocking the calling thread, for synchronous tests.
+public func waitUntilBlocking(_ what: String, seconds: Double = 10, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return }
+        usleep(20_000)
+    }
+    if try condition() { return }
+    throw TestSupportError("waited \(seconds) s, and still not: \(what)")
+}

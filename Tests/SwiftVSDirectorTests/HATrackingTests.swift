@@ -68,9 +68,13 @@ extension IntegrationTests {
             // It passes again (rise 2): back to 150, which preempts.
             FileManager.default.createFile(atPath: healthy, contents: Data())
             #expect(waitFor(5) { state(0).state == "MASTER" && state(1).state == "BACKUP" })
-            usleep(300_000)
-            let notify0 = (try? String(contentsOfFile: dir + "/notify-0", encoding: .utf8)) ?? ""
-            let notify1 = (try? String(contentsOfFile: dir + "/notify-1", encoding: .utf8)) ?? ""
+            // The notify scripts run on their own: wait for the last one's line.
+            func notified(_ index: Int) -> String {
+                (try? String(contentsOfFile: dir + "/notify-\(index)", encoding: .utf8)) ?? ""
+            }
+            _ = waitFor(5) { notified(0).components(separatedBy: "INSTANCE front MASTER 150").count >= 3 }
+            let notify0 = notified(0)
+            let notify1 = notified(1)
             #expect(notify0.contains("INSTANCE front MASTER 150") && notify0.contains("INSTANCE front BACKUP 90"),
                     Comment(rawValue: notify0))
             #expect(notify1.contains("INSTANCE front MASTER 120"), Comment(rawValue: notify1))

@@ -1,5 +1,6 @@
 import SwiftVSConfigKit
 import Foundation
+import SwiftVSTestSupport
 import SwiftVSCore
 @testable import SwiftVSDirector
 import Synchronization
@@ -127,7 +128,7 @@ extension IntegrationTests {
                             seenB.insert(try b.request("GET", "/").text)
                             b.close()
                         }
-                        usleep(2_600_000)
+                        usleep(2_600_000)  // not a synchronisation: the 2 s persistence timeout has to run out
                         return (seenA, seenB, try a.request("GET", "/").text)
                     }
                     #expect(first.count == 1)
@@ -150,8 +151,7 @@ extension IntegrationTests {
                         let client = BlockingClient(port: port)
                         return try client.request("GET", "/delay/800")
                     }
-                    while backends[0].openConnections == 0 { try await Task.sleep(for: .milliseconds(5)) }
-                    try await Task.sleep(for: .milliseconds(100))
+                    try await waitUntil("the slow request reaches rs0") { backends[0].count == 1 }
                     try service.setWeight(try Endpoint(parsing: backends[0].address), 0)
                     let before = backends[0].count
                     let names = try await onThread { () -> [String] in

@@ -151,12 +151,13 @@ extension IntegrationTests {
                     let first = BlockingClient(port: port)
                     try first.connect()
                     try first.send("ping")
-                    try await Task.sleep(for: .milliseconds(100))
-                    #expect(backends[0].openConnections == 1)
+                    try await waitUntil("the first connection reaches rs0") { backends[0].openConnections == 1 }
                     try director.service.setWeight(try Endpoint(parsing: backends[0].address), 0)
                     let others = (0..<10).map { _ in BlockingClient(port: port) }
                     for client in others { try client.connect(); try client.send("x") }
-                    try await Task.sleep(for: .milliseconds(200))
+                    try await waitUntil("10 new connections reach a real server") {
+                        backends[0].openConnections + backends[1].openConnections == 11
+                    }
                     #expect(backends[0].openConnections == 1)
                     #expect(backends[1].openConnections == 10)
                     // The quiesced server's connection still carries bytes both ways.

@@ -48,11 +48,11 @@ struct IPTVEndToEndTests {
         let encoder = try liveEncoder(seconds: 90, outputs: ["udp://127.0.0.1:\(udp1)?pkt_size=1316",
                                                             "udp://127.0.0.1:\(udp2)?pkt_size=1316"])
         defer { encoder.stop(); encoder.removeOutput() }
-        // The second replica joins the feed 5 s later, mid-GOP: it must still publish the same entries.
-        sleep(5)
+        // The second replica joins the feed once the first is live (segments published, so mid-stream and, with
+        // 2 s GOPs, almost surely mid-GOP): it must still publish the same entries.
+        try r1.waitLive(seconds: 40)
         let r2 = try Replica(["--channel", "live=udp://127.0.0.1:\(udp2)", "--window", "5"])
         defer { r2.stop() }
-        try r1.waitLive(seconds: 40)
         try r2.waitLive(seconds: 40)
 
         var identical = false
@@ -87,13 +87,17 @@ struct IPTVEndToEndTests {
             "-i", "http://127.0.0.1:\(port)/live/live/index.m3u8", "-f", "null", "-",
         ])
         defer { reader.removeOutput() }
-        sleep(8)
+        func mediaRead() -> Int {
+            let report = (try? String(contentsOfFile: progress, encoding: .utf8)) ?? ""
+            return report.split(separator: "\n").filter { $0.hasPrefix("out_time_us=") }.last
+                .flatMap { Int($0.dropFirst("out_time_us=".count)) } ?? 0
+        }
+        // A replica dies while the viewer plays: once ffmpeg has read 6 s of media through the director.
+        try waitUntilBlocking("ffmpeg plays through the director", seconds: 30) { mediaRead() >= 6_000_000 }
         kill(r1.process.pid, SIGKILL)
         let code = reader.wait(seconds: 60)
         let elapsed = Date().timeIntervalSince(started)
-        let report = (try? String(contentsOfFile: progress, encoding: .utf8)) ?? ""
-        let outTime = report.split(separator: "\n").filter { $0.hasPrefix("out_time_us=") }.last
-            .flatMap { Int($0.dropFirst("out_time_us=".count)) } ?? 0
+        let outTime = mediaRead()
         print("iptv e2e: compared \(compared) common entries; ffmpeg rc=\(code) read \(Double(outTime) / 1e6)s of media in \(String(format: "%.1f", elapsed))s; stderr: \(reader.stderr)")
         #expect(code == 0)
         #expect(reader.stderr.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "ffmpeg reported: \(reader.stderr)")

@@ -181,12 +181,16 @@ struct IPTVHTTPTests {
         let replica = try Replica(["--config", "\(dir)/iptv.yaml"], port: port)
         defer { replica.stop() }
         try replica.waitLive()
-        sleep(3)
         struct ChannelJSON: Decodable { var archiveSegments: Int; var archiveBytes: Int64 }
+        func channel() throws -> ChannelJSON {
+            try JSONDecoder().decode([ChannelJSON].self, from: Data(try curl("\(replica.base)/api/channels").body.utf8))[0]
+        }
+        // Enough archive to be pruned: more segments written than 200 KB holds.
+        try waitUntilBlocking("the archive holds 2 segments", seconds: 30) { try channel().archiveSegments >= 2 }
         var status = ChannelJSON(archiveSegments: 0, archiveBytes: 0)
         var files: [String] = []
         for _ in 0..<10 {     // a segment may be between its write and the pruning of the oldest: look again
-            status = try JSONDecoder().decode([ChannelJSON].self, from: Data(try curl("\(replica.base)/api/channels").body.utf8))[0]
+            status = try channel()
             files = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/dvr/demo").filter { $0.hasSuffix(".ts") }
             if files.count == status.archiveSegments { break }
             usleep(200_000)
