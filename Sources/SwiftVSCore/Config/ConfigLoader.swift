@@ -31,7 +31,7 @@ extension NodeReader {
         if let node = keys["admin"] {
             admin = self.admin(node, "admin")
         }
-        var drainTimeout = 30.0
+        var drainTimeout: Double?
         if let node = keys["drain_timeout"], let value = self.duration(node, "drain_timeout", max: 3600) {
             drainTimeout = value
         }
@@ -59,7 +59,7 @@ extension NodeReader {
             self.report("admin.listen", node, "\(admin.listen) is also a virtual service's listen address")
         }
         var config = DirectorConfig(threads: threads, services: services, admin: admin)
-        config.drainTimeout = drainTimeout
+        if let drainTimeout { config.drainTimeout = drainTimeout }
         if let node = keys["ha"] { config.ha = self.ha(node, "ha") }
         return config
     }
@@ -259,122 +259,88 @@ extension NodeReader {
         } else {
             self.report("\(path).listen", node, "missing: the address to listen on, like 0.0.0.0:80 or [::]:80")
         }
+        // Every key left out keeps the default its field declares in VirtualServiceConfig: defaults live there once.
+        var service = VirtualServiceConfig(name: name ?? "", listen: listen ?? .loopback(port: 0), servers: [])
 
-        var proto = ServiceProtocol.http
         if let protoNode = keys["protocol"], let text = self.scalar(protoNode, "\(path).protocol") {
             if let value = ServiceProtocol(rawValue: text.lowercased()) {
-                proto = value
+                service.proto = value
             } else {
                 self.report("\(path).protocol", protoNode, "'\(text)' is not tcp or http")
             }
         }
 
-        var scheduler = SchedulerKind.wlc
         if let schedNode = keys["scheduler"], let text = self.scalar(schedNode, "\(path).scheduler") {
             if let value = SchedulerKind(rawValue: text.lowercased()) {
-                scheduler = value
+                service.scheduler = value
             } else {
                 let all = SchedulerKind.allCases.map(\.rawValue).joined(separator: ", ")
                 self.report("\(path).scheduler", schedNode, "'\(text)' is not an IPVS scheduler; use one of \(all)")
             }
         }
 
-        var flags = SchedulerFlags()
         if let flagsNode = keys["scheduler_flags"] {
-            flags = self.schedulerFlags(flagsNode, "\(path).scheduler_flags", scheduler: scheduler)
+            service.flags = self.schedulerFlags(flagsNode, "\(path).scheduler_flags", scheduler: service.scheduler)
         }
-
-        var hash: HashKey?
         if let hashNode = keys["hash"] {
-            hash = self.hashKey(hashNode, "\(path).hash", scheduler: scheduler, proto: proto)
+            service.hash = self.hashKey(hashNode, "\(path).hash", scheduler: service.scheduler, proto: service.proto)
         }
-
-        var persistence: PersistenceConfig?
         if let persistenceNode = keys["persistence"] {
-            persistence = self.persistence(persistenceNode, "\(path).persistence")
+            service.persistence = self.persistence(persistenceNode, "\(path).persistence")
         }
-
-        var retries = 1
         if let retriesNode = keys["retries"], let value = self.int(retriesNode, "\(path).retries", 0...16) {
-            retries = value
+            service.retries = value
         }
-
-        var timeouts = TimeoutsConfig()
         if let timeoutsNode = keys["timeouts"] {
-            timeouts = self.timeouts(timeoutsNode, "\(path).timeouts")
+            service.timeouts = self.timeouts(timeoutsNode, "\(path).timeouts")
         }
-
-        var limits = HTTPLimitsConfig()
         if let limitsNode = keys["limits"] {
-            limits = self.limits(limitsNode, "\(path).limits")
-            if proto == .tcp {
+            service.limits = self.limits(limitsNode, "\(path).limits")
+            if service.proto == .tcp {
                 self.report("\(path).limits", limitsNode, "applies to http services only; this one is tcp")
             }
         }
-
-        var forwardedFor = true
         if let node = keys["forwarded_for"], let value = self.bool(node, "\(path).forwarded_for") {
-            forwardedFor = value
+            service.forwardedFor = value
         }
-        var maxIdle = 256
         if let node = keys["max_idle_per_server"], let value = self.int(node, "\(path).max_idle_per_server", 0...100_000) {
-            maxIdle = value
+            service.maxIdlePerServer = value
         }
-
-        var health: HealthCheckConfig?
         if let node = keys["health"] {
-            health = self.health(node, "\(path).health")
+            service.health = self.health(node, "\(path).health")
         }
-        var ejection: EjectionConfig?
         if let node = keys["ejection"] {
-            ejection = self.ejection(node, "\(path).ejection")
-            if proto == .tcp {
+            service.ejection = self.ejection(node, "\(path).ejection")
+            if service.proto == .tcp {
                 self.report("\(path).ejection", node, "applies to http services only; this one is tcp")
             } else if keys["health"] == nil {
                 self.report("\(path).ejection", node,
                             "needs health: an ejected server comes back only through the active health checks")
             }
         }
-        var quorum = 1
-        if let node = keys["quorum"], let value = self.int(node, "\(path).quorum", 0...16_777_216) { quorum = value }
-        var hysteresis = 0
+        if let node = keys["quorum"], let value = self.int(node, "\(path).quorum", 0...16_777_216) {
+            service.quorum = value
+        }
         if let node = keys["quorum_hysteresis"],
            let value = self.int(node, "\(path).quorum_hysteresis", 0...16_777_216) {
-            hysteresis = value
-            if value > quorum {
-                self.report("\(path).quorum_hysteresis", node, "must not exceed quorum (\(quorum)), got \(value)")
+            service.quorumHysteresis = value
+            if value > service.quorum {
+                self.report("\(path).quorum_hysteresis", node, "must not exceed quorum (\(service.quorum)), got \(value)")
             }
         }
-        var sorry: Endpoint?
         if let node = keys["sorry"] {
-            sorry = self.endpoint(node, "\(path).sorry")
-            if let sorry, sorry.port == 0 {
+            service.sorry = self.endpoint(node, "\(path).sorry")
+            if let sorry = service.sorry, sorry.port == 0 {
                 self.report("\(path).sorry", node, "the sorry server needs a port other than 0")
             }
         }
-
-        var servers: [RealServerConfig] = []
         if let serversNode = keys["servers"] {
-            servers = self.servers(serversNode, "\(path).servers")
+            service.servers = self.servers(serversNode, "\(path).servers")
         } else {
             self.report("\(path).servers", node, "missing: list the real servers (address, weight)")
         }
 
-        guard self.problems.count == problemsBefore, let name, let listen else { return nil }
-        var service = VirtualServiceConfig(name: name, listen: listen, proto: proto, scheduler: scheduler, servers: servers)
-        service.flags = flags
-        service.hash = hash
-        service.persistence = persistence
-        service.retries = retries
-        service.timeouts = timeouts
-        service.limits = limits
-        service.forwardedFor = forwardedFor
-        service.maxIdlePerServer = maxIdle
-        service.health = health
-        service.ejection = ejection
-        service.quorum = quorum
-        service.quorumHysteresis = hysteresis
-        service.sorry = sorry
+        guard self.problems.count == problemsBefore, name != nil, listen != nil else { return nil }
         return service
     }
 
