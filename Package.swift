@@ -4,14 +4,14 @@ import PackageDescription
 /// The data plane's release builds skip Swift's dynamic exclusivity checks: they were 2% of the director's profile
 /// under load (swift_beginAccess/AccessSet::insert). Debug builds, and so the tests, keep them.
 let hotPathSettings: [SwiftSetting] = [
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 ]
 
 let package = Package(
     name: "swiftvs",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "swiftvs", targets: ["swiftvs"]),
+        .executable(name: "swiftvs", targets: ["swiftvs"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -27,7 +27,7 @@ let package = Package(
         .target(
             name: "SwiftVSConfigKit",
             dependencies: [
-                .product(name: "Yams", package: "Yams"),
+                .product(name: "Yams", package: "Yams")
             ]
         ),
         // The load-balancing core, pure: the director's config and validation, schedulers, persistence, health

@@ -31,6 +31,10 @@ fi
 # With arguments (e.g. --filter X), one plain run.
 if (($#)); then exec swift test "$@"; fi
 
+# The code is formatted to .swift-format (4 spaces, 120 columns): `swift format --in-place --recursive Sources Tests`
+# fixes what this finds.
+swift format lint --strict --recursive --parallel Sources Tests Package.swift
+
 # Swift Testing runs suites side by side; the bench's integration suite measures time and load, and the IPTV end-to-end
 # suite plays live video in real time (ffmpeg, Chromium), so each runs on its own after everything else, on the same
 # build: side by side, the bench's load stalled Chromium's playback by over a second on this 2-core machine.

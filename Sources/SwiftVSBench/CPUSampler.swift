@@ -66,7 +66,8 @@ enum ProcFiles {
     static func pids(named name: String) -> [Int32] {
         let wanted = String(name.prefix(15))
         let me = getpid()  // the bench is shown as "bench"
-        return self.allProcesses().filter { $0.pid != me && ProcStat.processName($0.stat) == wanted }.map(\.pid).sorted()
+        return self.allProcesses().filter { $0.pid != me && ProcStat.processName($0.stat) == wanted }.map(\.pid)
+            .sorted()
     }
 }
 
@@ -107,8 +108,9 @@ final class CPUSampler: @unchecked Sendable {  // used from one task at a time
                 current[pid] = ticks
                 if !self.series[i].pids.contains(pid) { self.series[i].pids.append(pid) }
                 if let before = self.previous[pid] {
-                    percent += ProcStat.percent(ticks: ticks, previous: before, seconds: seconds,
-                                                ticksPerSecond: self.ticksPerSecond)
+                    percent += ProcStat.percent(
+                        ticks: ticks, previous: before, seconds: seconds,
+                        ticksPerSecond: self.ticksPerSecond)
                 }
             }
             if !first { self.series[i].samples.append(CPUPoint(t: t, percent: percent)) }
@@ -119,7 +121,8 @@ final class CPUSampler: @unchecked Sendable {  // used from one task at a time
             guard let ticks = ProcStat.processTicks(stat) else { continue }
             all[pid] = ticks
             if let before = self.previousAll?[pid] {
-                busy += ProcStat.percent(ticks: ticks, previous: before, seconds: seconds, ticksPerSecond: self.ticksPerSecond)
+                busy += ProcStat.percent(
+                    ticks: ticks, previous: before, seconds: seconds, ticksPerSecond: self.ticksPerSecond)
             }
         }
         if self.previousAll != nil && !first {

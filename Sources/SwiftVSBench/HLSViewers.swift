@@ -53,13 +53,17 @@ public struct HLSViewerReport: Codable, Sendable {
 
     public func text() -> String {
         func line(_ l: LatencySummary) -> String {
-            String(format: "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", l.p50Ms, l.p90Ms, l.p99Ms, l.p999Ms, l.maxMs)
+            String(
+                format: "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", l.p50Ms, l.p90Ms, l.p99Ms, l.p999Ms,
+                l.maxMs)
         }
         var out = "swiftvs bench hls \(self.url)\n"
-        out += String(format: "Viewers        %d for %.0f s, one playlist + newest segment every %.1f s each\n",
-                      self.viewers, self.durationSeconds, self.periodSeconds)
-        out += String(format: "Throughput     %.0f req/s, %.1f MB/s in\n",
-                      Double(self.playlists + self.segments) / max(self.durationSeconds, 1e-9), self.megabytesPerSecond)
+        out += String(
+            format: "Viewers        %d for %.0f s, one playlist + newest segment every %.1f s each\n",
+            self.viewers, self.durationSeconds, self.periodSeconds)
+        out += String(
+            format: "Throughput     %.0f req/s, %.1f MB/s in\n",
+            Double(self.playlists + self.segments) / max(self.durationSeconds, 1e-9), self.megabytesPerSecond)
         out += "Playlists      \(self.playlists): \(line(self.playlistLatency))\n"
         out += "Segments       \(self.segments): \(line(self.segmentLatency))\n"
         out += "Cycle          \(self.cycles): \(line(self.cycleTime))\n"
@@ -67,8 +71,9 @@ public struct HLSViewerReport: Codable, Sendable {
         let errors = self.errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         out += "Errors         \(errors.isEmpty ? "none" : errors)\n"
         for series in self.cpu where !series.samples.isEmpty {
-            out += String(format: "CPU            %@: mean %.1f%%, max %.1f%% (100%% = one core)\n",
-                          series.name, series.meanPercent, series.maxPercent)
+            out += String(
+                format: "CPU            %@: mean %.1f%%, max %.1f%% (100%% = one core)\n",
+                series.name, series.meanPercent, series.maxPercent)
         }
         return out
     }
@@ -84,7 +89,9 @@ final class HLSViewerStats: @unchecked Sendable {  // confined to one event loop
 }
 
 public enum HLSViewerRun {
-    public static func run(_ spec: HLSViewerSpec, watch: [WatchTarget], progress: (@Sendable (String) -> Void)?) async throws -> HLSViewerReport {
+    public static func run(
+        _ spec: HLSViewerSpec, watch: [WatchTarget], progress: (@Sendable (String) -> Void)?
+    ) async throws -> HLSViewerReport {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: spec.threads)
         do {
             let report = try await self.run(spec, group: group, watch: watch, progress: progress)
@@ -96,10 +103,16 @@ public enum HLSViewerRun {
         }
     }
 
-    static func run(_ spec: HLSViewerSpec, group: EventLoopGroup, watch: [WatchTarget],
-                    progress: (@Sendable (String) -> Void)?) async throws -> HLSViewerReport {
+    static func run(
+        _ spec: HLSViewerSpec, group: EventLoopGroup, watch: [WatchTarget],
+        progress: (@Sendable (String) -> Void)?
+    ) async throws -> HLSViewerReport {
         let period: Double
-        if let given = spec.period { period = given } else { period = try await Self.targetDuration(spec, group: group) }
+        if let given = spec.period {
+            period = given
+        } else {
+            period = try await Self.targetDuration(spec, group: group)
+        }
         let ramp = spec.ramp ?? period
         let start = Monotonic.nanoseconds() + 100_000_000
         let end = start + UInt64((spec.duration + ramp) * 1e9)
@@ -111,8 +124,10 @@ public enum HLSViewerRun {
             stats.append(s)
             for id in stride(from: index, to: spec.viewers, by: spec.threads) {
                 let offset = UInt64(ramp * 1e9 * Double(id) / Double(max(1, spec.viewers)))
-                viewers.append(HLSViewer(spec: spec, loop: loop, stats: s, period: UInt64(period * 1e9),
-                                         firstTick: start + offset, end: end))
+                viewers.append(
+                    HLSViewer(
+                        spec: spec, loop: loop, stats: s, period: UInt64(period * 1e9),
+                        firstTick: start + offset, end: end))
             }
         }
         for viewer in viewers { viewer.loop.execute { viewer.scheduleNext() } }
@@ -254,7 +269,9 @@ final class HLSViewer: @unchecked Sendable {
             self.fail("response_timeout")
         }
         var buffer = ByteBufferAllocator().buffer(capacity: 128 + path.utf8.count)
-        buffer.writeString("GET \(path) HTTP/1.1\r\nHost: \(self.spec.host):\(self.spec.port)\r\nUser-Agent: swiftvs-bench-hls\r\n\r\n")
+        buffer.writeString(
+            "GET \(path) HTTP/1.1\r\nHost: \(self.spec.host):\(self.spec.port)\r\nUser-Agent: swiftvs-bench-hls\r\n\r\n"
+        )
         if let channel = self.channel, channel.isActive {
             channel.writeAndFlush(buffer, promise: nil)
             return
@@ -264,7 +281,9 @@ final class HLSViewer: @unchecked Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(3))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(HLSViewerHandler(viewer: viewer)) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(HLSViewerHandler(viewer: viewer))
+                }
             }
             .connect(host: self.spec.host, port: self.spec.port)
             .whenComplete { result in
@@ -298,7 +317,9 @@ final class HLSViewer: @unchecked Sendable {
     func closed() {
         self.channel = nil
         if case .none = self.step { return }
-        if let outcome = self.scanner.endOfStream(), case .complete(let status, _, _) = outcome { return self.completed(status: status) }
+        if let outcome = self.scanner.endOfStream(), case .complete(let status, _, _) = outcome {
+            return self.completed(status: status)
+        }
         self.fail("reset_or_closed")
     }
 
@@ -319,12 +340,16 @@ final class HLSViewer: @unchecked Sendable {
             if let once = self.once { self.once = nil; return once.succeed(text) }
             let summary = HLSPlaylistSummary(text: text)
             if summary.segments.isEmpty, let variant = summary.variants.first,
-               let path = HLSPlaylistSummary.resolve(variant, against: self.playlistPath, host: "\(self.spec.host):\(self.spec.port)") {
-                self.playlistPath = path      // a master playlist: follow its first variant
+                let path = HLSPlaylistSummary.resolve(
+                    variant, against: self.playlistPath, host: "\(self.spec.host):\(self.spec.port)")
+            {
+                self.playlistPath = path  // a master playlist: follow its first variant
                 return self.request(.playlist)
             }
             guard let newest = summary.segments.last,
-                  let path = HLSPlaylistSummary.resolve(newest, against: self.playlistPath, host: "\(self.spec.host):\(self.spec.port)") else {
+                let path = HLSPlaylistSummary.resolve(
+                    newest, against: self.playlistPath, host: "\(self.spec.host):\(self.spec.port)")
+            else {
                 return self.fail("no_segments")
             }
             if path == self.lastSegment {
@@ -359,7 +384,9 @@ final class HLSViewer: @unchecked Sendable {
 
     private func fail(_ cause: String) {
         self.timeoutTask?.cancel()
-        if let once = self.once { self.once = nil; once.fail(BenchSpecError("fetching the playlist: \(cause)")); return }
+        if let once = self.once {
+            self.once = nil; once.fail(BenchSpecError("fetching the playlist: \(cause)")); return
+        }
         guard !self.finished else { return }
         self.stats.errors[cause, default: 0] += 1
         self.step = .none

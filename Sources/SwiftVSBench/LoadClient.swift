@@ -65,7 +65,8 @@ final class LoadClient: @unchecked Sendable {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(LoadClientHandler(client: self, generation: generation))
+                    try channel.pipeline.syncOperations.addHandler(
+                        LoadClientHandler(client: self, generation: generation))
                 }
             }
             .connect(to: self.driver.addresses[address])
@@ -123,7 +124,8 @@ final class LoadClient: @unchecked Sendable {
             return  // the connect future reports
         case .waiting(let sentAt, let intended):
             if error == nil, let outcome = self.scanner.endOfStream(),
-               case .complete(let status, _, _) = outcome {
+                case .complete(let status, _, _) = outcome
+            {
                 self.finishResponse(status: status, keepAlive: false, sentAt: sentAt, intended: intended)
                 return
             }

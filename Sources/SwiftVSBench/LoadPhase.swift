@@ -16,8 +16,10 @@ public final class LoadPhase: Sendable {
     private let start = Mutex<UInt64>(0)
     private let marks = Mutex<[(at: Double, action: String)]>([])
 
-    public init(name: String, spec: LoadSpec, group: EventLoopGroup, watch: [WatchTarget] = [],
-                progress: (@Sendable (String) -> Void)? = nil) {
+    public init(
+        name: String, spec: LoadSpec, group: EventLoopGroup, watch: [WatchTarget] = [],
+        progress: (@Sendable (String) -> Void)? = nil
+    ) {
         self.name = name
         self.spec = spec
         self.group = group
@@ -64,7 +66,9 @@ public final class LoadPhase: Sendable {
         while let loop = iterator.next(), loops.count < self.spec.threads { loops.append(loop) }
         let budget = self.spec.requests.map { RequestBudget($0) }
         var connections = self.spec.connections
-        if case .closed = self.spec.model, let requests = self.spec.requests { connections = min(connections, requests) }
+        if case .closed = self.spec.model, let requests = self.spec.requests {
+            connections = min(connections, requests)
+        }
         let loopCount = max(1, min(loops.count, connections))
         var drivers: [LoopDriver] = []
         for i in 0..<loopCount {
@@ -75,8 +79,10 @@ public final class LoadPhase: Sendable {
                 rate = total / Double(loopCount)
                 offset = Double(i) / total  // interleave the loops' arrivals evenly
             }
-            drivers.append(LoopDriver(loop: loops[i], spec: self.spec, addresses: addresses, addressIndex: addressIndex,
-                                      budget: budget, users: users, ratePerSecond: rate, arrivalOffsetSeconds: offset))
+            drivers.append(
+                LoopDriver(
+                    loop: loops[i], spec: self.spec, addresses: addresses, addressIndex: addressIndex,
+                    budget: budget, users: users, ratePerSecond: rate, arrivalOffsetSeconds: offset))
         }
 
         let sampler = CPUSampler(targets: self.watch)
@@ -142,14 +148,18 @@ public final class LoadPhase: Sendable {
         var faults = FaultAnalysis.analyze(timeline: wholeBuckets, interval: self.spec.interval, faults: marks)
         // Failures in the tail still count against the last fault.
         if !faults.isEmpty && timeline.count > wholeBuckets.count { faults[faults.count - 1].lost += tail.failed }
-        return PhaseReport(name: self.name, spec: self.spec, elapsedSeconds: max(elapsed, 0.001), counters: counters,
-                           unfinished: unfinished, latency: Self.summary(histogram),
-                           percentiles: Self.curve(histogram), timeline: timeline, cpu: sampler.series,
-                           machineCPU: sampler.machine, faults: faults)
+        return PhaseReport(
+            name: self.name, spec: self.spec, elapsedSeconds: max(elapsed, 0.001), counters: counters,
+            unfinished: unfinished, latency: Self.summary(histogram),
+            percentiles: Self.curve(histogram), timeline: timeline, cpu: sampler.series,
+            machineCPU: sampler.machine, faults: faults)
     }
 
-    static func collect(_ drivers: [LoopDriver], from: UInt64, to: UInt64, t0: UInt64, totals: inout LoadCounters)
-        async throws -> TimelinePoint {
+    static func collect(
+        _ drivers: [LoopDriver], from: UInt64, to: UInt64, t0: UInt64, totals: inout LoadCounters
+    )
+        async throws -> TimelinePoint
+    {
         var counters = LoadCounters()
         var histogram = makeLatencyHistogram()
         for driver in drivers {
@@ -172,10 +182,11 @@ public final class LoadPhase: Sendable {
     static func summary(_ h: Histogram<UInt64>) -> LatencySummary {
         guard h.totalCount > 0 else { return .empty }
         func ms(_ v: UInt64) -> Double { Double(v) / 1000 }
-        return LatencySummary(count: Int(h.totalCount), minMs: ms(h.min), meanMs: h.mean / 1000,
-                              p50Ms: ms(h.valueAtPercentile(50)), p90Ms: ms(h.valueAtPercentile(90)),
-                              p99Ms: ms(h.valueAtPercentile(99)), p999Ms: ms(h.valueAtPercentile(99.9)),
-                              maxMs: ms(h.max))
+        return LatencySummary(
+            count: Int(h.totalCount), minMs: ms(h.min), meanMs: h.mean / 1000,
+            p50Ms: ms(h.valueAtPercentile(50)), p90Ms: ms(h.valueAtPercentile(90)),
+            p99Ms: ms(h.valueAtPercentile(99)), p999Ms: ms(h.valueAtPercentile(99.9)),
+            maxMs: ms(h.max))
     }
 
     /// The percentile curve, at most about 120 points.
@@ -195,9 +206,11 @@ public final class LoadPhase: Sendable {
         line += "errors \(totals.failed) (\(BenchFormat.fixed(totals.lossPercent, 2))%)  "
         line += "p99 \(BenchFormat.ms(point.p99Ms)) ms"
         var parts: [String] = []
-        for series in cpu.series { if let last = series.samples.last {
-            parts.append("\(series.name) \(BenchFormat.fixed(last.percent, 0))%")
-        } }
+        for series in cpu.series {
+            if let last = series.samples.last {
+                parts.append("\(series.name) \(BenchFormat.fixed(last.percent, 0))%")
+            }
+        }
         if let last = cpu.machine.samples.last { parts.append("machine \(BenchFormat.fixed(last.percent, 0))%") }
         if !parts.isEmpty { line += "  cpu " + parts.joined(separator: " ") }
         return line

@@ -25,7 +25,8 @@ struct IntervalSnapshot: Sendable {
 
 func makeLatencyHistogram() -> Histogram<UInt64> {
     // Microseconds, 1 µs to 1 hour, 3 significant digits.
-    Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    Histogram<UInt64>(
+        lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
 }
 
 /// Drives one event loop's share of a load phase: its users (closed loop) or its share of the arrivals (open loop),
@@ -68,8 +69,10 @@ final class LoopDriver: @unchecked Sendable {
     var arrivalTimer: Scheduled<Void>?
     let done: EventLoopPromise<Void>
 
-    init(loop: EventLoop, spec: LoadSpec, addresses: [SocketAddress], addressIndex: [Int], budget: RequestBudget?,
-         users: Int, ratePerSecond: Double?, arrivalOffsetSeconds: Double) {
+    init(
+        loop: EventLoop, spec: LoadSpec, addresses: [SocketAddress], addressIndex: [Int], budget: RequestBudget?,
+        users: Int, ratePerSecond: Double?, arrivalOffsetSeconds: Double
+    ) {
         self.loop = loop
         self.spec = spec
         self.addresses = addresses
@@ -90,15 +93,17 @@ final class LoopDriver: @unchecked Sendable {
         self.loop.execute {
             self.startNs = startNs
             if let duration = self.spec.duration { self.stopNs = startNs + UInt64(duration * 1e9) }
-            let stopIn = Int64(self.stopNs == .max ? Int64.max / 2 : Int64(self.stopNs) - Int64(Monotonic.nanoseconds()))
+            let stopIn = Int64(
+                self.stopNs == .max ? Int64.max / 2 : Int64(self.stopNs) - Int64(Monotonic.nanoseconds()))
             if self.stopNs != .max {
                 self.stopTask = self.loop.scheduleTask(in: .nanoseconds(max(0, stopIn))) { self.stop() }
             }
             // Timeouts are checked in sweeps rather than with one timer per request: a timer per request would cost
             // more than the request itself at high rates.
-            self.tasks.append(self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in
-                self.sweep()
-            })
+            self.tasks.append(
+                self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in
+                    self.sweep()
+                })
             if self.period != nil {
                 self.nextArrival = startNs + self.firstArrivalOffset
                 self.arrivals()

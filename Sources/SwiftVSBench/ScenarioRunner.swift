@@ -26,8 +26,10 @@ public final class ScenarioRunner: Sendable {
     /// - Parameters:
     ///   - logDirectory: each process's output goes to `<dir>/<name>.log`.
     ///   - say: one line per step and fault, for the user.
-    public init(scenario: Scenario, group: EventLoopGroup, logDirectory: String,
-                say: @escaping @Sendable (String) -> Void, progress: (@Sendable (String) -> Void)?) {
+    public init(
+        scenario: Scenario, group: EventLoopGroup, logDirectory: String,
+        say: @escaping @Sendable (String) -> Void, progress: (@Sendable (String) -> Void)?
+    ) {
         self.scenario = scenario
         self.group = group
         self.logDirectory = logDirectory
@@ -100,8 +102,9 @@ public final class ScenarioRunner: Sendable {
         case .compare(let name, let baseline, let candidate):
             let b = report.sweeps.first { $0.name == baseline }?.bestRate
             let c = report.sweeps.first { $0.name == candidate }?.bestRate
-            let comparison = ComparisonReport(name: name, baseline: baseline, candidate: candidate,
-                                              baselineRate: b, candidateRate: c)
+            let comparison = ComparisonReport(
+                name: name, baseline: baseline, candidate: candidate,
+                baselineRate: b, candidateRate: c)
             report.comparisons.append(comparison)
             self.say(comparison.text().trimmingCharacters(in: "\n"))
         }
@@ -121,13 +124,15 @@ public final class ScenarioRunner: Sendable {
         let deadline = ContinuousClock.now + .milliseconds(Int(spec.readyTimeout * 1000))
         while true {
             if let code = process.exitCode {
-                throw StepFailed(description: "\(name) exited with \(code) before it was ready; its log "
-                    + "(\(process.logPath)) ends:\n\(process.logTail())")
+                throw StepFailed(
+                    description: "\(name) exited with \(code) before it was ready; its log "
+                        + "(\(process.logPath)) ends:\n\(process.logTail())")
             }
             if await self.isReady(spec.ready) { break }
             if ContinuousClock.now > deadline {
-                throw StepFailed(description: "\(name) was not ready within \(BenchFormat.number(spec.readyTimeout)) s "
-                    + "(ready: \(spec.ready)); its log (\(process.logPath)) ends:\n\(process.logTail())")
+                throw StepFailed(
+                    description: "\(name) was not ready within \(BenchFormat.number(spec.readyTimeout)) s "
+                        + "(ready: \(spec.ready)); its log (\(process.logPath)) ends:\n\(process.logTail())")
             }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -168,20 +173,24 @@ public final class ScenarioRunner: Sendable {
 
     func watchTargets(_ names: [String]?) -> [WatchTarget] {
         let chosen = names ?? self.scenario.processes.filter(\.watch).map(\.name)
-        return [WatchTarget.current] + chosen.map { name in
-            WatchTarget(name: name, resolve: { [weak self] in
-                guard let process = self?.running.withLock({ $0[name] }), process.isRunning else { return [] }
-                return [process.pid]
-            })
-        }
+        return [WatchTarget.current]
+            + chosen.map { name in
+                WatchTarget(
+                    name: name,
+                    resolve: { [weak self] in
+                        guard let process = self?.running.withLock({ $0[name] }), process.isRunning else { return [] }
+                        return [process.pid]
+                    })
+            }
     }
 
     // MARK: load
 
     func load(_ load: ScenarioLoad) async throws -> PhaseReport {
         self.say("load \(load.name): \(load.spec.model.label), \(load.spec.targets.map(\.url).joined(separator: " "))")
-        let phase = LoadPhase(name: load.name, spec: load.spec, group: self.group,
-                              watch: self.watchTargets(load.watch), progress: self.progress)
+        let phase = LoadPhase(
+            name: load.name, spec: load.spec, group: self.group,
+            watch: self.watchTargets(load.watch), progress: self.progress)
         let faults = load.faults
         let injector = Task {
             let start = ContinuousClock.now
@@ -205,9 +214,10 @@ public final class ScenarioRunner: Sendable {
         }
         injector.cancel()
         _ = await injector.result
-        self.say("\(load.name): \(BenchFormat.number(result.requestsPerSecond, decimals: 1)) req/s, "
-            + "loss \(BenchFormat.fixed(result.lossPercent, 2))% (\(result.counters.failed) of \(result.counters.attempted)), "
-            + "p99 \(BenchFormat.ms(result.latency.p99Ms)) ms")
+        self.say(
+            "\(load.name): \(BenchFormat.number(result.requestsPerSecond, decimals: 1)) req/s, "
+                + "loss \(BenchFormat.fixed(result.lossPercent, 2))% (\(result.counters.failed) of \(result.counters.attempted)), "
+                + "p99 \(BenchFormat.ms(result.latency.p99Ms)) ms")
         return result
     }
 
@@ -218,24 +228,29 @@ public final class ScenarioRunner: Sendable {
         while let rate = state.next() {
             var spec = sweep.spec
             spec.model = .open(ratePerSecond: rate)
-            let phase = LoadPhase(name: "\(sweep.name)@\(Int(rate))", spec: spec, group: self.group,
-                                  watch: self.watchTargets(sweep.watch))
+            let phase = LoadPhase(
+                name: "\(sweep.name)@\(Int(rate))", spec: spec, group: self.group,
+                watch: self.watchTargets(sweep.watch))
             let result = try await phase.run()
             let ok = state.record(offered: rate, achieved: result.requestsPerSecond, lossPercent: result.lossPercent)
             var cpu: [String: Double] = [:]
             for series in result.cpu { cpu[series.name] = series.meanPercent }
             if !result.machineCPU.samples.isEmpty { cpu["machine"] = result.machineCPU.meanPercent }
-            steps.append(SweepStep(offeredRate: rate, achievedRate: result.requestsPerSecond,
-                                   lossPercent: result.lossPercent, p99Ms: result.latency.p99Ms, sustained: ok,
-                                   cpuPercent: cpu))
-            self.say("  \(BenchFormat.number(rate, decimals: 0)) req/s offered: "
-                + "\(BenchFormat.number(result.requestsPerSecond, decimals: 0)) achieved, "
-                + "loss \(BenchFormat.fixed(result.lossPercent, 2))%, p99 \(BenchFormat.ms(result.latency.p99Ms)) ms"
-                + (ok ? "" : "  (not sustained)"))
+            steps.append(
+                SweepStep(
+                    offeredRate: rate, achievedRate: result.requestsPerSecond,
+                    lossPercent: result.lossPercent, p99Ms: result.latency.p99Ms, sustained: ok,
+                    cpuPercent: cpu))
+            self.say(
+                "  \(BenchFormat.number(rate, decimals: 0)) req/s offered: "
+                    + "\(BenchFormat.number(result.requestsPerSecond, decimals: 0)) achieved, "
+                    + "loss \(BenchFormat.fixed(result.lossPercent, 2))%, p99 \(BenchFormat.ms(result.latency.p99Ms)) ms"
+                    + (ok ? "" : "  (not sustained)"))
             if sweep.pause > 0 { try await Task.sleep(for: .milliseconds(Int(sweep.pause * 1000))) }
         }
-        let report = SweepReport(name: sweep.name, url: sweep.spec.targets.map(\.url).joined(separator: " "),
-                                 maxLossPercent: sweep.maxLossPercent, steps: steps)
+        let report = SweepReport(
+            name: sweep.name, url: sweep.spec.targets.map(\.url).joined(separator: " "),
+            maxLossPercent: sweep.maxLossPercent, steps: steps)
         return report
     }
 }

@@ -153,7 +153,8 @@ public struct NodeReader {
     public mutating func int(_ node: Node, _ path: String, _ range: ClosedRange<Int>) -> Int? {
         guard let text = self.scalar(node, path) else { return nil }
         guard let value = Int(text) else {
-            self.report(path, node, "expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            self.report(
+                path, node, "expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
             return nil
         }
         guard range.contains(value) else {
@@ -198,7 +199,6 @@ public struct NodeReader {
         if let value = Double(text), value.isFinite { return value }
         return nil
     }
-
 
     /// A `host:port` (or `[v6]:port`) scalar.
     public mutating func endpoint(_ node: Node, _ path: String) -> Endpoint? {

@@ -60,8 +60,10 @@ struct AdminAPI: Sendable {
 
     func handle(_ request: AdminRequest) async -> AdminResponse {
         if let token = self.token, !Self.authorized(request.headers, token: token) {
-            var response = AdminResponse.error(.unauthorized, "this admin API needs Authorization: Bearer TOKEN "
-                + "(swiftvs adm --token, or SWIFTVS_ADMIN_TOKEN)")
+            var response = AdminResponse.error(
+                .unauthorized,
+                "this admin API needs Authorization: Bearer TOKEN "
+                    + "(swiftvs adm --token, or SWIFTVS_ADMIN_TOKEN)")
             response.headers.append(("WWW-Authenticate", "Bearer realm=\"swiftvs\""))
             return response
         }
@@ -70,8 +72,9 @@ struct AdminAPI: Sendable {
         case (.GET, "healthz"):
             return AdminResponse(status: .ok, contentType: "text/plain", body: Array("ok\n".utf8))
         case (.GET, "metrics"):
-            return AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4",
-                                 body: Array(Metrics.text(self.director).utf8))
+            return AdminResponse(
+                status: .ok, contentType: "text/plain; version=0.0.4",
+                body: Array(Metrics.text(self.director).utf8))
         case (.POST, "api") where path.count == 2 && path[1] == "reload":
             do {
                 return .json(try await self.director.reloadFromFile())
@@ -203,8 +206,9 @@ final class AdminHandler: ChannelInboundHandler {
         case .end:
             guard let head = self.head else { return }
             self.head = nil
-            let request = AdminRequest(method: head.method, path: AdminAPI.split(head.uri), headers: head.headers,
-                                       body: self.body)
+            let request = AdminRequest(
+                method: head.method, path: AdminAPI.split(head.uri), headers: head.headers,
+                body: self.body)
             let keepAlive = head.isKeepAlive
             let promise = context.eventLoop.makePromise(of: AdminResponse.self)
             let api = self.api
@@ -222,8 +226,12 @@ final class AdminHandler: ChannelInboundHandler {
         headers.add(name: "Cache-Control", value: "no-store")
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status,
-                                                                  headers: headers))), promise: nil)
+        context.write(
+            self.wrapOutboundOut(
+                .head(
+                    HTTPResponseHead(
+                        version: .http1_1, status: response.status,
+                        headers: headers))), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }
@@ -242,7 +250,9 @@ public struct AdminService: Service {
     /// Called with the bound address (port 0 in tests).
     let onBound: @Sendable (SocketAddress) -> Void
 
-    public init(director: Director, config: AdminConfig, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+    public init(
+        director: Director, config: AdminConfig, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+    ) {
         self.director = director
         self.config = config
         self.onBound = onBound
@@ -251,9 +261,11 @@ public struct AdminService: Service {
     public func run() async throws {
         let channel = try await AdminService.bind(director: self.director, config: self.config)
         if let address = channel.localAddress { self.onBound(address) }
-        self.director.logger.info("admin API listening", metadata: [
-            "listen": "\(self.config.listen)", "token": "\(self.config.token == nil ? "none" : "required")",
-        ])
+        self.director.logger.info(
+            "admin API listening",
+            metadata: [
+                "listen": "\(self.config.listen)", "token": "\(self.config.token == nil ? "none" : "required")",
+            ])
         try? await gracefulShutdown()
         try? await channel.close()
     }

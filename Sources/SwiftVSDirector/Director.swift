@@ -94,11 +94,13 @@ public final class Director: Sendable {
 
     private func logListening(_ service: VirtualService) {
         let config = service.config
-        self.logger.info("virtual service listening", metadata: [
-            "service": "\(config.name)", "listen": "\(config.listen)", "protocol": "\(config.proto.rawValue)",
-            "scheduler": "\(config.scheduler.rawValue)", "servers": "\(config.servers.count)",
-            "check": "\(config.health?.kind.rawValue ?? "none")",
-        ])
+        self.logger.info(
+            "virtual service listening",
+            metadata: [
+                "service": "\(config.name)", "listen": "\(config.listen)", "protocol": "\(config.proto.rawValue)",
+                "scheduler": "\(config.scheduler.rawValue)", "servers": "\(config.servers.count)",
+                "check": "\(config.health?.kind.rawValue ?? "none")",
+            ])
     }
 
     /// Every 2 s: the `--rate` estimators sample their counters and persistence templates expire.
@@ -114,7 +116,9 @@ public final class Director: Sendable {
     }
 
     /// The NIOHTTP1 proxy's client pipeline, for a connection the relay engine handed over.
-    static func httpHandlers(service: VirtualService, config: VirtualServiceConfig, loop: LoopContext) -> [ChannelHandler] {
+    static func httpHandlers(
+        service: VirtualService, config: VirtualServiceConfig, loop: LoopContext
+    ) -> [ChannelHandler] {
         let limits = config.limits
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
@@ -137,8 +141,10 @@ public final class Director: Sendable {
     }
 
     /// A connection the relay engine accepted and counted, with the bytes it already read, for the NIO proxy.
-    private static func adopt(_ fd: Int32, service: VirtualService, bytes: [UInt8], group: EventLoopGroup,
-                              loops: LoopContexts) {
+    private static func adopt(
+        _ fd: Int32, service: VirtualService, bytes: [UInt8], group: EventLoopGroup,
+        loops: LoopContexts
+    ) {
         // NIOHTTP1 decodes every request of a read before the proxy can withhold the next one, so one read cycle is
         // what a client that pipelines and never reads can queue: 4 reads (≤ 256 KiB) kept three such clients at
         // +11 MiB, where 16 let them reach +41 MiB.
@@ -274,10 +280,12 @@ public final class Director: Sendable {
         }
         // Closing a listener stops new connections only; the open ones drain on their own.
         for listener in closing { await self.close(listener) }
-        self.logger.notice("config reloaded", metadata: [
-            "added": "\(summary.added)", "removed": "\(summary.removed)", "changed": "\(summary.changed)",
-            "unchanged": "\(summary.unchanged.count)",
-        ])
+        self.logger.notice(
+            "config reloaded",
+            metadata: [
+                "added": "\(summary.added)", "removed": "\(summary.removed)", "changed": "\(summary.changed)",
+                "unchanged": "\(summary.unchanged.count)",
+            ])
         for warning in summary.warnings { self.logger.warning("reload: \(warning)") }
         return summary
     }

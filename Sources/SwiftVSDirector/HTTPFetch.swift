@@ -110,15 +110,20 @@ private final class FetchHandler: ChannelInboundHandler {
             self.body.append(contentsOf: buffer.readableBytesView)
         case .end:
             guard let head = self.head else { return }
-            self.promise.succeed(FetchedResponse(status: Int(head.status.code), reason: head.status.reasonPhrase,
-                                                 headers: head.headers, body: self.body))
+            self.promise.succeed(
+                FetchedResponse(
+                    status: Int(head.status.code), reason: head.status.reasonPhrase,
+                    headers: head.headers, body: self.body))
             context.close(promise: nil)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.promise.fail(FetchError(description: self.head == nil ? "connection closed before a response"
-                                                                    : "connection closed in the response body"))
+        self.promise.fail(
+            FetchError(
+                description: self.head == nil
+                    ? "connection closed before a response"
+                    : "connection closed in the response body"))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -92,7 +92,8 @@ enum HTTPHead {
     static func absoluteAuthority(_ uri: String) -> Substring? {
         let utf8 = uri.utf8
         guard let colon = utf8.firstIndex(of: UInt8(ascii: ":")),
-              utf8[utf8.index(after: colon)...].starts(with: "//".utf8) else { return nil }
+            utf8[utf8.index(after: colon)...].starts(with: "//".utf8)
+        else { return nil }
         let scheme = uri[..<colon]
         guard scheme.caseInsensitiveEquals("http") || scheme.caseInsensitiveEquals("https") else { return nil }
         let start = uri.index(colon, offsetBy: 3)
@@ -104,8 +105,10 @@ enum HTTPHead {
     /// The request as it goes to a real server: HTTP/1.1, hop-by-hop headers gone (kept for an upgrade), the
     /// client appended to X-Forwarded-For, a Host added if the client sent none. One pass over the headers finds
     /// everything; the header list is rebuilt only when something must go.
-    static func upstreamRequest(_ head: HTTPRequestHead, clientIP: String?, forwardedFor: Bool,
-                                defaultHost: String) -> (HTTPRequestHead, RequestFacts) {
+    static func upstreamRequest(
+        _ head: HTTPRequestHead, clientIP: String?, forwardedFor: Bool,
+        defaultHost: String
+    ) -> (HTTPRequestHead, RequestFacts) {
         var head = head
         var facts = RequestFacts()
         var hopByHop = false
@@ -146,10 +149,12 @@ enum HTTPHead {
                 if facts.isUpgrade {
                     if name.utf8.count == 16 && name.caseInsensitiveEquals("proxy-connection") { continue }
                 } else if Self.isHopByHop(name)
-                    || !Self.isEndToEndAlways(name) && listed.contains(where: { name.lowercased() == $0.lowercased() }) {
+                    || !Self.isEndToEndAlways(name) && listed.contains(where: { name.lowercased() == $0.lowercased() })
+                {
                     continue
                 }
-                if forwardedFor, let ip = clientIP, name.utf8.count == 15, name.caseInsensitiveEquals("x-forwarded-for") {
+                if forwardedFor, let ip = clientIP, name.utf8.count == 15, name.caseInsensitiveEquals("x-forwarded-for")
+                {
                     rebuilt.add(name: name, value: "\(value), \(ip)")
                     continue
                 }
@@ -178,7 +183,8 @@ enum HTTPHead {
         for (name, value) in head.headers where Self.isHopByHop(name) {
             // The usual case, `Connection: keep-alive` (or close), goes without building lists.
             if name.utf8.count == 10 && name.caseInsensitiveEquals("connection")
-                && (value.caseInsensitiveEquals("keep-alive") || value.caseInsensitiveEquals("close")) {
+                && (value.caseInsensitiveEquals("keep-alive") || value.caseInsensitiveEquals("close"))
+            {
                 plainConnection = true
                 continue
             }

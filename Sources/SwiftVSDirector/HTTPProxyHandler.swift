@@ -21,9 +21,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
 
     static func addCodecs(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
         try pipeline.addHandler(HTTPRequestEncoder())
-        try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(
-            leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward
-        )))
+        try pipeline.addHandler(
+            ByteToMessageHandler(
+                HTTPResponseDecoder(
+                    leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward
+                )))
     }
 
     enum State {
@@ -137,7 +139,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         context.fireChannelInactive()
     }
 
-
     // MARK: client → upstream
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -167,7 +168,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
             head, clientIP: self.client.ip, forwardedFor: self.config.forwardedFor, defaultHost: self.defaultHost
         )
         if let problem = facts.invalid {
-            self.service.logger.debug("bad request", metadata: ["service": "\(self.config.name)", "problem": "\(problem)"])
+            self.service.logger.debug(
+                "bad request", metadata: ["service": "\(self.config.name)", "problem": "\(problem)"])
             self.respondError(.badRequest, close: true)
             return
         }
@@ -215,18 +217,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     private func dispatch() {
         guard let head = self.head else { return }
         let key = self.hashKey(head)
-        guard let backend = self.service.schedule(
-            key: key, remote: self.client.remote, now: self.loop.seconds,
-            excluding: self.tried
-        ) else {
+        guard
+            let backend = self.service.schedule(
+                key: key, remote: self.client.remote, now: self.loop.seconds,
+                excluding: self.tried
+            )
+        else {
             // Nothing left to try: after failures, say what failed; with no server at all, 503.
-            self.respondError(self.lastFailure ?? .serviceUnavailable, close: !self.requestComplete || self.lastFailure != nil)
+            self.respondError(
+                self.lastFailure ?? .serviceUnavailable, close: !self.requestComplete || self.lastFailure != nil)
             return
         }
         self.tried.append(backend.server.id)
         self.backend = backend
         if !self.isUpgrade,
-           let connection = self.loop.httpPool.take(service: self.serviceID, server: backend.server.id) {
+            let connection = self.loop.httpPool.take(service: self.serviceID, server: backend.server.id)
+        {
             connection.unpark(for: self)
             self.attach(connection)
             return
@@ -334,7 +340,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         if let upstream = self.upstream {
             self.upstream = nil
             if !(self.upstreamReusable && self.requestComplete
-                 && upstream.park(limit: self.config.maxIdlePerServer)) {
+                && upstream.park(limit: self.config.maxIdlePerServer))
+            {
                 upstream.close()
             }
         }
@@ -355,8 +362,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     }
 
     private func drainPending(_ context: ChannelHandlerContext) {
-        while self.state == .idle || ((self.state == .forwarding || self.state == .connecting) && !self.requestComplete),
-              let part = self.pending.popFirst() {
+        while self.state == .idle
+            || ((self.state == .forwarding || self.state == .connecting) && !self.requestComplete),
+            let part = self.pending.popFirst()
+        {
             self.handle(part)
         }
         if self.upstreamNeedsFlush {
@@ -383,9 +392,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     private func upstreamFailed(_ failure: UpstreamFailure) {
         self.backend?.release()
         self.backend = nil
-        let decision = RetryDecision.decide(failure, replayable: self.replayable, bodySent: self.bodySent,
-                                            tried: self.tried.count, retries: self.config.retries,
-                                            responseStarted: self.responseStarted)
+        let decision = RetryDecision.decide(
+            failure, replayable: self.replayable, bodySent: self.bodySent,
+            tried: self.tried.count, retries: self.config.retries,
+            responseStarted: self.responseStarted)
         switch decision {
         case .close:
             self.state = .closed
@@ -463,10 +473,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         // While the request's own remaining parts wait in `pending` (a pipelined request started from there), it
         // needs no more bytes: reading on would let a client that pipelines queue any number of requests.
         case .connecting:
-            allowed = self.requestComplete
+            allowed =
+                self.requestComplete
                 ? self.pending.count < Self.maxPendingParts : self.pending.isEmpty && self.bufferedBytes < 65536
         case .forwarding:
-            allowed = self.requestComplete
+            allowed =
+                self.requestComplete
                 ? self.pending.count < Self.maxPendingParts
                 : self.pending.isEmpty && (self.upstream?.isWritable ?? false)
         case .tunnel, .closed:
@@ -526,7 +538,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
                     self.respondError(.requestTimeout, close: true)
                 }
             } else if self.state == .forwarding && now &- max(self.sentAt, self.lastActivity) > self.serverNanos
-                        && (self.responseStarted || self.requestComplete) {
+                && (self.responseStarted || self.requestComplete)
+            {
                 if let upstream = self.upstream {
                     self.upstream = nil
                     upstream.close()
@@ -583,8 +596,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         }
         self.loop.register(timer)
         let heads = (PipelineHeadHandler(), PipelineHeadHandler())
-        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(timer: timer, heads: heads,
-                                                                 counters: backend.server.counters)
+        let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(
+            timer: timer, heads: heads,
+            counters: backend.server.counters)
         context.flush()
         do {
             let up = upstreamChannel.pipeline.syncOperations
@@ -595,10 +609,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
             try client.addHandler(clientGlue)
             // Leftover bytes of the decoders (frames sent right after the handshake) flow into the glue.
             up.removeHandler(upstream, promise: nil)
-            up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+            up.removeHandler(
+                context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
             up.removeHandler(context: try up.context(handlerType: HTTPRequestEncoder.self), promise: nil)
             client.removeHandler(context: context, promise: nil)
-            client.removeHandler(context: try client.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+            client.removeHandler(
+                context: try client.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
             client.removeHandler(context: try client.context(handlerType: HTTPResponseEncoder.self), promise: nil)
             // Reads were held back while the handshake was in flight; the glue takes over from here.
             clientChannel.read()

@@ -52,8 +52,9 @@ final class ServiceChecks: Sendable {
             var started: [MemberChecker] = []
             if let health {
                 for (id, endpoint) in targets where state.checkers[id] == nil {
-                    let checker = MemberChecker(service: service, id: id, endpoint: endpoint, check: health,
-                                                loop: group.next())
+                    let checker = MemberChecker(
+                        service: service, id: id, endpoint: endpoint, check: health,
+                        loop: group.next())
                     state.checkers[id] = checker
                     started.append(checker)
                 }
@@ -146,19 +147,23 @@ final class MemberChecker: Sendable {
         case .http:
             let check = self.check
             let regex = check.regex.flatMap { try? Regex($0) }
-            return HTTPFetch.fetch(on: self.loop, to: address, path: check.path,
-                                   host: check.host ?? Endpoint.hostHeader(self.endpoint.host, port: port),
-                                   timeout: self.timeout)
-                .map { response in
-                    let matches = regex.map { regex in
-                        (try? regex.firstMatch(in: String(decoding: response.body, as: UTF8.self))) != nil
-                    }
-                    return HTTPCheckVerdict.judge(status: response.status, reason: response.reason, body: response.body,
-                                                  check: check, bodyMatches: matches)
+            return HTTPFetch.fetch(
+                on: self.loop, to: address, path: check.path,
+                host: check.host ?? Endpoint.hostHeader(self.endpoint.host, port: port),
+                timeout: self.timeout
+            )
+            .map { response in
+                let matches = regex.map { regex in
+                    (try? regex.firstMatch(in: String(decoding: response.body, as: UTF8.self))) != nil
                 }
+                return HTTPCheckVerdict.judge(
+                    status: response.status, reason: response.reason, body: response.body,
+                    check: check, bodyMatches: matches)
+            }
         case .exec:
             return ExecProbe.run(
-                self.check.command ?? "false", environment: [
+                self.check.command ?? "false",
+                environment: [
                     "SWIFTVS_SERVER_HOST": self.endpoint.host, "SWIFTVS_SERVER_PORT": String(port),
                     "SWIFTVS_SERVICE": self.service.name,
                 ], timeout: self.check.timeout, on: self.loop
@@ -177,7 +182,9 @@ extension Endpoint {
 /// keepalived's `MISC_CHECK`: runs `/bin/sh -c COMMAND` in its own process group; exit 0 within the timeout
 /// passes. The exit is polled from the event loop, so no thread waits on it.
 enum ExecProbe {
-    static func run(_ command: String, environment: [String: String], timeout: Double, on loop: EventLoop)
+    static func run(
+        _ command: String, environment: [String: String], timeout: Double, on loop: EventLoop
+    )
         -> EventLoopFuture<CheckResult>
     {
         var env = ProcessEnvironment.current

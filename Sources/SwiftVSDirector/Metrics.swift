@@ -6,13 +6,16 @@ enum Metrics {
     static func text(_ director: Director) -> String {
         let services = director.services.map { $0.status() }
         var out = PrometheusText()
-        func perService(_ name: String, _ kind: PrometheusText.Kind, _ help: String, _ value: (ServiceStatus) -> Double) {
+        func perService(_ name: String, _ kind: PrometheusText.Kind, _ help: String, _ value: (ServiceStatus) -> Double)
+        {
             out.family(name, kind, help: help, services.map { ([("service", $0.name)], value($0)) })
         }
         func perServer(_ name: String, _ kind: PrometheusText.Kind, _ help: String, _ value: (ServerStatus) -> Double) {
-            out.family(name, kind, help: help, services.flatMap { service in
-                service.servers.map { ([("service", service.name), ("server", $0.address)], value($0)) }
-            })
+            out.family(
+                name, kind, help: help,
+                services.flatMap { service in
+                    service.servers.map { ([("service", service.name), ("server", $0.address)], value($0)) }
+                })
         }
         perService("swiftvs_service_up", .gauge, "1 while the service's healthy weight meets its quorum.") {
             $0.state == "up" ? 1 : 0
@@ -39,22 +42,26 @@ enum Metrics {
         perServer("swiftvs_server_requests_total", .counter, "Connections (tcp) or requests (http) sent here.") {
             Double($0.total)
         }
-        out.family("swiftvs_server_responses_total", .counter, help: "http responses by status class.",
-                   services.flatMap { service in
-                       service.servers.flatMap { server in
-                           server.responses.enumerated().map { index, count in
-                               ([("service", service.name), ("server", server.address), ("code", "\(index + 1)xx")],
-                                Double(count))
-                           }
-                       }
-                   })
+        out.family(
+            "swiftvs_server_responses_total", .counter, help: "http responses by status class.",
+            services.flatMap { service in
+                service.servers.flatMap { server in
+                    server.responses.enumerated().map { index, count in
+                        (
+                            [("service", service.name), ("server", server.address), ("code", "\(index + 1)xx")],
+                            Double(count)
+                        )
+                    }
+                }
+            })
         perServer("swiftvs_server_bytes_in_total", .counter, "Bytes from clients to the real server (http: bodies).") {
             Double($0.bytesIn)
         }
         perServer("swiftvs_server_bytes_out_total", .counter, "Bytes from the real server to clients (http: bodies).") {
             Double($0.bytesOut)
         }
-        perServer("swiftvs_server_failures_total", .counter, "Failed connects and connections lost before a response.") {
+        perServer("swiftvs_server_failures_total", .counter, "Failed connects and connections lost before a response.")
+        {
             Double($0.failures)
         }
         perServer("swiftvs_server_ejections_total", .counter, "Times passive ejection took the real server out.") {
@@ -68,7 +75,10 @@ enum Metrics {
         perServer("swiftvs_server_check_seconds", .gauge, "How long the last health check took.") {
             ($0.lastCheckMs ?? 0) / 1000
         }
-        perServer("swiftvs_server_check_seconds_total", .counter, "Time spent in health checks, for the mean with checks_total.") {
+        perServer(
+            "swiftvs_server_check_seconds_total", .counter,
+            "Time spent in health checks, for the mean with checks_total."
+        ) {
             $0.checkMsSum / 1000
         }
         return out.text

@@ -105,9 +105,12 @@ public final class VirtualService: Sendable {
             quorum: Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis, healthyWeight: 0),
             rotation: Rotation(servers: [], sorry: false, healthyWeight: 0), sorry: try Self.sorryBackend(config)
         )
-        let members0 = members.map { PoolMember(id: $0.key, weight: $0.value.config.weight, health: $0.value.health?.state ?? .up) }
-        state.quorum = Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis,
-                              healthyWeight: members0.filter(\.inRotation).reduce(0) { $0 + $1.weight })
+        let members0 = members.map {
+            PoolMember(id: $0.key, weight: $0.value.config.weight, health: $0.value.health?.state ?? .up)
+        }
+        state.quorum = Quorum(
+            quorum: config.quorum, hysteresis: config.quorumHysteresis,
+            healthyWeight: members0.filter(\.inRotation).reduce(0) { $0 + $1.weight })
         self.picker = Mutex(Picker(scheduling: Self.scheduling(config), prefix: nil, destinationKey: 0))
         self.state = Mutex(state)
         self.state.withLock { state in
@@ -150,8 +153,11 @@ public final class VirtualService: Sendable {
             let client = picker.prefix.flatMap { prefix in
                 remote?.withAddressBytes { PersistenceKey(address: $0, prefixV4: prefix.v4, prefixV6: prefix.v6) }
             }
-            guard let server = picker.scheduling.schedule(PickInput(key: key, now: now), client: client, excluding: excluding),
-                  let address = picker.addresses[server.id] else {
+            guard
+                let server = picker.scheduling.schedule(
+                    PickInput(key: key, now: now), client: client, excluding: excluding),
+                let address = picker.addresses[server.id]
+            else {
                 return (nil, nil)
             }
             server.counters.open(upper: server.upper)
@@ -175,9 +181,11 @@ public final class VirtualService: Sendable {
     /// A template the peer director made: `client` goes to the real server at `server` here too.
     public func adoptTemplate(_ client: PersistenceKey, server: Endpoint) {
         let now = Monotonic.seconds()
-        guard let id = self.state.withLock({ state in
-            state.members.first(where: { $0.value.config.address == server })?.key
-        }) else { return }
+        guard
+            let id = self.state.withLock({ state in
+                state.members.first(where: { $0.value.config.address == server })?.key
+            })
+        else { return }
         self.picker.withLock { $0.scheduling.adopt(client: client, server: id, now: now) }
     }
 
@@ -211,8 +219,9 @@ public final class VirtualService: Sendable {
         let ejection: EjectionConfig? = self.state.withLock { $0.config.ejection }
         guard let ejection, streak >= ejection.consecutiveFailures, !is5xx || ejection.count5xx else { return }
         counters.failureStreak.store(0, ordering: .relaxed)
-        self.eject(backend.server.id, reason: "ejected: \(streak) failed requests in a row, the last \(what)",
-                   maxPercent: ejection.maxPercent)
+        self.eject(
+            backend.server.id, reason: "ejected: \(streak) failed requests in a row, the last \(what)",
+            maxPercent: ejection.maxPercent)
     }
 
     private func eject(_ id: Int, reason: String, maxPercent: Int) {
@@ -220,8 +229,9 @@ public final class VirtualService: Sendable {
         let event: (String, HealthTransition)? = self.state.withLock { state in
             let out = state.members.values.filter { !$0.enabled || $0.health?.state == .down }.count
             guard var member = state.members[id], member.enabled,
-                  mayEject(outOfRotation: out, poolSize: state.members.count, maxPercent: maxPercent),
-                  let transition = member.health?.eject(reason: reason, now: now) else { return nil }
+                mayEject(outOfRotation: out, poolSize: state.members.count, maxPercent: maxPercent),
+                let transition = member.health?.eject(reason: reason, now: now)
+            else { return nil }
             member.counters.ejections.wrappingAdd(1, ordering: .relaxed)
             state.members[id] = member
             self.publish(&state)
@@ -262,7 +272,9 @@ public final class VirtualService: Sendable {
     }
 
     private func logQuorum(_ up: Bool) {
-        let (weight, quorum, sorry) = self.state.withLock { ($0.rotation.healthyWeight, $0.quorum.quorum, $0.rotation.sorry) }
+        let (weight, quorum, sorry) = self.state.withLock {
+            ($0.rotation.healthyWeight, $0.quorum.quorum, $0.rotation.sorry)
+        }
         let metadata: Logger.Metadata = [
             "service": "\(self.name)", "healthy_weight": "\(weight)", "quorum": "\(quorum)",
             "sorry": "\(sorry ? "serving" : "none")",
@@ -285,8 +297,9 @@ public final class VirtualService: Sendable {
         let ids = state.members.keys.sorted()
         let members = ids.map { id -> PoolMember in
             let member = state.members[id]!
-            return PoolMember(id: id, weight: member.config.weight, enabled: member.enabled,
-                              health: member.health?.state ?? .up)
+            return PoolMember(
+                id: id, weight: member.config.weight, enabled: member.enabled,
+                health: member.health?.state ?? .up)
         }
         let (rotation, changed) = Rotation.plan(members, quorum: &state.quorum, hasSorry: state.sorry != nil)
         state.rotation = rotation
@@ -296,9 +309,11 @@ public final class VirtualService: Sendable {
             servers.reserveCapacity(ids.count)
             for (id, pool) in zip(ids, members) {
                 let member = state.members[id]!
-                servers.append(RealServer(id: id, endpoint: member.config.address, weight: member.config.weight,
-                                          upper: member.config.upper, lower: member.config.lower,
-                                          counters: member.counters, inRotation: pool.inRotation))
+                servers.append(
+                    RealServer(
+                        id: id, endpoint: member.config.address, weight: member.config.weight,
+                        upper: member.config.upper, lower: member.config.lower,
+                        counters: member.counters, inRotation: pool.inRotation))
                 addresses[id] = member.address
             }
         }
@@ -373,15 +388,20 @@ public final class VirtualService: Sendable {
     public func setWeight(_ address: Endpoint, _ weight: Int) throws(ControlError) {
         guard RealServerConfig.weights.contains(weight) else { throw .badWeight(weight) }
         try self.withMember(address) { member, _ in member.config.weight = weight }
-        self.logger.notice("weight changed", metadata: ["service": "\(self.name)", "server": "\(address)",
-                                                        "weight": "\(weight)"])
+        self.logger.notice(
+            "weight changed",
+            metadata: [
+                "service": "\(self.name)", "server": "\(address)",
+                "weight": "\(weight)",
+            ])
     }
 
     /// Takes a real server out of rotation (`enabled: false`) or puts it back; its health checks go on.
     public func setEnabled(_ address: Endpoint, _ enabled: Bool) throws(ControlError) {
         try self.withMember(address) { member, _ in member.enabled = enabled }
-        self.logger.notice(enabled ? "real server enabled" : "real server disabled",
-                           metadata: ["service": "\(self.name)", "server": "\(address)"])
+        self.logger.notice(
+            enabled ? "real server enabled" : "real server disabled",
+            metadata: ["service": "\(self.name)", "server": "\(address)"])
     }
 
     public func addServer(_ server: RealServerConfig) throws(ControlError) {
@@ -399,13 +419,18 @@ public final class VirtualService: Sendable {
             }
             let id = state.nextID
             state.nextID += 1
-            state.members[id] = Member(config: server, address: address, counters: ServerCounters(),
-                                       health: Self.tracker(state.config.health, now: now))
+            state.members[id] = Member(
+                config: server, address: address, counters: ServerCounters(),
+                health: Self.tracker(state.config.health, now: now))
             state.config.servers.append(server)
             self.publish(&state)
         }
-        self.logger.notice("real server added", metadata: ["service": "\(self.name)", "server": "\(server.address)",
-                                                           "weight": "\(server.weight)"])
+        self.logger.notice(
+            "real server added",
+            metadata: [
+                "service": "\(self.name)", "server": "\(server.address)",
+                "weight": "\(server.weight)",
+            ])
         self.checks.sync(self)
     }
 
@@ -442,7 +467,8 @@ public final class VirtualService: Sendable {
                     if old.health != config.health {
                         // New check settings: the server keeps its state; the counting starts again.
                         if let health = config.health {
-                            member.health = member.health?.reconfigured(rise: health.rise, fall: health.fall)
+                            member.health =
+                                member.health?.reconfigured(rise: health.rise, fall: health.fall)
                                 ?? Self.tracker(health, now: now)
                         } else {
                             member.health = nil
@@ -450,17 +476,20 @@ public final class VirtualService: Sendable {
                     }
                     members[id] = member
                 } else {
-                    members[state.nextID] = Member(config: server, address: addresses[server.address]!,
-                                                   counters: ServerCounters(), health: Self.tracker(config.health, now: now))
+                    members[state.nextID] = Member(
+                        config: server, address: addresses[server.address]!,
+                        counters: ServerCounters(), health: Self.tracker(config.health, now: now))
                     state.nextID += 1
                 }
             }
             state.members = members
-            let newScheduling = old.scheduler != config.scheduler || old.flags != config.flags
+            let newScheduling =
+                old.scheduler != config.scheduler || old.flags != config.flags
                 || old.persistence != config.persistence
             if old.quorum != config.quorum || old.quorumHysteresis != config.quorumHysteresis {
-                state.quorum = Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis,
-                                      healthyWeight: state.rotation.healthyWeight)
+                state.quorum = Quorum(
+                    quorum: config.quorum, hysteresis: config.quorumHysteresis,
+                    healthyWeight: state.rotation.healthyWeight)
             }
             state.sorry = sorry
             state.config = config

@@ -75,12 +75,15 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, Swep
     /// Connects to `backend` for `owner`, on `owner`'s loop. When the connect ends, `wanted` says whether `owner`
     /// still waits for this server: if so the connection is `attach`ed (owned, not yet flushed) or the failure is
     /// reported to the service and to `failed` (with whether it timed out); if not, a made connection is pooled.
-    static func open(for owner: Owner, backend: Backend, service: VirtualService, serviceID: ObjectIdentifier,
-                     loop: LoopContext, config: VirtualServiceConfig, wanted: @escaping () -> Bool,
-                     attach: @escaping (UpstreamConnection) -> Void, failed: @escaping (_ timedOut: Bool) -> Void) {
+    static func open(
+        for owner: Owner, backend: Backend, service: VirtualService, serviceID: ObjectIdentifier,
+        loop: LoopContext, config: VirtualServiceConfig, wanted: @escaping () -> Bool,
+        attach: @escaping (UpstreamConnection) -> Void, failed: @escaping (_ timedOut: Bool) -> Void
+    ) {
         let timeouts = config.timeouts
-        let connection = UpstreamConnection(serverID: backend.server.id, service: serviceID, loop: loop,
-                                            idle: timeouts.idle)
+        let connection = UpstreamConnection(
+            serverID: backend.server.id, service: serviceID, loop: loop,
+            idle: timeouts.idle)
         let bound = NIOLoopBound(connection, eventLoop: loop.eventLoop)
         ClientBootstrap(group: loop.eventLoop)
             .connectTimeout(.nanoseconds(Int64(timeouts.connect * 1e9)))
@@ -106,9 +109,11 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, Swep
                     attach(connection)
                 case .failure(let error):
                     guard wanted() else { return }
-                    service.logger.debug("connect failed", metadata: [
-                        "service": "\(config.name)", "server": "\(backend.server.endpoint)", "error": "\(error)",
-                    ])
+                    service.logger.debug(
+                        "connect failed",
+                        metadata: [
+                            "service": "\(config.name)", "server": "\(backend.server.endpoint)", "error": "\(error)",
+                        ])
                     var timedOut = false
                     if case ChannelError.connectTimeout = error { timedOut = true }
                     service.failed(backend, "connect: \(HTTPFetch.describe(error))")
@@ -140,7 +145,8 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, Swep
     /// Parks the connection in its loop's pool; false when the pool is full.
     func park(limit: Int) -> Bool {
         self.owner = nil
-        guard self.isActive, Owner.pool(self.loop).put(self, service: self.service, server: self.serverID, limit: limit) else {
+        guard self.isActive, Owner.pool(self.loop).put(self, service: self.service, server: self.serverID, limit: limit)
+        else {
             return false
         }
         self.idleSince = self.loop.now

@@ -46,15 +46,25 @@ enum Catalogue {
         family("channel_live", "gauge", "1 while the channel publishes segments.") { $0.live ? 1 : 0 }
         family("viewers", "gauge", "Viewers estimated from segment fetches in the last 30 s.") { $0.viewers }
         family("ingest_bytes_total", "counter", "TS bytes received.") { Double($0.bytesIn) }
-        family("ingest_bitrate_bits_per_second", "gauge", "Ingest bitrate over the last 5 s window.") { $0.ingestBitrate }
+        family("ingest_bitrate_bits_per_second", "gauge", "Ingest bitrate over the last 5 s window.") {
+            $0.ingestBitrate
+        }
         family("bytes_out_total", "counter", "Segment bytes sent to viewers.") { Double($0.bytesOut) }
         family("segment_requests_total", "counter", "Segment requests.") { Double($0.segmentRequests) }
         family("playlist_requests_total", "counter", "Playlist requests.") { Double($0.playlistRequests) }
-        family("cc_errors_total", "counter", "MPEG-TS continuity-counter errors (lost or reordered packets).") { Double($0.ccErrors) }
-        family("sync_errors_total", "counter", "Bytes or packets skipped for a bad sync byte.") { Double($0.syncErrors) }
+        family("cc_errors_total", "counter", "MPEG-TS continuity-counter errors (lost or reordered packets).") {
+            Double($0.ccErrors)
+        }
+        family("sync_errors_total", "counter", "Bytes or packets skipped for a bad sync byte.") {
+            Double($0.syncErrors)
+        }
         family("discontinuities_total", "counter", "Timestamp jumps in the feed.") { Double($0.discontinuities) }
-        family("segment_gaps_total", "counter", "Unused segment numbers (keyframes rarer than the target duration).") { Double($0.gaps) }
-        family("last_segment_age_seconds", "gauge", "Seconds since the latest segment finished.") { $0.lastSegmentAge ?? -1 }
+        family("segment_gaps_total", "counter", "Unused segment numbers (keyframes rarer than the target duration).") {
+            Double($0.gaps)
+        }
+        family("last_segment_age_seconds", "gauge", "Seconds since the latest segment finished.") {
+            $0.lastSegmentAge ?? -1
+        }
         family("archive_segments", "gauge", "Segments in the catch-up archive.") { Double($0.archiveSegments) }
         family("archive_bytes", "gauge", "Bytes in the catch-up archive.") { Double($0.archiveBytes) }
         text += "# HELP swiftvs_iptv_uptime_seconds Seconds since start.\n# TYPE swiftvs_iptv_uptime_seconds gauge\n"
@@ -70,7 +80,8 @@ enum VODLibrary {
         var components: [String] = []
         for part in parts {
             guard let decoded = String(part).removingPercentEncoding, !decoded.isEmpty, !decoded.hasPrefix("."),
-                  !decoded.contains("/"), !decoded.contains("\0") else { return nil }
+                !decoded.contains("/"), !decoded.contains("\0")
+            else { return nil }
             components.append(decoded)
         }
         let path = ([root] + components).joined(separator: "/")
@@ -97,10 +108,12 @@ enum VODLibrary {
             let escaped = name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name
             if isDir.boolValue {
                 let inner = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-                let playlist = inner.contains("index.m3u8") ? "index.m3u8" : inner.sorted().first { $0.hasSuffix(".m3u8") }
+                let playlist =
+                    inner.contains("index.m3u8") ? "index.m3u8" : inner.sorted().first { $0.hasSuffix(".m3u8") }
                 if let playlist { items.append(Item(name: name, kind: "hls", url: "vod/\(escaped)/\(playlist)")) }
             } else if name.lowercased().hasSuffix(".mp4") || name.lowercased().hasSuffix(".m3u8") {
-                items.append(Item(name: name, kind: name.lowercased().hasSuffix(".mp4") ? "mp4" : "hls", url: "vod/\(escaped)"))
+                items.append(
+                    Item(name: name, kind: name.lowercased().hasSuffix(".mp4") ? "mp4" : "hls", url: "vod/\(escaped)"))
             }
         }
         return items

@@ -44,8 +44,10 @@ public final class Channel: Sendable {
         self.settings = settings
         self.logger = logger
         self.dvr = try settings.dvr.map { try DVRStore(config: $0, channel: config.id, logger: logger) }
-        var state = State(segmenter: TSSegmenter(targetDuration: settings.segmentDuration,
-                                                 numbersAbove: self.dvr?.lastInfo.map { ($0.number, $0.programDateTime) }))
+        var state = State(
+            segmenter: TSSegmenter(
+                targetDuration: settings.segmentDuration,
+                numbersAbove: self.dvr?.lastInfo.map { ($0.number, $0.programDateTime) }))
         if let last = self.dvr?.lastInfo { state.discontinuitySequence = last.discontinuitySequence }
         self.state = Mutex(state)
     }
@@ -77,8 +79,12 @@ public final class Channel: Sendable {
             return out
         }
         for segment in finished {
-            self.logger.debug("segment", metadata: ["channel": "\(self.config.id)", "number": "\(segment.info.number)",
-                                                    "duration": "\(segment.info.duration)"])
+            self.logger.debug(
+                "segment",
+                metadata: [
+                    "channel": "\(self.config.id)", "number": "\(segment.info.number)",
+                    "duration": "\(segment.info.duration)",
+                ])
             self.dvr?.store(segment.info, segment.bytes)
         }
     }
@@ -104,7 +110,8 @@ public final class Channel: Sendable {
     public func isLive(now: Double) -> Bool {
         self.state.withLock { s in
             guard let last = s.lastSegmentAt else { return false }
-            return now - last < max(3 * self.settings.segmentDuration, 6) && s.memory.count >= min(3, self.settings.window)
+            return now - last < max(3 * self.settings.segmentDuration, 6)
+                && s.memory.count >= min(3, self.settings.window)
         }
     }
 
@@ -113,8 +120,9 @@ public final class Channel: Sendable {
         self.state.withLock { s in
             s.playlistRequests += 1
             guard !s.memory.isEmpty else { return nil }
-            return HLSPlaylist.live(s.memory.map(\.info), window: self.settings.window,
-                                    targetDuration: self.settings.segmentDuration)
+            return HLSPlaylist.live(
+                s.memory.map(\.info), window: self.settings.window,
+                targetDuration: self.settings.segmentDuration)
         }
     }
 
@@ -130,8 +138,10 @@ public final class Channel: Sendable {
         let end = duration.map { from + Double($0) } ?? .infinity
         let picked = HLSPlaylist.archiveRange(all, start: from, end: end)
         guard !picked.isEmpty else { return nil }
-        let complete = duration != nil && (picked.last!.programDateTime + picked.last!.duration >= end
-            || (memory.last.map { $0.programDateTime >= end } ?? false))
+        let complete =
+            duration != nil
+            && (picked.last!.programDateTime + picked.last!.duration >= end
+                || (memory.last.map { $0.programDateTime >= end } ?? false))
         return HLSPlaylist.archive(picked, complete: complete, targetDuration: self.settings.segmentDuration)
     }
 

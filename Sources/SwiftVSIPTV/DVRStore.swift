@@ -32,17 +32,23 @@ final class DVRStore: Sendable {
             for line in text.split(separator: "\n") {
                 let f = line.split(separator: "\t", omittingEmptySubsequences: false)
                 guard f.count == 7, let number = Int64(f[0]), let duration = Double(f[1]), let pdt = Double(f[2]),
-                      let bytes = Int(f[5]), let dsn = Int(f[6]) else { continue }
-                guard FileManager.default.fileExists(atPath: self.directory.appendingPathComponent("\(number).ts").path) else { continue }
+                    let bytes = Int(f[5]), let dsn = Int(f[6])
+                else { continue }
+                guard FileManager.default.fileExists(atPath: self.directory.appendingPathComponent("\(number).ts").path)
+                else { continue }
                 if let last = infos.last, number <= last.number { continue }
-                infos.append(SegmentInfo(number: number, duration: duration, programDateTime: pdt,
-                                         discontinuity: f[3] == "1", follows: Int64(f[4]), byteCount: bytes,
-                                         discontinuitySequence: dsn))
+                infos.append(
+                    SegmentInfo(
+                        number: number, duration: duration, programDateTime: pdt,
+                        discontinuity: f[3] == "1", follows: Int64(f[4]), byteCount: bytes,
+                        discontinuitySequence: dsn))
                 total += Int64(bytes)
             }
         }
         self.index = Mutex((infos, total, 0))
-        if !infos.isEmpty { logger.info("archive loaded", metadata: ["channel": "\(channel)", "segments": "\(infos.count)"]) }
+        if !infos.isEmpty {
+            logger.info("archive loaded", metadata: ["channel": "\(channel)", "segments": "\(infos.count)"])
+        }
     }
 
     /// Returns once the writes queued before it are done.
@@ -75,7 +81,8 @@ final class DVRStore: Sendable {
                 try data.write(to: URL(fileURLWithPath: self.path(info.number)))
                 try self.append(Self.line(info))
             } catch {
-                self.logger.error("archive write failed", metadata: ["path": "\(self.path(info.number))", "error": "\(error)"])
+                self.logger.error(
+                    "archive write failed", metadata: ["path": "\(self.path(info.number))", "error": "\(error)"])
                 return
             }
             let removed: [Int64] = self.index.withLock { s in
@@ -85,7 +92,8 @@ final class DVRStore: Sendable {
                 var gone: [Int64] = []
                 let horizon = info.programDateTime - self.config.window
                 while let first = s.infos.first, s.infos.count > 1,
-                      first.programDateTime < horizon || s.bytes > self.config.maxBytes {
+                    first.programDateTime < horizon || s.bytes > self.config.maxBytes
+                {
                     gone.append(first.number)
                     s.bytes -= Int64(first.byteCount)
                     s.infos.removeFirst()
@@ -99,14 +107,18 @@ final class DVRStore: Sendable {
     }
 
     static func line(_ info: SegmentInfo) -> String {
-        [String(info.number), String(info.duration), String(info.programDateTime), info.discontinuity ? "1" : "0",
-         info.follows.map(String.init) ?? "", String(info.byteCount), String(info.discontinuitySequence)]
-            .joined(separator: "\t") + "\n"
+        [
+            String(info.number), String(info.duration), String(info.programDateTime), info.discontinuity ? "1" : "0",
+            info.follows.map(String.init) ?? "", String(info.byteCount), String(info.discontinuitySequence),
+        ]
+        .joined(separator: "\t") + "\n"
     }
 
     private func append(_ line: String) throws {
         let url = self.directory.appendingPathComponent("index.tsv")
-        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: url.path) {
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: url)
         defer { try? handle.close() }
         try handle.seekToEnd()

@@ -50,7 +50,9 @@ final class FileCache: Sendable {
             for old in s.entries.keys where old.path == key.path {
                 s.bytes -= s.entries.removeValue(forKey: old)!.buffer.readableBytes
             }
-            while s.bytes + data.count > self.capacity, let victim = s.entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            while s.bytes + data.count > self.capacity,
+                let victim = s.entries.min(by: { $0.value.lastUse < $1.value.lastUse })
+            {
                 s.bytes -= victim.value.buffer.readableBytes
                 s.entries.removeValue(forKey: victim.key)
             }

@@ -81,13 +81,18 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     private func pushTarget(_ head: HTTPRequestHead) -> Channel? {
         let parts = Self.pathParts(head.uri)
         guard parts.count == 2, parts[0] == "ingest", let channel = self.site.byID[String(parts[1])],
-              channel.config.source == .push else { return nil }
+            channel.config.source == .push
+        else { return nil }
         return channel
     }
 
@@ -114,23 +119,29 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return self.ingestEnded(context: context, head: head, parts: parts)
         }
         guard isRead else {
-            return self.send(context, head, .methodNotAllowed, text: "use GET or HEAD (POST only for /ingest/<channel>)\n",
-                             extra: [("Allow", "GET, HEAD")])
+            return self.send(
+                context, head, .methodNotAllowed, text: "use GET or HEAD (POST only for /ingest/<channel>)\n",
+                extra: [("Allow", "GET, HEAD")])
         }
         switch parts.first {
         case nil, "index.html":
-            self.send(context, head, .ok, body: self.site.pages.index, type: "text/html; charset=utf-8", cache: "no-cache")
+            self.send(
+                context, head, .ok, body: self.site.pages.index, type: "text/html; charset=utf-8", cache: "no-cache")
         case "watch.html":
-            self.send(context, head, .ok, body: self.site.pages.watch, type: "text/html; charset=utf-8", cache: "no-cache")
+            self.send(
+                context, head, .ok, body: self.site.pages.watch, type: "text/html; charset=utf-8", cache: "no-cache")
         case "channels.m3u" where parts.count == 1:
-            self.send(context, head, .ok, text: Catalogue.m3u(self.site, host: head.headers.first(name: "host")),
-                      type: "audio/x-mpegurl; charset=utf-8", cache: "max-age=10")
+            self.send(
+                context, head, .ok, text: Catalogue.m3u(self.site, host: head.headers.first(name: "host")),
+                type: "audio/x-mpegurl; charset=utf-8", cache: "max-age=10")
         case "api" where parts.count == 2 && parts[1] == "channels":
-            self.send(context, head, .ok, text: Catalogue.json(self.site.channels.map { $0.status(now: now) }),
-                      type: "application/json", cache: "no-cache")
+            self.send(
+                context, head, .ok, text: Catalogue.json(self.site.channels.map { $0.status(now: now) }),
+                type: "application/json", cache: "no-cache")
         case "api" where parts.count == 2 && parts[1] == "vod":
-            self.send(context, head, .ok, text: Catalogue.json(VODLibrary.list(self.site.vodRoot)),
-                      type: "application/json", cache: "no-cache")
+            self.send(
+                context, head, .ok, text: Catalogue.json(VODLibrary.list(self.site.vodRoot)),
+                type: "application/json", cache: "no-cache")
         case "epg.xml" where parts.count == 1:
             guard let epg = self.site.config.epg else {
                 return self.send(context, head, .notFound, text: "no EPG: set 'epg' to an XMLTV file in the config\n")
@@ -139,78 +150,104 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case "healthz" where parts.count == 1:
             let down = self.site.channels.filter { !$0.isLive(now: now) }.map(\.config.id)
             if down.isEmpty {
-                self.send(context, head, .ok, text: "ok: \(self.site.channels.count) channel(s) live\n", cache: "no-store")
+                self.send(
+                    context, head, .ok, text: "ok: \(self.site.channels.count) channel(s) live\n", cache: "no-store")
             } else {
-                self.send(context, head, .serviceUnavailable, text: "not live: \(down.joined(separator: ", "))\n", cache: "no-store")
+                self.send(
+                    context, head, .serviceUnavailable, text: "not live: \(down.joined(separator: ", "))\n",
+                    cache: "no-store")
             }
         case "metrics" where parts.count == 1:
-            self.send(context, head, .ok, text: Catalogue.metrics(self.site, now: now),
-                      type: "text/plain; version=0.0.4", cache: "no-store")
+            self.send(
+                context, head, .ok, text: Catalogue.metrics(self.site, now: now),
+                type: "text/plain; version=0.0.4", cache: "no-store")
         case "live" where parts.count == 3:
             self.live(context, head, channelID: String(parts[1]), name: String(parts[2]), now: now)
         case "vod" where parts.count >= 2:
             guard let root = self.site.vodRoot else {
-                return self.send(context, head, .notFound, text: "no VOD library: set 'vod' in the config or --vod DIR\n")
+                return self.send(
+                    context, head, .notFound, text: "no VOD library: set 'vod' in the config or --vod DIR\n")
             }
             guard let path = VODLibrary.resolve(root: root, parts: parts.dropFirst()) else {
                 return self.send(context, head, .notFound, text: "not in the VOD library\n")
             }
-            self.file(context, head, path: path, type: MediaType.of(path), cache: "public, max-age=3600", memory: self.site.fileCache)
+            self.file(
+                context, head, path: path, type: MediaType.of(path), cache: "public, max-age=3600",
+                memory: self.site.fileCache)
         default:
             self.send(context, head, .notFound, text: "not found: \(head.uri)\n")
         }
     }
 
-    private func live(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, channelID: String, name: String, now: Double) {
+    private func live(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, channelID: String, name: String, now: Double
+    ) {
         guard let channel = self.site.byID[channelID] else {
             return self.send(context, head, .notFound, text: "no channel '\(channelID)'; see /api/channels\n")
         }
         if name == "index.m3u8" {
             guard let playlist = channel.livePlaylist() else {
-                return self.send(context, head, .serviceUnavailable, text: "channel '\(channelID)' has no segments yet\n",
-                                 cache: "no-store", extra: [("Retry-After", "2")])
+                return self.send(
+                    context, head, .serviceUnavailable, text: "channel '\(channelID)' has no segments yet\n",
+                    cache: "no-store", extra: [("Retry-After", "2")])
             }
             return self.send(context, head, .ok, text: playlist, type: MediaType.playlist, cache: "max-age=1")
         }
         if let (start, duration) = HLSPlaylist.parseArchiveName(name) {
             guard let playlist = channel.archivePlaylist(start: start, duration: duration, now: now) else {
-                return self.send(context, head, .notFound, text: "the archive of '\(channelID)' has nothing in that range\n")
+                return self.send(
+                    context, head, .notFound, text: "the archive of '\(channelID)' has nothing in that range\n")
             }
             let done = playlist.hasSuffix("#EXT-X-ENDLIST\n")
-            return self.send(context, head, .ok, text: playlist, type: MediaType.playlist, cache: done ? "max-age=3600" : "max-age=1")
+            return self.send(
+                context, head, .ok, text: playlist, type: MediaType.playlist, cache: done ? "max-age=3600" : "max-age=1"
+            )
         }
         guard name.hasSuffix(".ts"), let number = Int64(name.dropLast(3)) else {
-            return self.send(context, head, .notFound, text: "expected index.m3u8, index-START-DURATION.m3u8 or NUMBER.ts\n")
+            return self.send(
+                context, head, .notFound, text: "expected index.m3u8, index-START-DURATION.m3u8 or NUMBER.ts\n")
         }
         switch channel.segment(number, now: now) {
         case .memory(let buffer):
             channel.countBytesOut(buffer.readableBytes)
-            self.send(context, head, .ok, body: buffer, type: MediaType.segment, cache: MediaType.immutable, ranges: true)
+            self.send(
+                context, head, .ok, body: buffer, type: MediaType.segment, cache: MediaType.immutable, ranges: true)
         case .file(let path, _):
             self.file(context, head, path: path, type: MediaType.segment, cache: MediaType.immutable, counter: channel)
         case nil:
-            self.send(context, head, .notFound, text: "segment \(number) of '\(channelID)' is not (or no longer) here\n")
+            self.send(
+                context, head, .notFound, text: "segment \(number) of '\(channelID)' is not (or no longer) here\n")
         }
     }
 
     private func ingestEnded(context: ChannelHandlerContext, head: HTTPRequestHead, parts: [Substring]) {
         guard head.method == .POST || head.method == .PUT else {
-            return self.send(context, head, .methodNotAllowed, text: "push TS with POST /ingest/<channel>\n", extra: [("Allow", "POST, PUT")])
+            return self.send(
+                context, head, .methodNotAllowed, text: "push TS with POST /ingest/<channel>\n",
+                extra: [("Allow", "POST, PUT")])
         }
         guard parts.count == 2, let channel = self.site.byID[String(parts[1])] else {
-            return self.send(context, head, .notFound, text: "no channel '\(parts.dropFirst().joined(separator: "/"))'\n")
+            return self.send(
+                context, head, .notFound, text: "no channel '\(parts.dropFirst().joined(separator: "/"))'\n")
         }
         if self.pushUnauthorized {
-            return self.send(context, head, .unauthorized,
-                             text: "pushing needs the ingest token: Authorization: Bearer TOKEN, or ?token=TOKEN (config ingest_token)\n",
-                             extra: [("WWW-Authenticate", "Bearer realm=\"swiftvs-ingest\"")])
+            return self.send(
+                context, head, .unauthorized,
+                text:
+                    "pushing needs the ingest token: Authorization: Bearer TOKEN, or ?token=TOKEN (config ingest_token)\n",
+                extra: [("WWW-Authenticate", "Bearer realm=\"swiftvs-ingest\"")])
         }
         if self.pushBusy {
-            return self.send(context, head, .conflict, text: "channel '\(channel.config.id)' is already being pushed to; one push at a time\n")
+            return self.send(
+                context, head, .conflict,
+                text: "channel '\(channel.config.id)' is already being pushed to; one push at a time\n")
         }
         guard self.ingest != nil else {
-            return self.send(context, head, .conflict,
-                             text: "channel '\(channel.config.id)' takes its TS from \(channel.config.source); set its source to push to accept POST /ingest/\(channel.config.id)\n")
+            return self.send(
+                context, head, .conflict,
+                text:
+                    "channel '\(channel.config.id)' takes its TS from \(channel.config.source); set its source to push to accept POST /ingest/\(channel.config.id)\n"
+            )
         }
         self.releaseIngest()
         self.send(context, head, .ok, text: "received \(self.ingestBytes) bytes\n")
@@ -218,15 +255,19 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: writing
 
-    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, text: String,
-                      type: String = "text/plain; charset=utf-8", cache: String = "no-cache", extra: [(String, String)] = []) {
+    private func send(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, text: String,
+        type: String = "text/plain; charset=utf-8", cache: String = "no-cache", extra: [(String, String)] = []
+    ) {
         var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         self.send(context, head, status, body: buffer, type: type, cache: cache, extra: extra)
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, body: ByteBuffer,
-                      type: String, cache: String, ranges: Bool = false, extra: [(String, String)] = []) {
+    private func send(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, body: ByteBuffer,
+        type: String, cache: String, ranges: Bool = false, extra: [(String, String)] = []
+    ) {
         var status = status
         var body = body
         var headers = HTTPHeaders()
@@ -259,11 +300,15 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Serves a file from `memory` when it is cached there, else with sendfile; honours Range.
-    private func file(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, path: String, type: String, cache: String,
-                      counter: Channel? = nil, memory: FileCache? = nil) {
+    private func file(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, path: String, type: String, cache: String,
+        counter: Channel? = nil, memory: FileCache? = nil
+    ) {
         if let memory {
             var info = stat()
-            if stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, let buffer = memory.lookup(path: path, info: info) {
+            if stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG,
+                let buffer = memory.lookup(path: path, info: info)
+            {
                 return self.send(context, head, .ok, body: buffer, type: type, cache: cache, ranges: true)
             }
         }
@@ -272,7 +317,8 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         do {
             handle = try NIOFileHandle(_deprecatedPath: path)
             var info = stat()
-            guard try handle.withUnsafeFileDescriptor({ fstat($0, &info) }) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            guard try handle.withUnsafeFileDescriptor({ fstat($0, &info) }) == 0, info.st_mode & S_IFMT == S_IFREG
+            else {
                 try? handle.close()
                 return self.send(context, head, .notFound, text: "not a file\n")
             }
@@ -313,8 +359,10 @@ final class IPTVHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.end(context, keepAlive: keepAlive)
     }
 
-    private func head(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: HTTPResponseStatus,
-                      _ headers: inout HTTPHeaders) -> Bool {
+    private func head(
+        _ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: HTTPResponseStatus,
+        _ headers: inout HTTPHeaders
+    ) -> Bool {
         let keepAlive = request.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let response = HTTPResponseHead(version: request.version, status: status, headers: headers)

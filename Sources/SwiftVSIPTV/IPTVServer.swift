@@ -38,13 +38,15 @@ public struct IPTVServer: Sendable {
             case .udp(let bind, let group):
                 services.append(UDPIngest(channel: channel, bind: bind, group: group, logger: logger))
             case .push:
-                break   // POST /ingest/<id> on the HTTP server
+                break  // POST /ingest/<id> on the HTTP server
             }
         }
         self.services = services
-        if config.ingestToken == nil, !config.listen.isLoopback, config.channels.contains(where: { $0.source == .push }) {
-            logger.warning("push channels accept TS from anyone who can reach /ingest/ID: set ingest_token (or --ingest-token)",
-                           metadata: ["listen": "\(config.listen)"])
+        if config.ingestToken == nil, !config.listen.isLoopback, config.channels.contains(where: { $0.source == .push })
+        {
+            logger.warning(
+                "push channels accept TS from anyone who can reach /ingest/ID: set ingest_token (or --ingest-token)",
+                metadata: ["listen": "\(config.listen)"])
         }
     }
 
@@ -56,9 +58,11 @@ public struct IPTVServer: Sendable {
     /// The sample clip shipped with the binary (scripts/make-sample-clip.sh made it).
     public static func builtinClip() throws -> [UInt8] {
         guard let url = Bundle.module.url(forResource: "sample", withExtension: "ts"),
-              let data = FileManager.default.contents(atPath: url.path) else {
-            throw IPTVError.source("the built-in clip (sample.ts) is missing from the resources next to the binary; "
-                + "use a channel with source: file:PATH")
+            let data = FileManager.default.contents(atPath: url.path)
+        else {
+            throw IPTVError.source(
+                "the built-in clip (sample.ts) is missing from the resources next to the binary; "
+                    + "use a channel with source: file:PATH")
         }
         return [UInt8](data)
     }
@@ -72,7 +76,8 @@ struct HTTPService: Service {
     func run() async throws {
         let site = self.site
         let listen = site.config.listen
-        let group = site.config.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+        let group =
+            site.config.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
             ?? MultiThreadedEventLoopGroup.singleton
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)

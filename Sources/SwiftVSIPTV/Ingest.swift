@@ -31,8 +31,12 @@ struct LoopIngest: Service {
     }
 
     func run() async throws {
-        self.logger.info("looping", metadata: ["channel": "\(self.channel.config.id)",
-                                               "loop": "\(Double(self.loop.duration) / 90_000)s"])
+        self.logger.info(
+            "looping",
+            metadata: [
+                "channel": "\(self.channel.config.id)",
+                "loop": "\(Double(self.loop.duration) / 90_000)s",
+            ])
         await cancelWhenGracefulShutdown { await self.play() }
     }
 
@@ -92,7 +96,9 @@ struct UDPIngest: Service {
             .channelOption(.maxMessagesPerRead, value: 32)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
             .channelInitializer { ch in
-                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(UDPIngestHandler(channel: target)) }
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(UDPIngestHandler(channel: target))
+                }
             }
         let udp: NIOCore.Channel
         do {
@@ -112,8 +118,12 @@ struct UDPIngest: Service {
                 throw IPTVError.source("channel '\(target.config.id)': cannot join multicast \(group): \(error)")
             }
         }
-        self.logger.info("listening for TS over UDP", metadata: ["channel": "\(target.config.id)",
-                                                                 "source": "\(target.config.source)"])
+        self.logger.info(
+            "listening for TS over UDP",
+            metadata: [
+                "channel": "\(target.config.id)",
+                "source": "\(target.config.source)",
+            ])
         await withGracefulShutdownHandler {
             try? await udp.closeFuture.get()
         } onGracefulShutdown: {

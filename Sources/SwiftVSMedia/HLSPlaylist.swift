@@ -9,8 +9,10 @@ public struct SegmentInfo: Sendable, Equatable {
     /// Discontinuity sequence number: EXT-X-DISCONTINUITY tags at or before this segment since ingest began.
     public var discontinuitySequence: Int
 
-    public init(number: Int64, duration: Double, programDateTime: Double, discontinuity: Bool, follows: Int64?,
-                byteCount: Int, discontinuitySequence: Int = 0) {
+    public init(
+        number: Int64, duration: Double, programDateTime: Double, discontinuity: Bool, follows: Int64?,
+        byteCount: Int, discontinuitySequence: Int = 0
+    ) {
         self.number = number
         self.duration = duration
         self.programDateTime = programDateTime
@@ -21,9 +23,10 @@ public struct SegmentInfo: Sendable, Equatable {
     }
 
     public init(_ segment: TSSegment, discontinuitySequence: Int) {
-        self.init(number: segment.number, duration: segment.duration, programDateTime: segment.programDateTime,
-                  discontinuity: segment.discontinuity, follows: segment.follows, byteCount: segment.bytes.count,
-                  discontinuitySequence: discontinuitySequence)
+        self.init(
+            number: segment.number, duration: segment.duration, programDateTime: segment.programDateTime,
+            discontinuity: segment.discontinuity, follows: segment.follows, byteCount: segment.bytes.count,
+            discontinuitySequence: discontinuitySequence)
     }
 
     public var isContiguous: Bool { self.follows == self.number - 1 }
@@ -117,7 +120,9 @@ public enum ISO8601 {
         let msOfDay = millisTotal - days * 86_400_000
         let (y, m, d) = self.civil(fromDays: days)
         let h = msOfDay / 3_600_000, min = msOfDay / 60_000 % 60, s = msOfDay / 1000 % 60, ms = msOfDay % 1000
-        func pad(_ v: Int64, _ n: Int) -> String { let t = String(v); return String(repeating: "0", count: max(0, n - t.count)) + t }
+        func pad(_ v: Int64, _ n: Int) -> String {
+            let t = String(v); return String(repeating: "0", count: max(0, n - t.count)) + t
+        }
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(min, 2)):\(pad(s, 2)).\(pad(ms, 3))Z"
     }
 

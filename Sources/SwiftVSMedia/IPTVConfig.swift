@@ -36,13 +36,14 @@ public enum ChannelSource: Sendable, Equatable, CustomStringConvertible {
         }
         if text.hasPrefix("udp://") {
             var rest = String(text.dropFirst(6))
-            if rest.hasPrefix("@") { rest = "0.0.0.0" + rest.dropFirst() }     // VLC's udp://@:1234
+            if rest.hasPrefix("@") { rest = "0.0.0.0" + rest.dropFirst() }  // VLC's udp://@:1234
             if rest.hasPrefix(":") { rest = "0.0.0.0" + rest }
             let query = rest.firstIndex(of: "?").map { String(rest[rest.index(after: $0)...]) }
             if let q = rest.firstIndex(of: "?") { rest = String(rest[..<q]) }
             let endpoint: Endpoint
             do { endpoint = try Endpoint(parsing: rest) } catch {
-                throw ConfigSourceError(text: text, why: "\(error) (write udp://IP:PORT, udp://@:PORT or udp://GROUP:PORT)")
+                throw ConfigSourceError(
+                    text: text, why: "\(error) (write udp://IP:PORT, udp://@:PORT or udp://GROUP:PORT)")
             }
             if endpoint.addressBytes.count == 4, (224...239).contains(endpoint.addressBytes[0]) {
                 var bind = "0.0.0.0"
@@ -119,20 +120,25 @@ public struct IPTVConfig: Sendable, Equatable {
     public var ingestToken: String?
     public var channels: [ChannelConfig] = []
 
-    public init(channels: [ChannelConfig] = [ChannelConfig(id: "demo", name: "SwiftVS demo", group: "Demo", source: .builtin)]) {
+    public init(
+        channels: [ChannelConfig] = [ChannelConfig(id: "demo", name: "SwiftVS demo", group: "Demo", source: .builtin)]
+    ) {
         self.channels = channels
     }
 
     public static func isValidID(_ id: String) -> Bool {
-        !id.isEmpty && id.count <= 64 && id.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F
-        }
+        !id.isEmpty && id.count <= 64
+            && id.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D
+                    || c == 0x5F
+            }
     }
 
     /// Parses and validates; throws `ConfigError` with every problem, each with its key path and line.
     public static func load(yaml: String, source: String = "config") throws(ConfigError) -> IPTVConfig {
         var reader = NodeReader()
-        let root = try NodeReader.compose(yaml, source: source, whenEmpty: "the file is empty; it needs a 'channels' list")
+        let root = try NodeReader.compose(
+            yaml, source: source, whenEmpty: "the file is empty; it needs a 'channels' list")
         let config = reader.iptv(root)
         guard reader.problems.isEmpty, let config else { throw ConfigError(source: source, problems: reader.problems) }
         return config
@@ -141,8 +147,10 @@ public struct IPTVConfig: Sendable, Equatable {
 
 extension NodeReader {
     mutating func iptv(_ root: Node) -> IPTVConfig? {
-        let allowed = ["listen", "threads", "segment_duration", "window", "memory_segments", "dvr", "vod", "epg",
-                       "ingest_token", "channels"]
+        let allowed = [
+            "listen", "threads", "segment_duration", "window", "memory_segments", "dvr", "vod", "epg",
+            "ingest_token", "channels",
+        ]
         guard let keys = self.mapping(root, "", allowed: allowed) else { return nil }
         var config = IPTVConfig(channels: [])
         if let n = keys["listen"], let v = self.endpoint(n, "listen") { config.listen = v }
@@ -169,10 +177,17 @@ extension NodeReader {
         }
         if let n = keys["vod"] {
             if case .mapping = n, let m = self.mapping(n, "vod", allowed: ["path", "cache"]) {
-                if let p = m["path"] { config.vod = self.string(p, "vod.path") } else { self.report("vod.path", n, "missing") }
+                if let p = m["path"] {
+                    config.vod = self.string(p, "vod.path")
+                } else {
+                    self.report("vod.path", n, "missing")
+                }
                 if let c = m["cache"] {
-                    if case .scalar(let s) = c, s.string == "0" || s.string == "off" { config.vodCacheBytes = 0 }
-                    else if let v = self.size(c, "vod.cache") { config.vodCacheBytes = Int(v) }
+                    if case .scalar(let s) = c, s.string == "0" || s.string == "off" {
+                        config.vodCacheBytes = 0
+                    } else if let v = self.size(c, "vod.cache") {
+                        config.vodCacheBytes = Int(v)
+                    }
                 }
             } else {
                 config.vod = self.string(n, "vod")
@@ -216,7 +231,8 @@ extension NodeReader {
         for (index, channel) in config.channels.enumerated() {
             guard case .udp(let bind, let group) = channel.source, group == nil else { continue }
             if let other = ports[bind.port] {
-                self.report("channels[\(index)].source", items[index], "UDP port \(bind.port) is already channel '\(other)''s")
+                self.report(
+                    "channels[\(index)].source", items[index], "UDP port \(bind.port) is already channel '\(other)''s")
             }
             ports[bind.port] = channel.id
         }
@@ -228,8 +244,10 @@ extension NodeReader {
     mutating func size(_ node: Node, _ path: String) -> Int64? {
         guard let text = self.scalar(node, path) else { return nil }
         let k = 1024.0
-        let units: [(String, Double)] = [("TB", k * k * k * k), ("GB", k * k * k), ("MB", k * k), ("KB", k),
-                                         ("T", k * k * k * k), ("G", k * k * k), ("M", k * k), ("K", k), ("B", 1)]
+        let units: [(String, Double)] = [
+            ("TB", k * k * k * k), ("GB", k * k * k), ("MB", k * k), ("KB", k),
+            ("T", k * k * k * k), ("G", k * k * k), ("M", k * k), ("K", k), ("B", 1),
+        ]
         let upper = text.uppercased()
         for (suffix, scale) in units where upper.hasSuffix(suffix) {
             if let v = Double(upper.dropLast(suffix.count).trimmingSpaces()), v > 0 { return Int64(v * scale) }

@@ -13,13 +13,13 @@ public enum KeyframeFinder {
                     let head = b[i + 3]
                     switch codec {
                     case .h264:
-                        if head & 0x1F == 5 { return true }               // coded slice of an IDR picture
+                        if head & 0x1F == 5 { return true }  // coded slice of an IDR picture
                     case .hevc:
-                        if (16...21).contains((head >> 1) & 0x3F) { return true }   // BLA, IDR, CRA (IRAP)
+                        if (16...21).contains((head >> 1) & 0x3F) { return true }  // BLA, IDR, CRA (IRAP)
                     case .mpeg2:
-                        if head == 0xB3 || head == 0xB8 { return true }   // sequence header, GOP header
+                        if head == 0xB3 || head == 0xB8 { return true }  // sequence header, GOP header
                     case .mpeg4:
-                        if head == 0xB0 || head == 0xB3 { return true }   // visual object sequence, GOV
+                        if head == 0xB0 || head == 0xB3 { return true }  // visual object sequence, GOV
                     }
                     i += 3
                 } else {

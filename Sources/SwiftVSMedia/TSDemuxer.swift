@@ -84,7 +84,8 @@ public struct TSDemuxer: Sendable {
             return .videoStart(previous: previous)
         }
         if var current = self.pes, !current.randomAccess, current.headerSkipped,
-           current.payload.count < Self.maxScannedPES {
+            current.payload.count < Self.maxScannedPES
+        {
             self.pes = nil
             current.payload.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[payloadStart..<end]))
             self.pes = current
@@ -96,7 +97,8 @@ public struct TSDemuxer: Sendable {
     public mutating func finishPES() -> VideoAccessUnit? {
         guard let current = self.pes else { return nil }
         self.pes = nil
-        let keyframe = current.randomAccess
+        let keyframe =
+            current.randomAccess
             || (self.videoCodec.map { KeyframeFinder.containsKeyframe(current.payload, codec: $0) } ?? false)
         return VideoAccessUnit(pts: current.pts, randomAccess: current.randomAccess, keyframe: keyframe)
     }
@@ -109,14 +111,16 @@ public struct TSDemuxer: Sendable {
             return
         }
         if h.continuityCounter == last.cc, !last.repeated {
-            self.lastCC[h.pid] = (h.continuityCounter, true)     // one duplicate packet is allowed
+            self.lastCC[h.pid] = (h.continuityCounter, true)  // one duplicate packet is allowed
             return
         }
         if h.continuityCounter != (last.cc + 1) & 0x0F { self.ccErrors += 1 }
         self.lastCC[h.pid] = (h.continuityCounter, false)
     }
 
-    private mutating func consumeSection(_ bytes: UnsafeRawBufferPointer, pid: Int, from: Int, to end: Int, unitStart: Bool) {
+    private mutating func consumeSection(
+        _ bytes: UnsafeRawBufferPointer, pid: Int, from: Int, to end: Int, unitStart: Bool
+    ) {
         var buffer: [UInt8]
         if unitStart {
             let pointer = Int(bytes[from])

@@ -49,11 +49,14 @@ public struct TSLoop: Sendable {
                 if let pcr = h.pcr { pcrs.append((i, pcr / 300)) }
                 if h.hasPayload, firstCC[h.pid] == nil { firstCC[h.pid] = h.continuityCounter }
                 if h.unitStart, h.hasPayload, h.pid != 0, h.pid != demuxer.pmtPID, h.pid != demuxer.videoPID,
-                   let field = TSTimestamp.pesTimestampOffsets(b, pes: i * 188 + h.payloadOffset, end: i * 188 + 188).pts,
-                   let pts = TSTimestamp.read(b, at: field) {
+                    let field = TSTimestamp.pesTimestampOffsets(b, pes: i * 188 + h.payloadOffset, end: i * 188 + 188)
+                        .pts,
+                    let pts = TSTimestamp.read(b, at: field)
+                {
                     pesStarts.append((i, h.pid, pts))
                 }
-                if case .videoStart(let previous) = demuxer.consume(b, at: i * 188, header: h), let pts = previous?.pts {
+                if case .videoStart(let previous) = demuxer.consume(b, at: i * 188, header: h), let pts = previous?.pts
+                {
                     videoPTS.append(pts)
                 }
             }

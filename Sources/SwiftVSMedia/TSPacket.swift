@@ -42,7 +42,8 @@ public struct TSPacketHeader: Sendable, Equatable {
                 self.randomAccess = flags & 0x40 != 0
                 if flags & 0x10 != 0, length >= 7 {
                     let p = start + 6
-                    let base = Int64(bytes[p]) << 25 | Int64(bytes[p + 1]) << 17 | Int64(bytes[p + 2]) << 9
+                    let base =
+                        Int64(bytes[p]) << 25 | Int64(bytes[p + 1]) << 17 | Int64(bytes[p + 2]) << 9
                         | Int64(bytes[p + 3]) << 1 | Int64(bytes[p + 4] >> 7)
                     let ext = Int64(bytes[p + 4] & 0x01) << 8 | Int64(bytes[p + 5])
                     self.pcr = base * 300 + ext
@@ -89,7 +90,9 @@ public enum TSTimestamp {
     }
 
     /// Where the PTS and DTS fields of a PES header starting at `p` are; nil when the packet does not start a PES.
-    public static func pesTimestampOffsets(_ bytes: UnsafeRawBufferPointer, pes p: Int, end: Int) -> (pts: Int?, dts: Int?) {
+    public static func pesTimestampOffsets(
+        _ bytes: UnsafeRawBufferPointer, pes p: Int, end: Int
+    ) -> (pts: Int?, dts: Int?) {
         guard p + 9 <= end, bytes[p] == 0, bytes[p + 1] == 0, bytes[p + 2] == 1 else { return (nil, nil) }
         let streamID = bytes[p + 3]
         // Streams without the optional PES header (padding, private_stream_2, ECM/EMM, DSMCC ...).

@@ -14,8 +14,10 @@ public struct TSSegment: Sendable, Equatable {
     public var follows: Int64?
     public var bytes: [UInt8]
 
-    public init(number: Int64, startPTS: Int64, duration: Double, programDateTime: Double, discontinuity: Bool,
-                follows: Int64?, bytes: [UInt8]) {
+    public init(
+        number: Int64, startPTS: Int64, duration: Double, programDateTime: Double, discontinuity: Bool,
+        follows: Int64?, bytes: [UInt8]
+    ) {
         self.number = number
         self.startPTS = startPTS
         self.duration = duration
@@ -197,7 +199,8 @@ public struct TSSegmenter: Sendable {
         if let open = self.open { self.emit(open, end: pts, wallClock: wallClock, into: &out) }
         var number = cell + self.numberOffset
         if self.lastNumber == nil, let archived = self.archived, number <= archived.number,
-           Double(pts + self.pdtOffset) / 90_000 > archived.programDateTime + Double(self.targetTicks) / 90_000 {
+            Double(pts + self.pdtOffset) / 90_000 > archived.programDateTime + Double(self.targetTicks) / 90_000
+        {
             self.numberOffset += archived.number + 1 - number
             number = archived.number + 1
         }
@@ -227,14 +230,17 @@ public struct TSSegmenter: Sendable {
         self.pending.removeAll(keepingCapacity: true)
     }
 
-    private mutating func emit(_ open: (number: Int64, start: Int64, discontinuity: Bool, follows: Int64?), end: Int64,
-                               wallClock: Double, into out: inout [TSSegment]) {
+    private mutating func emit(
+        _ open: (number: Int64, start: Int64, discontinuity: Bool, follows: Int64?), end: Int64,
+        wallClock: Double, into out: inout [TSSegment]
+    ) {
         let duration = Double(max(0, end - open.start)) / 90_000
-        out.append(TSSegment(
-            number: open.number, startPTS: open.start, duration: duration,
-            programDateTime: Double(open.start + self.pdtOffset) / 90_000,
-            discontinuity: open.discontinuity, follows: open.follows, bytes: self.openBytes
-        ))
+        out.append(
+            TSSegment(
+                number: open.number, startPTS: open.start, duration: duration,
+                programDateTime: Double(open.start + self.pdtOffset) / 90_000,
+                discontinuity: open.discontinuity, follows: open.follows, bytes: self.openBytes
+            ))
         self.openBytes = []
     }
 }

@@ -11,17 +11,22 @@ public final class ManagedProcess: Sendable {
 
     /// Starts `executable` with `arguments` (argv[0] is added); standard output and error appended to `logPath`.
     /// `environment` is added to this process's own.
-    public convenience init(executable: String, arguments: [String], logPath: String = "/dev/null",
-                            environment: [String: String] = [:]) throws(Spawn.Failure) {
+    public convenience init(
+        executable: String, arguments: [String], logPath: String = "/dev/null",
+        environment: [String: String] = [:]
+    ) throws(Spawn.Failure) {
         var env = ProcessEnvironment.current
         for (key, value) in environment { env[key] = value }
-        try self.init([executable] + arguments, environment: env,
-                      stdout: .file(logPath, append: true), stderr: .sameAsOutput, logPath: logPath)
+        try self.init(
+            [executable] + arguments, environment: env,
+            stdout: .file(logPath, append: true), stderr: .sameAsOutput, logPath: logPath)
     }
 
     /// Starts `argv` with output where `stdout` and `stderr` say.
-    public init(_ argv: [String], environment: [String: String]? = nil, stdout: Spawn.Output,
-                stderr: Spawn.Output, logPath: String = "/dev/null") throws(Spawn.Failure) {
+    public init(
+        _ argv: [String], environment: [String: String]? = nil, stdout: Spawn.Output,
+        stderr: Spawn.Output, logPath: String = "/dev/null"
+    ) throws(Spawn.Failure) {
         self.pid = try Spawn.start(argv, environment: environment, stdout: stdout, stderr: stderr)
         self.logPath = logPath
     }

@@ -64,8 +64,9 @@ public enum Spawn {
         case .discard:
             posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0)
         case .file(let path, let append):
-            posix_spawn_file_actions_addopen(&actions, fd, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC),
-                                             0o644)
+            posix_spawn_file_actions_addopen(
+                &actions, fd, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC),
+                0o644)
         case .sameAsOutput:
             posix_spawn_file_actions_adddup2(&actions, 1, fd)
         }

@@ -56,7 +56,6 @@ private func bindableLoopbackPort(_ port: Int) throws -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
-
 /// Waits until `condition` holds, checking every 20 ms, for up to `seconds`; throws naming `what` if it never does.
 /// Tests wait on conditions this way, never on a fixed sleep.
 public func waitUntil(_ what: String, seconds: Double = 10, _ condition: @Sendable () throws -> Bool) async throws {

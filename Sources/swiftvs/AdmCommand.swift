@@ -9,12 +9,17 @@ import SwiftVSCore
 
 /// Where the admin API is and how to get in; shared by every `adm` subcommand.
 struct AdminOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "The director's admin API. Default: $SWIFTVS_ADMIN or 127.0.0.1:9100.", valueName: "host:port"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The director's admin API. Default: $SWIFTVS_ADMIN or 127.0.0.1:9100.", valueName: "host:port"))
     var admin: String?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Bearer token, when the director's config sets admin.token. Default: $SWIFTVS_ADMIN_TOKEN.", valueName: "token"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Bearer token, when the director's config sets admin.token. Default: $SWIFTVS_ADMIN_TOKEN.",
+            valueName: "token"))
     var token: String?
 
     /// Calls the admin API; prints its error and exits 1 when the call fails.
@@ -53,14 +58,17 @@ struct AdminOptions: ParsableArguments {
                 host: target, headers: headers, body: bytes, timeout: .seconds(30), maxBody: 64 << 20
             ).get()
         } catch {
-            FileHandle.standardError.write(Data(
-                "swiftvs adm: cannot reach the admin API at \(target): \(error) (is the director running? --admin sets the address)\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "swiftvs adm: cannot reach the admin API at \(target): \(error) (is the director running? --admin sets the address)\n"
+                        .utf8))
             throw ExitCode(1)
         }
         guard (200..<300).contains(response.status) else {
             let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
             let message = (object?["error"] as? String) ?? String(decoding: response.body, as: UTF8.self)
-            FileHandle.standardError.write(Data("swiftvs adm: \(response.status) \(response.reason): \(message)\n".utf8))
+            FileHandle.standardError.write(
+                Data("swiftvs adm: \(response.status) \(response.reason): \(message)\n".utf8))
             throw ExitCode(1)
         }
         return response.body
@@ -68,7 +76,8 @@ struct AdminOptions: ParsableArguments {
 
     /// `PATCH /api/services/SERVICE/servers/SERVER` with `body`: weight, enable and disable.
     func patchServer(_ service: String, _ server: String, _ body: [String: Any]) async throws {
-        _ = try await self.call(.PATCH, "/api/services/\(pathComponent(service))/servers/\(pathComponent(server))", body: body)
+        _ = try await self.call(
+            .PATCH, "/api/services/\(pathComponent(service))/servers/\(pathComponent(server))", body: body)
     }
 
     func services() async throws -> [ServiceStatus] {
@@ -160,7 +169,8 @@ enum AdmTable {
     static func render(_ services: [ServiceStatus], stats: Bool, rate: Bool) -> String {
         var out = ""
         if stats {
-            out += pad("Prot LocalAddress:Port", 34) + pad("Conns", 10) + pad("InBytes", 12) + pad("OutBytes", 12)
+            out +=
+                pad("Prot LocalAddress:Port", 34) + pad("Conns", 10) + pad("InBytes", 12) + pad("OutBytes", 12)
                 + pad("2xx", 9) + pad("3xx", 9) + pad("4xx", 9) + pad("5xx", 9) + pad("Fails", 7) + "Ejects\n"
             out += "  -> RemoteAddress:Port\n"
         } else if rate {
@@ -168,7 +178,8 @@ enum AdmTable {
             out += "  -> RemoteAddress:Port\n"
         } else {
             out += pad("Prot LocalAddress:Port Scheduler", 34) + pad("Name", 12) + "State\n"
-            out += "  -> " + pad("RemoteAddress:Port", 30) + pad("Forward", 8) + pad("Weight", 7) + pad("ActiveConn", 11)
+            out +=
+                "  -> " + pad("RemoteAddress:Port", 30) + pad("Forward", 8) + pad("Weight", 7) + pad("ActiveConn", 11)
                 + pad("InActConn", 10) + pad("State", 9) + "Why\n"
         }
         for service in services {
@@ -177,12 +188,14 @@ enum AdmTable {
                 let conns = service.servers.reduce(0) { $0 + $1.total }
                 let sum = { (key: KeyPath<ServerStatus, Int>) in service.servers.reduce(0) { $0 + $1[keyPath: key] } }
                 let byClass = (0..<5).map { index in service.servers.reduce(0) { $0 + $1.responses[index] } }
-                out += pad("\(pad(prot, 5))\(service.listen)", 34) + pad("\(conns)", 10) + pad("\(sum(\.bytesIn))", 12)
+                out +=
+                    pad("\(pad(prot, 5))\(service.listen)", 34) + pad("\(conns)", 10) + pad("\(sum(\.bytesIn))", 12)
                     + pad("\(sum(\.bytesOut))", 12) + pad("\(byClass[1])", 9) + pad("\(byClass[2])", 9)
                     + pad("\(byClass[3])", 9) + pad("\(byClass[4])", 9) + pad("\(sum(\.failures))", 7)
                     + "\(sum(\.ejections))\n"
                 for server in service.servers {
-                    out += pad("  -> \(server.address)", 34) + pad("\(server.total)", 10) + pad("\(server.bytesIn)", 12)
+                    out +=
+                        pad("  -> \(server.address)", 34) + pad("\(server.total)", 10) + pad("\(server.bytesIn)", 12)
                         + pad("\(server.bytesOut)", 12) + pad("\(server.responses[1])", 9)
                         + pad("\(server.responses[2])", 9) + pad("\(server.responses[3])", 9)
                         + pad("\(server.responses[4])", 9) + pad("\(server.failures)", 7) + "\(server.ejections)\n"
@@ -191,10 +204,13 @@ enum AdmTable {
                 let cps = service.servers.reduce(0.0) { $0 + $1.cps }
                 let inBps = service.servers.reduce(0.0) { $0 + $1.inBps }
                 let outBps = service.servers.reduce(0.0) { $0 + $1.outBps }
-                out += pad("\(pad(prot, 5))\(service.listen)", 34) + pad(Self.number(cps), 10) + pad(Self.number(inBps), 12)
+                out +=
+                    pad("\(pad(prot, 5))\(service.listen)", 34) + pad(Self.number(cps), 10)
+                    + pad(Self.number(inBps), 12)
                     + Self.number(outBps) + "\n"
                 for server in service.servers {
-                    out += pad("  -> \(server.address)", 34) + pad(Self.number(server.cps), 10)
+                    out +=
+                        pad("  -> \(server.address)", 34) + pad(Self.number(server.cps), 10)
                         + pad(Self.number(server.inBps), 12) + Self.number(server.outBps) + "\n"
                 }
             } else {
@@ -203,11 +219,13 @@ enum AdmTable {
                     state += " (healthy weight \(service.healthyWeight) < quorum \(service.quorum))"
                 }
                 if service.sorryActive, let sorry = service.sorry { state += ", sorry server \(sorry) serving" }
-                out += pad("\(pad(prot, 5))\(service.listen) \(service.scheduler)", 34) + pad(service.name, 12)
+                out +=
+                    pad("\(pad(prot, 5))\(service.listen) \(service.scheduler)", 34) + pad(service.name, 12)
                     + state + "\n"
                 for server in service.servers {
                     let since = server.sinceSeconds > 0 ? " (\(Self.duration(server.sinceSeconds)) ago)" : ""
-                    out += "  -> " + pad(server.address, 30) + pad("Proxy", 8) + pad("\(server.weight)", 7)
+                    out +=
+                        "  -> " + pad(server.address, 30) + pad("Proxy", 8) + pad("\(server.weight)", 7)
                         + pad("\(server.active)", 11) + pad("\(server.inactive)", 10) + pad(server.state, 9)
                         + server.reason + since + "\n"
                 }
@@ -258,9 +276,11 @@ struct AdmAdd: AsyncParsableCommand {
     @Option(help: "Lower connection threshold (0 = three quarters of upper).") var lower = 0
 
     func run() async throws {
-        _ = try await self.options.call(.POST, "/api/services/\(pathComponent(self.service))/servers", body: [
-            "address": self.server, "weight": self.weight, "upper": self.upper, "lower": self.lower,
-        ])
+        _ = try await self.options.call(
+            .POST, "/api/services/\(pathComponent(self.service))/servers",
+            body: [
+                "address": self.server, "weight": self.weight, "upper": self.upper, "lower": self.lower,
+            ])
         print("\(self.service): added \(self.server) with weight \(self.weight)")
     }
 }
@@ -276,7 +296,8 @@ struct AdmRemove: AsyncParsableCommand {
     @Argument(help: "The real server, ip:port.") var server: String
 
     func run() async throws {
-        _ = try await self.options.call(.DELETE, "/api/services/\(pathComponent(self.service))/servers/\(pathComponent(self.server))")
+        _ = try await self.options.call(
+            .DELETE, "/api/services/\(pathComponent(self.service))/servers/\(pathComponent(self.server))")
         print("\(self.service): removed \(self.server)")
     }
 }
@@ -315,7 +336,8 @@ struct AdmDisable: AsyncParsableCommand {
 struct AdmReload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reload",
-        abstract: "Make the director read its config file again (as SIGHUP); an invalid file is refused with its errors.",
+        abstract:
+            "Make the director read its config file again (as SIGHUP); an invalid file is refused with its errors.",
         discussion: "Example:\n  swiftvs adm reload"
     )
     @OptionGroup var options: AdminOptions
@@ -363,8 +385,12 @@ struct AdmHA: AsyncParsableCommand {
             return
         }
         let status = try JSONDecoder().decode(HAStatus.self, from: Data(body))
-        var lines = ["Transport \(status.transport)" + (status.trackers.isEmpty ? "" : "; tracking: \(status.trackers.joined(separator: ", "))")]
-        lines.append("Instance        VRID State     Prio    Master           Since    Adverts out/in  Bad  Last transition")
+        var lines = [
+            "Transport \(status.transport)"
+                + (status.trackers.isEmpty ? "" : "; tracking: \(status.trackers.joined(separator: ", "))")
+        ]
+        lines.append(
+            "Instance        VRID State     Prio    Master           Since    Adverts out/in  Bad  Last transition")
         for i in status.instances {
             let prio = i.priority == i.configuredPriority ? "\(i.priority)" : "\(i.priority)/\(i.configuredPriority)"
             var line = BenchFormat.pad(i.name, 15) + " "
@@ -378,12 +404,15 @@ struct AdmHA: AsyncParsableCommand {
             line += [i.lastTransition, i.lastTransitionReason].compactMap { $0 }.joined(separator: ": ")
             lines.append(line)
             if let bad = i.lastBadPacket { lines.append("    last bad packet: \(bad)") }
-            if !i.virtualIPs.isEmpty { lines.append("    virtual IPs: \(i.virtualIPs.joined(separator: ", ")) on \(i.interface ?? "-")") }
+            if !i.virtualIPs.isEmpty {
+                lines.append("    virtual IPs: \(i.virtualIPs.joined(separator: ", ")) on \(i.interface ?? "-")")
+            }
         }
         if let sync = status.sync {
-            lines.append("Persistence sync: listen \(sync.listen), peers \(sync.peers.joined(separator: ", ")) "
-                + "(\(sync.connectedPeers) connected); sent \(sync.sent), received \(sync.received)"
-                + (sync.lastLagMs.map { String(format: ", last lag %.1f ms", $0) } ?? ""))
+            lines.append(
+                "Persistence sync: listen \(sync.listen), peers \(sync.peers.joined(separator: ", ")) "
+                    + "(\(sync.connectedPeers) connected); sent \(sync.sent), received \(sync.received)"
+                    + (sync.lastLagMs.map { String(format: ", last lag %.1f ms", $0) } ?? ""))
         }
         print(lines.joined(separator: "\n"))
     }

@@ -38,9 +38,11 @@ struct ReportOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Write the full report as JSON.", valueName: "FILE"))
     var json: String?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Write a self-contained HTML report with SVG charts (throughput, p99, CPU over time; latency percentiles).",
-        valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write a self-contained HTML report with SVG charts (throughput, p99, CPU over time; latency percentiles).",
+            valueName: "FILE"))
     var html: String?
 
     @Flag(name: .long, help: "No live progress line.")
@@ -78,16 +80,20 @@ struct BenchHTTPCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("One or more http:// URLs, each optionally followed by @WEIGHT.", valueName: "URL"))
     var urls: [String]
 
-    @Option(name: [.short, .long], help: ArgumentHelp(
-        "Closed loop: users (connections). Open loop: the most connections open at once [default: 64, or 1000 with --close].",
-        valueName: "N"))
+    @Option(
+        name: [.short, .long],
+        help: ArgumentHelp(
+            "Closed loop: users (connections). Open loop: the most connections open at once [default: 64, or 1000 with --close].",
+            valueName: "N"))
     var connections: Int?
 
     @Option(name: [.short, .long], help: "How long to send requests.")
     var duration: DurationArgument = DurationArgument(seconds: 10)
 
-    @Option(name: [.customShort("n"), .long], help: ArgumentHelp(
-        "Stop after this many requests (whichever of this and --duration comes first).", valueName: "N"))
+    @Option(
+        name: [.customShort("n"), .long],
+        help: ArgumentHelp(
+            "Stop after this many requests (whichever of this and --duration comes first).", valueName: "N"))
     var requests: Int?
 
     @Option(name: .long, help: ArgumentHelp("Open loop: requests per second, evenly spaced.", valueName: "PER_SECOND"))
@@ -99,8 +105,11 @@ struct BenchHTTPCommand: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "HTTP method.")
     var method = "GET"
 
-    @Option(name: [.customShort("H"), .long], help: ArgumentHelp("A request header, 'Name: value' (repeatable).",
-                                                                 valueName: "HEADER"))
+    @Option(
+        name: [.customShort("H"), .long],
+        help: ArgumentHelp(
+            "A request header, 'Name: value' (repeatable).",
+            valueName: "HEADER"))
     var header: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Request body.", valueName: "TEXT"))
@@ -115,16 +124,21 @@ struct BenchHTTPCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Time allowed from sending a request to its last response byte.")
     var timeout: DurationArgument = DurationArgument(seconds: 5)
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Event loops (threads) generating load [default: cores].",
-                                                      valueName: "N"))
+    @Option(
+        name: [.short, .long],
+        help: ArgumentHelp(
+            "Event loops (threads) generating load [default: cores].",
+            valueName: "N"))
     var threads: Int?
 
     @Option(name: .long, help: "Width of a timeline bucket (the live line and the charts).")
     var interval: DurationArgument = DurationArgument(seconds: 1)
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Sample the CPU of this process, by PID or command name (repeatable; a name sums all its processes).",
-        valueName: "PID|NAME"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Sample the CPU of this process, by PID or command name (repeatable; a name sums all its processes).",
+            valueName: "PID|NAME"))
     var watch: [String] = []
 
     @OptionGroup var report: ReportOptions
@@ -149,8 +163,11 @@ struct BenchHTTPCommand: AsyncParsableCommand {
             guard let colon = header.firstIndex(of: ":") else {
                 throw ValidationError("--header '\(header)': expected 'Name: value'")
             }
-            spec.headers.append((String(header[..<colon]).trimmingCharacters(in: .whitespaces),
-                                 String(header[header.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
+            spec.headers.append(
+                (
+                    String(header[..<colon]).trimmingCharacters(in: .whitespaces),
+                    String(header[header.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+                ))
         }
         if let body = self.body { spec.body = Array(body.utf8) }
         if let path = self.bodyFile {
@@ -172,9 +189,12 @@ struct BenchHTTPCommand: AsyncParsableCommand {
         let spec = try self.makeSpec()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: spec.threads)
         let watch = [WatchTarget.current] + self.watch.map(WatchTarget.parse)
-        let progress: (@Sendable (String) -> Void)? = self.report.quiet ? nil : { @Sendable line in
-            FileHandle.standardError.write(Data((line + "\n").utf8))
-        }
+        let progress: (@Sendable (String) -> Void)? =
+            self.report.quiet
+            ? nil
+            : { @Sendable line in
+                FileHandle.standardError.write(Data((line + "\n").utf8))
+            }
         let phase = LoadPhase(name: "http", spec: spec, group: group, watch: watch, progress: progress)
         let result: PhaseReport
         do {
@@ -184,9 +204,10 @@ struct BenchHTTPCommand: AsyncParsableCommand {
             try? await group.shutdownGracefully()
             throw ValidationError(error.description)
         }
-        var report = BenchReport(title: "swiftvs bench http \(self.urls.joined(separator: " "))",
-                                 startedAt: ReportWriter.timestamp(),
-                                 command: CommandLine.arguments.joined(separator: " "), cores: ReportWriter.cores)
+        var report = BenchReport(
+            title: "swiftvs bench http \(self.urls.joined(separator: " "))",
+            startedAt: ReportWriter.timestamp(),
+            command: CommandLine.arguments.joined(separator: " "), cores: ReportWriter.cores)
         report.phases = [result]
         print(report.text(), terminator: "")
         try ReportWriter.write(report, json: self.report.json, html: self.report.html)
@@ -225,8 +246,11 @@ struct BenchScenarioCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Only read and check the file; print every problem and exit 2 if there is one.")
     var check = false
 
-    @Option(name: .long, help: ArgumentHelp("Folder for the processes' logs and ${tmp} [default: a new temporary folder].",
-                                            valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Folder for the processes' logs and ${tmp} [default: a new temporary folder].",
+            valueName: "DIR"))
     var logs: String?
 
     @OptionGroup var report: ReportOptions
@@ -250,14 +274,16 @@ struct BenchScenarioCommand: AsyncParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let directory = URL(fileURLWithPath: self.file).deletingLastPathComponent().path
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         let builtins = ["swiftvs": executable, "scenario_dir": directory, "tmp": logDirectory]
         let scenario: Scenario
         do {
-            scenario = try ScenarioLoader.load(yaml: String(decoding: data, as: UTF8.self), source: self.file,
-                                               builtins: builtins, overrides: overrides,
-                                               defaultThreads: System.coreCount)
+            scenario = try ScenarioLoader.load(
+                yaml: String(decoding: data, as: UTF8.self), source: self.file,
+                builtins: builtins, overrides: overrides,
+                defaultThreads: System.coreCount)
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(2)
@@ -268,10 +294,12 @@ struct BenchScenarioCommand: AsyncParsableCommand {
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let say: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
-        let runner = ScenarioRunner(scenario: scenario, group: group, logDirectory: logDirectory, say: say,
-                                    progress: self.report.quiet ? nil : say)
-        var report = BenchReport(title: scenario.title, startedAt: ReportWriter.timestamp(),
-                                 command: CommandLine.arguments.joined(separator: " "), cores: ReportWriter.cores)
+        let runner = ScenarioRunner(
+            scenario: scenario, group: group, logDirectory: logDirectory, say: say,
+            progress: self.report.quiet ? nil : say)
+        var report = BenchReport(
+            title: scenario.title, startedAt: ReportWriter.timestamp(),
+            command: CommandLine.arguments.joined(separator: " "), cores: ReportWriter.cores)
         say("scenario \(scenario.title); logs in \(logDirectory)")
         let ok = await runner.run(into: &report)
         try? await group.shutdownGracefully()
@@ -284,7 +312,8 @@ struct BenchScenarioCommand: AsyncParsableCommand {
 struct BenchHLSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hls",
-        abstract: "Simulate viewers of a live HLS stream: each fetches the playlist and the newest segment every period.",
+        abstract:
+            "Simulate viewers of a live HLS stream: each fetches the playlist and the newest segment every period.",
         discussion: """
             Each viewer has its own keep-alive connection. Once per period (the playlist's EXT-X-TARGETDURATION \
             unless --period is given) it fetches the live playlist, then the newest segment it has not fetched yet, \
@@ -319,10 +348,15 @@ struct BenchHLSCommand: AsyncParsableCommand {
     @Option(help: "Time allowed for each response.")
     var timeout: DurationArgument = DurationArgument(seconds: 10)
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Event loops (threads) for the viewers [default: cores].", valueName: "N"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("Event loops (threads) for the viewers [default: cores].", valueName: "N"))
     var threads: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Sample the CPU of this process, by PID or command name (repeatable).", valueName: "PID|NAME"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Sample the CPU of this process, by PID or command name (repeatable).", valueName: "PID|NAME"))
     var watch: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Write the report as JSON.", valueName: "FILE"))
@@ -333,24 +367,31 @@ struct BenchHLSCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...100_000).contains(self.viewers) else { throw ValidationError("--viewers must be 1...100000") }
-        if let threads = self.threads, !(1...256).contains(threads) { throw ValidationError("--threads must be 1...256") }
+        if let threads = self.threads, !(1...256).contains(threads) {
+            throw ValidationError("--threads must be 1...256")
+        }
     }
 
     func run() async throws {
         var spec: HLSViewerSpec
         do {
-            spec = try HLSViewerSpec(url: self.url, viewers: self.viewers, duration: self.duration.seconds,
-                                     threads: self.threads ?? System.coreCount)
+            spec = try HLSViewerSpec(
+                url: self.url, viewers: self.viewers, duration: self.duration.seconds,
+                threads: self.threads ?? System.coreCount)
         } catch { throw ValidationError(error.description) }
         spec.period = self.period?.seconds
         spec.ramp = self.ramp?.seconds
         spec.timeout = self.timeout.seconds
-        let progress: (@Sendable (String) -> Void)? = self.quiet ? nil : { @Sendable line in
-            FileHandle.standardError.write(Data((line + "\n").utf8))
-        }
+        let progress: (@Sendable (String) -> Void)? =
+            self.quiet
+            ? nil
+            : { @Sendable line in
+                FileHandle.standardError.write(Data((line + "\n").utf8))
+            }
         let report: HLSViewerReport
         do {
-            report = try await HLSViewerRun.run(spec, watch: [WatchTarget.current] + self.watch.map(WatchTarget.parse), progress: progress)
+            report = try await HLSViewerRun.run(
+                spec, watch: [WatchTarget.current] + self.watch.map(WatchTarget.parse), progress: progress)
         } catch let error as BenchSpecError {
             throw ValidationError(error.description)
         }

@@ -54,7 +54,8 @@ struct DemoCommand: AsyncParsableCommand {
         guard (1...65500).contains(self.port) else { throw ValidationError("--port must be 1...65500") }
         guard (1...65500).contains(self.iptvPort) else { throw ValidationError("--iptv-port must be 1...65500") }
         if !self.noIptv, abs(self.iptvPort - self.port) <= max(self.servers, 2) {
-            throw ValidationError("--iptv-port \(self.iptvPort) overlaps the ports of --port \(self.port) and its real servers")
+            throw ValidationError(
+                "--iptv-port \(self.iptvPort) overlaps the ports of --port \(self.port) and its real servers")
         }
         guard SchedulerKind(rawValue: self.scheduler) != nil else {
             let all = SchedulerKind.allCases.map(\.rawValue).joined(separator: " ")
@@ -81,7 +82,10 @@ struct DemoCommand: AsyncParsableCommand {
                 replicas.append(try IPTVServer(config: config, logger: logger))
             }
         }
-        let iptvService = self.noIptv ? "" : """
+        let iptvService =
+            self.noIptv
+            ? ""
+            : """
 
               - name: iptv
                 listen: 127.0.0.1:\(self.iptvPort)
@@ -106,7 +110,8 @@ struct DemoCommand: AsyncParsableCommand {
             """
         let config = try ConfigLoader.load(yaml: yaml, source: "demo")
         let director = try Director(config: config, logger: logger)
-        print("""
+        print(
+            """
             SwiftVS demo
               director (http, \(self.scheduler)):  http://127.0.0.1:\(self.port)/
             \(realServers.map { "  \($0.name):             http://127.0.0.1:\($0.port)/" }.joined(separator: "\n"))
@@ -122,14 +127,15 @@ struct DemoCommand: AsyncParsableCommand {
                   swiftvs adm list\(self.adminPort == 9100 ? "" : " --admin 127.0.0.1:\(self.adminPort)")
             Stop: Ctrl-C
             """)
-        let group = ServiceGroup(configuration: .init(
-            services: replicas.flatMap { $0.services.map { .init(service: $0) } } + [
-                .init(service: DirectorService(director: director)),
-                .init(service: AdminService(director: director, config: config.admin ?? AdminConfig())),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: replicas.flatMap { $0.services.map { .init(service: $0) } } + [
+                    .init(service: DirectorService(director: director)),
+                    .init(service: AdminService(director: director, config: config.admin ?? AdminConfig())),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
         try await group.run()
         for server in realServers { await server.stop() }
     }

@@ -20,11 +20,17 @@ public final class DemoRealServer: Sendable {
     /// - Parameter capacity: emulate a server that can work on `workers` requests at once, each taking
     ///   `serviceTime` seconds (an application bound by its worker pool or database rather than by this
     ///   machine's CPU). Needs a one-thread `group`, so the workers' queue lives on one event loop.
-    public static func start(name: String, host: String, port: Int, group: EventLoopGroup,
-                             capacity: (workers: Int, serviceTime: Double)? = nil) async throws -> DemoRealServer {
-        let server = DemoRealServer(name: name, host: host, port: port, group: group,
-                                    workers: capacity.map { EmulatedWorkers(loop: group.next(), count: $0.workers,
-                                                                             serviceTime: $0.serviceTime) })
+    public static func start(
+        name: String, host: String, port: Int, group: EventLoopGroup,
+        capacity: (workers: Int, serviceTime: Double)? = nil
+    ) async throws -> DemoRealServer {
+        let server = DemoRealServer(
+            name: name, host: host, port: port, group: group,
+            workers: capacity.map {
+                EmulatedWorkers(
+                    loop: group.next(), count: $0.workers,
+                    serviceTime: $0.serviceTime)
+            })
         try await server.listen()
         return server
     }
@@ -115,8 +121,9 @@ private final class DemoHandler: ChannelInboundHandler {
             let text = "\(self.name): down for \(min(max(seconds, 1), 300)) s\n"
             headers.add(name: "Content-Length", value: String(text.utf8.count))
             headers.add(name: "Connection", value: "close")
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
-                          promise: nil)
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+                promise: nil)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
             let server = self.server
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
@@ -127,8 +134,9 @@ private final class DemoHandler: ChannelInboundHandler {
         if head.uri.hasPrefix("/bytes/"), let size = Int(head.uri.dropFirst(7)), size >= 0, size <= 1 << 30 {
             headers.add(name: "Content-Type", value: "application/octet-stream")
             headers.add(name: "Content-Length", value: String(size))
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
-                          promise: nil)
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+                promise: nil)
             var chunk = context.channel.allocator.buffer(capacity: 65536)
             chunk.writeRepeatingByte(0x61, count: 65536)
             var remaining = size
@@ -142,8 +150,9 @@ private final class DemoHandler: ChannelInboundHandler {
             let text = "\(self.name): \(head.method.rawValue) \(head.uri) (client \(forwarded))\n"
             headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
             headers.add(name: "Content-Length", value: String(text.utf8.count))
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
-                          promise: nil)
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+                promise: nil)
             if head.method != .HEAD {
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
             }

@@ -42,9 +42,11 @@ struct DirectorCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The director's YAML config to run.", valueName: "file"))
     var config: String?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Only validate this config: print every problem with its key path and line, exit 0 if valid, 2 if not.",
-        valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Only validate this config: print every problem with its key path and line, exit 0 if valid, 2 if not.",
+            valueName: "file"))
     var checkConfig: String?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
@@ -89,11 +91,12 @@ struct DirectorCommand: AsyncParsableCommand {
             // the virtual IPs within its skew time, while this director drains.
             services.append(.init(service: HAService(controller: controller)))
         }
-        let group = ServiceGroup(configuration: .init(
-            services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services,
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
         do {
             try await group.run()
         } catch let error as DirectorError {
@@ -114,7 +117,8 @@ func loadOrExit<T>(_ path: String, _ load: (String, String) throws(ConfigError) 
     do {
         text = try String(contentsOfFile: path, encoding: .utf8)
     } catch {
-        FileHandle.standardError.write(Data("swiftvs: cannot read config \(path): \(error.localizedDescription)\n".utf8))
+        FileHandle.standardError.write(
+            Data("swiftvs: cannot read config \(path): \(error.localizedDescription)\n".utf8))
         throw ExitCode(2)
     }
     do {

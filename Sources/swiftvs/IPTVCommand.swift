@@ -10,7 +10,8 @@ import SwiftVSIPTV
 struct IPTVCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iptv",
-        abstract: "Run the IPTV real server: MPEG-TS in (UDP, HTTP push, looped file), HLS live and catch-up out, VOD, web player.",
+        abstract:
+            "Run the IPTV real server: MPEG-TS in (UDP, HTTP push, looped file), HLS live and catch-up out, VOD, web player.",
         discussion: """
             With no options it plays the built-in clip as channel 'demo' on http://127.0.0.1:8090/ (open it in a browser, or play http://127.0.0.1:8090/live/demo/index.m3u8).
 
@@ -45,7 +46,9 @@ struct IPTVCommand: AsyncParsableCommand {
     @Option(help: "Address and port to serve HTTP on (default 127.0.0.1:8090).")
     var listen: String?
 
-    @Option(name: .customLong("channel"), help: "A channel as ID=SOURCE (repeat for more). Without any, channel 'demo' plays the built-in clip.")
+    @Option(
+        name: .customLong("channel"),
+        help: "A channel as ID=SOURCE (repeat for more). Without any, channel 'demo' plays the built-in clip.")
     var channels: [String] = []
 
     @Option(help: "Serve this folder under /vod/ (HLS VOD folders as they are, MP4 with byte ranges).")
@@ -73,13 +76,17 @@ struct IPTVCommand: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func validate() throws {
-        if self.config != nil && self.checkConfig != nil { throw ValidationError("give --config or --check-config, not both") }
+        if self.config != nil && self.checkConfig != nil {
+            throw ValidationError("give --config or --check-config, not both")
+        }
     }
 
     func makeConfig() throws -> IPTVConfig {
         var config: IPTVConfig
         if let path = self.config ?? self.checkConfig {
-            config = try loadOrExit(path) { (yaml, source) throws(ConfigError) in try IPTVConfig.load(yaml: yaml, source: source) }
+            config = try loadOrExit(path) { (yaml, source) throws(ConfigError) in
+                try IPTVConfig.load(yaml: yaml, source: source)
+            }
         } else {
             config = IPTVConfig(channels: [])
         }
@@ -87,12 +94,19 @@ struct IPTVCommand: AsyncParsableCommand {
             if let listen = self.listen { config.listen = try Endpoint(parsing: listen) }
         } catch { throw ValidationError("--listen: \(error)") }
         for spec in self.channels {
-            guard let eq = spec.firstIndex(of: "=") else { throw ValidationError("--channel '\(spec)': write ID=SOURCE, like news=udp://@:1234") }
+            guard let eq = spec.firstIndex(of: "=") else {
+                throw ValidationError("--channel '\(spec)': write ID=SOURCE, like news=udp://@:1234")
+            }
             let id = String(spec[..<eq])
-            guard IPTVConfig.isValidID(id) else { throw ValidationError("--channel '\(spec)': the id must be 1-64 of A-Z a-z 0-9 - _") }
-            guard !config.channels.contains(where: { $0.id == id }) else { throw ValidationError("--channel '\(spec)': '\(id)' is used twice") }
+            guard IPTVConfig.isValidID(id) else {
+                throw ValidationError("--channel '\(spec)': the id must be 1-64 of A-Z a-z 0-9 - _")
+            }
+            guard !config.channels.contains(where: { $0.id == id }) else {
+                throw ValidationError("--channel '\(spec)': '\(id)' is used twice")
+            }
             do {
-                config.channels.append(ChannelConfig(id: id, source: try ChannelSource(parsing: String(spec[spec.index(after: eq)...]))))
+                config.channels.append(
+                    ChannelConfig(id: id, source: try ChannelSource(parsing: String(spec[spec.index(after: eq)...]))))
             } catch { throw ValidationError("--channel \(error)") }
         }
         if config.channels.isEmpty {
@@ -101,10 +115,17 @@ struct IPTVCommand: AsyncParsableCommand {
         if let vod = self.vod { config.vod = vod }
         if let epg = self.epg { config.epg = epg }
         if let token = self.ingestToken { config.ingestToken = token }
-        if let dvr = self.dvr { config.dvr = DVRConfig(path: dvr, window: config.dvr?.window ?? 7200, maxBytes: config.dvr?.maxBytes ?? 2 << 30) }
+        if let dvr = self.dvr {
+            config.dvr = DVRConfig(
+                path: dvr, window: config.dvr?.window ?? 7200, maxBytes: config.dvr?.maxBytes ?? 2 << 30)
+        }
         if let text = self.dvrWindow {
-            guard config.dvr != nil else { throw ValidationError("--dvr-window needs --dvr DIR (or dvr.path in the config)") }
-            guard let seconds = Self.seconds(text) else { throw ValidationError("--dvr-window '\(text)': expected a duration like 2h or 90m") }
+            guard config.dvr != nil else {
+                throw ValidationError("--dvr-window needs --dvr DIR (or dvr.path in the config)")
+            }
+            guard let seconds = Self.seconds(text) else {
+                throw ValidationError("--dvr-window '\(text)': expected a duration like 2h or 90m")
+            }
             config.dvr?.window = seconds
         }
         if let text = self.segmentDuration {
@@ -124,7 +145,9 @@ struct IPTVCommand: AsyncParsableCommand {
     static func seconds(_ text: String) -> Double? {
         if text.hasSuffix("d"), let days = Double(text.dropLast()) { return days * 86400 }
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) { return Double(text.dropLast(suffix.count)).map { $0 * scale } }
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            return Double(text.dropLast(suffix.count)).map { $0 * scale }
+        }
         return Double(text)
     }
 
@@ -141,17 +164,19 @@ struct IPTVCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let base = "http://\(config.listen)/"
-        print("""
+        print(
+            """
             SwiftVS IPTV on \(base)
             \(config.channels.map { "  \($0.id) (\($0.source)):  \(base)live/\($0.id)/index.m3u8" }.joined(separator: "\n"))
               web player:  \(base)   channel list: \(base)channels.m3u
             Stop: Ctrl-C
             """)
-        let group = ServiceGroup(configuration: .init(
-            services: server.services.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: server.services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
         do {
             try await group.run()
             server.flushArchives()

@@ -60,10 +60,12 @@ struct RealServerCommand: AsyncParsableCommand {
         let endpoint = try Endpoint(parsing: self.listen)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
         let capacity = self.workers.flatMap { w in self.serviceTime.map { (workers: w, serviceTime: $0.seconds) } }
-        let server = try await DemoRealServer.start(name: self.name ?? endpoint.description, host: endpoint.host,
-                                                    port: endpoint.port, group: group, capacity: capacity)
-        print("real server \(server.name) listening on http://\(endpoint)/"
-            + (capacity.map { " (\($0.workers) workers × \(BenchFormat.ms($0.serviceTime * 1000)) ms)" } ?? ""))
+        let server = try await DemoRealServer.start(
+            name: self.name ?? endpoint.description, host: endpoint.host,
+            port: endpoint.port, group: group, capacity: capacity)
+        print(
+            "real server \(server.name) listening on http://\(endpoint)/"
+                + (capacity.map { " (\($0.workers) workers × \(BenchFormat.ms($0.serviceTime * 1000)) ms)" } ?? ""))
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         for await _ in signals { break }
         await server.stop()

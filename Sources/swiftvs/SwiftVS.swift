@@ -19,6 +19,9 @@ struct SwiftVS: AsyncParsableCommand {
               swiftvs director --config examples/http.yaml
             """,
         version: "0.1.0",
-        subcommands: [DirectorCommand.self, AdmCommand.self, DemoCommand.self, IPTVCommand.self, BenchCommand.self, RealServerCommand.self]
+        subcommands: [
+            DirectorCommand.self, AdmCommand.self, DemoCommand.self, IPTVCommand.self, BenchCommand.self,
+            RealServerCommand.self,
+        ]
     )
 }

@@ -19,11 +19,16 @@ struct ReportTests {
         #expect(sweep.judge(offered: 1000, achieved: 985, lossPercent: 0.5))
         #expect(!sweep.judge(offered: 1000, achieved: 970, lossPercent: 0), "under 98% answered")
         #expect(!sweep.judge(offered: 1000, achieved: 1000, lossPercent: 1), "1% loss is not under 1%")
-        let report = SweepReport(name: "s", url: "u", maxLossPercent: 1, steps: [
-            SweepStep(offeredRate: 1000, achievedRate: 1000, lossPercent: 0, p99Ms: 1, sustained: true, cpuPercent: [:]),
-            SweepStep(offeredRate: 2500, achievedRate: 2500, lossPercent: 0, p99Ms: 1, sustained: true, cpuPercent: [:]),
-            SweepStep(offeredRate: 3000, achievedRate: 2600, lossPercent: 5, p99Ms: 1, sustained: false, cpuPercent: [:]),
-        ])
+        let report = SweepReport(
+            name: "s", url: "u", maxLossPercent: 1,
+            steps: [
+                SweepStep(
+                    offeredRate: 1000, achievedRate: 1000, lossPercent: 0, p99Ms: 1, sustained: true, cpuPercent: [:]),
+                SweepStep(
+                    offeredRate: 2500, achievedRate: 2500, lossPercent: 0, p99Ms: 1, sustained: true, cpuPercent: [:]),
+                SweepStep(
+                    offeredRate: 3000, achievedRate: 2600, lossPercent: 5, p99Ms: 1, sustained: false, cpuPercent: [:]),
+            ])
         #expect(report.bestRate == 2500)
         let gain = ComparisonReport(name: "g", baseline: "a", candidate: "b", baselineRate: 3160, candidateRate: 3600)
         #expect(abs((gain.gainPercent ?? 0) - 13.92) < 0.01, "the study's 3600 vs 3160 req/s")
@@ -34,13 +39,17 @@ struct ReportTests {
         // costs nothing.
         let timeline = (1...9).map { t -> TimelinePoint in
             let failed = (t == 4 || t == 5) ? 10 : 0
-            return TimelinePoint(t: Double(t), succeeded: 100 - failed, failed: failed,
-                                 requestsPerSecond: Double(100 - failed), megabytesPerSecond: 0, p50Ms: 1, p99Ms: 1,
-                                 maxMs: 1)
+            return TimelinePoint(
+                t: Double(t), succeeded: 100 - failed, failed: failed,
+                requestsPerSecond: Double(100 - failed), megabytesPerSecond: 0, p50Ms: 1, p99Ms: 1,
+                maxMs: 1)
         }
         let out = FaultAnalysis.analyze(timeline: timeline, interval: 1, faults: [(3, "kill rs1"), (7, "start rs1")])
-        #expect(out == [FaultReport(at: 3, action: "kill rs1", lost: 20, secondsToFullRate: 2),
-                        FaultReport(at: 7, action: "start rs1", lost: 0, secondsToFullRate: 0)])
+        #expect(
+            out == [
+                FaultReport(at: 3, action: "kill rs1", lost: 20, secondsToFullRate: 2),
+                FaultReport(at: 7, action: "start rs1", lost: 0, secondsToFullRate: 0),
+            ])
     }
 
     @Test func procParsers() {
@@ -52,12 +61,14 @@ struct ReportTests {
     }
 
     func load(_ yaml: String, set: [String: String] = [:]) throws(ConfigError) -> Scenario {
-        try ScenarioLoader.load(yaml: yaml, source: "s.yaml", builtins: ["swiftvs": "/bin/swiftvs", "tmp": "/tmp/x"],
-                                overrides: set, defaultThreads: 2)
+        try ScenarioLoader.load(
+            yaml: yaml, source: "s.yaml", builtins: ["swiftvs": "/bin/swiftvs", "tmp": "/tmp/x"],
+            overrides: set, defaultThreads: 2)
     }
 
     @Test func scenarioVariablesAndSteps() throws {
-        let scenario = try self.load("""
+        let scenario = try self.load(
+            """
             title: t
             vars: {port: "9001", rate: "100"}
             processes:
@@ -82,41 +93,56 @@ struct ReportTests {
         #expect(load.faults[0].action == .signal(process: "rs1", signal: Signals.parse("STOP")!))
     }
 
-    @Test("bad scenarios: every problem named by key path", arguments: [
-        ("steps: [{start: rs9}]", "steps[0].start", "no process named 'rs9'"),
-        ("steps: [{lod: {url: http://a/}}]", "steps[0].lod", "did you mean 'load'"),
-        ("steps: [{load: {url: https://a/}}]", "steps[0].load.url", "https is not supported"),
-        ("steps: [{load: {url: http://a/, duration: 2s, faults: [{at: 5s, run: x}]}}]", "steps[0].load.faults",
-         "after the phase ends"),
-        ("steps:\n  - load:\n      url: http://a/${nope}", "steps[0].load.url", "unknown variable '${nope}'"),
-        ("steps: [{sweep: {name: s, url: http://a/}}]", "steps[0].sweep.rates", "required"),
-        ("steps: [{compare: {baseline: a, candidate: b}}]", "steps[0].compare", "not a sweep that runs before"),
-        ("steps: [{load: {url: http://a/, connections: 0}}]", "steps[0].load.connections", "must be 1...100000"),
-        ("processes: {a: {ready: x}}\nsteps: []", "processes.a.command", "required"),
-        ("steps: [{signal: {process: a, signal: BOGUS}}]\nprocesses: {a: {command: x}}", "steps[0].signal.signal",
-         "unknown signal"),
-    ])
+    @Test(
+        "bad scenarios: every problem named by key path",
+        arguments: [
+            ("steps: [{start: rs9}]", "steps[0].start", "no process named 'rs9'"),
+            ("steps: [{lod: {url: http://a/}}]", "steps[0].lod", "did you mean 'load'"),
+            ("steps: [{load: {url: https://a/}}]", "steps[0].load.url", "https is not supported"),
+            (
+                "steps: [{load: {url: http://a/, duration: 2s, faults: [{at: 5s, run: x}]}}]", "steps[0].load.faults",
+                "after the phase ends"
+            ),
+            ("steps:\n  - load:\n      url: http://a/${nope}", "steps[0].load.url", "unknown variable '${nope}'"),
+            ("steps: [{sweep: {name: s, url: http://a/}}]", "steps[0].sweep.rates", "required"),
+            ("steps: [{compare: {baseline: a, candidate: b}}]", "steps[0].compare", "not a sweep that runs before"),
+            ("steps: [{load: {url: http://a/, connections: 0}}]", "steps[0].load.connections", "must be 1...100000"),
+            ("processes: {a: {ready: x}}\nsteps: []", "processes.a.command", "required"),
+            (
+                "steps: [{signal: {process: a, signal: BOGUS}}]\nprocesses: {a: {command: x}}",
+                "steps[0].signal.signal",
+                "unknown signal"
+            ),
+        ])
     func badScenario(yaml: String, path: String, message: String) {
         do {
             _ = try self.load(yaml)
             Issue.record("accepted: \(yaml)")
         } catch {
-            #expect(error.problems.contains { $0.path == path && $0.message.contains(message) },
-                    Comment(rawValue: "\(error)"))
+            #expect(
+                error.problems.contains { $0.path == path && $0.message.contains(message) },
+                Comment(rawValue: "\(error)"))
         }
     }
 
     @Test func htmlHasChartsAndFaultMarkers() throws {
         var spec = LoadSpec(targets: [try BenchTarget.parse("http://127.0.0.1:1/")])
         spec.interval = 1
-        let timeline = (1...5).map { TimelinePoint(t: Double($0), succeeded: 100, failed: 0, requestsPerSecond: 100,
-                                                   megabytesPerSecond: 1, p50Ms: 1, p99Ms: 2, maxMs: 3) }
-        let phase = PhaseReport(name: "p <1>", spec: spec, elapsedSeconds: 5, counters: LoadCounters(), unfinished: 0,
-                                latency: .empty, percentiles: [PercentilePoint(percentile: 0, ms: 1),
-                                                               PercentilePoint(percentile: 99.9, ms: 5)],
-                                timeline: timeline, cpu: [CPUSeries(name: "rs1", pids: [1], samples: [CPUPoint(t: 1, percent: 5)])],
-                                machineCPU: CPUSeries(name: "machine"),
-                                faults: [FaultReport(at: 2, action: "kill rs1")])
+        let timeline = (1...5).map {
+            TimelinePoint(
+                t: Double($0), succeeded: 100, failed: 0, requestsPerSecond: 100,
+                megabytesPerSecond: 1, p50Ms: 1, p99Ms: 2, maxMs: 3)
+        }
+        let phase = PhaseReport(
+            name: "p <1>", spec: spec, elapsedSeconds: 5, counters: LoadCounters(), unfinished: 0,
+            latency: .empty,
+            percentiles: [
+                PercentilePoint(percentile: 0, ms: 1),
+                PercentilePoint(percentile: 99.9, ms: 5),
+            ],
+            timeline: timeline, cpu: [CPUSeries(name: "rs1", pids: [1], samples: [CPUPoint(t: 1, percent: 5)])],
+            machineCPU: CPUSeries(name: "machine"),
+            faults: [FaultReport(at: 2, action: "kill rs1")])
         var report = BenchReport(title: "T & <t>", startedAt: "now", command: "c", cores: 2)
         report.phases = [phase]
         let html = BenchHTML.render(report)
@@ -129,5 +155,7 @@ struct ReportTests {
 }
 
 extension String {
-    func components(separatedBy separator: String) -> [Substring] { self.split(separator: separator, omittingEmptySubsequences: false) }
+    func components(separatedBy separator: String) -> [Substring] {
+        self.split(separator: separator, omittingEmptySubsequences: false)
+    }
 }

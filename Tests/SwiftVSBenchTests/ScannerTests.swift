@@ -21,16 +21,20 @@ struct ScannerTests {
     }
 
     @Test func chunkedWithExtensionAndTrailer() {
-        let out = self.feed(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nWi", "ki\r\n5\r\npedia\r\n0\r\nT: v\r\n\r\n"])
+        let out = self.feed([
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nWi", "ki\r\n5\r\npedia\r\n0\r\nT: v\r\n\r\n",
+        ])
         #expect(out[0] == .needMore)
         #expect(out[1] == .complete(status: 200, keepAlive: true, consumed: 25))
     }
 
     @Test func connectionCloseAndHTTP10() {
-        #expect(self.feed(["HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"])
-            == [.complete(status: 200, keepAlive: false, consumed: 57)])
-        #expect(self.feed(["HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"])
-            == [.complete(status: 200, keepAlive: false, consumed: 38)])
+        #expect(
+            self.feed(["HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"])
+                == [.complete(status: 200, keepAlive: false, consumed: 57)])
+        #expect(
+            self.feed(["HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"])
+                == [.complete(status: 200, keepAlive: false, consumed: 38)])
     }
 
     @Test func bodyUntilClose() {
@@ -41,13 +45,17 @@ struct ScannerTests {
     }
 
     @Test func headRequestHasNoBody() {
-        #expect(self.feed(["HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"], head: true)
-            == [.complete(status: 200, keepAlive: true, consumed: 39)])
+        #expect(
+            self.feed(["HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"], head: true)
+                == [.complete(status: 200, keepAlive: true, consumed: 39)])
     }
 
     @Test func garbageIsInvalid() {
         #expect(self.feed(["SSH-2.0-OpenSSH_9.2\r\n\r\n"]) == [.invalid("not an HTTP/1.x status line")])
-        #expect(self.feed(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]) == [.invalid("bad chunk size digit")])
+        #expect(
+            self.feed(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]) == [
+                .invalid("bad chunk size digit")
+            ])
     }
 
     @Test func targetParsingAndMix() throws {

@@ -46,7 +46,9 @@ final class TrustServer: Sendable {
 
     /// Closes the listening socket: new connections are refused, open ones carry on.
     func stopAccepting() async {
-        let channel = self.listener.withLock { l in defer { l = nil }; return l }
+        let channel = self.listener.withLock { l in
+            defer { l = nil }; return l
+        }
         try? await channel?.close()
     }
 
@@ -78,7 +80,9 @@ final class TrustHandler: ChannelInboundHandler {
     func headEnd() -> Int? {
         guard self.pending.count >= 4 else { return nil }
         for i in 0...(self.pending.count - 4)
-        where self.pending[i] == 13 && self.pending[i + 1] == 10 && self.pending[i + 2] == 13 && self.pending[i + 3] == 10 {
+        where self.pending[i] == 13 && self.pending[i + 1] == 10 && self.pending[i + 2] == 13
+            && self.pending[i + 3] == 10
+        {
             return i + 4
         }
         return nil
@@ -90,7 +94,8 @@ final class TrustHandler: ChannelInboundHandler {
         if behaviour.hang { return }
         let failed = behaviour.failEvery.map { n % $0 == 0 } ?? false
         let body = failed ? "failed\n" : "ok\n"
-        let text = "HTTP/1.1 \(failed ? "500 Internal Server Error" : "200 OK")\r\nContent-Length: \(body.utf8.count)\r\n"
+        let text =
+            "HTTP/1.1 \(failed ? "500 Internal Server Error" : "200 OK")\r\nContent-Length: \(body.utf8.count)\r\n"
             + (close ? "Connection: close\r\n" : "") + "\r\n" + body
         var delay = behaviour.delay
         if let stall = behaviour.stall {

@@ -49,7 +49,9 @@ struct DocumentedDefaultsTests {
             "drain_timeout": Self.seconds(DirectorConfig(threads: nil, services: [], admin: nil).drainTimeout),
         ]
         for (key, value) in expected.sorted(by: { $0.key < $1.key }) {
-            #expect(docs[key] == value, "docs/config.md gives \(key) the default \(docs[key] ?? "nothing"); the code \(value)")
+            #expect(
+                docs[key] == value,
+                "docs/config.md gives \(key) the default \(docs[key] ?? "nothing"); the code \(value)")
         }
     }
 }

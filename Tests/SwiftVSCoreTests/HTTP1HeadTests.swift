@@ -20,36 +20,39 @@ struct HTTP1HeadTests {
         #expect(request("POST /x HTTP/1.1\r\nHost: x\r\n\r\n")?.idempotent == false)
     }
 
-    @Test("anything else is left to the full parser", arguments: [
-        "GET / HTTP/1.0\r\nHost: x\r\n\r\n",                                  // HTTP/1.0
-        "GET / HTTP/1.1\r\n\r\n",                                             // no Host
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n",            // a body
-        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close, x-foo\r\n\r\n",      // other Connection tokens
-        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: close\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\nKeep-Alive: 5\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",                      // obs-fold
-        "GET / HTTP/1.1\r\nHost : x\r\n\r\n",                                 // space before the colon
-        "GET / HTTP/1.1\r\nHost: x\ny\r\n\r\n",                               // bare LF
-        "GET / HTTP/1.1\r\nHost: x\u{1}\r\n\r\n",                             // control byte
-        "get / HTTP/1.1\r\nHost: x\r\n\r\n",                                  // lower-case method
-        "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
-        "GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\n",                                      // not a whole head
-        "\u{16}\u{3}\u{1}garbage\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",                  // two Hosts: the full parser answers 400
-        "GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n",                      // absolute-form: checked against Host there
-        "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
-    ])
+    @Test(
+        "anything else is left to the full parser",
+        arguments: [
+            "GET / HTTP/1.0\r\nHost: x\r\n\r\n",  // HTTP/1.0
+            "GET / HTTP/1.1\r\n\r\n",  // no Host
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n",  // a body
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close, x-foo\r\n\r\n",  // other Connection tokens
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nKeep-Alive: 5\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",  // obs-fold
+            "GET / HTTP/1.1\r\nHost : x\r\n\r\n",  // space before the colon
+            "GET / HTTP/1.1\r\nHost: x\ny\r\n\r\n",  // bare LF
+            "GET / HTTP/1.1\r\nHost: x\u{1}\r\n\r\n",  // control byte
+            "get / HTTP/1.1\r\nHost: x\r\n\r\n",  // lower-case method
+            "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\n",  // not a whole head
+            "\u{16}\u{3}\u{1}garbage\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",  // two Hosts: the full parser answers 400
+            "GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n",  // absolute-form: checked against Host there
+            "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        ])
     func notPlain(_ text: String) {
         #expect(request(text) == nil)
     }
 
-    @Test("a head that has not all arrived is waited for only while it can still be plain; a bare LF is an error at once")
+    @Test(
+        "a head that has not all arrived is waited for only while it can still be plain; a bare LF is an error at once")
     func partial() {
         func kind(_ text: String) -> HTTP1RequestHead.Partial {
             Array(text.utf8).withUnsafeBytes { HTTP1RequestHead.classifyPartial($0) }
@@ -98,11 +101,13 @@ struct HTTP1HeadTests {
 
     @Test("response heads: status, version, and the hop-by-hop lines that stay behind")
     func responses() throws {
-        let (ok, okKept) = try #require(response("HTTP/1.1 200 OK\r\nServer: n\r\nConnection: keep-alive\r\nETag: e\r\n\r\n"))
+        let (ok, okKept) = try #require(
+            response("HTTP/1.1 200 OK\r\nServer: n\r\nConnection: keep-alive\r\nETag: e\r\n\r\n"))
         #expect(ok.status == 200 && !ok.http10 && okKept == "HTTP/1.1 200 OK\r\nServer: n\r\nETag: e\r\n\r\n")
-        let (hop, hopKept) = try #require(response(
-            "HTTP/1.0 404 Not Found\r\nX-Hop: 1\r\nConnection: X-Hop, keep-alive\r\nKeep-Alive: timeout=5\r\n"
-            + "Proxy-Connection: x\r\nTE: t\r\nTrailer: x\r\nUpgrade: h2c\r\nX-Kept: 2\r\n\r\n"))
+        let (hop, hopKept) = try #require(
+            response(
+                "HTTP/1.0 404 Not Found\r\nX-Hop: 1\r\nConnection: X-Hop, keep-alive\r\nKeep-Alive: timeout=5\r\n"
+                    + "Proxy-Connection: x\r\nTE: t\r\nTrailer: x\r\nUpgrade: h2c\r\nX-Kept: 2\r\n\r\n"))
         #expect(hop.status == 404 && hop.http10 && hopKept == "HTTP/1.0 404 Not Found\r\nX-Kept: 2\r\n\r\n")
         #expect(response("HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n")?.0.status == 103)
         #expect(response("HTTP/2 200\r\n\r\n") == nil)

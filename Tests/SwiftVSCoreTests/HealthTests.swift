@@ -114,15 +114,19 @@ struct HealthTests {
     func httpVerdict() {
         var check = HealthCheckConfig(kind: .http)
         #expect(HTTPCheckVerdict.judge(status: 200, reason: "OK", body: [], check: check) == .passed("200 OK"))
-        #expect(HTTPCheckVerdict.judge(status: 500, reason: "Internal Server Error", body: [], check: check)
-            == .failed("status 500 Internal Server Error, expected 200-399"))
+        #expect(
+            HTTPCheckVerdict.judge(status: 500, reason: "Internal Server Error", body: [], check: check)
+                == .failed("status 500 Internal Server Error, expected 200-399"))
         check.digest = MD5.hex(Array("ok\n".utf8))
         #expect(HTTPCheckVerdict.judge(status: 200, reason: "OK", body: Array("ok\n".utf8), check: check).ok)
         let changed = HTTPCheckVerdict.judge(status: 200, reason: "OK", body: Array("v2\n".utf8), check: check)
         #expect(!changed.ok && changed.detail.hasPrefix("body digest "))
         check.regex = "ready"
-        #expect(!HTTPCheckVerdict.judge(status: 200, reason: "OK", body: Array("ok\n".utf8), check: check,
-                                        bodyMatches: false).ok)
+        #expect(
+            !HTTPCheckVerdict.judge(
+                status: 200, reason: "OK", body: Array("ok\n".utf8), check: check,
+                bodyMatches: false
+            ).ok)
     }
 
     @Test("rates are smoothed as IPVS does: a quarter of the way per sample")
@@ -139,6 +143,8 @@ struct HealthTests {
     func prometheus() {
         var text = PrometheusText()
         text.family("swiftvs_up", .gauge, help: "Up.", [([("service", "a\"b")], 1), ([], 2.5)])
-        #expect(text.text == "# HELP swiftvs_up Up.\n# TYPE swiftvs_up gauge\nswiftvs_up{service=\"a\\\"b\"} 1\nswiftvs_up 2.5\n")
+        #expect(
+            text.text
+                == "# HELP swiftvs_up Up.\n# TYPE swiftvs_up gauge\nswiftvs_up{service=\"a\\\"b\"} 1\nswiftvs_up 2.5\n")
     }
 }

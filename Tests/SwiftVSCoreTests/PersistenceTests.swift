@@ -39,8 +39,11 @@ struct PersistenceTests {
         let other = state.schedule(PickInput(now: 11), client: self.clientB)!.id
         #expect(other != first)
         // Weight 0 on A's server: new clients avoid it, A stays (IPVS's default, expire_quiescent_template=0).
-        let quiesced = servers.map { RealServer(id: $0.id, endpoint: $0.endpoint, weight: $0.id == first ? 0 : 1,
-                                                counters: $0.counters) }
+        let quiesced = servers.map {
+            RealServer(
+                id: $0.id, endpoint: $0.endpoint, weight: $0.id == first ? 0 : 1,
+                counters: $0.counters)
+        }
         state.replaceServers(quiesced)
         #expect(state.schedule(PickInput(now: 12), client: self.clientA)!.id == first)
         for i in 0..<10 {

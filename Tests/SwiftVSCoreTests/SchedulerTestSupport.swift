@@ -4,7 +4,8 @@ import SwiftVSCore
 /// Servers 10.0.0.1:80, 10.0.0.2:80, … with the given weights.
 func makeServers(_ weights: [Int], upper: Int = 0) -> [RealServer] {
     weights.enumerated().map { index, weight in
-        RealServer(id: index, endpoint: try! Endpoint(host: "10.0.0.\(index + 1)", port: 80), weight: weight, upper: upper)
+        RealServer(
+            id: index, endpoint: try! Endpoint(host: "10.0.0.\(index + 1)", port: 80), weight: weight, upper: upper)
     }
 }
 
@@ -15,8 +16,10 @@ func setActive(_ servers: [RealServer], _ active: [Int]) {
 }
 
 /// Runs `count` picks; each pick holds a connection until `hold` later picks have been made (a steady load).
-func distribution(_ kind: SchedulerKind, weights: [Int], picks count: Int, hold: Int = 0,
-                  key: (Int) -> UInt32 = { _ in 0 }) -> [Int] {
+func distribution(
+    _ kind: SchedulerKind, weights: [Int], picks count: Int, hold: Int = 0,
+    key: (Int) -> UInt32 = { _ in 0 }
+) -> [Int] {
     let servers = makeServers(weights)
     var scheduler = Scheduler(kind: kind, servers: servers)
     var random = SplitMix64(seed: 42)

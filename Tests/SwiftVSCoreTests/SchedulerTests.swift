@@ -145,11 +145,14 @@ struct SchedulerGoldenTests {
         let servers = makeServers([1, 1, 1])
         #expect(MaglevScheduler(servers: servers, flags: .init(), tableSize: 7).table == [2, 1, 2, 0, 0, 0, 1])
         // A with weight 2 takes two slots a round: 5 4, B 1, C 0; then 3 2, B 6: full.
-        #expect(MaglevScheduler(servers: makeServers([2, 1, 1]), flags: .init(), tableSize: 7).table
-            == [2, 1, 0, 0, 0, 0, 1])
+        #expect(
+            MaglevScheduler(servers: makeServers([2, 1, 1]), flags: .init(), tableSize: 7).table
+                == [2, 1, 0, 0, 0, 0, 1])
         // B health-down keeps its slots (the table is built from configured weights): nobody else's keys move.
-        let bDown = [servers[0], RealServer(id: 1, endpoint: servers[1].endpoint, weight: 1, inRotation: false),
-                     servers[2]]
+        let bDown = [
+            servers[0], RealServer(id: 1, endpoint: servers[1].endpoint, weight: 1, inRotation: false),
+            servers[2],
+        ]
         var scheduler = MaglevScheduler(servers: bDown, flags: .init(), tableSize: 7)
         #expect(scheduler.table == [2, 1, 2, 0, 0, 0, 1])
         // Its keys go to the others without mh-fallback (a quiesced server's keys would get nil).
@@ -299,8 +302,11 @@ struct SchedulerCarryTests {
         #expect(state.schedule(PickInput())?.id == 0)
         #expect(state.schedule(PickInput())?.id == 1)
         // Server 3 goes down: a rebuild. The next pick is 2, not 0 again.
-        let down = servers.map { RealServer(id: $0.id, endpoint: $0.endpoint, weight: 1, counters: $0.counters,
-                                            inRotation: $0.id != 3) }
+        let down = servers.map {
+            RealServer(
+                id: $0.id, endpoint: $0.endpoint, weight: 1, counters: $0.counters,
+                inRotation: $0.id != 3)
+        }
         Self.rebuilt(&state, down)
         #expect([0, 1, 2].map { _ in state.schedule(PickInput())?.id } == [2, 0, 1])
         // The server picked last leaves the list: rr goes on from where it stood.
@@ -343,8 +349,12 @@ struct SchedulerCarryTests {
         #expect(state.schedule(PickInput(now: 1), client: client)?.id == 0)
         Self.rebuilt(&state, [RealServer(id: 0, endpoint: servers[0].endpoint, weight: 0), servers[1]])
         #expect(state.schedule(PickInput(now: 2), client: client)?.id == 0, "quiesced: the template holds")
-        Self.rebuilt(&state, [RealServer(id: 0, endpoint: servers[0].endpoint, weight: 1, inRotation: false),
-                              servers[1]])
+        Self.rebuilt(
+            &state,
+            [
+                RealServer(id: 0, endpoint: servers[0].endpoint, weight: 1, inRotation: false),
+                servers[1],
+            ])
         #expect(state.schedule(PickInput(now: 3), client: client)?.id == 1, "down: the client moves")
     }
 }

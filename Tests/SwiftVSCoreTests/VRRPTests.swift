@@ -5,8 +5,10 @@ import Testing
 struct VRRPTests {
     // keepalived 2.2.7's advert, captured in the project's lab (shared/research/ha.md): 10.200.0.2 > 224.0.0.18,
     // VRID 51, priority 150, 10 cs, one address 10.200.0.100.
-    let keepalivedIP: [UInt8] = [0x45, 0xC0, 0x00, 0x20, 0x00, 0x22, 0x00, 0x00, 0xFF, 0x70, 0xCF, 0xAF,
-                                 10, 200, 0, 2, 224, 0, 0, 18]
+    let keepalivedIP: [UInt8] = [
+        0x45, 0xC0, 0x00, 0x20, 0x00, 0x22, 0x00, 0x00, 0xFF, 0x70, 0xCF, 0xAF,
+        10, 200, 0, 2, 224, 0, 0, 18,
+    ]
     let keepalivedVRRP: [UInt8] = [0x31, 0x33, 0x96, 0x01, 0x00, 0x0A, 0x42, 0x3C, 10, 200, 0, 100]
 
     @Test func encodesExactlyWhatKeepalivedSends() {
@@ -17,17 +19,27 @@ struct VRRPTests {
     @Test func decodesKeepalivedsPacketAndRejectsBadOnes() throws {
         let decoded = try VRRPAdvert.decode(ipPacket: self.keepalivedIP + self.keepalivedVRRP).get()
         #expect(decoded.source == [10, 200, 0, 2])
-        #expect(decoded.advert == VRRPAdvert(vrid: 51, priority: 150, maxAdvertInterval: 10, addresses: [[10, 200, 0, 100]]))
+        #expect(
+            decoded.advert
+                == VRRPAdvert(vrid: 51, priority: 150, maxAdvertInterval: 10, addresses: [[10, 200, 0, 100]]))
         var ttl = self.keepalivedIP
         ttl[8] = 64
-        #expect(throws: VRRPAdvert.DecodeError.ttl(64)) { try VRRPAdvert.decode(ipPacket: ttl + self.keepalivedVRRP).get() }
+        #expect(throws: VRRPAdvert.DecodeError.ttl(64)) {
+            try VRRPAdvert.decode(ipPacket: ttl + self.keepalivedVRRP).get()
+        }
         var corrupt = self.keepalivedVRRP
         corrupt[2] = 151
-        #expect(throws: VRRPAdvert.DecodeError.checksum) { try VRRPAdvert.decode(ipPacket: self.keepalivedIP + corrupt).get() }
+        #expect(throws: VRRPAdvert.DecodeError.checksum) {
+            try VRRPAdvert.decode(ipPacket: self.keepalivedIP + corrupt).get()
+        }
         var v2 = self.keepalivedVRRP
         v2[0] = 0x21
-        #expect(throws: VRRPAdvert.DecodeError.version(2)) { try VRRPAdvert.decode(ipPacket: self.keepalivedIP + v2).get() }
-        #expect(throws: VRRPAdvert.DecodeError.self) { try VRRPAdvert.decode(ipPacket: Array(self.keepalivedIP.prefix(10))).get() }
+        #expect(throws: VRRPAdvert.DecodeError.version(2)) {
+            try VRRPAdvert.decode(ipPacket: self.keepalivedIP + v2).get()
+        }
+        #expect(throws: VRRPAdvert.DecodeError.self) {
+            try VRRPAdvert.decode(ipPacket: Array(self.keepalivedIP.prefix(10))).get()
+        }
     }
 
     static let ms: UInt64 = 1_000_000
@@ -35,12 +47,15 @@ struct VRRPTests {
     let peer: [UInt8] = [10, 0, 0, 3]
 
     func machine(priority: UInt8 = 100, preempt: Bool = true, preemptDelay: UInt64 = 0) -> VRRPStateMachine {
-        VRRPStateMachine(vrid: 51, priority: priority, advertInterval: 10, preempt: preempt, preemptDelay: preemptDelay,
-                         primaryAddress: self.me)
+        VRRPStateMachine(
+            vrid: 51, priority: priority, advertInterval: 10, preempt: preempt, preemptDelay: preemptDelay,
+            primaryAddress: self.me)
     }
 
     func advert(_ priority: UInt8) -> VRRPStateMachine.Event {
-        .advert(VRRPAdvert(vrid: 51, priority: priority, maxAdvertInterval: 10, addresses: [[10, 0, 0, 100]]), from: self.peer)
+        .advert(
+            VRRPAdvert(vrid: 51, priority: priority, maxAdvertInterval: 10, addresses: [[10, 0, 0, 100]]),
+            from: self.peer)
     }
 
     @Test func timersFollowTheRFC() {
@@ -53,8 +68,11 @@ struct VRRPTests {
     @Test func backupBecomesMasterWhenNoAdvertsCome() {
         var m = self.machine()
         let start = 1_000 * Self.ms
-        #expect(m.handle(.startup, now: start) == [.releaseAddresses,
-                                                    .transition(from: .initialize, to: .backup, reason: "started")])
+        #expect(
+            m.handle(.startup, now: start) == [
+                .releaseAddresses,
+                .transition(from: .initialize, to: .backup, reason: "started"),
+            ])
         #expect(m.handle(.timer, now: start + 300 * Self.ms) == [], "early timers are ignored")
         let actions = m.handle(.timer, now: m.deadline!)
         #expect(actions.prefix(2) == [.sendAdvert(priority: 100), .takeAddresses])
@@ -96,8 +114,9 @@ struct VRRPTests {
         #expect(m.deadline == m.masterDownInterval, "not reset by a lower priority")
         let preempting = m.handle(.timer, now: m.deadline!)
         #expect(m.state == .master)
-        #expect(preempting.prefix(2) == [.sendAdvert(priority: 200), .takeAddressesAfterHandover],
-                "the old master gets our advert before we add the addresses")
+        #expect(
+            preempting.prefix(2) == [.sendAdvert(priority: 200), .takeAddressesAfterHandover],
+            "the old master gets our advert before we add the addresses")
 
         // preempt: false: a lower-priority master keeps the job.
         var polite = self.machine(priority: 200, preempt: false)

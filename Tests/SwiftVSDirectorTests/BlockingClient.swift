@@ -50,7 +50,8 @@ final class BlockingClient {
         let v6 = self.host.contains(":")
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError("socket: \(errno)") }
-        var tv = timeval(tv_sec: Int(self.timeout), tv_usec: Int((self.timeout.truncatingRemainder(dividingBy: 1)) * 1e6))
+        var tv = timeval(
+            tv_sec: Int(self.timeout), tv_usec: Int((self.timeout.truncatingRemainder(dividingBy: 1)) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
@@ -60,7 +61,9 @@ final class BlockingClient {
             local.sin_family = sa_family_t(AF_INET)
             inet_pton(AF_INET, source, &local.sin_addr)
             let rc = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             guard rc == 0 else { Glibc.close(fd); throw ClientError("bind \(source): \(errno)") }
         }
@@ -71,7 +74,9 @@ final class BlockingClient {
             addr.sin6_port = in_port_t(UInt16(self.port).bigEndian)
             inet_pton(AF_INET6, self.host, &addr.sin6_addr)
             rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
             }
         } else {
             var addr = sockaddr_in()
@@ -79,7 +84,9 @@ final class BlockingClient {
             addr.sin_port = in_port_t(UInt16(self.port).bigEndian)
             inet_pton(AF_INET, self.host, &addr.sin_addr)
             rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
         }
         guard rc == 0 else { Glibc.close(fd); throw ClientError("connect to \(self.port): errno \(errno)") }
@@ -99,7 +106,9 @@ final class BlockingClient {
         if self.fd < 0 { try self.connect() }
         var offset = 0
         while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let n = bytes[offset...].withUnsafeBytes {
+                Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard n > 0 else { throw ClientError("send: errno \(errno)") }
             offset += n
         }
@@ -186,13 +195,18 @@ final class BlockingClient {
             let line = try self.line()
             if line.isEmpty { break }
             if let colon = line.firstIndex(of: ":") {
-                headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+                headers.append(
+                    (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
             }
         }
         var response = Response(status: status, headers: headers, body: [])
         if status == 101 || (100..<200).contains(status) || status == 204 || status == 304 || head { return response }
         func deliver(_ chunk: [UInt8]) {
-            if let sink = bodySink { chunk.withUnsafeBytes { sink($0) } } else { response.body.append(contentsOf: chunk) }
+            if let sink = bodySink {
+                chunk.withUnsafeBytes { sink($0) }
+            } else {
+                response.body.append(contentsOf: chunk)
+            }
         }
         if let length = response.header("content-length").flatMap(Int.init) {
             var left = length
@@ -207,7 +221,9 @@ final class BlockingClient {
                 let used = min(got, left)
                 let chunk = UnsafeRawBufferPointer(rebasing: self.scratch[0..<used])
                 if let sink = bodySink { sink(chunk) } else { response.body.append(contentsOf: chunk) }
-                if got > used { self.buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.scratch[used..<got])) }
+                if got > used {
+                    self.buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.scratch[used..<got]))
+                }
                 left -= used
             }
         } else if response.header("transfer-encoding")?.lowercased().contains("chunked") == true {
@@ -233,8 +249,10 @@ final class BlockingClient {
     }
 
     /// Sends a request and reads its response, reconnecting first if the last response closed the connection.
-    func request(_ method: String = "GET", _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
-                 bodySink: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> Response {
+    func request(
+        _ method: String = "GET", _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        bodySink: ((UnsafeRawBufferPointer) -> Void)? = nil
+    ) throws -> Response {
         if self.fd < 0 { try self.connect() }
         var text = "\(method) \(path) HTTP/1.1\r\nHost: test\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
@@ -248,8 +266,9 @@ final class BlockingClient {
 
     func webSocketHandshake(_ path: String) throws -> Response {
         try self.connect()
-        try self.send("GET \(path) HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        try self.send(
+            "GET \(path) HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         return try self.readResponse()
     }
 

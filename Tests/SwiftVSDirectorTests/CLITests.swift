@@ -9,13 +9,16 @@ extension IntegrationTests {
     @Suite("swiftvs command line", .serialized)
     struct CLITests {
         static var repoRoot: URL {
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent()
         }
 
         @Test("--check-config accepts every shipped example")
         func examplesAreValid() async throws {
             let examples = Self.repoRoot.appendingPathComponent("examples")
-            let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }
+            let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter {
+                $0.hasSuffix(".yaml")
+            }
             #expect(files.count >= 3)
             for file in files {
                 // iptv.yaml is the IPTV server's config; every other example is a director's.
@@ -31,14 +34,14 @@ extension IntegrationTests {
             let url = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).yaml")
             defer { try? FileManager.default.removeItem(at: url) }
             try """
-                services:
-                  - name: web
-                    listen: 0.0.0.0:8080
-                    scheduler: fastest
-                    servers:
-                      - address: 10.0.0.1:80
-                        weight: 70000
-                """.write(to: url, atomically: true, encoding: .utf8)
+            services:
+              - name: web
+                listen: 0.0.0.0:8080
+                scheduler: fastest
+                servers:
+                  - address: 10.0.0.1:80
+                    weight: 70000
+            """.write(to: url, atomically: true, encoding: .utf8)
             let check = try await runSwiftVSAsync(["director", "--check-config", url.path])
             #expect(check.code == 2)
             #expect(check.stderr.contains("services[0].scheduler (line 4)"))
@@ -52,8 +55,10 @@ extension IntegrationTests {
 
         @Test("every subcommand's --help explains its options with an example")
         func help() async throws {
-            for arguments in [["--help"], ["director", "--help"], ["demo", "--help"], ["adm", "--help"], ["adm", "list", "--help"],
-                              ["adm", "weight", "--help"], ["adm", "reload", "--help"]] {
+            for arguments in [
+                ["--help"], ["director", "--help"], ["demo", "--help"], ["adm", "--help"], ["adm", "list", "--help"],
+                ["adm", "weight", "--help"], ["adm", "reload", "--help"],
+            ] {
                 let result = try await runSwiftVSAsync(arguments)
                 #expect(result.code == 0)
                 #expect(result.stdout.contains("swiftvs"))
@@ -66,18 +71,19 @@ extension IntegrationTests {
 
         @Test("SIGTERM stops the director with exit code 0")
         func sigterm() async throws {
-        try await onThread { try Self.sigtermBody() }
-    }
+            try await onThread { try Self.sigtermBody() }
+        }
 
-    static func sigtermBody() throws {
+        static func sigtermBody() throws {
             let port = try freePort()
-            let director = try DirectorProcess(yaml: """
-                admin: off
-                services:
-                  - name: web
-                    listen: 127.0.0.1:\(port)
-                    servers: [127.0.0.1:9]
-                """)
+            let director = try DirectorProcess(
+                yaml: """
+                    admin: off
+                    services:
+                      - name: web
+                        listen: 127.0.0.1:\(port)
+                        servers: [127.0.0.1:9]
+                    """)
             try director.waitForPort(port)
             let started = Date()
             #expect(director.stop() == 0)
@@ -86,14 +92,18 @@ extension IntegrationTests {
 
         @Test("the demo serves through its director on the ports it prints")
         func demo() async throws {
-        try await onThread { try Self.demoBody() }
-    }
+            try await onThread { try Self.demoBody() }
+        }
 
-    static func demoBody() throws {
+        static func demoBody() throws {
             // The demo also listens on the ports after these two (real servers, IPTV replicas).
             let port = try freePortBlock(4), iptvPort = try freePortBlock(3), adminPort = try freePort()
-            let demo = try ChildProcess(swiftvsBinary.path, ["demo", "--port", String(port), "--iptv-port", String(iptvPort),
-                                                             "--admin-port", String(adminPort), "--log-level", "warning"])
+            let demo = try ChildProcess(
+                swiftvsBinary.path,
+                [
+                    "demo", "--port", String(port), "--iptv-port", String(iptvPort),
+                    "--admin-port", String(adminPort), "--log-level", "warning",
+                ])
             defer {
                 demo.stop()
                 demo.removeOutput()
@@ -108,30 +118,44 @@ extension IntegrationTests {
             }
             let client = BlockingClient(port: port)
             let names = try (0..<6).map { _ in try client.request("GET", "/").text }
-            #expect(Set(names.map { $0.split(separator: ":")[0] }) == ["real-server-1", "real-server-2", "real-server-3"])
+            #expect(
+                Set(names.map { $0.split(separator: ":")[0] }) == ["real-server-1", "real-server-2", "real-server-3"])
             // curl, as a user would: keep-alive over several URLs, HEAD, a chunked upload, a large download.
             let url = "http://127.0.0.1:\(port)"
             let curl = try runTool("curl", ["-sS", "--max-time", "20", "\(url)/a", "\(url)/b", "\(url)/c"])
             #expect(curl.code == 0 && curl.stdout.split(separator: "\n").count == 3, Comment(rawValue: curl.stderr))
             let head = try runTool("curl", ["-sSI", "--max-time", "5", url])
             #expect(head.stdout.hasPrefix("HTTP/1.1 200 OK") && head.stdout.contains("X-Real-Server"))
-            let upload = try runTool("curl", ["-sS", "--max-time", "5", "-H", "Transfer-Encoding: chunked", "--data-binary",
-                                              "hello", "\(url)/upload"])
+            let upload = try runTool(
+                "curl",
+                [
+                    "-sS", "--max-time", "5", "-H", "Transfer-Encoding: chunked", "--data-binary",
+                    "hello", "\(url)/upload",
+                ])
             #expect(upload.stdout.contains("POST /upload"))
-            let download = try runTool("curl", ["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
-                                                "\(url)/bytes/50000000"])
+            let download = try runTool(
+                "curl",
+                [
+                    "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                    "\(url)/bytes/50000000",
+                ])
             #expect(download.stdout == "200 50000000")
             // IPTV through the director, once its health checks have seen the replicas live (rise 2 x 1 s).
             var playlist = (code: Int32(0), stdout: "", stderr: "")
             for _ in 0..<40 {
-                playlist = try runTool("curl", ["-sf", "--max-time", "5", "http://127.0.0.1:\(iptvPort)/live/demo/index.m3u8"])
+                playlist = try runTool(
+                    "curl", ["-sf", "--max-time", "5", "http://127.0.0.1:\(iptvPort)/live/demo/index.m3u8"])
                 if playlist.code == 0 { break }
                 usleep(250_000)
             }
             #expect(playlist.stdout.hasPrefix("#EXTM3U"), Comment(rawValue: playlist.stderr))
             let segment = playlist.stdout.split(separator: "\n").last.map(String.init) ?? ""
-            let fetched = try runTool("curl", ["-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code} %{content_type}",
-                                               "http://127.0.0.1:\(iptvPort)/live/demo/\(segment)"])
+            let fetched = try runTool(
+                "curl",
+                [
+                    "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code} %{content_type}",
+                    "http://127.0.0.1:\(iptvPort)/live/demo/\(segment)",
+                ])
             #expect(fetched.stdout == "200 video/mp2t")
         }
     }

@@ -32,8 +32,9 @@ struct RunningDirector {
 
     /// Starts the admin API on an ephemeral loopback port; returns the port.
     func startAdmin(token: String? = nil) async throws -> Int {
-        let channel = try await AdminService.bind(director: self.director,
-                                                  config: AdminConfig(listen: .loopback(port: 0), token: token))
+        let channel = try await AdminService.bind(
+            director: self.director,
+            config: AdminConfig(listen: .loopback(port: 0), token: token))
         return channel.localAddress!.port!
     }
 
@@ -41,8 +42,10 @@ struct RunningDirector {
 }
 
 /// YAML for one service in front of `backends`.
-func serviceYAML(name: String = "svc", proto: String = "http", scheduler: String = "rr", backends: [TestBackend],
-                 weights: [Int]? = nil, extra: String = "") -> String {
+func serviceYAML(
+    name: String = "svc", proto: String = "http", scheduler: String = "rr", backends: [TestBackend],
+    weights: [Int]? = nil, extra: String = ""
+) -> String {
     var yaml = """
         threads: 1
         services:
@@ -81,9 +84,11 @@ final class DirectorProcess: @unchecked Sendable {
     let configURL: URL
 
     init(yaml: String) throws {
-        self.configURL = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvs-\(UUID().uuidString).yaml")
+        self.configURL = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "swiftvs-\(UUID().uuidString).yaml")
         try yaml.write(to: self.configURL, atomically: true, encoding: .utf8)
-        self.child = try ChildProcess(swiftvsBinary.path, ["director", "--config", self.configURL.path, "--log-level", "warning"])
+        self.child = try ChildProcess(
+            swiftvsBinary.path, ["director", "--config", self.configURL.path, "--log-level", "warning"])
     }
 
     var pid: Int32 { self.child.pid }
@@ -92,15 +97,16 @@ final class DirectorProcess: @unchecked Sendable {
     /// listening when it returns.
     static func inFront(of backend: TestBackend) throws -> (DirectorProcess, port: Int) {
         let port = try freePort()
-        let director = try DirectorProcess(yaml: """
-            threads: 1
-            admin: off
-            services:
-              - name: web
-                listen: 127.0.0.1:\(port)
-                servers: [\(backend.address)]
+        let director = try DirectorProcess(
+            yaml: """
+                threads: 1
+                admin: off
+                services:
+                  - name: web
+                    listen: 127.0.0.1:\(port)
+                    servers: [\(backend.address)]
 
-            """)
+                """)
         try director.waitForPort(port)
         return (director, port)
     }
@@ -143,4 +149,3 @@ final class DirectorProcess: @unchecked Sendable {
         return code
     }
 }
-

@@ -9,8 +9,9 @@ import Glibc
 /// High availability in the project's network-namespace lab (scripts/ha-lab.sh): two directors in front of two real
 /// servers, LVS-NAT style, speaking VRRPv3 on raw sockets at 0.1 s adverts. Needs root (CI runs as root).
 extension IntegrationTests {
-    @Suite("HA lab (network namespaces, root)", .serialized, .timeLimit(.minutes(4)),
-           .enabled(if: getuid() == 0, "needs root for network namespaces and raw VRRP sockets"))
+    @Suite(
+        "HA lab (network namespaces, root)", .serialized, .timeLimit(.minutes(4)),
+        .enabled(if: getuid() == 0, "needs root for network namespaces and raw VRRP sockets"))
     struct HALabTests {
         static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
@@ -22,7 +23,9 @@ extension IntegrationTests {
             let child = try ChildProcess("/bin/bash", [script] + arguments)
             defer { child.removeOutput() }
             let code = child.wait(seconds: 30)
-            guard code == 0 else { throw ClientError("ha-lab.sh \(arguments.joined(separator: " ")): \(code) \(child.stderr)") }
+            guard code == 0 else {
+                throw ClientError("ha-lab.sh \(arguments.joined(separator: " ")): \(code) \(child.stderr)")
+            }
             return child.stdout
         }
 
@@ -32,7 +35,10 @@ extension IntegrationTests {
         }
 
         static func hasVIP(_ node: String) -> Bool {
-            guard let child = try? ChildProcess("/usr/sbin/ip", ["-n", "svs-\(node)", "-br", "addr", "show", "dev", "eth0"]) else {
+            guard
+                let child = try? ChildProcess(
+                    "/usr/sbin/ip", ["-n", "svs-\(node)", "-br", "addr", "show", "dev", "eth0"])
+            else {
                 return false
             }
             defer { child.removeOutput() }
@@ -72,9 +78,11 @@ extension IntegrationTests {
             return yaml
         }
 
-        static func director(_ node: String, priority: Int, ha: Bool = true, sync: String? = nil) throws -> ChildProcess {
+        static func director(_ node: String, priority: Int, ha: Bool = true, sync: String? = nil) throws -> ChildProcess
+        {
             let path = NSTemporaryDirectory() + "swiftvs-halab-\(node)-\(priority)-\(ha).yaml"
-            try directorConfig(priority: priority, ha: ha, sync: sync).write(toFile: path, atomically: true, encoding: .utf8)
+            try directorConfig(priority: priority, ha: ha, sync: sync).write(
+                toFile: path, atomically: true, encoding: .utf8)
             return try start(node, [swiftvsBinary.path, "director", "--config", path])
         }
 
@@ -115,7 +123,9 @@ extension IntegrationTests {
             }
         }
 
-        @Test("two SwiftVS directors: SIGTERM moves the VIP within 1 s, SIGKILL within 2 s, the restarted master preempts; never on both")
+        @Test(
+            "two SwiftVS directors: SIGTERM moves the VIP within 1 s, SIGKILL within 2 s, the restarted master preempts; never on both"
+        )
         func failover() async throws {
             try await onThread { try Self.failoverBody() }
         }
@@ -123,12 +133,21 @@ extension IntegrationTests {
         static func failoverBody() throws {
             try lab(["up"])
             defer { _ = try? lab(["down"]) }
-            let reals = try (1...2).map { try start("real\($0)", [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"]) }
-            defer { reals.forEach { $0.stop(); $0.removeOutput() } }
+            let reals = try (1...2).map {
+                try start(
+                    "real\($0)",
+                    [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"])
+            }
+            defer {
+                reals.forEach {
+                    $0.stop(); $0.removeOutput()
+                }
+            }
             var lb1 = try director("lb1", priority: 150)
             let lb2 = try director("lb2", priority: 100)
             defer { lb2.stop(); lb2.removeOutput() }
-            #expect(time(limit: 5) { hasVIP("lb1") && get() != nil } != nil, "lb1 (priority 150) holds the VIP and serves")
+            #expect(
+                time(limit: 5) { hasVIP("lb1") && get() != nil } != nil, "lb1 (priority 150) holds the VIP and serves")
             #expect(!hasVIP("lb2"))
             let sampler = Sampler()
             sampler.start()
@@ -171,10 +190,14 @@ extension IntegrationTests {
             lb1.removeOutput()
             #expect(sampler.samples.load(ordering: .relaxed) > 10, "the sampler watched the failovers")
             #expect(sampler.both.load(ordering: .relaxed) == 0, "the VIP was never on both directors")
-            print("HA lab: SIGTERM -> lb2 answering in \(term ?? -1) s; SIGKILL -> \(crash ?? -1) s; preempt \(preempt ?? -1) s")
+            print(
+                "HA lab: SIGTERM -> lb2 answering in \(term ?? -1) s; SIGKILL -> \(crash ?? -1) s; preempt \(preempt ?? -1) s"
+            )
         }
 
-        @Test("a graceful failover under constant load loses under 1% of requests, and a sticky client keeps its real server (persistence sync)")
+        @Test(
+            "a graceful failover under constant load loses under 1% of requests, and a sticky client keeps its real server (persistence sync)"
+        )
         func failoverUnderLoad() async throws {
             try await onThread { try Self.loadBody() }
         }
@@ -182,9 +205,19 @@ extension IntegrationTests {
         static func loadBody() throws {
             try lab(["up"])
             defer { _ = try? lab(["down"]) }
-            let reals = try (1...2).map { try start("real\($0)", [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"]) }
-            defer { reals.forEach { $0.stop(); $0.removeOutput() } }
-            let sync = { (me: Int, peer: Int) in "  sync: {listen: \"10.201.1.\(me):9700\", peers: [\"10.201.1.\(peer):9700\"]}\n" }
+            let reals = try (1...2).map {
+                try start(
+                    "real\($0)",
+                    [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"])
+            }
+            defer {
+                reals.forEach {
+                    $0.stop(); $0.removeOutput()
+                }
+            }
+            let sync = { (me: Int, peer: Int) in
+                "  sync: {listen: \"10.201.1.\(me):9700\", peers: [\"10.201.1.\(peer):9700\"]}\n"
+            }
             let lb1 = try director("lb1", priority: 150, sync: sync(2, 3))
             defer { lb1.stop(); lb1.removeOutput() }
             let lb2 = try director("lb2", priority: 100, sync: sync(3, 2))
@@ -197,8 +230,9 @@ extension IntegrationTests {
             let otherServer = other.stdout.split(separator: ":").first.map(String.init)
             other.removeOutput()
             let before = try #require(get()?.split(separator: ":").first.map(String.init))
-            #expect(otherServer != nil && otherServer != before,
-                    "rr gave the client lb1's second pick, which is not what a fresh lb2 would pick first")
+            #expect(
+                otherServer != nil && otherServer != before,
+                "rr gave the client lb1's second pick, which is not what a fresh lb2 would pick first")
             // The template reaches lb2.
             let synced = time(limit: 3) {
                 guard let status = try? start("lb2", [swiftvsBinary.path, "adm", "ha", "--json"]) else { return false }
@@ -211,18 +245,25 @@ extension IntegrationTests {
 
             // Constant load from the client (open loop, one request per connection); SIGTERM lb1 two seconds in.
             let json = NSTemporaryDirectory() + "swiftvs-halab-bench.json"
-            let bench = try start("client", [swiftvsBinary.path, "bench", "http", "http://\(vip)/", "--rate", "200", "--close",
-                                             "-d", "6s", "--timeout", "3s", "-t", "1", "--interval", "100ms", "--json", json, "--quiet"])
+            let bench = try start(
+                "client",
+                [
+                    swiftvsBinary.path, "bench", "http", "http://\(vip)/", "--rate", "200", "--close",
+                    "-d", "6s", "--timeout", "3s", "-t", "1", "--interval", "100ms", "--json", json, "--quiet",
+                ])
             usleep(2_000_000)
             kill(lb1.pid, SIGTERM)
             #expect(bench.wait(seconds: 30) == 0, Comment(rawValue: bench.stderr))
             bench.removeOutput()
-            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+            let report =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
             let phase = (report?["phases"] as? [[String: Any]])?.first
             let loss = phase?["lossPercent"] as? Double ?? 100
             let counters = phase?["counters"] as? [String: Any]
-            let failedBuckets = (phase?["timeline"] as? [[String: Any]] ?? []).filter { ($0["failed"] as? Int ?? 0) > 0 }
-                .map { "t=\($0["t"] ?? "") failed=\($0["failed"] ?? "")" }
+            let failedBuckets = (phase?["timeline"] as? [[String: Any]] ?? []).filter {
+                ($0["failed"] as? Int ?? 0) > 0
+            }
+            .map { "t=\($0["t"] ?? "") failed=\($0["failed"] ?? "")" }
             print("HA under load: buckets with failures: \(failedBuckets)")
             let lb2HasVIP = hasVIP("lb2")
             if loss >= 1 || !lb2HasVIP {
@@ -230,16 +271,22 @@ extension IntegrationTests {
                 print("HA under load: lb1 (\(lb1.isRunning ? "running" : "exited")) said:\n\(lb1.stderr.suffix(4000))")
                 print("HA under load: lb2 (\(lb2.isRunning ? "running" : "exited")) said:\n\(lb2.stderr.suffix(4000))")
             }
-            #expect(loss < 1, Comment(rawValue: "lost \(loss)% of \(counters?["attempted"] ?? 0): \(phase?["lossByCause"] ?? "")"))
+            #expect(
+                loss < 1,
+                Comment(rawValue: "lost \(loss)% of \(counters?["attempted"] ?? 0): \(phase?["lossByCause"] ?? "")"))
             #expect(lb2HasVIP)
             // Same real server after the failover: lb2 adopted lb1's template.
             let after = get()?.split(separator: ":").first.map(String.init)
             #expect(after == before, Comment(rawValue: "before \(before), after \(after ?? "none")"))
             unlink(json)
-            print("HA under load: lost \(loss)% of \(counters?["attempted"] ?? 0); client on \(before) before and \(after ?? "-") after")
+            print(
+                "HA under load: lost \(loss)% of \(counters?["attempted"] ?? 0); client on \(before) before and \(after ?? "-") after"
+            )
         }
 
-        @Test("interop: SwiftVS and keepalived (vrrp_version 3) in one VRID take over from each other; keepalived does not complain")
+        @Test(
+            "interop: SwiftVS and keepalived (vrrp_version 3) in one VRID take over from each other; keepalived does not complain"
+        )
         func keepalivedInterop() async throws {
             try await onThread { try Self.interopBody() }
         }
@@ -250,13 +297,25 @@ extension IntegrationTests {
             }
             try lab(["up"])
             defer { _ = try? lab(["down"]) }
-            let reals = try (1...2).map { try start("real\($0)", [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"]) }
-            defer { reals.forEach { $0.stop(); $0.removeOutput() } }
+            let reals = try (1...2).map {
+                try start(
+                    "real\($0)",
+                    [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"])
+            }
+            defer {
+                reals.forEach {
+                    $0.stop(); $0.removeOutput()
+                }
+            }
             // lb2: keepalived moves the VIPs; a SwiftVS director without `ha` serves on them (ip_nonlocal_bind).
             let base = NSTemporaryDirectory() + "swiftvs-halab-keepalived"
             try lab(["keepalived-conf", "lb2", "100"]).write(toFile: base + ".conf", atomically: true, encoding: .utf8)
-            let keepalived = try start("lb2", ["/usr/sbin/keepalived", "-f", base + ".conf", "-n", "-l", "-D", "-P",
-                                               "-p", base + ".pid", "-r", base + "-vrrp.pid", "-i", "lb2"])
+            let keepalived = try start(
+                "lb2",
+                [
+                    "/usr/sbin/keepalived", "-f", base + ".conf", "-n", "-l", "-D", "-P",
+                    "-p", base + ".pid", "-r", base + "-vrrp.pid", "-i", "lb2",
+                ])
             defer { keepalived.stop(seconds: 10); keepalived.removeOutput() }
             let server2 = try director("lb2", priority: 0, ha: false)
             defer { server2.stop(); server2.removeOutput() }
@@ -280,13 +339,18 @@ extension IntegrationTests {
             lb1.removeOutput()
             keepalived.stop(seconds: 10)
             let log = keepalived.stdout + keepalived.stderr
-            #expect(log.contains("Entering MASTER STATE") && log.contains("Entering BACKUP STATE"),
-                    Comment(rawValue: String(log.suffix(3000))))
+            #expect(
+                log.contains("Entering MASTER STATE") && log.contains("Entering BACKUP STATE"),
+                Comment(rawValue: String(log.suffix(3000))))
             #expect(log.contains("higher priority 150"), "keepalived read SwiftVS's adverts")
             for complaint in ["invalid", "bad ", "checksum", "ttl", "wrong", "error", "mismatch"] {
-                #expect(!log.lowercased().contains(complaint), Comment(rawValue: "keepalived logged '\(complaint)':\n\(log.suffix(3000))"))
+                #expect(
+                    !log.lowercased().contains(complaint),
+                    Comment(rawValue: "keepalived logged '\(complaint)':\n\(log.suffix(3000))"))
             }
-            print("HA interop: SwiftVS took over from keepalived in \(takeover ?? -1) s; keepalived from SwiftVS in \(back ?? -1) s")
+            print(
+                "HA interop: SwiftVS took over from keepalived in \(takeover ?? -1) s; keepalived from SwiftVS in \(back ?? -1) s"
+            )
         }
     }
 }

@@ -47,7 +47,8 @@ extension IntegrationTests {
             }
             func state(_ i: Int) -> (state: String, priority: String) {
                 guard let out = try? runSwiftVS(["adm", "ha", "--admin", "127.0.0.1:\(admin[i])"]), out.code == 0,
-                      let line = out.stdout.split(separator: "\n").first(where: { $0.hasPrefix("front") }) else { return ("?", "?") }
+                    let line = out.stdout.split(separator: "\n").first(where: { $0.hasPrefix("front") })
+                else { return ("?", "?") }
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 return (String(fields[2]), String(fields[3]))
             }
@@ -59,11 +60,13 @@ extension IntegrationTests {
                 }
                 return false
             }
-            #expect(waitFor(5) { state(0).state == "MASTER" && state(1).state == "BACKUP" }, "150 is master, 120 backup")
+            #expect(
+                waitFor(5) { state(0).state == "MASTER" && state(1).state == "BACKUP" }, "150 is master, 120 backup")
             // The track script fails twice (fall 2): 150 - 60 = 90 < 120, so the other director takes over.
             unlink(healthy)
-            #expect(waitFor(5) { state(1).state == "MASTER" && state(0).state == "BACKUP" },
-                    Comment(rawValue: "after the track script failed: \(state(0)) \(state(1))"))
+            #expect(
+                waitFor(5) { state(1).state == "MASTER" && state(0).state == "BACKUP" },
+                Comment(rawValue: "after the track script failed: \(state(0)) \(state(1))"))
             #expect(state(0).priority == "90/150")
             // It passes again (rise 2): back to 150, which preempts.
             FileManager.default.createFile(atPath: healthy, contents: Data())
@@ -75,8 +78,9 @@ extension IntegrationTests {
             _ = waitFor(5) { notified(0).components(separatedBy: "INSTANCE front MASTER 150").count >= 3 }
             let notify0 = notified(0)
             let notify1 = notified(1)
-            #expect(notify0.contains("INSTANCE front MASTER 150") && notify0.contains("INSTANCE front BACKUP 90"),
-                    Comment(rawValue: notify0))
+            #expect(
+                notify0.contains("INSTANCE front MASTER 150") && notify0.contains("INSTANCE front BACKUP 90"),
+                Comment(rawValue: notify0))
             #expect(notify1.contains("INSTANCE front MASTER 120"), Comment(rawValue: notify1))
         }
     }

@@ -13,8 +13,10 @@ final class Counter: Sendable {
 }
 
 /// Three in-test real servers; stopped after the body, even when it throws.
-func withBackends<T>(_ count: Int = 3, kind: TestBackend.Kind = .http,
-                     _ body: ([TestBackend]) async throws -> T) async throws -> T {
+func withBackends<T>(
+    _ count: Int = 3, kind: TestBackend.Kind = .http,
+    _ body: ([TestBackend]) async throws -> T
+) async throws -> T {
     var backends: [TestBackend] = []
     for index in 0..<count {
         backends.append(try await TestBackend(name: "rs\(index)", kind: kind))
@@ -61,7 +63,8 @@ extension IntegrationTests {
                     #expect(backends.map(\.count) == [1000, 1000, 1000])
                 }
                 let before = backends.map(\.count)
-                try await withDirector(serviceYAML(scheduler: "wrr", backends: backends, weights: [1, 2, 3])) { director in
+                try await withDirector(serviceYAML(scheduler: "wrr", backends: backends, weights: [1, 2, 3])) {
+                    director in
                     let port = director.port
                     _ = try await onThread {
                         let client = BlockingClient(port: port)
@@ -203,10 +206,12 @@ extension IntegrationTests {
         @Test("bad requests get 400, 431 and 408 and a close, while another client keeps being served")
         func badClients() async throws {
             try await withBackends(1) { backends in
-                let yaml = serviceYAML(backends: backends, extra: """
-                    timeouts: {header_read: 1s}
-                    limits: {max_header_bytes: 4096, max_headers: 20}
-                    """)
+                let yaml = serviceYAML(
+                    backends: backends,
+                    extra: """
+                        timeouts: {header_read: 1s}
+                        limits: {max_header_bytes: 4096, max_headers: 20}
+                        """)
                 try await withDirector(yaml) { director in
                     let port = director.port
                     let served = Counter()
@@ -227,11 +232,19 @@ extension IntegrationTests {
                         }
                         try attempt("garbage", Array("\u{01}\u{02}GARBAGE\r\n\r\n".utf8))
                         try attempt("bad request line", Array("GET / HTTP/9.9 please\r\n\r\n".utf8))
-                        try attempt("long header", Array(("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 8000)
-                            + "\r\n\r\n").utf8))
-                        try attempt("many headers", Array(("GET / HTTP/1.1\r\nHost: x\r\n"
-                            + (0..<50).map { "X-H\($0): v\r\n" }.joined() + "\r\n").utf8))
-                        try attempt("long URL", Array(("GET /" + String(repeating: "u", count: 9000) + " HTTP/1.1\r\n\r\n").utf8))
+                        try attempt(
+                            "long header",
+                            Array(
+                                ("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 8000)
+                                    + "\r\n\r\n").utf8))
+                        try attempt(
+                            "many headers",
+                            Array(
+                                ("GET / HTTP/1.1\r\nHost: x\r\n"
+                                    + (0..<50).map { "X-H\($0): v\r\n" }.joined() + "\r\n").utf8))
+                        try attempt(
+                            "long URL",
+                            Array(("GET /" + String(repeating: "u", count: 9000) + " HTTP/1.1\r\n\r\n").utf8))
                         try attempt("stalled head", Array("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8))
                         return out
                     }
@@ -257,7 +270,9 @@ extension IntegrationTests {
                 }
                 let yaml = serviceYAML(backends: backends, extra: "timeouts: {server: 1s}")
                 try await withDirector(yaml) { director in
-                    let response = try await onThread { try BlockingClient(port: director.port).request("GET", "/hang") }
+                    let response = try await onThread {
+                        try BlockingClient(port: director.port).request("GET", "/hang")
+                    }
                     #expect(response.status == 504)
                 }
                 await backends[0].kill()
@@ -279,8 +294,9 @@ extension IntegrationTests {
                         let echoed = try client.request("POST", "/echo", body: payload)
                         #expect(echoed.body == payload)
                         // Chunked request body, written by hand.
-                        try client.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            + "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+                        try client.send(
+                            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                + "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
                         #expect(try client.readResponse().text == "hello world")
                         var received = 0
                         let big = try client.request("GET", "/bytes/\(64 << 20)") { received += $0.count }
@@ -295,7 +311,9 @@ extension IntegrationTests {
             }
         }
 
-        @Test("fast path: a 64 MiB body, HEAD, chunked, HTTP/1.0, hop-by-hop, 103, a split head and garbage pass as they should")
+        @Test(
+            "fast path: a 64 MiB body, HEAD, chunked, HTTP/1.0, hop-by-hop, 103, a split head and garbage pass as they should"
+        )
         func fastPath() async throws {
             try await withBackends(1) { backends in
                 try await withDirector(serviceYAML(backends: backends)) { director in
@@ -335,7 +353,9 @@ extension IntegrationTests {
                         #expect(chunked.status == 200 && chunked.text == "hello world")
                         let hop = try client.request("GET", "/hop")
                         #expect(hop.text == "ok" && hop.header("X-Kept") == "yes")
-                        #expect(hop.header("X-Hop") == nil && hop.header("Keep-Alive") == nil && hop.header("Connection") == nil)
+                        #expect(
+                            hop.header("X-Hop") == nil && hop.header("Keep-Alive") == nil
+                                && hop.header("Connection") == nil)
                         try client.send("GET /early HTTP/1.1\r\nHost: x\r\n\r\n")
                         let early = try client.readResponse()
                         #expect(early.status == 103 && early.header("Link") != nil)
@@ -364,7 +384,10 @@ extension IntegrationTests {
                     let port = director.port
                     let texts = try await onThread { () -> [String] in
                         let client = BlockingClient(port: port)
-                        try client.send(String(repeating: "GET /delay/20 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", count: 5))
+                        try client.send(
+                            String(
+                                repeating: "GET /delay/20 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                                count: 5))
                         return try (0..<10).map { _ in try client.readResponse().text }
                     }
                     #expect(texts == ["rs0", "rs1", "rs0", "rs1", "rs0", "rs1", "rs0", "rs1", "rs0", "rs1"])
@@ -394,10 +417,11 @@ extension IntegrationTests {
                 let director = try await RunningDirector.start(yaml)
                 let port = director.port
                 do {
-                    result = .success(try await onThread { () -> [String] in
-                        let client = BlockingClient(port: port, host: "::1")
-                        return try (0..<4).map { _ in try client.request("GET", "/").text }
-                    })
+                    result = .success(
+                        try await onThread { () -> [String] in
+                            let client = BlockingClient(port: port, host: "::1")
+                            return try (0..<4).map { _ in try client.request("GET", "/").text }
+                        })
                 } catch {
                     result = .failure(error)
                 }

@@ -15,8 +15,12 @@ extension IntegrationTests {
         static func paths(_ backends: [TestBackend]) -> [(String, String)] {
             [
                 ("relay", serviceYAML(backends: backends, extra: Self.slowTimeouts)),
-                ("nio", serviceYAML(scheduler: "mh", backends: backends,
-                                    extra: Self.slowTimeouts + "\nhash: {header: X-Key}")),
+                (
+                    "nio",
+                    serviceYAML(
+                        scheduler: "mh", backends: backends,
+                        extra: Self.slowTimeouts + "\nhash: {header: X-Key}")
+                ),
             ]
         }
 
@@ -36,13 +40,19 @@ extension IntegrationTests {
                         let port = director.port
                         try await onThread {
                             // Connection names X-Forwarded-For: the real server still learns the client's address.
-                            let xff = try Self.exchange(port, "GET /head HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For\r\n\r\n")
+                            let xff = try Self.exchange(
+                                port, "GET /head HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For\r\n\r\n")
                             #expect(xff.0.text.contains("X-Forwarded-For: 127.0.0.1\r\n"), "\(path): \(xff.0.text)")
-                            let both = try Self.exchange(port, "GET /head HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.9.9.9\r\n"
-                                + "Connection: X-Forwarded-For\r\n\r\n")
-                            #expect(both.0.text.contains("X-Forwarded-For: 10.9.9.9, 127.0.0.1\r\n"), "\(path): \(both.0.text)")
+                            let both = try Self.exchange(
+                                port,
+                                "GET /head HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.9.9.9\r\n"
+                                    + "Connection: X-Forwarded-For\r\n\r\n")
+                            #expect(
+                                both.0.text.contains("X-Forwarded-For: 10.9.9.9, 127.0.0.1\r\n"),
+                                "\(path): \(both.0.text)")
                             // Connection names Host: the request still carries it.
-                            let host = try Self.exchange(port, "GET /head HTTP/1.1\r\nHost: a\r\nConnection: Host\r\n\r\n")
+                            let host = try Self.exchange(
+                                port, "GET /head HTTP/1.1\r\nHost: a\r\nConnection: Host\r\n\r\n")
                             #expect(host.0.text.contains("Host: a\r\n"), "\(path): \(host.0.text)")
                             // Two Hosts, or an absolute-form target naming another host: 400 and a close.
                             let two = try Self.exchange(port, "GET /head HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
@@ -52,8 +62,10 @@ extension IntegrationTests {
                             let same = try Self.exchange(port, "GET http://a/head HTTP/1.1\r\nHost: a\r\n\r\n")
                             #expect(same.0.status == 200, "\(path)")
                             // Bare LF line endings: 400 at once (header_read is 30 s, the client waits 10 s).
-                            for head in ["GET /head HTTP/1.1\nHost: a\n\n", "GET /head HTTP/1.1\r\nHost: a\nX: y\r\n\r\n",
-                                         "GET /head HTTP/1.0\n\n"] {
+                            for head in [
+                                "GET /head HTTP/1.1\nHost: a\n\n", "GET /head HTTP/1.1\r\nHost: a\nX: y\r\n\r\n",
+                                "GET /head HTTP/1.0\n\n",
+                            ] {
                                 let bare = try Self.exchange(port, head)
                                 #expect(bare.0.status == 400 && bare.closed, "\(path): \(head.debugDescription)")
                             }
@@ -63,7 +75,9 @@ extension IntegrationTests {
             }
         }
 
-        @Test("a response that would split at the client, a bare-LF head and an absurd chunk size get 502; CL with TE loses the CL")
+        @Test(
+            "a response that would split at the client, a bare-LF head and an absurd chunk size get 502; CL with TE loses the CL"
+        )
         func responses() async throws {
             try await withBackends(1, kind: .raw) { backends in
                 for (path, yaml) in Self.paths(backends) {
@@ -71,7 +85,8 @@ extension IntegrationTests {
                         let port = director.port
                         try await onThread {
                             for bad in ["/crlf", "/nul", "/barelf"] {
-                                let (response, closed) = try Self.exchange(port, "GET \(bad) HTTP/1.1\r\nHost: a\r\n\r\n")
+                                let (response, closed) = try Self.exchange(
+                                    port, "GET \(bad) HTTP/1.1\r\nHost: a\r\n\r\n")
                                 #expect(response.status == 502 && closed, "\(path) \(bad): \(response.status)")
                                 #expect(response.header("set-cookie") == nil)
                             }

@@ -6,8 +6,10 @@ import Synchronization
 import Testing
 
 /// Runs clients in a loop until `stop` is set or `maxRequests` each are done (bounded in count and time).
-func loadUntil(port: Int, clients: Int, path: String = "/", maxRequests: Int = 20_000, seconds: Double = 30,
-               stop: Counter, failures: Counter, done: Counter) async throws {
+func loadUntil(
+    port: Int, clients: Int, path: String = "/", maxRequests: Int = 20_000, seconds: Double = 30,
+    stop: Counter, failures: Counter, done: Counter
+) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         for _ in 0..<clients {
             group.addTask {
@@ -49,18 +51,25 @@ extension IntegrationTests {
     @Suite("Health checks and runtime control", .serialized, .timeLimit(.minutes(3)))
     struct PoolControlTests {
         static let interval = 0.2
-        static let health = "health: {check: http, path: /health, interval: 200ms, timeout: 150ms, rise: 2, fall: 2, jitter: 0}"
+        static let health =
+            "health: {check: http, path: /health, interval: 200ms, timeout: 150ms, rise: 2, fall: 2, jitter: 0}"
 
-        @Test("under load, a killed real server costs no GET, leaves within fall × interval, returns within rise × interval; adm list and /metrics show it")
+        @Test(
+            "under load, a killed real server costs no GET, leaves within fall × interval, returns within rise × interval; adm list and /metrics show it"
+        )
         func killAndRestore() async throws {
             try await withBackends { backends in
-                try await withDirector(serviceYAML(scheduler: "rr", backends: backends, extra: Self.health)) { director in
+                try await withDirector(serviceYAML(scheduler: "rr", backends: backends, extra: Self.health)) {
+                    director in
                     let admin = try await director.startAdmin()
                     let victim = backends[1].address
-                    #expect(try await secondsUntil(2) { director.service.status().servers.allSatisfy { $0.checks >= 2 } } != nil)
+                    #expect(
+                        try await secondsUntil(2) { director.service.status().servers.allSatisfy { $0.checks >= 2 } }
+                            != nil)
                     let stop = Counter(), failures = Counter(), done = Counter()
-                    async let load: Void = loadUntil(port: director.port, clients: 3, path: "/delay/1", stop: stop,
-                                                     failures: failures, done: done)
+                    async let load: Void = loadUntil(
+                        port: director.port, clients: 3, path: "/delay/1", stop: stop,
+                        failures: failures, done: done)
                     _ = try await secondsUntil(5) { done.value >= 300 }
 
                     await backends[1].kill()
@@ -86,15 +95,18 @@ extension IntegrationTests {
 
                     #expect(listDown.code == 0)
                     let downLine = listDown.stdout.split(separator: "\n").first { $0.contains(victim) } ?? ""
-                    #expect(downLine.contains("down") && downLine.contains("check failed 2/2: connection refused"),
-                            Comment(rawValue: listDown.stdout))
+                    #expect(
+                        downLine.contains("down") && downLine.contains("check failed 2/2: connection refused"),
+                        Comment(rawValue: listDown.stdout))
                     let upLine = listUp.stdout.split(separator: "\n").first { $0.contains(victim) } ?? ""
-                    #expect(upLine.contains("up") && upLine.contains("check passed 2/2: 200 OK"),
-                            Comment(rawValue: listUp.stdout))
+                    #expect(
+                        upLine.contains("up") && upLine.contains("check passed 2/2: 200 OK"),
+                        Comment(rawValue: listUp.stdout))
 
                     let metrics = try await runSwiftVSAsync(["adm", "metrics", "--admin", "127.0.0.1:\(admin)"])
-                    #expect(metrics.stdout.contains(
-                        "swiftvs_server_health_transitions_total{service=\"svc\",server=\"\(victim)\"} 2"),
+                    #expect(
+                        metrics.stdout.contains(
+                            "swiftvs_server_health_transitions_total{service=\"svc\",server=\"\(victim)\"} 2"),
                         Comment(rawValue: metrics.stdout))
                     #expect(metrics.stdout.contains("swiftvs_server_up{service=\"svc\",server=\"\(victim)\"} 1"))
                 }
@@ -105,16 +117,20 @@ extension IntegrationTests {
         func statusAndDigest() async throws {
             try await withBackends { backends in
                 let digest = MD5.hex(Array("ok\n".utf8))
-                let health = "health: {check: http, path: /health, interval: 200ms, timeout: 150ms, rise: 2, fall: 2, digest: \(digest)}"
+                let health =
+                    "health: {check: http, path: /health, interval: 200ms, timeout: 150ms, rise: 2, fall: 2, digest: \(digest)}"
                 try await withDirector(serviceYAML(scheduler: "rr", backends: backends, extra: health)) { director in
-                    #expect(try await secondsUntil(2) { director.service.status().servers.allSatisfy { $0.checks >= 2 } } != nil)
+                    #expect(
+                        try await secondsUntil(2) { director.service.status().servers.allSatisfy { $0.checks >= 2 } }
+                            != nil)
                     #expect(director.service.status().servers.allSatisfy { $0.state == "up" })
                     backends[0].healthStatus.store(500, ordering: .relaxed)
                     backends[1].healthBody.withLock { $0 = "v2\n" }
-                    #expect(try await secondsUntil(3) {
-                        director.service.state(of: backends[0].address) == "down"
-                            && director.service.state(of: backends[1].address) == "down"
-                    } != nil)
+                    #expect(
+                        try await secondsUntil(3) {
+                            director.service.state(of: backends[0].address) == "down"
+                                && director.service.state(of: backends[1].address) == "down"
+                        } != nil)
                     let servers = director.service.status().servers
                     #expect(servers[0].reason.contains("status 500"), Comment(rawValue: servers[0].reason))
                     #expect(servers[1].reason.contains("body digest"), Comment(rawValue: servers[1].reason))
@@ -130,7 +146,9 @@ extension IntegrationTests {
             }
         }
 
-        @Test("adm weight 0 drains: no new requests, the open one completes; servers added and removed under load fail nothing")
+        @Test(
+            "adm weight 0 drains: no new requests, the open one completes; servers added and removed under load fail nothing"
+        )
         func drainAddRemove() async throws {
             try await withBackends(4) { backends in
                 let three = Array(backends.prefix(3))
@@ -143,7 +161,9 @@ extension IntegrationTests {
                         return try client.request("GET", "/delay/800")
                     }
                     #expect(try await secondsUntil(2) { backends[0].count == 1 } != nil)
-                    let weight = try await runSwiftVSAsync(["adm", "weight", "svc", backends[0].address, "0", "--admin", admin])
+                    let weight = try await runSwiftVSAsync([
+                        "adm", "weight", "svc", backends[0].address, "0", "--admin", admin,
+                    ])
                     #expect(weight.code == 0, Comment(rawValue: weight.stderr))
                     let before = backends[0].count
                     try await onThread {
@@ -155,13 +175,17 @@ extension IntegrationTests {
                     #expect(response.status == 200 && response.text == "rs0", "the open request completes")
 
                     let stop = Counter(), failures = Counter(), done = Counter()
-                    async let load: Void = loadUntil(port: port, clients: 3, path: "/delay/1", stop: stop,
-                                                     failures: failures, done: done)
+                    async let load: Void = loadUntil(
+                        port: port, clients: 3, path: "/delay/1", stop: stop,
+                        failures: failures, done: done)
                     _ = try await secondsUntil(5) { done.value >= 200 }
                     let add = try await runSwiftVSAsync(["adm", "add", "svc", backends[3].address, "--admin", admin])
                     #expect(add.code == 0, Comment(rawValue: add.stderr))
-                    #expect(try await secondsUntil(5) { backends[3].count >= 50 } != nil, "the added server takes requests")
-                    let remove = try await runSwiftVSAsync(["adm", "remove", "svc", backends[1].address, "--admin", admin])
+                    #expect(
+                        try await secondsUntil(5) { backends[3].count >= 50 } != nil, "the added server takes requests")
+                    let remove = try await runSwiftVSAsync([
+                        "adm", "remove", "svc", backends[1].address, "--admin", admin,
+                    ])
                     #expect(remove.code == 0, Comment(rawValue: remove.stderr))
                     let removedAt = backends[1].count
                     let mark = done.value
@@ -170,16 +194,21 @@ extension IntegrationTests {
                     try await load
                     #expect(failures.value == 0, "\(failures.value) failed of \(done.value)")
                     #expect(backends[1].count <= removedAt + 3, "a removed server gets no new requests")
-                    let missing = try await runSwiftVSAsync(["adm", "weight", "svc", "127.0.0.1:1", "5", "--admin", admin])
+                    let missing = try await runSwiftVSAsync([
+                        "adm", "weight", "svc", "127.0.0.1:1", "5", "--admin", admin,
+                    ])
                     #expect(missing.code == 1 && missing.stderr.contains("no real server 127.0.0.1:1"))
                 }
             }
         }
 
-        @Test("passive ejection: 5xx in a row take a server out early, no more than max_percent of the pool; checks bring it back")
+        @Test(
+            "passive ejection: 5xx in a row take a server out early, no more than max_percent of the pool; checks bring it back"
+        )
         func passiveEjection() async throws {
             try await withBackends { backends in
-                let extra = Self.health.replacingOccurrences(of: "interval: 200ms", with: "interval: 2s")
+                let extra =
+                    Self.health.replacingOccurrences(of: "interval: 200ms", with: "interval: 2s")
                     .replacingOccurrences(of: "timeout: 150ms", with: "timeout: 1s")
                     + "\nejection: {consecutive_failures: 3, max_percent: 34}"
                 try await withDirector(serviceYAML(scheduler: "rr", backends: backends, extra: extra)) { director in
@@ -197,7 +226,8 @@ extension IntegrationTests {
                     #expect(director.service.status().servers[0].ejections == 1)
                     backends[0].failing.store(false, ordering: .relaxed)
                     // /health answers 200: two passed checks (2 s apart) bring it back.
-                    #expect(try await secondsUntil(6) { director.service.state(of: backends[0].address) == "up" } != nil)
+                    #expect(
+                        try await secondsUntil(6) { director.service.state(of: backends[0].address) == "up" } != nil)
                 }
             }
         }
@@ -214,26 +244,37 @@ extension IntegrationTests {
                     let metrics = try await runSwiftVSAsync(["adm", "metrics", "--admin", admin, "--token", "nope"])
                     #expect(metrics.code == 1)
                     let right = try await runSwiftVSAsync(["adm", "list", "--admin", admin, "--token", "s3cret-token"])
-                    #expect(right.code == 0 && right.stdout.contains(backends[0].address), Comment(rawValue: right.stderr))
+                    #expect(
+                        right.code == 0 && right.stdout.contains(backends[0].address), Comment(rawValue: right.stderr))
                 }
             }
         }
-    
-        @Test("exec checks take servers out; below the quorum the sorry server answers, and the pool returns; a tcp check sees a dead server")
+
+        @Test(
+            "exec checks take servers out; below the quorum the sorry server answers, and the pool returns; a tcp check sees a dead server"
+        )
         func execQuorumSorryTcp() async throws {
             try await withBackends { backends in
-                let flag = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvs-down-\(UUID().uuidString)").path
-                let health = "health: {check: exec, command: 'test ! -e \(flag)-$SWIFTVS_SERVER_PORT', interval: 200ms, timeout: 150ms, rise: 1, fall: 1}"
+                let flag = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "swiftvs-down-\(UUID().uuidString)"
+                ).path
+                let health =
+                    "health: {check: exec, command: 'test ! -e \(flag)-$SWIFTVS_SERVER_PORT', interval: 200ms, timeout: 150ms, rise: 1, fall: 1}"
                 let two = Array(backends.prefix(2))
-                let yaml = serviceYAML(scheduler: "rr", backends: two, extra: health + "\nquorum: 2\nsorry: \(backends[2].address)")
+                let yaml = serviceYAML(
+                    scheduler: "rr", backends: two, extra: health + "\nquorum: 2\nsorry: \(backends[2].address)")
                 defer { for backend in two { unlink("\(flag)-\(backend.port)") } }
                 try await withDirector(yaml) { director in
                     let port = director.port
-                    #expect(try await secondsUntil(2) { director.service.status().servers.allSatisfy { $0.checks >= 1 } } != nil)
+                    #expect(
+                        try await secondsUntil(2) { director.service.status().servers.allSatisfy { $0.checks >= 1 } }
+                            != nil)
                     _ = FileManager.default.createFile(atPath: "\(flag)-\(two[0].port)", contents: nil)
                     #expect(try await secondsUntil(3) { director.service.status().sorryActive } != nil)
                     let status = director.service.status()
-                    #expect(status.state == "down" && status.servers[0].reason.contains("exit 1"), Comment(rawValue: status.servers[0].reason))
+                    #expect(
+                        status.state == "down" && status.servers[0].reason.contains("exit 1"),
+                        Comment(rawValue: status.servers[0].reason))
                     let names = try await onThread { () -> [String] in
                         let client = BlockingClient(port: port)
                         return try (0..<6).map { _ in try client.request("GET", "/").text }
@@ -247,8 +288,9 @@ extension IntegrationTests {
                     }
                     #expect(Set(back) == ["rs0", "rs1"])
                 }
-                let tcp = serviceYAML(scheduler: "rr", backends: two,
-                                      extra: "health: {check: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 2}")
+                let tcp = serviceYAML(
+                    scheduler: "rr", backends: two,
+                    extra: "health: {check: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 2}")
                 try await withDirector(tcp) { director async throws in
                     await two[1].kill()
                     #expect(try await secondsUntil(3) { director.service.state(of: two[1].address) == "down" } != nil)

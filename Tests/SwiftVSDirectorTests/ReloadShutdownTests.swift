@@ -6,8 +6,10 @@ import Testing
 extension IntegrationTests {
     @Suite("Reload and graceful shutdown", .serialized, .timeLimit(.minutes(3)))
     struct ReloadShutdownTests {
-        static func config(web: Int, extra: Int?, admin: Int, backends: [TestBackend], weights: [Int],
-                           scheduler: String = "rr", proto: String = "http") -> String {
+        static func config(
+            web: Int, extra: Int?, admin: Int, backends: [TestBackend], weights: [Int],
+            scheduler: String = "rr", proto: String = "http"
+        ) -> String {
             var yaml = """
                 threads: 1
                 admin: 127.0.0.1:\(admin)
@@ -32,7 +34,9 @@ extension IntegrationTests {
             return yaml
         }
 
-        @Test("SIGHUP adds a service and changes a weight while keep-alive connections live on; a broken config is refused and the old one serves; a protocol change takes new connections")
+        @Test(
+            "SIGHUP adds a service and changes a weight while keep-alive connections live on; a broken config is refused and the old one serves; a protocol change takes new connections"
+        )
         func sighup() async throws {
             try await withBackends { backends in
                 try await onThread { try Self.sighupBody(backends) }
@@ -41,8 +45,10 @@ extension IntegrationTests {
 
         static func sighupBody(_ backends: [TestBackend]) throws {
             let (web, extra, admin) = (try freePort(), try freePort(), try freePort())
-            let director = try DirectorProcess(yaml: Self.config(web: web, extra: nil, admin: admin, backends: backends,
-                                                                 weights: [1, 1]))
+            let director = try DirectorProcess(
+                yaml: Self.config(
+                    web: web, extra: nil, admin: admin, backends: backends,
+                    weights: [1, 1]))
             defer { director.stop() }
             try director.waitForPort(web)
             let client = BlockingClient(port: web)
@@ -59,7 +65,8 @@ extension IntegrationTests {
             #expect(client.connects == 1, "the keep-alive connection survived the reload")
             #expect(try BlockingClient(port: extra).request("GET", "/").text == "rs2")
 
-            try "services:\n  - name: web\n    listen: 127.0.0.1:\(web)\n    scheduler: fastest\n    servers: [1.2.3.4:80]\n"
+            try
+                "services:\n  - name: web\n    listen: 127.0.0.1:\(web)\n    scheduler: fastest\n    servers: [1.2.3.4:80]\n"
                 .write(to: director.configURL, atomically: true, encoding: .utf8)
             kill(director.pid, SIGHUP)
             let adm = try runSwiftVS(["adm", "reload", "--admin", "127.0.0.1:\(admin)"])
@@ -101,8 +108,10 @@ extension IntegrationTests {
 
         static func sigtermBody(_ backends: [TestBackend]) throws {
             let (web, admin) = (try freePort(), try freePort())
-            let director = try DirectorProcess(yaml: Self.config(web: web, extra: nil, admin: admin, backends: backends,
-                                                                 weights: [1, 1]))
+            let director = try DirectorProcess(
+                yaml: Self.config(
+                    web: web, extra: nil, admin: admin, backends: backends,
+                    weights: [1, 1]))
             defer { director.stop() }
             try director.waitForPort(web)
             let results = Mutex<[Int]>([])
@@ -138,7 +147,8 @@ extension IntegrationTests {
         /// The interruption scenario's drain that never reached zero: real servers die mid-request on an http and a
         /// tcp service, a tcp client keeps its half of a finished connection open, then SIGTERM. Every request's
         /// accounting ends with its connection, and a tunnel whose real server has finished does not hold the drain.
-        @Test("SIGTERM after real servers died mid-request on http and tcp: exit 0 once the last real connection is done")
+        @Test(
+            "SIGTERM after real servers died mid-request on http and tcp: exit 0 once the last real connection is done")
         func drainAfterServersDied() async throws {
             try await withBackends(2) { backends in
                 let (web, stream) = (try freePort(), try freePort())
@@ -188,12 +198,15 @@ extension IntegrationTests {
                 kill(director.pid, SIGTERM)
                 let code = try await onThread { director.child.wait(seconds: 25) }
                 let seconds = Date().timeIntervalSince(started)
-                try await waitUntil("every client has its answer") { results.withLock { $0.values.joined().count } == 8 }
+                try await waitUntil("every client has its answer") {
+                    results.withLock { $0.values.joined().count } == 8
+                }
                 let byService = results.withLock { $0 }
                 #expect(code == 0, Comment(rawValue: director.child.stderr))
                 #expect(seconds < 10, "the drain ended with the last request (1.5 s), not at its 30 s timeout")
                 #expect(byService["web"]?.sorted() == [200, 200, 200, 200], "GETs on the dead server were retried")
-                #expect(byService["stream"]?.filter { $0 == 200 }.count == 2, "tcp connections on the live server finished")
+                #expect(
+                    byService["stream"]?.filter { $0 == 200 }.count == 2, "tcp connections on the live server finished")
                 lingering.close()
             }
         }

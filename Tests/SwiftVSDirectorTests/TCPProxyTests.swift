@@ -70,7 +70,9 @@ func echoTransfer(port: Int, total: Int) throws -> (sent: UInt64, received: UInt
             chunk.withUnsafeBytes { checksum.add(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             var offset = 0
             while offset < n {
-                let written = chunk[offset..<n].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                let written = chunk[offset..<n].withUnsafeBytes {
+                    send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                }
                 if written <= 0 { return }
                 offset += written
             }
@@ -101,7 +103,9 @@ let sentChecksum = Mutex<UInt64>(0)
 extension IntegrationTests {
     @Suite("TCP virtual service", .serialized, .timeLimit(.minutes(3)))
     struct TCPProxyTests {
-        @Test("100 MB through a tcp echo service arrives intact, half-close passes through, director RSS stays under 64 MB")
+        @Test(
+            "100 MB through a tcp echo service arrives intact, half-close passes through, director RSS stays under 64 MB"
+        )
         func bigEchoBoundedMemory() async throws {
             try await withBackends(1, kind: .echo) { backends in
                 let port = try freePort()
@@ -133,7 +137,9 @@ extension IntegrationTests {
                 defer { director.stop() }
                 let received = try await onThread { () -> Int in
                     var count = 0
-                    let response = try BlockingClient(port: port, timeout: 30).request("GET", "/bytes/\(1 << 30)") { count += $0.count }
+                    let response = try BlockingClient(port: port, timeout: 30).request("GET", "/bytes/\(1 << 30)") {
+                        count += $0.count
+                    }
                     guard response.status == 200 else { throw ClientError("status \(response.status)") }
                     return count
                 }

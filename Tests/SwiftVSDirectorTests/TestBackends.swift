@@ -51,7 +51,9 @@ final class TestBackend: Sendable {
         let backend = Mutex<TestBackend?>(nil)
     }
 
-    private static func bind(holder: Holder, kind: Kind, host: String, port: Int, group: EventLoopGroup) async throws -> Channel {
+    private static func bind(
+        holder: Holder, kind: Kind, host: String, port: Int, group: EventLoopGroup
+    ) async throws -> Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 512)
@@ -80,7 +82,8 @@ final class TestBackend: Sendable {
                                 return channel.eventLoop.makeCompletedFuture {
                                     // NIO's upgrader leaves the application's HTTP handler; frames must not reach it.
                                     let sync = channel.pipeline.syncOperations
-                                    sync.removeHandler(context: try sync.context(handlerType: BackendHTTPHandler.self), promise: nil)
+                                    sync.removeHandler(
+                                        context: try sync.context(handlerType: BackendHTTPHandler.self), promise: nil)
                                     try channel.pipeline.syncOperations.addHandler(
                                         RoomHandler(room: room, hub: backend.rooms, name: backend.name))
                                 }
@@ -117,7 +120,8 @@ final class TestBackend: Sendable {
     func restart() async throws {
         let holder = Holder()
         holder.backend.withLock { $0 = self }
-        let channel = try await Self.bind(holder: holder, kind: self.kind, host: self.bindHost, port: self.port, group: self.group)
+        let channel = try await Self.bind(
+            holder: holder, kind: self.kind, host: self.bindHost, port: self.port, group: self.group)
         self.listener.withLock { $0 = channel }
     }
 
@@ -177,14 +181,16 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         if path.hasPrefix("/status/"), let code = Int(path.dropFirst(8)) {
-            self.send(context: context, head: head, status: HTTPResponseStatus(statusCode: code), text: self.backend.name)
+            self.send(
+                context: context, head: head, status: HTTPResponseStatus(statusCode: code), text: self.backend.name)
             return
         }
         if path.hasPrefix("/bytes/"), let size = Int(path.dropFirst(7)) {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Length", value: String(size))
             headers.add(name: "X-Real-Server", value: self.backend.name)
-            context.write(self.wrapOutboundOut(.head(.init(version: head.version, status: .ok, headers: headers))), promise: nil)
+            context.write(
+                self.wrapOutboundOut(.head(.init(version: head.version, status: .ok, headers: headers))), promise: nil)
             self.stream(context: context, remaining: size)
             return
         }
@@ -192,7 +198,8 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Length", value: String(self.body.readableBytes))
             headers.add(name: "X-Real-Server", value: self.backend.name)
-            context.write(self.wrapOutboundOut(.head(.init(version: head.version, status: .ok, headers: headers))), promise: nil)
+            context.write(
+                self.wrapOutboundOut(.head(.init(version: head.version, status: .ok, headers: headers))), promise: nil)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(self.body))), promise: nil)
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
             return
@@ -228,13 +235,16 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
     }
 
-    func send(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, text: String,
-              extra: [(String, String)] = []) {
+    func send(
+        context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, text: String,
+        extra: [(String, String)] = []
+    ) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Length", value: String(text.utf8.count))
         headers.add(name: "X-Real-Server", value: self.backend.name)
         for (name, value) in extra { headers.add(name: name, value: value) }
-        context.write(self.wrapOutboundOut(.head(.init(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(
+            self.wrapOutboundOut(.head(.init(version: head.version, status: status, headers: headers))), promise: nil)
         if head.method != .HEAD {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
         }
@@ -279,17 +289,23 @@ final class RawResponder: ChannelInboundHandler {
     private func answer(_ context: ChannelHandlerContext, path: String, head: String) {
         switch path {
         case "/chunked":
-            self.write(context, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Real-Server: \(self.name)\r\n\r\n"
-                + "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+            self.write(
+                context,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Real-Server: \(self.name)\r\n\r\n"
+                    + "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
         case "/http10":
             self.write(context, "HTTP/1.0 200 OK\r\nX-Real-Server: \(self.name)\r\n\r\nuntil close")
             context.close(promise: nil)
         case "/hop":
-            self.write(context, "HTTP/1.1 200 OK\r\nConnection: x-hop, keep-alive\r\nX-Hop: secret\r\n"
-                + "Keep-Alive: timeout=5\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok")
+            self.write(
+                context,
+                "HTTP/1.1 200 OK\r\nConnection: x-hop, keep-alive\r\nX-Hop: secret\r\n"
+                    + "Keep-Alive: timeout=5\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok")
         case "/early":
-            self.write(context, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
-                + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
+            self.write(
+                context,
+                "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
         case "/split":
             self.write(context, "HTTP/1.1 200 OK\r\nX-Real-")
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -306,8 +322,10 @@ final class RawResponder: ChannelInboundHandler {
         case "/barelf":
             self.write(context, "HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
         case "/clte":
-            self.write(context, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
-                + "2\r\nok\r\n0\r\n\r\n")
+            self.write(
+                context,
+                "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "2\r\nok\r\n0\r\n\r\n")
         case "/bigchunk":
             self.write(context, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\nok\r\n")
         default:

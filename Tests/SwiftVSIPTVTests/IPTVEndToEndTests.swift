@@ -26,7 +26,8 @@ func startDirector(replicas: [Int]) throws -> (process: ChildProcess, port: Int)
     let port = try freePort(), admin = try freePort()
     let dir = try temporaryDirectory("director")
     let path = dir + "/director.yaml"
-    try directorYAML(port: port, admin: admin, replicas: replicas).write(toFile: path, atomically: true, encoding: .utf8)
+    try directorYAML(port: port, admin: admin, replicas: replicas).write(
+        toFile: path, atomically: true, encoding: .utf8)
     let process = try ChildProcess(swiftvsBinary.path, ["director", "--config", path])
     let deadline = Date().addingTimeInterval(20)
     while Date() < deadline {
@@ -40,13 +41,19 @@ func startDirector(replicas: [Int]) throws -> (process: ChildProcess, port: Int)
 
 @Suite("IPTV end to end: replicas agree entry for entry; a director keeps viewers playing", .serialized)
 struct IPTVEndToEndTests {
-    @Test("ffmpeg feeds two replicas over UDP; playlists agree; ffmpeg plays 20 s through a director while a replica is killed")
+    @Test(
+        "ffmpeg feeds two replicas over UDP; playlists agree; ffmpeg plays 20 s through a director while a replica is killed"
+    )
     func udpReplicasBehindDirector() throws {
         let udp1 = try freePort(), udp2 = try freePort()
         let r1 = try Replica(["--channel", "live=udp://127.0.0.1:\(udp1)", "--window", "5"])
         defer { r1.stop() }
-        let encoder = try liveEncoder(seconds: 90, outputs: ["udp://127.0.0.1:\(udp1)?pkt_size=1316",
-                                                            "udp://127.0.0.1:\(udp2)?pkt_size=1316"])
+        let encoder = try liveEncoder(
+            seconds: 90,
+            outputs: [
+                "udp://127.0.0.1:\(udp1)?pkt_size=1316",
+                "udp://127.0.0.1:\(udp2)?pkt_size=1316",
+            ])
         defer { encoder.stop(); encoder.removeOutput() }
         // The second replica joins the feed once the first is live (segments published, so mid-stream and, with
         // 2 s GOPs, almost surely mid-GOP): it must still publish the same entries.
@@ -58,7 +65,8 @@ struct IPTVEndToEndTests {
         var identical = false
         var compared = 0
         for _ in 0..<20 where !identical {
-            let p1 = try curl("\(r1.base)/live/live/index.m3u8").body, p2 = try curl("\(r2.base)/live/live/index.m3u8").body
+            let p1 = try curl("\(r1.base)/live/live/index.m3u8").body,
+                p2 = try curl("\(r2.base)/live/live/index.m3u8").body
             let e1 = entries(p1), e2 = entries(p2)
             let common = Set(e1.keys).intersection(e2.keys)
             #expect(common.count >= 3, "replicas share too few entries:\n\(p1)\n---\n\(p2)")
@@ -67,7 +75,7 @@ struct IPTVEndToEndTests {
             }
             compared += common.count
             identical = p1 == p2
-            if !identical { usleep(300_000) }      // one was a segment ahead; ask again
+            if !identical { usleep(300_000) }  // one was a segment ahead; ask again
         }
         #expect(identical, "the two replicas never served the same playlist")
         // The same segment is the same bytes on both.
@@ -75,17 +83,21 @@ struct IPTVEndToEndTests {
         let dir = try temporaryDirectory("segments")
         _ = try tool("curl", ["-s", "-o", "\(dir)/a.ts", "\(r1.base)/live/live/\(last)"])
         _ = try tool("curl", ["-s", "-o", "\(dir)/b.ts", "\(r2.base)/live/live/\(last)"])
-        let a = FileManager.default.contents(atPath: "\(dir)/a.ts"), b = FileManager.default.contents(atPath: "\(dir)/b.ts")
+        let a = FileManager.default.contents(atPath: "\(dir)/a.ts"),
+            b = FileManager.default.contents(atPath: "\(dir)/b.ts")
         #expect(a != nil && a == b && (a?.count ?? 0) > 10_000, "segment \(last) differs between replicas")
 
         let (director, port) = try startDirector(replicas: [r1.port, r2.port])
         defer { director.stop(); director.removeOutput() }
         let progress = "\(dir)/progress.txt"
         let started = Date()
-        let reader = try ChildProcess("/usr/bin/env", ["ffmpeg",
-            "-v", "error", "-progress", progress, "-live_start_index", "-1", "-t", "20",
-            "-i", "http://127.0.0.1:\(port)/live/live/index.m3u8", "-f", "null", "-",
-        ])
+        let reader = try ChildProcess(
+            "/usr/bin/env",
+            [
+                "ffmpeg",
+                "-v", "error", "-progress", progress, "-live_start_index", "-1", "-t", "20",
+                "-i", "http://127.0.0.1:\(port)/live/live/index.m3u8", "-f", "null", "-",
+            ])
         defer { reader.removeOutput() }
         func mediaRead() -> Int {
             let report = (try? String(contentsOfFile: progress, encoding: .utf8)) ?? ""
@@ -98,9 +110,12 @@ struct IPTVEndToEndTests {
         let code = reader.wait(seconds: 60)
         let elapsed = Date().timeIntervalSince(started)
         let outTime = mediaRead()
-        print("iptv e2e: compared \(compared) common entries; ffmpeg rc=\(code) read \(Double(outTime) / 1e6)s of media in \(String(format: "%.1f", elapsed))s; stderr: \(reader.stderr)")
+        print(
+            "iptv e2e: compared \(compared) common entries; ffmpeg rc=\(code) read \(Double(outTime) / 1e6)s of media in \(String(format: "%.1f", elapsed))s; stderr: \(reader.stderr)"
+        )
         #expect(code == 0)
-        #expect(reader.stderr.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "ffmpeg reported: \(reader.stderr)")
+        #expect(
+            reader.stderr.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "ffmpeg reported: \(reader.stderr)")
         #expect(outTime >= 19_000_000)
         #expect(elapsed >= 15, "ffmpeg should have played in real time from the live edge")
         #expect(r2.process.isRunning)
@@ -127,9 +142,12 @@ struct IPTVEndToEndTests {
         #expect(report.severe.isEmpty, "console errors: \(report.severe)")
 
         // A browser without native HLS gets a clear message instead of a silent black box.
-        let noHLS = try tool("python3", [script, "--no-hls", "http://127.0.0.1:\(port)/watch.html?ch=demo"], seconds: 60)
+        let noHLS = try tool(
+            "python3", [script, "--no-hls", "http://127.0.0.1:\(port)/watch.html?ch=demo"], seconds: 60)
         struct Message: Decodable { var message: String; var shown: Bool; var src: String? }
         let message = try JSONDecoder().decode(Message.self, from: Data(noHLS.out.utf8))
-        #expect(message.shown && message.message.contains("cannot play HLS") && message.src == nil, "\(noHLS.out) \(noHLS.err.suffix(1000))")
+        #expect(
+            message.shown && message.message.contains("cannot play HLS") && message.src == nil,
+            "\(noHLS.out) \(noHLS.err.suffix(1000))")
     }
 }

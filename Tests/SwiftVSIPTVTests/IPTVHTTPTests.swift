@@ -18,19 +18,25 @@ struct IPTVHTTPTests {
 
     static func makeVOD(_ dir: String) throws {
         try FileManager.default.createDirectory(atPath: "\(dir)/vod/clip", withIntermediateDirectories: true)
-        let src = ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=25", "-f", "lavfi", "-i",
-                   "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset", "ultrafast",
-                   "-pix_fmt", "yuv420p", "-g", "50", "-c:a", "aac"]
-        var r = try tool("ffmpeg", src + ["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod",
-                                          "-hls_segment_filename", "\(dir)/vod/clip/seg_%03d.ts", "\(dir)/vod/clip/index.m3u8"])
+        let src = [
+            "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=25", "-f", "lavfi", "-i",
+            "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset", "ultrafast",
+            "-pix_fmt", "yuv420p", "-g", "50", "-c:a", "aac",
+        ]
+        var r = try tool(
+            "ffmpeg",
+            src + [
+                "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod",
+                "-hls_segment_filename", "\(dir)/vod/clip/seg_%03d.ts", "\(dir)/vod/clip/index.m3u8",
+            ])
         guard r.code == 0 else { throw TestSupportError("ffmpeg HLS VOD: \(r.err)") }
         r = try tool("ffmpeg", src + ["-movflags", "+faststart", "\(dir)/vod/movie.mp4"])
         guard r.code == 0 else { throw TestSupportError("ffmpeg MP4: \(r.err)") }
         try "secret".write(toFile: "\(dir)/outside.txt", atomically: true, encoding: .utf8)
         try """
-            <?xml version="1.0" encoding="UTF-8"?>
-            <tv><channel id="demo"><display-name>Demo One</display-name></channel></tv>
-            """.write(toFile: "\(dir)/epg.xml", atomically: true, encoding: .utf8)
+        <?xml version="1.0" encoding="UTF-8"?>
+        <tv><channel id="demo"><display-name>Demo One</display-name></channel></tv>
+        """.write(toFile: "\(dir)/epg.xml", atomically: true, encoding: .utf8)
     }
 
     func start() throws -> Setup {
@@ -39,16 +45,16 @@ struct IPTVHTTPTests {
         let port = try freePort()
         let config = "\(dir)/iptv.yaml"
         try """
-            listen: 127.0.0.1:\(port)
-            segment_duration: 2s
-            window: 4
-            dvr: {path: \(dir)/dvr, window: 10m, max_size: 50MB}
-            vod: \(dir)/vod
-            epg: \(dir)/epg.xml
-            channels:
-              - {id: demo, name: Demo One, group: News, source: builtin}
-              - {id: pushed, name: Pushed, group: Sport, source: push}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        listen: 127.0.0.1:\(port)
+        segment_duration: 2s
+        window: 4
+        dvr: {path: \(dir)/dvr, window: 10m, max_size: 50MB}
+        vod: \(dir)/vod
+        epg: \(dir)/epg.xml
+        channels:
+          - {id: demo, name: Demo One, group: News, source: builtin}
+          - {id: pushed, name: Pushed, group: Sport, source: push}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         let replica = try Replica(["--config", config], port: port)
         try replica.waitServing()
         // The encoder pushes TS with POST (chunked) to /ingest/pushed, as ffmpeg users do.
@@ -74,7 +80,9 @@ struct IPTVHTTPTests {
         #expect(m3u.body.hasPrefix("#EXTM3U url-tvg=\"http://127.0.0.1:\(setup.replica.port)/epg.xml\""))
         #expect(m3u.body.contains("#EXTINF:-1 tvg-id=\"demo\" tvg-name=\"Demo One\" group-title=\"News\""))
         #expect(m3u.body.contains("http://127.0.0.1:\(setup.replica.port)/live/pushed/index.m3u8"))
-        struct ChannelJSON: Decodable { var id: String; var live: Bool; var group: String?; var url: String; var ccErrors: Int }
+        struct ChannelJSON: Decodable {
+            var id: String; var live: Bool; var group: String?; var url: String; var ccErrors: Int
+        }
         let list = try JSONDecoder().decode([ChannelJSON].self, from: Data(try curl("\(base)/api/channels").body.utf8))
         #expect(list.map(\.id) == ["demo", "pushed"] && list.allSatisfy(\.live))
         #expect(list[0].url == "live/demo/index.m3u8" && list[0].ccErrors == 0)
@@ -96,25 +104,39 @@ struct IPTVHTTPTests {
         let head = try curlHeaders("\(base)/live/demo/\(segment)", ["-I"])
         #expect(head.status == 200 && head.headers["content-length"] == String(size) && head.bodyBytes == 0)
         let range = try curlHeaders("\(base)/live/demo/\(segment)", ["-r", "188-375"])
-        #expect(range.status == 206 && range.bodyBytes == 188 && range.headers["content-range"] == "bytes 188-375/\(size)")
+        #expect(
+            range.status == 206 && range.bodyBytes == 188 && range.headers["content-range"] == "bytes 188-375/\(size)")
         #expect(try curlHeaders("\(base)/live/demo/\(segment)", ["-r", "\(size)-"]).status == 416)
         #expect(try curl("\(base)/live/demo/1.ts").status == 404)
         #expect(try curl("\(base)/live/nope/index.m3u8").status == 404)
-        let probe = try tool("ffprobe", ["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
-                                         "\(base)/live/pushed/index.m3u8"])
-        #expect(probe.code == 0 && Set(probe.out.split(separator: "\n").map(String.init)) == ["h264", "aac"], "\(probe.err)")
+        let probe = try tool(
+            "ffprobe",
+            [
+                "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                "\(base)/live/pushed/index.m3u8",
+            ])
+        #expect(
+            probe.code == 0 && Set(probe.out.split(separator: "\n").map(String.init)) == ["h264", "aac"], "\(probe.err)"
+        )
 
         // Metrics.
         let metrics = try curl("\(base)/metrics").body
-        for name in ["swiftvs_iptv_viewers{channel=\"demo\"}", "swiftvs_iptv_bytes_out_total{channel=\"demo\"}",
-                     "swiftvs_iptv_ingest_bitrate_bits_per_second{channel=\"pushed\"}", "swiftvs_iptv_cc_errors_total{channel=\"pushed\"} 0",
-                     "swiftvs_iptv_channel_live{channel=\"pushed\"} 1"] {
+        for name in [
+            "swiftvs_iptv_viewers{channel=\"demo\"}", "swiftvs_iptv_bytes_out_total{channel=\"demo\"}",
+            "swiftvs_iptv_ingest_bitrate_bits_per_second{channel=\"pushed\"}",
+            "swiftvs_iptv_cc_errors_total{channel=\"pushed\"} 0",
+            "swiftvs_iptv_channel_live{channel=\"pushed\"} 1",
+        ] {
             #expect(metrics.contains(name), "metrics lack \(name)")
         }
 
         // VOD: an HLS folder as it is, an MP4 with ranges, nothing outside the library.
-        let vod = try tool("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "\(base)/vod/clip/index.m3u8"])
-        #expect(vod.code == 0 && abs((Double(vod.out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) - 6) < 0.5, "\(vod.err)")
+        let vod = try tool(
+            "ffprobe",
+            ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "\(base)/vod/clip/index.m3u8"])
+        #expect(
+            vod.code == 0 && abs((Double(vod.out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) - 6) < 0.5,
+            "\(vod.err)")
         let mp4 = try curlHeaders("\(base)/vod/movie.mp4", ["-r", "0-99"])
         #expect(mp4.status == 206 && mp4.bodyBytes == 100 && mp4.headers["content-type"] == "video/mp4")
         #expect(try curl("\(base)/vod/../outside.txt", ["--path-as-is"]).status == 404)
@@ -144,7 +166,9 @@ struct IPTVHTTPTests {
             if archive.body.hasSuffix("#EXT-X-ENDLIST\n") { break }
             usleep(500_000)
         } while Date() < deadline
-        #expect(archive.status == 200 && archive.body.contains("#EXT-X-PLAYLIST-TYPE:VOD") && archive.body.hasSuffix("#EXT-X-ENDLIST\n"), "\(archive)")
+        #expect(
+            archive.status == 200 && archive.body.contains("#EXT-X-PLAYLIST-TYPE:VOD")
+                && archive.body.hasSuffix("#EXT-X-ENDLIST\n"), "\(archive)")
         let read = try tool("ffmpeg", ["-v", "error", "-i", "\(base)/live/demo/\(name)", "-f", "null", "-"])
         #expect(read.code == 0 && read.err.isEmpty, "\(read.err)")
         #expect(try curl("\(base)/live/demo/index-1000-10.m3u8").status == 404)
@@ -173,32 +197,37 @@ struct IPTVHTTPTests {
         let dir = try temporaryDirectory("iptv-dvr")
         let port = try freePort()
         try """
-            listen: 127.0.0.1:\(port)
-            window: 3
-            dvr: {path: \(dir)/dvr, window: 1h, max_size: 200KB}
-            channels: [{id: demo}]
-            """.write(toFile: "\(dir)/iptv.yaml", atomically: true, encoding: .utf8)
+        listen: 127.0.0.1:\(port)
+        window: 3
+        dvr: {path: \(dir)/dvr, window: 1h, max_size: 200KB}
+        channels: [{id: demo}]
+        """.write(toFile: "\(dir)/iptv.yaml", atomically: true, encoding: .utf8)
         let replica = try Replica(["--config", "\(dir)/iptv.yaml"], port: port)
         defer { replica.stop() }
         try replica.waitLive()
         struct ChannelJSON: Decodable { var archiveSegments: Int; var archiveBytes: Int64 }
         func channel() throws -> ChannelJSON {
-            try JSONDecoder().decode([ChannelJSON].self, from: Data(try curl("\(replica.base)/api/channels").body.utf8))[0]
+            try JSONDecoder().decode(
+                [ChannelJSON].self, from: Data(try curl("\(replica.base)/api/channels").body.utf8))[0]
         }
         // Enough archive to be pruned: more segments written than 200 KB holds.
         try waitUntilBlocking("the archive holds 2 segments", seconds: 30) { try channel().archiveSegments >= 2 }
         var status = ChannelJSON(archiveSegments: 0, archiveBytes: 0)
         var files: [String] = []
-        for _ in 0..<10 {     // a segment may be between its write and the pruning of the oldest: look again
+        for _ in 0..<10 {  // a segment may be between its write and the pruning of the oldest: look again
             status = try channel()
-            files = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/dvr/demo").filter { $0.hasSuffix(".ts") }
+            files = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/dvr/demo").filter {
+                $0.hasSuffix(".ts")
+            }
             if files.count == status.archiveSegments { break }
             usleep(200_000)
         }
         // The built-in channel's segments are about 57 KB: three fit in 200 KB.
         #expect(status.archiveSegments >= 2 && status.archiveBytes <= 200 * 1024, "\(status)")
         #expect(files.count == status.archiveSegments, "\(files)")
-        let sizes = try files.map { try FileManager.default.attributesOfItem(atPath: "\(dir)/dvr/demo/\($0)")[.size] as! Int }
+        let sizes = try files.map {
+            try FileManager.default.attributesOfItem(atPath: "\(dir)/dvr/demo/\($0)")[.size] as! Int
+        }
         #expect(sizes.reduce(0, +) <= 200 * 1024)
     }
 
@@ -208,11 +237,19 @@ struct IPTVHTTPTests {
         defer { replica.stop() }
         try replica.waitLive()
         let dir = try temporaryDirectory("bench-hls")
-        let r = try tool(swiftvsBinary.path, ["bench", "hls", "\(replica.base)/live/demo/index.m3u8", "--viewers", "40",
-                                              "-d", "4s", "--quiet", "--json", "\(dir)/v.json"], seconds: 60)
+        let r = try tool(
+            swiftvsBinary.path,
+            [
+                "bench", "hls", "\(replica.base)/live/demo/index.m3u8", "--viewers", "40",
+                "-d", "4s", "--quiet", "--json", "\(dir)/v.json",
+            ], seconds: 60)
         #expect(r.code == 0, "\(r.err)")
-        struct Report: Decodable { var periodSeconds: Double; var playlists: Int; var segments: Int; var lateCycles: Int; var errors: [String: Int] }
-        let report = try JSONDecoder().decode(Report.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/v.json")))
+        struct Report: Decodable {
+            var periodSeconds: Double; var playlists: Int; var segments: Int; var lateCycles: Int;
+            var errors: [String: Int]
+        }
+        let report = try JSONDecoder().decode(
+            Report.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/v.json")))
         #expect(report.periodSeconds == 2 && report.errors.isEmpty && report.lateCycles == 0, "\(r.out)")
         // 40 viewers × (4 s + 2 s ramp) / 2 s: about 120 cycles, each a playlist and (unless stale) a segment.
         #expect(report.playlists >= 100 && report.segments >= 80, "\(r.out)")
@@ -224,7 +261,8 @@ struct IPTVHTTPTests {
         let replica = try Replica(["--channel", "p=push", "--ingest-token", "s3cret"])
         defer { replica.stop() }
         try replica.waitServing()
-        let clip = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let clip = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("Sources/SwiftVSIPTV/Resources/sample.ts").path
         let url = "\(replica.base)/ingest/p"
         let none = try curl(url, ["--data-binary", "@\(clip)"])
@@ -234,7 +272,8 @@ struct IPTVHTTPTests {
         #expect(header.status == 200 && header.body.contains("received 458720 bytes"), "\(header)")
         #expect(try curl("\(url)?token=s3cret", ["--data-binary", "@\(clip)"]).status == 200)
         struct ChannelJSON: Decodable { var bytesIn: Int; var segments: Int }
-        let status = try JSONDecoder().decode([ChannelJSON].self, from: Data(try curl("\(replica.base)/api/channels").body.utf8))[0]
+        let status = try JSONDecoder().decode(
+            [ChannelJSON].self, from: Data(try curl("\(replica.base)/api/channels").body.utf8))[0]
         #expect(status.bytesIn == 2 * 458_720 && status.segments >= 6, "\(status)")
     }
 
@@ -242,18 +281,20 @@ struct IPTVHTTPTests {
     func configErrors() throws {
         let dir = try temporaryDirectory("iptv-config")
         try """
-            listen: 127.0.0.1:99999
-            windw: 5
-            channels:
-              - {id: "bad id", source: builtin}
-              - {id: ok, source: "udp://300.1.1.1:5000"}
-              - {id: ok, source: builtin}
-              - {id: cam, source: rtsp://x}
-            """.write(toFile: "\(dir)/bad.yaml", atomically: true, encoding: .utf8)
+        listen: 127.0.0.1:99999
+        windw: 5
+        channels:
+          - {id: "bad id", source: builtin}
+          - {id: ok, source: "udp://300.1.1.1:5000"}
+          - {id: ok, source: builtin}
+          - {id: cam, source: rtsp://x}
+        """.write(toFile: "\(dir)/bad.yaml", atomically: true, encoding: .utf8)
         let r = try tool(swiftvsBinary.path, ["iptv", "--check-config", "\(dir)/bad.yaml"])
         #expect(r.code == 2)
-        for expected in ["listen", "windw", "did you mean 'window'", "channels[0].id", "channels[1].source",
-                         "channels[2].id", "used twice", "channels[3].source", "line"] {
+        for expected in [
+            "listen", "windw", "did you mean 'window'", "channels[0].id", "channels[1].source",
+            "channels[2].id", "used twice", "channels[3].source", "line",
+        ] {
             #expect(r.err.contains(expected), "missing '\(expected)' in: \(r.err)")
         }
         let good = try tool(swiftvsBinary.path, ["iptv", "--check-config", "\(setupExample())"])
@@ -263,7 +304,8 @@ struct IPTVHTTPTests {
     }
 
     func setupExample() -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("examples/iptv.yaml").path
     }
 }

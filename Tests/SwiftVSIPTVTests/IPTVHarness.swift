@@ -24,15 +24,20 @@ func curl(_ url: String, _ extra: [String] = []) throws -> (status: Int, body: S
 }
 
 /// Response headers of a request, lower-cased names.
-func curlHeaders(_ url: String, _ extra: [String] = []) throws -> (status: Int, headers: [String: String], bodyBytes: Int) {
-    let r = try tool("curl", ["-s", "--max-time", "10", "-D", "-", "-o", "/dev/null", "-w", "%{size_download}"] + extra + [url], seconds: 15)
+func curlHeaders(
+    _ url: String, _ extra: [String] = []
+) throws -> (status: Int, headers: [String: String], bodyBytes: Int) {
+    let r = try tool(
+        "curl", ["-s", "--max-time", "10", "-D", "-", "-o", "/dev/null", "-w", "%{size_download}"] + extra + [url],
+        seconds: 15)
     var headers: [String: String] = [:]
     var status = 0
     var size = 0
     for line in r.out.split(separator: "\r\n", omittingEmptySubsequences: false) {
         if line.hasPrefix("HTTP/") { status = Int(line.split(separator: " ")[1]) ?? 0; continue }
         if let colon = line.firstIndex(of: ":") {
-            headers[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmingCharacters(
+                in: .whitespaces)
         } else if let n = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) {
             size = n
         }
@@ -72,7 +77,9 @@ final class Replica {
             if (try? curl("\(self.base)/healthz"))?.status == 200 { return }
             usleep(200_000)
         }
-        throw TestSupportError("swiftvs iptv on \(self.port) not live after \(seconds)s: \((try? curl("\(self.base)/healthz"))?.body ?? "")\n\(self.process.stderr)")
+        throw TestSupportError(
+            "swiftvs iptv on \(self.port) not live after \(seconds)s: \((try? curl("\(self.base)/healthz"))?.body ?? "")\n\(self.process.stderr)"
+        )
     }
 
     func stop() {
@@ -86,10 +93,15 @@ func entries(_ playlist: String) -> [String: (extinf: String, pdt: String, disco
     var out: [String: (String, String, Bool)] = [:]
     var extinf = "", pdt = "", disc = false
     for line in playlist.split(separator: "\n") {
-        if line.hasPrefix("#EXTINF:") { extinf = String(line) }
-        else if line.hasPrefix("#EXT-X-PROGRAM-DATE-TIME:") { pdt = String(line) }
-        else if line == "#EXT-X-DISCONTINUITY" { disc = true }
-        else if !line.hasPrefix("#") { out[String(line)] = (extinf, pdt, disc); disc = false }
+        if line.hasPrefix("#EXTINF:") {
+            extinf = String(line)
+        } else if line.hasPrefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = String(line)
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            disc = true
+        } else if !line.hasPrefix("#") {
+            out[String(line)] = (extinf, pdt, disc); disc = false
+        }
     }
     return out
 }
@@ -108,10 +120,13 @@ func liveEncoder(seconds: Int, outputs: [String], format: String = "tee") throws
     } else {
         target = ["-map", "0:v", "-map", "1:a", "-f", "tee", outputs.map { "[f=mpegts]\($0)" }.joined(separator: "|")]
     }
-    return try ChildProcess("/usr/bin/env", ["ffmpeg",
-        "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "\(seconds)",
-        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-        "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-b:v", "800k", "-c:a", "aac", "-b:a", "96k",
-    ] + target)
+    return try ChildProcess(
+        "/usr/bin/env",
+        [
+            "ffmpeg",
+            "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "\(seconds)",
+            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+            "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-b:v", "800k", "-c:a", "aac", "-b:a", "96k",
+        ] + target)
 }

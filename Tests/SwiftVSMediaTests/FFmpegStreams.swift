@@ -12,8 +12,10 @@ enum FFmpegStreams {
 
     /// `seconds` of 640x360 25 fps video (keyframe every `gop` frames) plus AAC, as TS. `extra` goes before the
     /// output (for example `-output_ts_offset 95438`).
-    static func make(seconds: Int = 12, gop: Int = 50, codec: String = "libx264", audio: Bool = true,
-                     extra: [String] = []) throws -> [UInt8] {
+    static func make(
+        seconds: Int = 12, gop: Int = 50, codec: String = "libx264", audio: Bool = true,
+        extra: [String] = []
+    ) throws -> [UInt8] {
         let key = "\(seconds)-\(gop)-\(codec)-\(audio)-\(extra)"
         cache.lock.lock()
         if let hit = cache.streams[key] { cache.lock.unlock(); return hit }
@@ -24,9 +26,13 @@ enum FFmpegStreams {
         defer { try? FileManager.default.removeItem(at: out) }
         var args = ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"]
         if audio { args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] }
-        args += ["-t", "\(seconds)", "-c:v", codec, "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-                 "-g", "\(gop)", "-keyint_min", "\(gop)", "-sc_threshold", "0", "-b:v", "300k"]
-        if codec == "libx265" { args += ["-x265-params", "keyint=\(gop):min-keyint=\(gop):scenecut=0:log-level=error"] }
+        args += [
+            "-t", "\(seconds)", "-c:v", codec, "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-g", "\(gop)", "-keyint_min", "\(gop)", "-sc_threshold", "0", "-b:v", "300k",
+        ]
+        if codec == "libx265" {
+            args += ["-x265-params", "keyint=\(gop):min-keyint=\(gop):scenecut=0:log-level=error"]
+        }
         if audio { args += ["-c:a", "aac", "-b:a", "64k"] }
         args += extra + ["-f", "mpegts", out.path]
         try run("ffmpeg", args)
@@ -50,18 +56,22 @@ enum FFmpegStreams {
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw Failure(description: "\(tool) \(args.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
+            throw Failure(
+                description: "\(tool) \(args.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
         }
     }
 
     /// ffprobe's `codec_name` list for a TS held in memory (written to a temp file).
     static func probeCodecs(_ bytes: [UInt8]) throws -> [String] {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvs-probe-\(UUID().uuidString).ts")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "swiftvs-probe-\(UUID().uuidString).ts")
         try Data(bytes).write(to: path)
         defer { try? FileManager.default.removeItem(at: path) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path.path]
+        process.arguments = [
+            "ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path.path,
+        ]
         let out = Pipe()
         process.standardOutput = out
         try process.run()

@@ -27,7 +27,9 @@ private func withoutRandomAccess(_ bytes: [UInt8]) -> [UInt8] {
 
 /// Feeds `bytes` in chunks of `chunk`, each arriving in real time: at `wall` plus its latest PCR (a live feed paced
 /// by its clock, as a replica receives it).
-private func segment(_ bytes: ArraySlice<UInt8>, target: Double = 2, chunk: Int = 1316, wall: Double = 1_800_000_000)
+private func segment(
+    _ bytes: ArraySlice<UInt8>, target: Double = 2, chunk: Int = 1316, wall: Double = 1_800_000_000
+)
     -> (segments: [TSSegment], segmenter: TSSegmenter)
 {
     var segmenter = TSSegmenter(targetDuration: target)
@@ -37,7 +39,9 @@ private func segment(_ bytes: ArraySlice<UInt8>, target: Double = 2, chunk: Int 
         let end = min(bytes.endIndex, at + chunk)
         let piece = Array(bytes[at..<end])
         piece.withUnsafeBytes { b in
-            for p in stride(from: 0, to: b.count - 187, by: 188) { if let v = TSPacketHeader(b, at: p)?.pcr { pcr = v } }
+            for p in stride(from: 0, to: b.count - 187, by: 188) {
+                if let v = TSPacketHeader(b, at: p)?.pcr { pcr = v }
+            }
         }
         out += segmenter.feed(piece, wallClock: wall + Double(pcr % (TSTimestamp.modulus * 300)) / 27_000_000)
         at = end
@@ -59,7 +63,7 @@ struct TSParserTests {
         #expect(units.count == 250)
         let pts = units.compactMap(\.pts)
         #expect(pts.count == 250)
-        #expect(pts.last! - pts.first! == 249 * 3600)        // 25 fps
+        #expect(pts.last! - pts.first! == 249 * 3600)  // 25 fps
         var sawPCR = false
         bytes.withUnsafeBytes { b in
             for i in 0..<(b.count / 188) { if TSPacketHeader(b, at: i * 188)?.pcr != nil { sawPCR = true } }
@@ -94,10 +98,14 @@ struct TSParserTests {
     func continuityErrors() throws {
         var bytes = try FFmpegStreams.make(seconds: 4)
         // Drop the 300th packet of the video PID, then repeat a later video packet once.
-        var videoPackets = stride(from: 0, to: bytes.count, by: 188).filter { (Int(bytes[$0 + 1] & 0x1F) << 8 | Int(bytes[$0 + 2])) == 0x100 }
+        var videoPackets = stride(from: 0, to: bytes.count, by: 188).filter {
+            (Int(bytes[$0 + 1] & 0x1F) << 8 | Int(bytes[$0 + 2])) == 0x100
+        }
         let dropped = videoPackets[300]
         bytes.removeSubrange(dropped..<(dropped + 188))
-        videoPackets = stride(from: 0, to: bytes.count, by: 188).filter { (Int(bytes[$0 + 1] & 0x1F) << 8 | Int(bytes[$0 + 2])) == 0x100 }
+        videoPackets = stride(from: 0, to: bytes.count, by: 188).filter {
+            (Int(bytes[$0 + 1] & 0x1F) << 8 | Int(bytes[$0 + 2])) == 0x100
+        }
         let repeated = videoPackets[500]
         bytes.insert(contentsOf: bytes[repeated..<(repeated + 188)], at: repeated + 188)
         #expect(accessUnits(bytes).demuxer.ccErrors == 1)
@@ -116,10 +124,16 @@ struct TSSegmenterTests {
         #expect(zip(segments, segments.dropFirst()).allSatisfy { $1.number == $0.number + 1 && $1.isContiguous })
         #expect(segmenter.discontinuities == 0 && segmenter.gaps == 0 && segmenter.syncErrors == 0)
         for s in segments {
-            let pids = stride(from: 0, to: 3 * 188, by: 188).map { Int(s.bytes[$0 + 1] & 0x1F) << 8 | Int(s.bytes[$0 + 2]) }
+            let pids = stride(from: 0, to: 3 * 188, by: 188).map {
+                Int(s.bytes[$0 + 1] & 0x1F) << 8 | Int(s.bytes[$0 + 2])
+            }
             #expect(pids == [0, 0x1000, 0x100])
-            #expect(s.bytes[2 * 188 + 5] & 0x40 != 0)     // random_access_indicator on the first video packet
-            #expect(abs(s.programDateTime - (Double(s.startPTS) / 90_000 + (s.programDateTime - Double(s.startPTS) / 90_000).rounded())) < 0.001)
+            #expect(s.bytes[2 * 188 + 5] & 0x40 != 0)  // random_access_indicator on the first video packet
+            #expect(
+                abs(
+                    s.programDateTime
+                        - (Double(s.startPTS) / 90_000 + (s.programDateTime - Double(s.startPTS) / 90_000).rounded()))
+                    < 0.001)
         }
         let codecs = try FFmpegStreams.probeCodecs(segments[1].bytes)
         #expect(Set(codecs) == ["h264", "aac"])
@@ -166,8 +180,12 @@ struct TSSegmenterTests {
         #expect(sawWrap)
         #expect(segments.count == 4)
         #expect(segmenter.discontinuities == 0)
-        #expect(zip(segments, segments.dropFirst()).allSatisfy { $1.number == $0.number + 1 && $1.startPTS - $0.startPTS == 180_000 })
-        #expect(zip(segments, segments.dropFirst()).allSatisfy { abs($1.programDateTime - $0.programDateTime - 2) < 0.001 })
+        #expect(
+            zip(segments, segments.dropFirst()).allSatisfy {
+                $1.number == $0.number + 1 && $1.startPTS - $0.startPTS == 180_000
+            })
+        #expect(
+            zip(segments, segments.dropFirst()).allSatisfy { abs($1.programDateTime - $0.programDateTime - 2) < 0.001 })
     }
 
     @Test("a spliced feed (timestamps restart): EXT-X-DISCONTINUITY, numbers keep increasing")
@@ -179,7 +197,9 @@ struct TSSegmenterTests {
         let flagged = segments.filter(\.discontinuity)
         #expect(flagged.count == 1)
         #expect(zip(segments, segments.dropFirst()).allSatisfy { $1.number > $0.number })
-        let infos = segments.enumerated().map { SegmentInfo($0.element, discontinuitySequence: $0.element.discontinuity ? 1 : 0) }
+        let infos = segments.enumerated().map {
+            SegmentInfo($0.element, discontinuitySequence: $0.element.discontinuity ? 1 : 0)
+        }
         let playlist = HLSPlaylist.archive(infos, complete: true, targetDuration: 2)
         #expect(playlist.components(separatedBy: "#EXT-X-DISCONTINUITY\n").count == 2)
         // The segment that ends at the splice ends with its own last frame.
@@ -192,7 +212,8 @@ struct TSSegmenterTests {
         let bytes = try FFmpegStreams.make(seconds: 8)
         let plain = segment(bytes[...]).segments
         // The same PTS arriving an hour later: an encoder that restarted. Numbered above the archive.
-        var segmenter = TSSegmenter(targetDuration: 2, numbersAbove: (plain.last!.number + 100, plain.last!.programDateTime))
+        var segmenter = TSSegmenter(
+            targetDuration: 2, numbersAbove: (plain.last!.number + 100, plain.last!.programDateTime))
         let above = segmenter.feed(bytes, wallClock: 1_800_003_600)
         #expect(above.first?.number == plain.last!.number + 101 && above.first?.follows == nil)
         #expect(zip(above, above.dropFirst()).allSatisfy { $1.number == $0.number + 1 })
@@ -223,7 +244,8 @@ struct TSLoopTests {
         return [UInt8](try Data(contentsOf: path))
     }
 
-    @Test("the shipped clip loops seamlessly: no CC errors, no discontinuities, contiguous numbers, audio never repeats")
+    @Test(
+        "the shipped clip loops seamlessly: no CC errors, no discontinuities, contiguous numbers, audio never repeats")
     func seamless() throws {
         let loop = try TSLoop(file: Self.sampleClip())
         #expect(loop.duration == 16 * 90_000)
@@ -238,7 +260,8 @@ struct TSLoopTests {
             loop.packet(loop: l, index: i, into: &packet)
             packet.withUnsafeBytes { b in
                 guard let h = TSPacketHeader(b), h.pid == 0x101, h.unitStart,
-                      let at = TSTimestamp.pesTimestampOffsets(b, pes: h.payloadOffset, end: 188).pts else { return }
+                    let at = TSTimestamp.pesTimestampOffsets(b, pes: h.payloadOffset, end: 188).pts
+                else { return }
                 audioPTS.append(TSTimestamp.read(b, at: at)!)
             }
             segments += segmenter.feed(packet, wallClock: Double(loop.due(loop: l, index: i)) / 90_000)
@@ -252,8 +275,13 @@ struct TSLoopTests {
         // Each audio PES holds several frames; the one after the loop point must not start inside the one before.
         let steps = zip(audioPTS, audioPTS.dropFirst()).map { $1 - $0 }
         let typical = steps.sorted()[steps.count / 2]
-        #expect(audioPTS.count > 10 && steps.allSatisfy { $0 >= typical * 9 / 10 }, "audio PES steps: \(Set(steps).sorted())")
-        #expect(zip(segments, segments.dropFirst()).allSatisfy { $1.number == $0.number + 1 && abs($0.duration - 2) < 0.001 })
+        #expect(
+            audioPTS.count > 10 && steps.allSatisfy { $0 >= typical * 9 / 10 },
+            "audio PES steps: \(Set(steps).sorted())")
+        #expect(
+            zip(segments, segments.dropFirst()).allSatisfy {
+                $1.number == $0.number + 1 && abs($0.duration - 2) < 0.001
+            })
         // Aligned to the wall clock: segment times are the loop's own, near 1.8e9 s.
         #expect(abs(segments[0].programDateTime - 1_800_000_000) < 20)
     }
@@ -277,39 +305,45 @@ struct HLSPlaylistTests {
         return numbers.map { n in
             defer { previous = n }
             if n == discontinuityAt { dsn += 1 }
-            return SegmentInfo(number: n, duration: 2.002, programDateTime: 1_800_000_000 + Double(n) * 2,
-                               discontinuity: n == discontinuityAt, follows: previous, byteCount: 1000,
-                               discontinuitySequence: dsn)
+            return SegmentInfo(
+                number: n, duration: 2.002, programDateTime: 1_800_000_000 + Double(n) * 2,
+                discontinuity: n == discontinuityAt, follows: previous, byteCount: 1000,
+                discontinuitySequence: dsn)
         }
     }
 
     @Test("live window: last N entries, media sequence, target duration, program date time")
     func live() {
         let text = HLSPlaylist.live(infos(Array(100...109)), window: 3, targetDuration: 2)
-        #expect(text == """
-            #EXTM3U
-            #EXT-X-VERSION:3
-            #EXT-X-INDEPENDENT-SEGMENTS
-            #EXT-X-TARGETDURATION:2
-            #EXT-X-MEDIA-SEQUENCE:107
-            #EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:03:34.000Z
-            #EXTINF:2.002,
-            107.ts
-            #EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:03:36.000Z
-            #EXTINF:2.002,
-            108.ts
-            #EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:03:38.000Z
-            #EXTINF:2.002,
-            109.ts
+        #expect(
+            text == """
+                #EXTM3U
+                #EXT-X-VERSION:3
+                #EXT-X-INDEPENDENT-SEGMENTS
+                #EXT-X-TARGETDURATION:2
+                #EXT-X-MEDIA-SEQUENCE:107
+                #EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:03:34.000Z
+                #EXTINF:2.002,
+                107.ts
+                #EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:03:36.000Z
+                #EXTINF:2.002,
+                108.ts
+                #EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:03:38.000Z
+                #EXTINF:2.002,
+                109.ts
 
-            """)
+                """)
     }
 
     @Test("a hole in the numbering ends the window: implicit sequence numbers must stay true")
     func holes() {
         let window = HLSPlaylist.liveWindow(infos([1, 2, 3, 5, 6]), window: 5)
         #expect(window.map(\.number) == [5, 6])
-        #expect(HLSPlaylist.targetDuration(infos([1]).map { var s = $0; s.duration = 2.6; return s }, configured: 2) == 3)
+        #expect(
+            HLSPlaylist.targetDuration(
+                infos([1]).map {
+                    var s = $0; s.duration = 2.6; return s
+                }, configured: 2) == 3)
     }
 
     @Test("discontinuity tag and discontinuity sequence")
@@ -353,6 +387,8 @@ struct HLSPlaylistTests {
     func formatting() {
         #expect(ISO8601.format(0) == "1970-01-01T00:00:00.000Z")
         #expect(ISO8601.format(1_795_000_000.25) == "2026-11-18T11:06:40.250Z")
-        #expect(HLSPlaylist.decimal(2) == "2.000" && HLSPlaylist.decimal(1.9995) == "2.000" && HLSPlaylist.decimal(0.04) == "0.040")
+        #expect(
+            HLSPlaylist.decimal(2) == "2.000" && HLSPlaylist.decimal(1.9995) == "2.000"
+                && HLSPlaylist.decimal(0.04) == "0.040")
     }
 }

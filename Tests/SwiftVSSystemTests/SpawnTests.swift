@@ -21,9 +21,10 @@ struct SpawnTests {
     func startAndExitCodes() throws {
         let path = "/tmp/swiftvs-spawn-\(getpid()).out"
         defer { unlink(path) }
-        let process = try ManagedProcess(["sh", "-c", "echo $GREETING; echo oops >&2; exit 7"],
-                                         environment: ["GREETING": "hello", "PATH": "/usr/bin:/bin"],
-                                         stdout: .file(path, append: false), stderr: .sameAsOutput)
+        let process = try ManagedProcess(
+            ["sh", "-c", "echo $GREETING; echo oops >&2; exit 7"],
+            environment: ["GREETING": "hello", "PATH": "/usr/bin:/bin"],
+            stdout: .file(path, append: false), stderr: .sameAsOutput)
         #expect(process.waitBlocking(seconds: 30) == 7)
         let text = try #require(String(validatingCString: Self.read(path)))
         #expect(text == "hello\noops\n")

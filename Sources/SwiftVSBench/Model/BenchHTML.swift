@@ -10,8 +10,10 @@ import Darwin
 /// A self-contained HTML report (no scripts, no network): the four figures per phase, SVG charts of throughput,
 /// response time and CPU over time with fault times marked, the latency percentile curve, sweeps and comparisons.
 public enum BenchHTML {
-    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-                          "#7f7f7f", "#bcbd22"]
+    static let palette = [
+        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+        "#7f7f7f", "#bcbd22",
+    ]
 
     public static func render(_ report: BenchReport) -> String {
         var body = "<h1>\(escape(report.title))</h1>\n"
@@ -81,7 +83,8 @@ public enum BenchHTML {
             let cpu = (p.cpu + [p.machineCPU]).filter { !$0.samples.isEmpty }
                 .map { "\($0.name) \(BenchFormat.fixed($0.meanPercent, 0))" }.joined(separator: ", ")
             out += "<tr><td>\(escape(p.name))</td><td>\(BenchFormat.number(p.requestsPerSecond, decimals: 1))</td>"
-            out += "<td>\(BenchFormat.fixed(p.megabytesPerSecond, 2))</td><td>\(BenchFormat.fixed(p.lossPercent, 2))</td>"
+            out +=
+                "<td>\(BenchFormat.fixed(p.megabytesPerSecond, 2))</td><td>\(BenchFormat.fixed(p.lossPercent, 2))</td>"
             out += "<td>\(p.counters.failed)</td><td>\(BenchFormat.ms(p.latency.p50Ms))</td>"
             out += "<td>\(BenchFormat.ms(p.latency.p99Ms))</td><td>\(BenchFormat.ms(p.latency.maxMs))</td>"
             out += "<td>\(escape(cpu))</td></tr>\n"
@@ -104,10 +107,13 @@ public enum BenchHTML {
         if !causes.isEmpty { out += ": \(escape(causes.joined(separator: ", ")))" }
         out += "</td></tr>\n"
         let l = p.latency
-        out += "<tr><td>Response time (ms)</td><td>min \(f.ms(l.minMs)) · mean \(f.ms(l.meanMs)) · p50 \(f.ms(l.p50Ms)) · "
-        out += "p90 \(f.ms(l.p90Ms)) · p99 \(f.ms(l.p99Ms)) · p99.9 \(f.ms(l.p999Ms)) · max \(f.ms(l.maxMs))</td></tr>\n"
+        out +=
+            "<tr><td>Response time (ms)</td><td>min \(f.ms(l.minMs)) · mean \(f.ms(l.meanMs)) · p50 \(f.ms(l.p50Ms)) · "
+        out +=
+            "p90 \(f.ms(l.p90Ms)) · p99 \(f.ms(l.p99Ms)) · p99.9 \(f.ms(l.p999Ms)) · max \(f.ms(l.maxMs))</td></tr>\n"
         for s in p.cpu + [p.machineCPU] where !s.samples.isEmpty {
-            out += "<tr><td>CPU \(escape(s.name))</td><td>mean \(f.fixed(s.meanPercent, 1))% · max \(f.fixed(s.maxPercent, 1))%"
+            out +=
+                "<tr><td>CPU \(escape(s.name))</td><td>mean \(f.fixed(s.meanPercent, 1))% · max \(f.fixed(s.maxPercent, 1))%"
             out += "</td></tr>\n"
         }
         for fault in p.faults {
@@ -117,17 +123,22 @@ public enum BenchHTML {
         out += "</table>\n<div class=charts>\n"
         let markers = p.faults.map { (x: $0.at, label: $0.action) }
         let t = p.timeline
-        out += self.chart(id: "throughput-\(index)", title: "Throughput (req/s)", xLabel: "s",
-                          series: [("ok req/s", t.map { ($0.t, $0.requestsPerSecond) }),
-                                   ("failed/s", t.map { ($0.t, Double($0.failed) / max(p.spec.interval, 1e-9)) })],
-                          markers: markers)
-        out += self.chart(id: "latency-\(index)", title: "Response time (ms)", xLabel: "s",
-                          series: [("p99", t.map { ($0.t, $0.p99Ms) }), ("p50", t.map { ($0.t, $0.p50Ms) })],
-                          markers: markers)
+        out += self.chart(
+            id: "throughput-\(index)", title: "Throughput (req/s)", xLabel: "s",
+            series: [
+                ("ok req/s", t.map { ($0.t, $0.requestsPerSecond) }),
+                ("failed/s", t.map { ($0.t, Double($0.failed) / max(p.spec.interval, 1e-9)) }),
+            ],
+            markers: markers)
+        out += self.chart(
+            id: "latency-\(index)", title: "Response time (ms)", xLabel: "s",
+            series: [("p99", t.map { ($0.t, $0.p99Ms) }), ("p50", t.map { ($0.t, $0.p50Ms) })],
+            markers: markers)
         let cpuSeries = (p.cpu + [p.machineCPU]).filter { !$0.samples.isEmpty }
             .map { s in (s.name, s.samples.map { ($0.t, $0.percent) }) }
-        out += self.chart(id: "cpu-\(index)", title: "CPU % (process: 100 = one core; machine: all cores)", xLabel: "s",
-                          series: cpuSeries, markers: markers)
+        out += self.chart(
+            id: "cpu-\(index)", title: "CPU % (process: 100 = one core; machine: all cores)", xLabel: "s",
+            series: cpuSeries, markers: markers)
         out += self.percentileChart(id: "percentiles-\(index)", points: p.percentiles)
         return out + "</div>\n"
     }
@@ -136,23 +147,31 @@ public enum BenchHTML {
         let f = BenchFormat.self
         var out = "<h2>Sweep \(escape(s.name))</h2>\n<p>\(escape(s.url)); sustained = loss under "
         out += "\(f.number(s.maxLossPercent))% and at least 98% of the rate answered. "
-        out += s.bestRate.map { "Highest sustained: <b>\(f.number($0, decimals: 0)) req/s</b>." } ?? "No rate sustained."
+        out +=
+            s.bestRate.map { "Highest sustained: <b>\(f.number($0, decimals: 0)) req/s</b>." } ?? "No rate sustained."
         out += "</p>\n<table><tr><th>offered req/s</th><th>achieved</th><th>loss %</th><th>p99 ms</th>"
         out += "<th>sustained</th><th>CPU % (mean)</th></tr>\n"
         for step in s.steps {
             let cpu = step.cpuPercent.sorted { $0.key < $1.key }.map { "\($0.key) \(f.fixed($0.value, 0))" }
-            out += "<tr><td>\(f.number(step.offeredRate, decimals: 0))</td><td>\(f.number(step.achievedRate, decimals: 0))</td>"
+            out +=
+                "<tr><td>\(f.number(step.offeredRate, decimals: 0))</td><td>\(f.number(step.achievedRate, decimals: 0))</td>"
             out += "<td>\(f.fixed(step.lossPercent, 2))</td><td>\(f.ms(step.p99Ms))</td>"
             out += "<td>\(step.sustained ? "yes" : "no")</td><td>\(escape(cpu.joined(separator: ", ")))</td></tr>\n"
         }
         out += "</table>\n<div class=charts>\n"
         let steps = s.steps.sorted { $0.offeredRate < $1.offeredRate }
-        out += self.chart(id: "sweep-\(s.name)", title: "Achieved vs offered (req/s)", xLabel: "offered req/s",
-                          series: [("achieved", steps.map { ($0.offeredRate, $0.achievedRate) }),
-                                   ("offered", steps.map { ($0.offeredRate, $0.offeredRate) })], markers: [])
-        out += self.chart(id: "sweep-loss-\(s.name)", title: "Loss % and p99 ms", xLabel: "offered req/s",
-                          series: [("loss %", steps.map { ($0.offeredRate, $0.lossPercent) }),
-                                   ("p99 ms", steps.map { ($0.offeredRate, $0.p99Ms) })], markers: [])
+        out += self.chart(
+            id: "sweep-\(s.name)", title: "Achieved vs offered (req/s)", xLabel: "offered req/s",
+            series: [
+                ("achieved", steps.map { ($0.offeredRate, $0.achievedRate) }),
+                ("offered", steps.map { ($0.offeredRate, $0.offeredRate) }),
+            ], markers: [])
+        out += self.chart(
+            id: "sweep-loss-\(s.name)", title: "Loss % and p99 ms", xLabel: "offered req/s",
+            series: [
+                ("loss %", steps.map { ($0.offeredRate, $0.lossPercent) }),
+                ("p99 ms", steps.map { ($0.offeredRate, $0.p99Ms) }),
+            ], markers: [])
         return out + "</div>\n"
     }
 
@@ -162,52 +181,69 @@ public enum BenchHTML {
     static let left = 56.0, right = 14.0, top = 28.0, bottom = 36.0
 
     /// A line chart. Markers are vertical dashed lines (fault times).
-    static func chart(id: String, title: String, xLabel: String, series: [(String, [(Double, Double)])],
-                      markers: [(x: Double, label: String)]) -> String {
+    static func chart(
+        id: String, title: String, xLabel: String, series: [(String, [(Double, Double)])],
+        markers: [(x: Double, label: String)]
+    ) -> String {
         let points = series.flatMap(\.1)
         let xMax = self.niceCeiling(max(points.map(\.0).max() ?? 1, markers.map(\.x).max() ?? 0, 1e-9))
         let xMin = min(0, points.map(\.0).min() ?? 0)
         let yMax = self.niceCeiling(max(points.map(\.1).max() ?? 1, 1e-9))
-        return self.frame(id: id, title: title, xLabel: xLabel, xTicks: self.ticks(xMin, xMax), yTicks: self.ticks(0, yMax),
-                          x: { ($0 - xMin) / (xMax - xMin) }, y: { $0 / yMax }, series: series, markers: markers)
+        return self.frame(
+            id: id, title: title, xLabel: xLabel, xTicks: self.ticks(xMin, xMax), yTicks: self.ticks(0, yMax),
+            x: { ($0 - xMin) / (xMax - xMin) }, y: { $0 / yMax }, series: series, markers: markers)
     }
 
     /// Latency by percentile, x on the usual HdrHistogram scale: 1 / (1 − p), so 90, 99, 99.9 are evenly spaced.
     static func percentileChart(id: String, points: [PercentilePoint]) -> String {
-        func position(_ percentile: Double) -> Double { Foundationless.log10(1 / max(1 - min(percentile, 99.9999) / 100, 1e-6)) }
+        func position(_ percentile: Double) -> Double {
+            Foundationless.log10(1 / max(1 - min(percentile, 99.9999) / 100, 1e-6))
+        }
         let xMax = max(3, (points.map { position($0.percentile) }.max() ?? 3).rounded(.up))
         let yMax = self.niceCeiling(max(points.map(\.ms).max() ?? 1, 1e-9))
         let labels = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
         let xTicks = (0...Int(xMax)).map { (Double($0), labels[min($0, labels.count - 1)]) }
-        return self.frame(id: id, title: "Response time by percentile (ms)", xLabel: "percentile", xTicks: xTicks,
-                          yTicks: self.ticks(0, yMax), x: { $0 / xMax }, y: { $0 / yMax },
-                          series: [("latency", points.map { (position($0.percentile), $0.ms) })], markers: [])
+        return self.frame(
+            id: id, title: "Response time by percentile (ms)", xLabel: "percentile", xTicks: xTicks,
+            yTicks: self.ticks(0, yMax), x: { $0 / xMax }, y: { $0 / yMax },
+            series: [("latency", points.map { (position($0.percentile), $0.ms) })], markers: [])
     }
 
-    static func frame(id: String, title: String, xLabel: String, xTicks: [(Double, String)], yTicks: [(Double, String)],
-                      x: (Double) -> Double, y: (Double) -> Double, series: [(String, [(Double, Double)])],
-                      markers: [(x: Double, label: String)]) -> String {
+    static func frame(
+        id: String, title: String, xLabel: String, xTicks: [(Double, String)], yTicks: [(Double, String)],
+        x: (Double) -> Double, y: (Double) -> Double, series: [(String, [(Double, Double)])],
+        markers: [(x: Double, label: String)]
+    ) -> String {
         let w = self.width - self.left - self.right
         let h = self.height - self.top - self.bottom
         func px(_ v: Double) -> String { BenchFormat.fixed(self.left + min(max(x(v), 0), 1) * w, 1) }
         func py(_ v: Double) -> String { BenchFormat.fixed(self.top + h - min(max(y(v), 0), 1) * h, 1) }
         var svg = "<svg class=\"chart\" id=\"\(escape(id))\" xmlns=\"http://www.w3.org/2000/svg\" "
-        svg += "width=\"\(Int(self.width))\" height=\"\(Int(self.height))\" viewBox=\"0 0 \(Int(self.width)) \(Int(self.height))\" "
+        svg +=
+            "width=\"\(Int(self.width))\" height=\"\(Int(self.height))\" viewBox=\"0 0 \(Int(self.width)) \(Int(self.height))\" "
         svg += "role=\"img\" aria-label=\"\(escape(title))\">\n"
         svg += "<text x=\"\(Int(self.left))\" y=\"16\" font-weight=\"600\">\(escape(title))</text>\n"
         for (value, label) in yTicks {
-            svg += "<line class=\"grid\" x1=\"\(Int(self.left))\" x2=\"\(Int(self.left + w))\" y1=\"\(py(value))\" y2=\"\(py(value))\"/>"
-            svg += "<text x=\"\(Int(self.left - 4))\" y=\"\(py(value))\" text-anchor=\"end\" dy=\"4\">\(escape(label))</text>\n"
+            svg +=
+                "<line class=\"grid\" x1=\"\(Int(self.left))\" x2=\"\(Int(self.left + w))\" y1=\"\(py(value))\" y2=\"\(py(value))\"/>"
+            svg +=
+                "<text x=\"\(Int(self.left - 4))\" y=\"\(py(value))\" text-anchor=\"end\" dy=\"4\">\(escape(label))</text>\n"
         }
         for (value, label) in xTicks {
-            svg += "<text x=\"\(px(value))\" y=\"\(Int(self.top + h + 14))\" text-anchor=\"middle\">\(escape(label))</text>\n"
+            svg +=
+                "<text x=\"\(px(value))\" y=\"\(Int(self.top + h + 14))\" text-anchor=\"middle\">\(escape(label))</text>\n"
         }
-        svg += "<text x=\"\(Int(self.left + w))\" y=\"\(Int(self.height - 4))\" text-anchor=\"end\">\(escape(xLabel))</text>\n"
-        svg += "<line class=\"axis\" x1=\"\(Int(self.left))\" x2=\"\(Int(self.left))\" y1=\"\(Int(self.top))\" y2=\"\(Int(self.top + h))\"/>"
-        svg += "<line class=\"axis\" x1=\"\(Int(self.left))\" x2=\"\(Int(self.left + w))\" y1=\"\(Int(self.top + h))\" y2=\"\(Int(self.top + h))\"/>\n"
+        svg +=
+            "<text x=\"\(Int(self.left + w))\" y=\"\(Int(self.height - 4))\" text-anchor=\"end\">\(escape(xLabel))</text>\n"
+        svg +=
+            "<line class=\"axis\" x1=\"\(Int(self.left))\" x2=\"\(Int(self.left))\" y1=\"\(Int(self.top))\" y2=\"\(Int(self.top + h))\"/>"
+        svg +=
+            "<line class=\"axis\" x1=\"\(Int(self.left))\" x2=\"\(Int(self.left + w))\" y1=\"\(Int(self.top + h))\" y2=\"\(Int(self.top + h))\"/>\n"
         for (i, marker) in markers.enumerated() {
-            svg += "<line class=\"fault\" x1=\"\(px(marker.x))\" x2=\"\(px(marker.x))\" y1=\"\(Int(self.top))\" y2=\"\(Int(self.top + h))\"/>"
-            svg += "<text class=\"fault-label\" x=\"\(px(marker.x))\" y=\"\(Int(self.top) + 10 + 11 * (i % 3))\" dx=\"3\">"
+            svg +=
+                "<line class=\"fault\" x1=\"\(px(marker.x))\" x2=\"\(px(marker.x))\" y1=\"\(Int(self.top))\" y2=\"\(Int(self.top + h))\"/>"
+            svg +=
+                "<text class=\"fault-label\" x=\"\(px(marker.x))\" y=\"\(Int(self.top) + 10 + 11 * (i % 3))\" dx=\"3\">"
             svg += "\(escape(marker.label))</text>\n"
         }
         for (i, (name, points)) in series.enumerated() {

@@ -42,7 +42,10 @@ extension PhaseReport {
             out += "CPU            mean / max %"
             out += self.machineCPU.samples.isEmpty ? "\n" : " (processes: 100 = one core; machine: 100 = all cores)\n"
             for s in series {
-                let pids = s.pids.isEmpty ? (s.name == "machine" ? "" : " (not running)") : " pid \(s.pids.map(String.init).joined(separator: ","))"
+                let pids =
+                    s.pids.isEmpty
+                    ? (s.name == "machine" ? "" : " (not running)")
+                    : " pid \(s.pids.map(String.init).joined(separator: ","))"
                 out += "  \(f.pad(s.name, 24)) \(f.pad(f.fixed(s.meanPercent, 1), 6, right: true)) / "
                 out += "\(f.pad(f.fixed(s.maxPercent, 1), 6, right: true))\(pids)\n"
             }
@@ -58,7 +61,8 @@ extension PhaseReport {
 extension SweepReport {
     public func text() -> String {
         let f = BenchFormat.self
-        var out = "== sweep \(self.name): \(self.url) (sustained = loss < \(f.number(self.maxLossPercent))%, ≥ 98% answered)\n"
+        var out =
+            "== sweep \(self.name): \(self.url) (sustained = loss < \(f.number(self.maxLossPercent))%, ≥ 98% answered)\n"
         out += "  offered req/s   achieved   loss %   p99 ms   sustained\n"
         for step in self.steps {
             out += "  \(f.pad(f.number(step.offeredRate, decimals: 0), 13, right: true))"

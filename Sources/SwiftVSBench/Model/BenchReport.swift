@@ -85,7 +85,9 @@ public struct LoadCounters: Codable, Sendable, Equatable {
 
     public var lossByCause: [String: Int] {
         var out: [String: Int] = [:]
-        for cause in LossCause.allCases where self.failures[cause.index] > 0 { out[cause.rawValue] = self.failures[cause.index] }
+        for cause in LossCause.allCases where self.failures[cause.index] > 0 {
+            out[cause.rawValue] = self.failures[cause.index]
+        }
         return out
     }
 }
@@ -100,8 +102,10 @@ public struct LatencySummary: Codable, Sendable, Equatable {
     public var p999Ms: Double
     public var maxMs: Double
 
-    public init(count: Int, minMs: Double, meanMs: Double, p50Ms: Double, p90Ms: Double, p99Ms: Double,
-                p999Ms: Double, maxMs: Double) {
+    public init(
+        count: Int, minMs: Double, meanMs: Double, p50Ms: Double, p90Ms: Double, p99Ms: Double,
+        p999Ms: Double, maxMs: Double
+    ) {
         self.count = count
         self.minMs = minMs
         self.meanMs = meanMs
@@ -112,8 +116,9 @@ public struct LatencySummary: Codable, Sendable, Equatable {
         self.maxMs = maxMs
     }
 
-    public static let empty = LatencySummary(count: 0, minMs: 0, meanMs: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, p999Ms: 0,
-                                             maxMs: 0)
+    public static let empty = LatencySummary(
+        count: 0, minMs: 0, meanMs: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, p999Ms: 0,
+        maxMs: 0)
 }
 
 /// One point of the latency percentile curve.
@@ -138,8 +143,10 @@ public struct TimelinePoint: Codable, Sendable, Equatable {
     public var p99Ms: Double
     public var maxMs: Double
 
-    public init(t: Double, succeeded: Int, failed: Int, requestsPerSecond: Double, megabytesPerSecond: Double,
-                p50Ms: Double, p99Ms: Double, maxMs: Double) {
+    public init(
+        t: Double, succeeded: Int, failed: Int, requestsPerSecond: Double, megabytesPerSecond: Double,
+        p50Ms: Double, p99Ms: Double, maxMs: Double
+    ) {
         self.t = t
         self.succeeded = succeeded
         self.failed = failed
@@ -222,9 +229,11 @@ public struct PhaseReport: Codable, Sendable, Equatable {
     public var machineCPU: CPUSeries
     public var faults: [FaultReport]
 
-    public init(name: String, spec: LoadSpec, elapsedSeconds: Double, counters: LoadCounters, unfinished: Int,
-                latency: LatencySummary, percentiles: [PercentilePoint], timeline: [TimelinePoint], cpu: [CPUSeries],
-                machineCPU: CPUSeries, faults: [FaultReport] = []) {
+    public init(
+        name: String, spec: LoadSpec, elapsedSeconds: Double, counters: LoadCounters, unfinished: Int,
+        latency: LatencySummary, percentiles: [PercentilePoint], timeline: [TimelinePoint], cpu: [CPUSeries],
+        machineCPU: CPUSeries, faults: [FaultReport] = []
+    ) {
         self.name = name
         self.spec = spec
         self.elapsedSeconds = elapsedSeconds
@@ -254,8 +263,10 @@ public struct SweepStep: Codable, Sendable, Equatable {
     /// Mean CPU % per watched process (and `machine`) during the step.
     public var cpuPercent: [String: Double]
 
-    public init(offeredRate: Double, achievedRate: Double, lossPercent: Double, p99Ms: Double, sustained: Bool,
-                cpuPercent: [String: Double]) {
+    public init(
+        offeredRate: Double, achievedRate: Double, lossPercent: Double, p99Ms: Double, sustained: Bool,
+        cpuPercent: [String: Double]
+    ) {
         self.offeredRate = offeredRate
         self.achievedRate = achievedRate
         self.lossPercent = lossPercent

@@ -34,7 +34,10 @@ public struct HLSPlaylistSummary: Sendable, Equatable {
             return rest[..<slash] == host ? String(rest[slash...]) : nil
         }
         if uri.hasPrefix("/") { return uri }
-        let directory = playlistPath.split(separator: "?", maxSplits: 1).first.map { $0[...($0.lastIndex(of: "/") ?? $0.startIndex)] } ?? "/"
+        let directory =
+            playlistPath.split(separator: "?", maxSplits: 1).first.map {
+                $0[...($0.lastIndex(of: "/") ?? $0.startIndex)]
+            } ?? "/"
         var parts = directory.split(separator: "/").map(String.init)
         for piece in uri.split(separator: "/", omittingEmptySubsequences: false).map(String.init) {
             if piece == ".." { _ = parts.popLast() } else if piece != "." { parts.append(piece) }
@@ -51,12 +54,12 @@ public func dechunk(_ body: ArraySlice<UInt8>) -> [UInt8]? {
         var size = 0, digits = 0
         while i < body.endIndex, let v = hexValue(body[i]) { size = size * 16 + v; digits += 1; i += 1 }
         guard digits > 0 else { return nil }
-        while i < body.endIndex, body[i] != 0x0A { i += 1 }      // extensions and CR
+        while i < body.endIndex, body[i] != 0x0A { i += 1 }  // extensions and CR
         i += 1
         if size == 0 { return out }
         guard i + size <= body.endIndex else { return nil }
         out.append(contentsOf: body[i..<(i + size)])
-        i += size + 2                                              // CRLF after the data
+        i += size + 2  // CRLF after the data
     }
     return nil
 }

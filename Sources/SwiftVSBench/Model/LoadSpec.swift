@@ -30,7 +30,8 @@ public struct BenchTarget: Sendable, Equatable, Codable {
             url = String(text[..<at])
         }
         if url.hasPrefix("https://") {
-            throw .init("\(text): https is not supported; bench plain HTTP (put TLS termination out of the measurement)")
+            throw .init(
+                "\(text): https is not supported; bench plain HTTP (put TLS termination out of the measurement)")
         }
         guard url.hasPrefix("http://") else { throw .init("\(text): expected a URL starting with http://") }
         let rest = url.dropFirst("http://".count)
@@ -140,7 +141,9 @@ public struct LoadSpec: Sendable, Equatable, Codable {
         self.requests = try c.decodeIfPresent(Int.self, forKey: .requests)
         self.keepAlive = try c.decode(Bool.self, forKey: .keepAlive)
         self.method = try c.decode(String.self, forKey: .method)
-        self.headers = try c.decode([[String]].self, forKey: .headers).compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
+        self.headers = try c.decode([[String]].self, forKey: .headers).compactMap {
+            $0.count == 2 ? ($0[0], $0[1]) : nil
+        }
         self.body = []
         self.connectTimeout = try c.decode(Double.self, forKey: .connectTimeout)
         self.responseTimeout = try c.decode(Double.self, forKey: .responseTimeout)
@@ -174,7 +177,9 @@ public struct LoadSpec: Sendable, Equatable, Codable {
             out.append("--rate must be more than 0 and at most 10000000")
         }
         if self.duration == nil && self.requests == nil { out.append("give --duration or --requests (or both)") }
-        if let d = self.duration, !(d > 0 && d <= 86_400) { out.append("--duration must be more than 0 s and at most 1 day") }
+        if let d = self.duration, !(d > 0 && d <= 86_400) {
+            out.append("--duration must be more than 0 s and at most 1 day")
+        }
         if let n = self.requests, n < 1 { out.append("--requests must be at least 1") }
         if !(self.connectTimeout > 0) { out.append("--connect-timeout must be more than 0") }
         if !(self.responseTimeout > 0) { out.append("--timeout must be more than 0") }

@@ -100,8 +100,11 @@ public struct RateSweep: Sendable {
 public enum FaultAnalysis {
     /// `faults` are (time since phase start, description) in time order. A bucket falls short if it had failures or
     /// answered under 90% of the mean rate of the buckets before the first fault.
-    public static func analyze(timeline: [TimelinePoint], interval: Double, faults: [(at: Double, action: String)])
-        -> [FaultReport] {
+    public static func analyze(
+        timeline: [TimelinePoint], interval: Double, faults: [(at: Double, action: String)]
+    )
+        -> [FaultReport]
+    {
         guard !faults.isEmpty else { return [] }
         let firstFault = faults[0].at
         let before = timeline.filter { $0.t <= firstFault + 1e-9 }

@@ -9,8 +9,10 @@ public enum ScenarioLoader {
     ///   - builtins: variables the runner provides (`swiftvs`, `scenario_dir`), overridable by the file's vars.
     ///   - overrides: `--set name=value`, which win over everything.
     ///   - defaultThreads: event loops for load phases that do not say.
-    public static func load(yaml: String, source: String, builtins: [String: String], overrides: [String: String],
-                            defaultThreads: Int) throws(ConfigError) -> Scenario {
+    public static func load(
+        yaml: String, source: String, builtins: [String: String], overrides: [String: String],
+        defaultThreads: Int
+    ) throws(ConfigError) -> Scenario {
         let root = try NodeReader.compose(yaml, source: source, whenEmpty: "the file is empty; it needs 'steps'")
         var reader = ScenarioReader(reader: NodeReader(), defaultThreads: defaultThreads)
         let scenario = reader.scenario(root, builtins: builtins, overrides: overrides)
@@ -72,8 +74,9 @@ struct ScenarioReader {
                 if case .sweep(let sweep) = step { sweeps.append(sweep.name) }
                 if case .compare(_, let baseline, let candidate) = step {
                     for name in [baseline, candidate] where !sweeps.contains(name) {
-                        self.reader.report("steps[\(i)].compare", node,
-                                           "'\(name)' is not a sweep that runs before this step")
+                        self.reader.report(
+                            "steps[\(i)].compare", node,
+                            "'\(name)' is not a sweep that runs before this step")
                     }
                 }
                 steps.append(step)
@@ -89,9 +92,13 @@ struct ScenarioReader {
     }
 
     mutating func process(_ name: String, _ node: Node, _ path: String) -> ScenarioProcess? {
-        guard let map = self.reader.mapping(node, path, allowed: [
-            "command", "ready", "ready_timeout", "stop_signal", "stop_timeout", "watch",
-        ]) else { return nil }
+        guard
+            let map = self.reader.mapping(
+                node, path,
+                allowed: [
+                    "command", "ready", "ready_timeout", "stop_signal", "stop_timeout", "watch",
+                ])
+        else { return nil }
         guard let commandNode = map["command"] else {
             self.reader.report("\(path).command", node, "required: the command line to run")
             return nil
@@ -106,7 +113,8 @@ struct ScenarioReader {
             } else if text.hasPrefix("tcp://") {
                 let rest = String(text.dropFirst(6))
                 if let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
-                   (1...65535).contains(port) {
+                    (1...65535).contains(port)
+                {
                     readiness = .tcp(host: String(rest[..<colon]), port: port)
                 } else {
                     self.reader.report("\(path).ready", readyNode, "expected tcp://HOST:PORT, got '\(text)'")
@@ -114,13 +122,18 @@ struct ScenarioReader {
             } else if let seconds = NodeReader.parseDuration(text), seconds >= 0 {
                 readiness = .delay(seconds)
             } else {
-                self.reader.report("\(path).ready", readyNode,
-                                   "expected an http:// URL, tcp://HOST:PORT or a duration, got '\(text)'")
+                self.reader.report(
+                    "\(path).ready", readyNode,
+                    "expected an http:// URL, tcp://HOST:PORT or a duration, got '\(text)'")
             }
         }
         var process = ScenarioProcess(name: name, command: command, ready: readiness)
-        if let n = map["ready_timeout"], let v = self.reader.duration(n, "\(path).ready_timeout") { process.readyTimeout = v }
-        if let n = map["stop_timeout"], let v = self.reader.duration(n, "\(path).stop_timeout") { process.stopTimeout = v }
+        if let n = map["ready_timeout"], let v = self.reader.duration(n, "\(path).ready_timeout") {
+            process.readyTimeout = v
+        }
+        if let n = map["stop_timeout"], let v = self.reader.duration(n, "\(path).stop_timeout") {
+            process.stopTimeout = v
+        }
         if let n = map["stop_signal"], let v = self.signal(n, "\(path).stop_signal") { process.stopSignal = v }
         if let n = map["watch"], let v = self.reader.bool(n, "\(path).watch") { process.watch = v }
         return process
@@ -129,7 +142,8 @@ struct ScenarioReader {
     mutating func signal(_ node: Node, _ path: String) -> Int32? {
         guard let text = self.reader.string(node, path) else { return nil }
         guard let signal = Signals.parse(text) else {
-            self.reader.report(path, node, "unknown signal '\(text)'; use TERM, KILL, HUP, INT, USR1, USR2, STOP or CONT")
+            self.reader.report(
+                path, node, "unknown signal '\(text)'; use TERM, KILL, HUP, INT, USR1, USR2, STOP or CONT")
             return nil
         }
         return signal
@@ -149,7 +163,9 @@ struct ScenarioReader {
         for (name, item) in names {
             guard self.processNames.contains(name) else {
                 let hint = NodeReader.suggest(name, self.processNames).map { " (did you mean '\($0)'?)" } ?? ""
-                self.reader.report(path, item, "no process named '\(name)'\(hint); defined: \(self.processNames.joined(separator: ", "))")
+                self.reader.report(
+                    path, item,
+                    "no process named '\(name)'\(hint); defined: \(self.processNames.joined(separator: ", "))")
                 continue
             }
             out.append(name)
@@ -176,19 +192,22 @@ struct ScenarioReader {
         case "kill": return self.names(value, p).map { .kill($0) }
         case "signal":
             guard let m = self.reader.mapping(value, p, allowed: ["process", "signal"]),
-                  let processNode = m["process"], let signalNode = m["signal"] else {
+                let processNode = m["process"], let signalNode = m["signal"]
+            else {
                 self.reader.report(p, value, "expected {process: NAME, signal: HUP}")
                 return nil
             }
             guard let name = self.names(processNode, "\(p).process")?.first,
-                  let signal = self.signal(signalNode, "\(p).signal") else { return nil }
+                let signal = self.signal(signalNode, "\(p).signal")
+            else { return nil }
             return .signal(process: name, signal: signal)
         case "wait":
             return self.reader.duration(value, p).map { .wait($0) }
         case "run":
             if case .mapping = value {
                 guard let m = self.reader.mapping(value, p, allowed: ["command", "check"]),
-                      let c = m["command"], let command = self.reader.string(c, "\(p).command") else { return nil }
+                    let c = m["command"], let command = self.reader.string(c, "\(p).command")
+                else { return nil }
                 let check = m["check"].flatMap { self.reader.bool($0, "\(p).check") } ?? true
                 return .run(command: command, check: check)
             }
@@ -199,8 +218,9 @@ struct ScenarioReader {
             return self.sweep(value, p).map { .sweep($0) }
         case "compare":
             guard let m = self.reader.mapping(value, p, allowed: ["name", "baseline", "candidate"]),
-                  let b = m["baseline"].flatMap({ self.reader.string($0, "\(p).baseline") }),
-                  let c = m["candidate"].flatMap({ self.reader.string($0, "\(p).candidate") }) else {
+                let b = m["baseline"].flatMap({ self.reader.string($0, "\(p).baseline") }),
+                let c = m["candidate"].flatMap({ self.reader.string($0, "\(p).candidate") })
+            else {
                 self.reader.report(p, value, "expected {baseline: SWEEP, candidate: SWEEP, name: TEXT}")
                 return nil
             }
@@ -211,8 +231,10 @@ struct ScenarioReader {
         }
     }
 
-    static let loadKeys = ["name", "url", "connections", "rate", "keepalive", "duration", "requests", "method",
-                           "headers", "body", "timeout", "connect_timeout", "threads", "interval", "watch"]
+    static let loadKeys = [
+        "name", "url", "connections", "rate", "keepalive", "duration", "requests", "method",
+        "headers", "body", "timeout", "connect_timeout", "threads", "interval", "watch",
+    ]
 
     /// The options a load phase and a sweep share, as a `LoadSpec`.
     mutating func spec(_ map: [String: Node], _ path: String, node: Node) -> LoadSpec? {
@@ -243,13 +265,19 @@ struct ScenarioReader {
             spec.model = .open(ratePerSecond: Double(v))
         }
         spec.connections = (spec.model != .closed && !spec.keepAlive) ? 1000 : 64
-        if let n = map["connections"], let v = self.reader.int(n, "\(path).connections", 1...100_000) { spec.connections = v }
+        if let n = map["connections"], let v = self.reader.int(n, "\(path).connections", 1...100_000) {
+            spec.connections = v
+        }
         if let n = map["duration"], let v = self.reader.duration(n, "\(path).duration") { spec.duration = v }
-        if let n = map["requests"], let v = self.reader.int(n, "\(path).requests", 1...1_000_000_000) { spec.requests = v }
+        if let n = map["requests"], let v = self.reader.int(n, "\(path).requests", 1...1_000_000_000) {
+            spec.requests = v
+        }
         if let n = map["method"], let v = self.reader.string(n, "\(path).method") { spec.method = v.uppercased() }
         if let n = map["body"], let v = self.reader.scalar(n, "\(path).body") { spec.body = Array(v.utf8) }
         if let n = map["timeout"], let v = self.reader.duration(n, "\(path).timeout") { spec.responseTimeout = v }
-        if let n = map["connect_timeout"], let v = self.reader.duration(n, "\(path).connect_timeout") { spec.connectTimeout = v }
+        if let n = map["connect_timeout"], let v = self.reader.duration(n, "\(path).connect_timeout") {
+            spec.connectTimeout = v
+        }
         if let n = map["threads"], let v = self.reader.int(n, "\(path).threads", 1...256) { spec.threads = v }
         if let n = map["interval"], let v = self.reader.duration(n, "\(path).interval") { spec.interval = v }
         if let n = map["headers"], case .mapping(let headers) = n {
@@ -276,15 +304,20 @@ struct ScenarioReader {
             if case .sequence(let sequence) = faultsNode {
                 for (i, item) in sequence.enumerated() {
                     let p = "\(path).faults[\(i)]"
-                    guard case .mapping = item, let at = self.reader.mapping(item, p, allowed: Self.faultKeys + ["at"])?["at"] else {
+                    guard case .mapping = item,
+                        let at = self.reader.mapping(item, p, allowed: Self.faultKeys + ["at"])?["at"]
+                    else {
                         self.reader.report("\(p).at", item, "each fault needs 'at' (seconds into the phase)")
                         continue
                     }
-                    guard let seconds = NodeReader.parseDuration(self.reader.scalar(at, "\(p).at") ?? ""), seconds >= 0 else {
+                    guard let seconds = NodeReader.parseDuration(self.reader.scalar(at, "\(p).at") ?? ""), seconds >= 0
+                    else {
                         self.reader.report("\(p).at", at, "expected a time into the phase like 10s")
                         continue
                     }
-                    if let action = self.action(item, p, inFault: true) { faults.append(ScenarioFault(at: seconds, action: action)) }
+                    if let action = self.action(item, p, inFault: true) {
+                        faults.append(ScenarioFault(at: seconds, action: action))
+                    }
                 }
             } else {
                 self.reader.report("\(path).faults", faultsNode, "expected a list of {at: 10s, kill: NAME}")
@@ -293,15 +326,20 @@ struct ScenarioReader {
         guard let spec else { return nil }
         if let duration = spec.duration {
             for fault in faults where fault.at >= duration {
-                self.reader.report("\(path).faults", node, "a fault at \(BenchFormat.number(fault.at))s is after the phase ends (\(BenchFormat.number(duration))s)")
+                self.reader.report(
+                    "\(path).faults", node,
+                    "a fault at \(BenchFormat.number(fault.at))s is after the phase ends (\(BenchFormat.number(duration))s)"
+                )
             }
         }
-        return ScenarioLoad(name: name, spec: spec, watch: self.watch(map, path),
-                            faults: faults.sorted { $0.at < $1.at })
+        return ScenarioLoad(
+            name: name, spec: spec, watch: self.watch(map, path),
+            faults: faults.sorted { $0.at < $1.at })
     }
 
     mutating func sweep(_ node: Node, _ path: String) -> ScenarioSweep? {
-        let allowed = Self.loadKeys.filter { !["rate", "duration", "requests"].contains($0) }
+        let allowed =
+            Self.loadKeys.filter { !["rate", "duration", "requests"].contains($0) }
             + ["rates", "step_duration", "max_loss", "refine", "pause"]
         guard let map = self.reader.mapping(node, path, allowed: allowed) else { return nil }
         guard let name = map["name"].flatMap({ self.reader.string($0, "\(path).name") }) else {
@@ -316,9 +354,10 @@ struct ScenarioReader {
             }
         case let ratesNode?:
             if let m = self.reader.mapping(ratesNode, "\(path).rates", allowed: ["from", "to", "step"]),
-               let from = m["from"].flatMap({ self.reader.int($0, "\(path).rates.from", 1...10_000_000) }),
-               let to = m["to"].flatMap({ self.reader.int($0, "\(path).rates.to", 1...10_000_000) }),
-               let step = m["step"].flatMap({ self.reader.int($0, "\(path).rates.step", 1...10_000_000) }) {
+                let from = m["from"].flatMap({ self.reader.int($0, "\(path).rates.from", 1...10_000_000) }),
+                let to = m["to"].flatMap({ self.reader.int($0, "\(path).rates.to", 1...10_000_000) }),
+                let step = m["step"].flatMap({ self.reader.int($0, "\(path).rates.step", 1...10_000_000) })
+            {
                 rates = RateSweep.ladder(from: Double(from), to: Double(to), step: Double(step))
                 if rates.isEmpty { self.reader.report("\(path).rates", ratesNode, "'to' must not be below 'from'") }
             } else {
@@ -335,12 +374,15 @@ struct ScenarioReader {
         var sweep = ScenarioSweep(name: name, spec: spec, rates: rates, watch: self.watch(map, path))
         if let n = map["max_loss"], let text = self.reader.scalar(n, "\(path).max_loss") {
             let number = text.hasSuffix("%") ? String(text.dropLast()) : text
-            if let v = Double(number), v > 0, v <= 100 { sweep.maxLossPercent = v } else {
+            if let v = Double(number), v > 0, v <= 100 {
+                sweep.maxLossPercent = v
+            } else {
                 self.reader.report("\(path).max_loss", n, "expected a percentage like 1 or 0.5%, got '\(text)'")
             }
         }
         if let n = map["refine"], let v = self.reader.int(n, "\(path).refine", 0...10) { sweep.refine = v }
-        if let n = map["pause"], let v = NodeReader.parseDuration(self.reader.scalar(n, "\(path).pause") ?? ""), v >= 0 {
+        if let n = map["pause"], let v = NodeReader.parseDuration(self.reader.scalar(n, "\(path).pause") ?? ""), v >= 0
+        {
             sweep.pause = v
         }
         return sweep
@@ -351,10 +393,12 @@ extension String {
     /// Option names of `swiftvs bench http` as scenario keys, for problems found by `LoadSpec.problems()`.
     func replacingOptionNames() -> String {
         var out = self
-        for (option, key) in [("--connections", "connections"), ("--rate", "rate"), ("--duration", "duration"),
-                              ("--requests", "requests"), ("--connect-timeout", "connect_timeout"),
-                              ("--timeout", "timeout"), ("--threads", "threads"), ("--interval", "interval"),
-                              ("--method", "method"), ("--header", "headers")] {
+        for (option, key) in [
+            ("--connections", "connections"), ("--rate", "rate"), ("--duration", "duration"),
+            ("--requests", "requests"), ("--connect-timeout", "connect_timeout"),
+            ("--timeout", "timeout"), ("--threads", "threads"), ("--interval", "interval"),
+            ("--method", "method"), ("--header", "headers"),
+        ] {
             out = out.replacing(option, with: key)
         }
         return out

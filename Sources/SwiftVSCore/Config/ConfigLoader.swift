@@ -9,7 +9,8 @@ public enum ConfigLoader {
     /// Parses and validates; throws `ConfigError` with every problem found.
     public static func load(yaml: String, source: String = "config") throws(ConfigError) -> DirectorConfig {
         var reader = NodeReader()
-        let root = try NodeReader.compose(yaml, source: source, whenEmpty: "the file is empty; it needs a 'services' list")
+        let root = try NodeReader.compose(
+            yaml, source: source, whenEmpty: "the file is empty; it needs a 'services' list")
         let config = reader.director(root)
         guard reader.problems.isEmpty, let config else {
             throw ConfigError(source: source, problems: reader.problems)
@@ -67,13 +68,21 @@ extension NodeReader {
     // MARK: high availability
 
     mutating func ha(_ node: Node, _ path: String) -> HAConfig? {
-        guard let keys = self.mapping(node, path, allowed: [
-            "transport", "instances", "garp_repeat", "notify", "track_services", "track_scripts", "sync",
-        ]) else { return nil }
+        guard
+            let keys = self.mapping(
+                node, path,
+                allowed: [
+                    "transport", "instances", "garp_repeat", "notify", "track_services", "track_scripts", "sync",
+                ])
+        else { return nil }
         var transport = HAConfig.Transport.raw
         if let n = keys["transport"], let text = self.string(n, "\(path).transport") {
-            if let t = HAConfig.Transport(rawValue: text) { transport = t } else {
-                self.report("\(path).transport", n, "expected raw (IP protocol 112, as keepalived) or udp (SwiftVS only, unprivileged), got '\(text)'")
+            if let t = HAConfig.Transport(rawValue: text) {
+                transport = t
+            } else {
+                self.report(
+                    "\(path).transport", n,
+                    "expected raw (IP protocol 112, as keepalived) or udp (SwiftVS only, unprivileged), got '\(text)'")
             }
         }
         var instances: [VRRPInstanceConfig] = []
@@ -84,7 +93,9 @@ extension NodeReader {
                         self.report("\(path).instances[\(i)].name", item, "'\(instance.name)' is used twice")
                     }
                     if instances.contains(where: { $0.vrid == instance.vrid && $0.interface == instance.interface }) {
-                        self.report("\(path).instances[\(i)].vrid", item, "VRID \(instance.vrid) is used twice on one interface")
+                        self.report(
+                            "\(path).instances[\(i)].vrid", item, "VRID \(instance.vrid) is used twice on one interface"
+                        )
                     }
                     instances.append(instance)
                 }
@@ -104,13 +115,18 @@ extension NodeReader {
                 config.trackServices = on
             } else if let m = self.mapping(n, "\(path).track_services", allowed: ["weight"]) {
                 config.trackServices = true
-                if let w = m["weight"], let v = self.int(w, "\(path).track_services.weight", -254...254) { config.trackServicesWeight = v }
+                if let w = m["weight"], let v = self.int(w, "\(path).track_services.weight", -254...254) {
+                    config.trackServicesWeight = v
+                }
             }
         }
         if case .sequence(let list)? = keys["track_scripts"] {
             for (i, item) in list.enumerated() {
                 let p = "\(path).track_scripts[\(i)]"
-                guard let m = self.mapping(item, p, allowed: ["command", "interval", "timeout", "weight", "rise", "fall"]) else { continue }
+                guard
+                    let m = self.mapping(
+                        item, p, allowed: ["command", "interval", "timeout", "weight", "rise", "fall"])
+                else { continue }
                 guard let c = m["command"], let command = self.string(c, "\(p).command") else {
                     self.report("\(p).command", item, "required: the command to run")
                     continue
@@ -119,7 +135,11 @@ extension NodeReader {
                 if let n = m["interval"], let v = self.duration(n, "\(p).interval", max: 3600) { script.interval = v }
                 if let n = m["timeout"], let v = self.duration(n, "\(p).timeout", max: 3600) { script.timeout = v }
                 if let n = m["weight"] {
-                    if case .scalar(let s) = n, s.string == "fault" { script.weight = nil } else if let v = self.int(n, "\(p).weight", -254...254) { script.weight = v }
+                    if case .scalar(let s) = n, s.string == "fault" {
+                        script.weight = nil
+                    } else if let v = self.int(n, "\(p).weight", -254...254) {
+                        script.weight = v
+                    }
                 }
                 if let n = m["rise"], let v = self.int(n, "\(p).rise", 1...100) { script.rise = v }
                 if let n = m["fall"], let v = self.int(n, "\(p).fall", 1...100) { script.fall = v }
@@ -136,7 +156,9 @@ extension NodeReader {
                     if let e = self.endpoint(item, "\(path).sync.peers[\(i)]") { peers.append(e) }
                 }
             }
-            if let listen, !peers.isEmpty { config.sync = SyncConfig(listen: listen, peers: peers) } else {
+            if let listen, !peers.isEmpty {
+                config.sync = SyncConfig(listen: listen, peers: peers)
+            } else {
                 self.report("\(path).sync", n, "needs listen (HOST:PORT) and peers (a list of HOST:PORT)")
             }
         }
@@ -144,12 +166,20 @@ extension NodeReader {
     }
 
     mutating func vrrpInstance(_ node: Node, _ path: String, transport: HAConfig.Transport) -> VRRPInstanceConfig? {
-        guard let m = self.mapping(node, path, allowed: [
-            "name", "interface", "vrid", "priority", "advert_interval", "virtual_ips", "preempt", "preempt_delay",
-            "unicast_peers", "udp",
-        ]) else { return nil }
+        guard
+            let m = self.mapping(
+                node, path,
+                allowed: [
+                    "name", "interface", "vrid", "priority", "advert_interval", "virtual_ips", "preempt",
+                    "preempt_delay",
+                    "unicast_peers", "udp",
+                ])
+        else { return nil }
         guard let vridNode = m["vrid"], let vrid = self.int(vridNode, "\(path).vrid", 1...255) else {
-            if m["vrid"] == nil { self.report("\(path).vrid", node, "required: the virtual router ID, 1...255, the same on both directors") }
+            if m["vrid"] == nil {
+                self.report(
+                    "\(path).vrid", node, "required: the virtual router ID, 1...255, the same on both directors")
+            }
             return nil
         }
         let name = m["name"].flatMap { self.string($0, "\(path).name") } ?? "vrid\(vrid)"
@@ -157,20 +187,28 @@ extension NodeReader {
         if let n = m["interface"], let v = self.string(n, "\(path).interface") { instance.interface = v }
         if let n = m["priority"], let v = self.int(n, "\(path).priority", 1...255) { instance.priority = v }
         if let n = m["advert_interval"], let v = self.duration(n, "\(path).advert_interval", max: 40.95) {
-            if v < 0.01 { self.report("\(path).advert_interval", n, "must be at least 10ms (VRRPv3 counts centiseconds)") }
+            if v < 0.01 {
+                self.report("\(path).advert_interval", n, "must be at least 10ms (VRRPv3 counts centiseconds)")
+            }
             instance.advertInterval = v
         }
         if let n = m["preempt"], let v = self.bool(n, "\(path).preempt") { instance.preempt = v }
         if let n = m["preempt_delay"], let text = self.scalar(n, "\(path).preempt_delay") {
-            if let v = NodeReader.parseDuration(text), v >= 0, v <= 3600 { instance.preemptDelay = v } else {
+            if let v = NodeReader.parseDuration(text), v >= 0, v <= 3600 {
+                instance.preemptDelay = v
+            } else {
                 self.report("\(path).preempt_delay", n, "expected a duration 0...1h, got '\(text)'")
             }
         }
         if case .sequence(let list)? = m["virtual_ips"] {
             for (i, item) in list.enumerated() {
                 guard let text = self.string(item, "\(path).virtual_ips[\(i)]") else { continue }
-                if let vip = VirtualIP(parsing: text) { instance.virtualIPs.append(vip) } else {
-                    self.report("\(path).virtual_ips[\(i)]", item, "expected an IPv4 address with an optional prefix, like 10.0.0.100/24, got '\(text)'")
+                if let vip = VirtualIP(parsing: text) {
+                    instance.virtualIPs.append(vip)
+                } else {
+                    self.report(
+                        "\(path).virtual_ips[\(i)]", item,
+                        "expected an IPv4 address with an optional prefix, like 10.0.0.100/24, got '\(text)'")
                 }
             }
         } else if let n = m["virtual_ips"] {
@@ -179,7 +217,9 @@ extension NodeReader {
         if case .sequence(let list)? = m["unicast_peers"] {
             for (i, item) in list.enumerated() {
                 if let text = self.string(item, "\(path).unicast_peers[\(i)]") {
-                    if let e = try? Endpoint(host: text, port: 0), !e.isIPv6 { instance.unicastPeers.append(e) } else {
+                    if let e = try? Endpoint(host: text, port: 0), !e.isIPv6 {
+                        instance.unicastPeers.append(e)
+                    } else {
                         self.report("\(path).unicast_peers[\(i)]", item, "expected an IPv4 address, got '\(text)'")
                     }
                 }
@@ -188,12 +228,16 @@ extension NodeReader {
         if let n = m["udp"], let u = self.mapping(n, "\(path).udp", allowed: ["listen", "peers"]) {
             instance.udpListen = u["listen"].flatMap { self.endpoint($0, "\(path).udp.listen") }
             if case .sequence(let list)? = u["peers"] {
-                for (i, item) in list.enumerated() { if let e = self.endpoint(item, "\(path).udp.peers[\(i)]") { instance.udpPeers.append(e) } }
+                for (i, item) in list.enumerated() {
+                    if let e = self.endpoint(item, "\(path).udp.peers[\(i)]") { instance.udpPeers.append(e) }
+                }
             }
         }
         switch transport {
         case .raw where instance.interface == nil:
-            self.report("\(path).interface", node, "required with the raw transport: the interface to speak VRRP on (e.g. eth0)")
+            self.report(
+                "\(path).interface", node, "required with the raw transport: the interface to speak VRRP on (e.g. eth0)"
+            )
         case .udp where instance.udpListen == nil || instance.udpPeers.isEmpty:
             self.report("\(path).udp", node, "required with the udp transport: {listen: HOST:PORT, peers: [HOST:PORT]}")
         default:
@@ -228,12 +272,14 @@ extension NodeReader {
         for (position, service) in services.enumerated() {
             let path = "services[\(position)]"
             if let first = names[service.name] {
-                self.report("\(path).name", nodes[position], "'\(service.name)' is already the name of services[\(first)]")
+                self.report(
+                    "\(path).name", nodes[position], "'\(service.name)' is already the name of services[\(first)]")
             } else {
                 names[service.name] = position
             }
             if let other = listens[service.listen] {
-                self.report("\(path).listen", nodes[position], "\(service.listen) is already used by service '\(other)'")
+                self.report(
+                    "\(path).listen", nodes[position], "\(service.listen) is already used by service '\(other)'")
             } else {
                 listens[service.listen] = service.name
             }
@@ -303,7 +349,9 @@ extension NodeReader {
         if let node = keys["forwarded_for"], let value = self.bool(node, "\(path).forwarded_for") {
             service.forwardedFor = value
         }
-        if let node = keys["max_idle_per_server"], let value = self.int(node, "\(path).max_idle_per_server", 0...100_000) {
+        if let node = keys["max_idle_per_server"],
+            let value = self.int(node, "\(path).max_idle_per_server", 0...100_000)
+        {
             service.maxIdlePerServer = value
         }
         if let node = keys["health"] {
@@ -314,18 +362,21 @@ extension NodeReader {
             if service.proto == .tcp {
                 self.report("\(path).ejection", node, "applies to http services only; this one is tcp")
             } else if keys["health"] == nil {
-                self.report("\(path).ejection", node,
-                            "needs health: an ejected server comes back only through the active health checks")
+                self.report(
+                    "\(path).ejection", node,
+                    "needs health: an ejected server comes back only through the active health checks")
             }
         }
         if let node = keys["quorum"], let value = self.int(node, "\(path).quorum", 0...16_777_216) {
             service.quorum = value
         }
         if let node = keys["quorum_hysteresis"],
-           let value = self.int(node, "\(path).quorum_hysteresis", 0...16_777_216) {
+            let value = self.int(node, "\(path).quorum_hysteresis", 0...16_777_216)
+        {
             service.quorumHysteresis = value
             if value > service.quorum {
-                self.report("\(path).quorum_hysteresis", node, "must not exceed quorum (\(service.quorum)), got \(value)")
+                self.report(
+                    "\(path).quorum_hysteresis", node, "must not exceed quorum (\(service.quorum)), got \(value)")
             }
         }
         if let node = keys["sorry"] {
@@ -364,8 +415,9 @@ extension NodeReader {
         if let n = keys["interval"], let v = self.duration(n, "\(path).interval", max: 3600) { config.interval = v }
         if let n = keys["timeout"], let v = self.duration(n, "\(path).timeout", max: 3600) { config.timeout = v }
         if config.timeout > config.interval {
-            self.report("\(path).timeout", keys["timeout"] ?? node,
-                        "must not exceed interval (\(config.interval)s), got \(config.timeout)s")
+            self.report(
+                "\(path).timeout", keys["timeout"] ?? node,
+                "must not exceed interval (\(config.interval)s), got \(config.timeout)s")
         }
         if let n = keys["rise"], let v = self.int(n, "\(path).rise", 1...100) { config.rise = v }
         if let n = keys["fall"], let v = self.int(n, "\(path).fall", 1...100) { config.fall = v }
@@ -374,7 +426,8 @@ extension NodeReader {
             if let share, share >= 0, share <= 0.5 {
                 config.jitter = share
             } else {
-                self.report("\(path).jitter", n, "expected a share of the interval from 0 to 0.5 (or 0% to 50%), got '\(text)'")
+                self.report(
+                    "\(path).jitter", n, "expected a share of the interval from 0 to 0.5 (or 0% to 50%), got '\(text)'")
             }
         }
         if let n = keys["alpha"], let v = self.bool(n, "\(path).alpha") { config.alpha = v }
@@ -384,7 +437,11 @@ extension NodeReader {
             self.report("\(path).\(key)", keys[key], "applies to check: http only; this check is \(kind.rawValue)")
         }
         if let n = keys["path"], let v = self.string(n, "\(path).path") {
-            if v.hasPrefix("/") { config.path = v } else { self.report("\(path).path", n, "must start with /, got '\(v)'") }
+            if v.hasPrefix("/") {
+                config.path = v
+            } else {
+                self.report("\(path).path", n, "must start with /, got '\(v)'")
+            }
         }
         if let n = keys["host"], let v = self.string(n, "\(path).host") { config.host = v }
         if let n = keys["expect_status"] { config.expectStatus = self.statusRanges(n, "\(path).expect_status") }
@@ -393,7 +450,8 @@ extension NodeReader {
             if hex.count == 32, hex.allSatisfy({ $0.isHexDigit }) {
                 config.digest = hex
             } else {
-                self.report("\(path).digest", n, "expected an MD5 digest, 32 hex digits (md5sum prints one), got '\(v)'")
+                self.report(
+                    "\(path).digest", n, "expected an MD5 digest, 32 hex digits (md5sum prints one), got '\(v)'")
             }
         }
         if let n = keys["regex"], let v = self.string(n, "\(path).regex") {
@@ -405,7 +463,9 @@ extension NodeReader {
             }
         }
         if let n = keys["command"], let v = self.string(n, "\(path).command") {
-            if kind == .exec { config.command = v } else {
+            if kind == .exec {
+                config.command = v
+            } else {
                 self.report("\(path).command", n, "applies to check: exec only; this check is \(kind.rawValue)")
             }
         }
@@ -472,7 +532,8 @@ extension NodeReader {
             }
         }
         if (flags.fallback || flags.port) && scheduler != .sh && scheduler != .mh {
-            self.report(path, node, "fallback and port apply to the sh and mh schedulers only, not \(scheduler.rawValue)")
+            self.report(
+                path, node, "fallback and port apply to the sh and mh schedulers only, not \(scheduler.rawValue)")
         }
         return flags
     }
@@ -486,8 +547,10 @@ extension NodeReader {
             case "destination": key = .destination
             case "path": key = .path
             default:
-                self.report(path, node, "'\(scalar.string)' is not a hash key; use source, destination, path, "
-                    + "{query: NAME}, {header: NAME} or {cookie: NAME}")
+                self.report(
+                    path, node,
+                    "'\(scalar.string)' is not a hash key; use source, destination, path, "
+                        + "{query: NAME}, {header: NAME} or {cookie: NAME}")
             }
         case .mapping:
             guard let keys = self.mapping(node, path, allowed: ["query", "header", "cookie"]) else { return nil }
@@ -625,13 +688,16 @@ extension NodeReader {
             }
             seen[address] = index
             var server = RealServerConfig(address: address)
-            if let n = keys["weight"], let v = self.int(n, "\(itemPath).weight", RealServerConfig.weights) { server.weight = v }
+            if let n = keys["weight"], let v = self.int(n, "\(itemPath).weight", RealServerConfig.weights) {
+                server.weight = v
+            }
             if let n = keys["upper"], let v = self.int(n, "\(itemPath).upper", 0...1_000_000) { server.upper = v }
             if let n = keys["lower"], let v = self.int(n, "\(itemPath).lower", 0...1_000_000) { server.lower = v }
             if server.lower > 0 && server.upper == 0 {
                 self.report("\(itemPath).lower", keys["lower"], "lower needs upper: it is where a full server reopens")
             } else if server.upper > 0 && server.lower >= server.upper {
-                self.report("\(itemPath).lower", keys["lower"], "must be below upper (\(server.upper)), got \(server.lower)")
+                self.report(
+                    "\(itemPath).lower", keys["lower"], "must be below upper (\(server.upper)), got \(server.lower)")
             }
             out.append(server)
         }

@@ -94,8 +94,10 @@ public struct TimeoutsConfig: Sendable, Equatable {
     /// as a head is by `headerRead`. Default 60 s, then 408 (or a close, if the response has begun).
     public var body: Double = 60
 
-    public init(connect: Double = 3, headerRead: Double = 10, idle: Double = 60, server: Double = 60,
-                body: Double = 60) {
+    public init(
+        connect: Double = 3, headerRead: Double = 10, idle: Double = 60, server: Double = 60,
+        body: Double = 60
+    ) {
         self.connect = connect
         self.headerRead = headerRead
         self.idle = idle

@@ -62,8 +62,9 @@ public struct StatusRange: Sendable, Equatable, CustomStringConvertible {
     public init?(parsing text: String) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2,
-              let low = Int(parts[0].trimmingSpaces()), let high = Int(parts[parts.count - 1].trimmingSpaces()),
-              (100...599).contains(low), (100...599).contains(high), low <= high else { return nil }
+            let low = Int(parts[0].trimmingSpaces()), let high = Int(parts[parts.count - 1].trimmingSpaces()),
+            (100...599).contains(low), (100...599).contains(high), low <= high
+        else { return nil }
         self.init(low, high)
     }
 }

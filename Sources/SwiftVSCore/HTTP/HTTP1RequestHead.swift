@@ -56,7 +56,9 @@ public struct HTTP1RequestHead: Sendable, Equatable {
         let methodLength = i
         var head = HTTP1RequestHead(length: count, isHEAD: false, idempotent: false, close: false, connectionLine: nil)
         switch methodLength {
-        case 3: head.idempotent = HTTPResponseScanner.equalsExact(b, 0, "GET") || HTTPResponseScanner.equalsExact(b, 0, "PUT")
+        case 3:
+            head.idempotent =
+                HTTPResponseScanner.equalsExact(b, 0, "GET") || HTTPResponseScanner.equalsExact(b, 0, "PUT")
         case 4:
             head.isHEAD = HTTPResponseScanner.equalsExact(b, 0, "HEAD")
             head.idempotent = head.isHEAD
@@ -72,7 +74,8 @@ public struct HTTP1RequestHead: Sendable, Equatable {
         guard i < count, b[i] == 0x2F else { return nil }
         while i < count, b[i] > 0x20, b[i] != 0x7F { i += 1 }
         guard i > targetStart, i + 11 <= count, b[i] == 0x20, HTTPResponseScanner.equalsExact(b, i + 1, "HTTP/1.1"),
-              b[i + 9] == 0x0D, b[i + 10] == 0x0A else { return nil }
+            b[i + 9] == 0x0D, b[i + 10] == 0x0A
+        else { return nil }
         i += 11
         var headers = 0
         var hasHost = false
@@ -97,13 +100,16 @@ public struct HTTP1RequestHead: Sendable, Equatable {
                 guard !hasHost else { return nil }  // two Hosts: the full parser answers 400
                 hasHost = true
             case 6 where HTTPResponseScanner.equalsLower(b, lineStart, "expect"): return nil
-            case 7 where HTTPResponseScanner.equalsLower(b, lineStart, "upgrade")
-                || HTTPResponseScanner.equalsLower(b, lineStart, "trailer"): return nil
+            case 7
+            where HTTPResponseScanner.equalsLower(b, lineStart, "upgrade")
+                || HTTPResponseScanner.equalsLower(b, lineStart, "trailer"):
+                return nil
             case 10 where HTTPResponseScanner.equalsLower(b, lineStart, "connection"):
                 guard head.connectionLine == nil else { return nil }
                 if valueEnd - valueStart == 5 && HTTPResponseScanner.equalsLower(b, valueStart, "close") {
                     head.close = true
-                } else if !(valueEnd - valueStart == 10 && HTTPResponseScanner.equalsLower(b, valueStart, "keep-alive")) {
+                } else if !(valueEnd - valueStart == 10 && HTTPResponseScanner.equalsLower(b, valueStart, "keep-alive"))
+                {
                     return nil
                 }
                 head.connectionLine = lineStart..<i

@@ -126,7 +126,8 @@ public struct HTTPResponseScanner: Sendable {
     mutating func parseHead(_ head: UnsafeRawBufferPointer) -> String? {
         // "HTTP/1.1 200 ..."
         guard head.count >= 16, head[0] == 0x48, head[1] == 0x54, head[2] == 0x54, head[3] == 0x50, head[4] == 0x2F,
-              head[5] == 0x31, head[6] == 0x2E else {
+            head[5] == 0x31, head[6] == 0x2E
+        else {
             return "not an HTTP/1.x status line"
         }
         let minor = head[7]
@@ -155,7 +156,8 @@ public struct HTTPResponseScanner: Sendable {
             while colon < lineEnd && head[colon] != 0x3A { colon += 1 }
             if self.collectsHopLines {
                 guard colon < lineEnd, colon > lineStart,
-                      (lineStart..<colon).allSatisfy({ RequestTokens.isTokenByte(head[$0]) }) else {
+                    (lineStart..<colon).allSatisfy({ RequestTokens.isTokenByte(head[$0]) })
+                else {
                     return "bad header line"
                 }
                 guard Self.endsWithCRLF(head, lineEnd) else { return "header line not ended by CRLF" }
@@ -171,7 +173,9 @@ public struct HTTPResponseScanner: Sendable {
                 var valueStart = colon + 1
                 while valueStart < lineEnd && (head[valueStart] == 0x20 || head[valueStart] == 0x09) { valueStart += 1 }
                 var valueEnd = lineEnd
-                while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+                while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) {
+                    valueEnd -= 1
+                }
                 if nameLength == 14 && Self.equalsLower(head, lineStart, "content-length") {
                     var value = 0
                     guard valueEnd > valueStart else { return "empty Content-Length" }
@@ -187,7 +191,9 @@ public struct HTTPResponseScanner: Sendable {
                     chunked = Self.containsLower(head, valueStart, valueEnd, "chunked")
                 } else if nameLength == 10 && Self.equalsLower(head, lineStart, "connection") {
                     if Self.containsLower(head, valueStart, valueEnd, "close") { self.keepAlive = false }
-                    if Self.containsLower(head, valueStart, valueEnd, "keep-alive") && minor == 0x30 { self.keepAlive = true }
+                    if Self.containsLower(head, valueStart, valueEnd, "keep-alive") && minor == 0x30 {
+                        self.keepAlive = true
+                    }
                 }
             }
             lineStart = Self.nextLine(head, from: lineEnd)
@@ -213,8 +219,10 @@ public struct HTTPResponseScanner: Sendable {
 
     /// Whether the header line at `start` (name `length` bytes) is hop-by-hop; Connection's other tokens go to
     /// `named`.
-    static func isHop(_ b: UnsafeRawBufferPointer, _ start: Int, _ length: Int, _ end: Int,
-                      _ named: inout [Range<Int>]) -> Bool {
+    static func isHop(
+        _ b: UnsafeRawBufferPointer, _ start: Int, _ length: Int, _ end: Int,
+        _ named: inout [Range<Int>]
+    ) -> Bool {
         switch length {
         case 2: return Self.equalsLower(b, start, "te")
         case 7: return Self.equalsLower(b, start, "trailer") || Self.equalsLower(b, start, "upgrade")
@@ -230,7 +238,8 @@ public struct HTTPResponseScanner: Sendable {
     }
 
     /// Connection's tokens other than `close` and `keep-alive`: more headers that stay on this hop.
-    static func otherTokens(_ b: UnsafeRawBufferPointer, from start: Int, to end: Int, into tokens: inout [Range<Int>]) {
+    static func otherTokens(_ b: UnsafeRawBufferPointer, from start: Int, to end: Int, into tokens: inout [Range<Int>])
+    {
         var i = start
         while i < end {
             while i < end, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x2C { i += 1 }
@@ -238,7 +247,8 @@ public struct HTTPResponseScanner: Sendable {
             while i < end, RequestTokens.isTokenByte(b[i]) { i += 1 }
             let length = i - tokenStart
             if length > 0, !(length == 5 && Self.equalsLower(b, tokenStart, "close")),
-               !(length == 10 && Self.equalsLower(b, tokenStart, "keep-alive")) {
+                !(length == 10 && Self.equalsLower(b, tokenStart, "keep-alive"))
+            {
                 tokens.append(tokenStart..<i)
             }
             while i < end, b[i] != 0x2C { i += 1 }
@@ -254,7 +264,8 @@ public struct HTTPResponseScanner: Sendable {
             let name = lineStart..<i
             i = Self.nextLine(b, from: i)
             if !self.hopLines.contains(where: { $0.lowerBound == lineStart }),
-               named.contains(where: { Self.sameName(b, $0, name) }) {
+                named.contains(where: { Self.sameName(b, $0, name) })
+            {
                 self.hopLines.append(lineStart..<i)
             }
         }

@@ -86,7 +86,8 @@ public struct HealthTracker: Sendable, Equatable {
         case (.up, false):
             self.streak += 1
             guard self.streak >= self.fall else { return nil }
-            return self.change(to: .down, reason: "check failed \(self.streak)/\(self.fall): \(result.detail)", now: now)
+            return self.change(
+                to: .down, reason: "check failed \(self.streak)/\(self.fall): \(result.detail)", now: now)
         case (.down, true):
             self.streak += 1
             guard self.streak >= self.rise else { return nil }

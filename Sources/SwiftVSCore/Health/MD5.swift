@@ -71,7 +71,8 @@ public struct MD5: Sendable {
     private mutating func block(_ chunk: [UInt8]) {
         var m = [UInt32](repeating: 0, count: 16)
         for i in 0..<16 {
-            m[i] = UInt32(chunk[i * 4]) | UInt32(chunk[i * 4 + 1]) << 8 | UInt32(chunk[i * 4 + 2]) << 16
+            m[i] =
+                UInt32(chunk[i * 4]) | UInt32(chunk[i * 4 + 1]) << 8 | UInt32(chunk[i * 4 + 2]) << 16
                 | UInt32(chunk[i * 4 + 3]) << 24
         }
         var (a, b, c, d) = self.state

@@ -71,7 +71,9 @@ public struct Rotation: Sendable, Equatable {
     }
 
     /// Updates `quorum` with the members' healthy weight and decides the rotation.
-    public static func plan(_ members: [PoolMember], quorum: inout Quorum, hasSorry: Bool) -> (Rotation, quorumChanged: Bool?) {
+    public static func plan(
+        _ members: [PoolMember], quorum: inout Quorum, hasSorry: Bool
+    ) -> (Rotation, quorumChanged: Bool?) {
         let live = members.filter(\.inRotation)
         let weight = live.reduce(0) { $0 + $1.weight }
         let changed = quorum.update(healthyWeight: weight)

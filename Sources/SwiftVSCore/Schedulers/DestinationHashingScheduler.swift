@@ -20,7 +20,9 @@ public struct DestinationHashingScheduler: SchedulerAlgorithm {
         Int((key &* 2_654_435_761) & UInt32(Self.size - 1))
     }
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         let index = self.buckets[Self.bucket(input.key)]
         guard index >= 0 else { return nil }
         if servers[index].isAvailable { return index }

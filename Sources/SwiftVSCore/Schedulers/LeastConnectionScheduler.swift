@@ -2,7 +2,9 @@
 public struct LeastConnectionScheduler: SchedulerAlgorithm {
     public init(servers: [RealServer], flags: SchedulerFlags) {}
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         var least: Int?
         var leastOverhead = Int.max
         for index in servers.indices where servers[index].isAvailable {

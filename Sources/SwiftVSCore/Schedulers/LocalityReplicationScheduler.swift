@@ -38,7 +38,9 @@ public struct LocalityReplicationScheduler: SchedulerAlgorithm {
     /// The ids of the servers in `key`'s set.
     public func members(of key: UInt32) -> [Int] { self.entries[key]?.members ?? [] }
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         guard var entry = self.entries[input.key] else {
             guard let chosen = leastWeightedOverhead(servers) else { return nil }
             if self.entries.count >= LocalityScheduler.capacity {
@@ -52,7 +54,8 @@ public struct LocalityReplicationScheduler: SchedulerAlgorithm {
         let present = entry.members.lazy.compactMap { indexOfID[$0] }
         let least = Self.least(present, servers)
         if entry.members.count > 1 && input.now - entry.lastModified > self.expiration,
-           let most = Self.most(present, servers) {
+            let most = Self.most(present, servers)
+        {
             let mostID = servers[most].id
             entry.members.removeAll { $0 == mostID }
             entry.lastModified = input.now
@@ -86,7 +89,8 @@ public struct LocalityReplicationScheduler: SchedulerAlgorithm {
             if first == nil { first = index }
             guard servers[index].weight > 0 else { continue }
             if let current = most {
-                if servers[current].overhead * servers[index].weight < servers[index].overhead * servers[current].weight {
+                if servers[current].overhead * servers[index].weight < servers[index].overhead * servers[current].weight
+                {
                     most = index
                 }
             } else {

@@ -34,9 +34,12 @@ public struct LocalityScheduler: SchedulerAlgorithm {
         self.entries = old.entries
     }
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         if var entry = self.entries[input.key], input.now - entry.lastUse <= self.expiration,
-           let index = self.indexOfID[entry.server] {
+            let index = self.indexOfID[entry.server]
+        {
             entry.lastUse = input.now
             self.entries[input.key] = entry
             if servers[index].isAvailable && !isLocalityOverloaded(index, servers) {

@@ -89,7 +89,9 @@ public struct MaglevScheduler: SchedulerAlgorithm {
         Int(KeyHash.mix(key &+ offset &* 0x9E37_79B9) % UInt32(self.table.count))
     }
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         guard !self.table.isEmpty else { return nil }
         let index = self.table[self.slot(input.key, offset: 0)]
         guard index >= 0 else { return nil }

@@ -6,7 +6,9 @@ public struct NeverQueueScheduler: SchedulerAlgorithm {
         self.sed = ShortestExpectedDelayScheduler(servers: servers, flags: flags)
     }
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         for index in servers.indices where servers[index].isAvailable && servers[index].active == 0 {
             return index
         }

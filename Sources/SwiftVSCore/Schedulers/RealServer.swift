@@ -101,8 +101,10 @@ public struct RealServer: Sendable {
     public let lower: Int
     public let counters: ServerCounters
 
-    public init(id: Int, endpoint: Endpoint, weight: Int, upper: Int = 0, lower: Int = 0,
-                counters: ServerCounters = .init(), inRotation: Bool = true) {
+    public init(
+        id: Int, endpoint: Endpoint, weight: Int, upper: Int = 0, lower: Int = 0,
+        counters: ServerCounters = .init(), inRotation: Bool = true
+    ) {
         self.id = id
         self.endpoint = endpoint
         self.configuredWeight = weight

@@ -16,7 +16,9 @@ public struct RoundRobinScheduler: SchedulerAlgorithm {
         }
     }
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         let count = servers.count
         guard count > 0 else { return nil }
         var index = self.last

@@ -58,7 +58,9 @@ public enum Scheduler: Sendable {
         }
     }
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         switch self {
         case .rr(var s): defer { self = .rr(s) }; return s.pick(servers, input, &random)
         case .wrr(var s): defer { self = .wrr(s) }; return s.pick(servers, input, &random)

@@ -56,7 +56,8 @@ public struct SchedulingState: Sendable {
     ) -> RealServer? {
         if let client, self.persistence != nil {
             if let id = self.persistence!.lookup(client, now: input.now),
-               let server = self.servers.first(where: { $0.id == id }), server.inRotation, !excluding.contains(id) {
+                let server = self.servers.first(where: { $0.id == id }), server.inRotation, !excluding.contains(id)
+            {
                 return server
             }
         }

@@ -33,7 +33,9 @@ public struct SourceHashingScheduler: SchedulerAlgorithm {
         (offset + Int(KeyHash.hash32(key, bits: Self.bits))) % Self.size
     }
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         let first = Self.bucket(input.key, offset: 0)
         let index = self.buckets[first]
         guard index >= 0 else { return nil }

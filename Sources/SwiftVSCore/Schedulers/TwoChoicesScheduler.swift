@@ -3,7 +3,9 @@
 public struct TwoChoicesScheduler: SchedulerAlgorithm {
     public init(servers: [RealServer], flags: SchedulerFlags) {}
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         var totalWeight = 0
         for server in servers where server.isAvailable {
             totalWeight += server.weight

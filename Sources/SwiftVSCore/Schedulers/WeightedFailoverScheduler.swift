@@ -3,7 +3,9 @@
 public struct WeightedFailoverScheduler: SchedulerAlgorithm {
     public init(servers: [RealServer], flags: SchedulerFlags) {}
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         var best: Int?
         for index in servers.indices where servers[index].isAvailable {
             if best == nil || servers[index].weight > servers[best!].weight {

@@ -2,7 +2,9 @@
 public struct WeightedOverflowScheduler: SchedulerAlgorithm {
     public init(servers: [RealServer], flags: SchedulerFlags) {}
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         var best: Int?
         for index in servers.indices {
             let server = servers[index]

@@ -31,7 +31,9 @@ public struct WeightedRoundRobinScheduler: SchedulerAlgorithm {
         return a
     }
 
-    public mutating func pick<R: RandomNumberGenerator>(_ servers: [RealServer], _ input: PickInput, _ random: inout R) -> Int? {
+    public mutating func pick<R: RandomNumberGenerator>(
+        _ servers: [RealServer], _ input: PickInput, _ random: inout R
+    ) -> Int? {
         let count = servers.count
         guard count > 0, self.maxWeight > 0 else { return nil }
         // A full cycle visits every server at every weight level; past that nothing is available.

@@ -27,8 +27,10 @@ public struct VRRPAdvert: Sendable, Equatable {
 
     /// The message with its checksum, for a packet from `source` to `destination` (both IPv4, 4 bytes).
     public func encode(source: [UInt8], destination: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = [0x31, self.vrid, self.priority, UInt8(self.addresses.count),
-                            UInt8((self.maxAdvertInterval >> 8) & 0x0F), UInt8(self.maxAdvertInterval & 0xFF), 0, 0]
+        var out: [UInt8] = [
+            0x31, self.vrid, self.priority, UInt8(self.addresses.count),
+            UInt8((self.maxAdvertInterval >> 8) & 0x0F), UInt8(self.maxAdvertInterval & 0xFF), 0, 0,
+        ]
         for address in self.addresses { out += address }
         let sum = Self.checksum(pseudoHeader(source: source, destination: destination, length: out.count) + out)
         out[6] = UInt8(sum >> 8)
@@ -70,7 +72,8 @@ public struct VRRPAdvert: Sendable, Equatable {
             case .notIPv4: return "not IPv4"
             case .wrongProtocol(let p): return "IP protocol \(p), not 112"
             case .ttl(let ttl): return "TTL \(ttl), not 255 (RFC 5798 §7.1: it did not come from this link)"
-            case .version(let v): return "VRRP version \(v); this instance speaks version 3 (keepalived: vrrp_version 3)"
+            case .version(let v):
+                return "VRRP version \(v); this instance speaks version 3 (keepalived: vrrp_version 3)"
             case .type(let t): return "VRRP type \(t), not 1 (advertisement)"
             case .length(let expected, let got): return "length \(got) does not match \(expected) for its address count"
             case .checksum: return "bad checksum (VRRPv3 sums an IPv4 pseudo-header first)"
@@ -95,17 +98,23 @@ public struct VRRPAdvert: Sendable, Equatable {
     }
 
     /// Decodes the VRRP message alone (the UDP transport carries no IP header; its sender is the pseudo-header's).
-    public static func decode(message: [UInt8], source: [UInt8], destination: [UInt8]) -> Result<VRRPAdvert, DecodeError> {
+    public static func decode(
+        message: [UInt8], source: [UInt8], destination: [UInt8]
+    ) -> Result<VRRPAdvert, DecodeError> {
         guard message.count >= 8 else { return .failure(.tooShort(message.count)) }
         guard message[0] >> 4 == 3 else { return .failure(.version(message[0] >> 4)) }
         guard message[0] & 0x0F == 1 else { return .failure(.type(message[0] & 0x0F)) }
         let count = Int(message[3])
-        guard message.count == 8 + 4 * count else { return .failure(.length(expected: 8 + 4 * count, got: message.count)) }
-        let pseudo = source + destination + [0, Self.ipProtocol, UInt8(message.count >> 8), UInt8(message.count & 0xFF)]
+        guard message.count == 8 + 4 * count else {
+            return .failure(.length(expected: 8 + 4 * count, got: message.count))
+        }
+        let pseudo =
+            source + destination + [0, Self.ipProtocol, UInt8(message.count >> 8), UInt8(message.count & 0xFF)]
         guard Self.checksum(pseudo + message) == 0 else { return .failure(.checksum) }
         let interval = UInt16(message[4] & 0x0F) << 8 | UInt16(message[5])
         guard interval > 0 else { return .failure(.interval) }
         let addresses = (0..<count).map { Array(message[8 + 4 * $0..<12 + 4 * $0]) }
-        return .success(VRRPAdvert(vrid: message[1], priority: message[2], maxAdvertInterval: interval, addresses: addresses))
+        return .success(
+            VRRPAdvert(vrid: message[1], priority: message[2], maxAdvertInterval: interval, addresses: addresses))
     }
 }

@@ -77,8 +77,10 @@ public struct VRRPStateMachine: Sendable {
     /// master, it still holds the addresses until our advert reaches it.
     var otherMasterSeen: UInt64?
 
-    public init(vrid: UInt8, priority: UInt8, advertInterval: UInt16, preempt: Bool = true, preemptDelay: UInt64 = 0,
-                primaryAddress: [UInt8]) {
+    public init(
+        vrid: UInt8, priority: UInt8, advertInterval: UInt16, preempt: Bool = true, preemptDelay: UInt64 = 0,
+        primaryAddress: [UInt8]
+    ) {
         self.vrid = vrid
         self.basePriority = priority
         self.priority = priority
@@ -201,14 +203,18 @@ public struct VRRPStateMachine: Sendable {
                 self.deadline = now + self.advertNanoseconds
                 return [.sendAdvert(priority: self.priority)]
             }
-            let higher = advert.priority > self.priority
+            let higher =
+                advert.priority > self.priority
                 || (advert.priority == self.priority && Self.compare(from, self.primaryAddress) > 0)
             guard higher else { return [] }
             self.masterAdvertInterval = advert.maxAdvertInterval
             self.deadline = now + self.masterDownInterval
             self.masterAddress = from
-            return [.releaseAddresses] + self.move(
-                to: .backup, "advertisement from \(Self.format(from)) with priority \(advert.priority) over our \(self.priority)")
+            return [.releaseAddresses]
+                + self.move(
+                    to: .backup,
+                    "advertisement from \(Self.format(from)) with priority \(advert.priority) over our \(self.priority)"
+                )
         case (.master, .priority(let p)):
             self.priority = p
             // Advertise the new priority at once, so a backup with a higher one can take over.

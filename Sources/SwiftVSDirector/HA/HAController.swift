@@ -63,7 +63,9 @@ public final class HAController: Sendable {
         guard pipe(&fds) == 0 else { throw HAError.errno("pipe") }
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
         self.wake = (fds[0], fds[1])
-        self.persistenceSync = director.flatMap { d in config.sync.map { PersistenceSync(config: $0, director: d, logger: logger) } }
+        self.persistenceSync = director.flatMap { d in
+            config.sync.map { PersistenceSync(config: $0, director: d, logger: logger) }
+        }
     }
 
     public var status: HAStatus {
@@ -155,8 +157,9 @@ final class Instance {
         self.config = config
         switch kind {
         case .raw:
-            self.transport = try RawVRRPTransport(interface: config.interface ?? "",
-                                                  unicastPeers: config.unicastPeers.map(\.addressBytes))
+            self.transport = try RawVRRPTransport(
+                interface: config.interface ?? "",
+                unicastPeers: config.unicastPeers.map(\.addressBytes))
         case .udp:
             guard let listen = config.udpListen else { throw HAError("\(config.name): udp.listen is missing") }
             self.transport = try UDPVRRPTransport(listen: listen, peers: config.udpPeers)
@@ -169,8 +172,9 @@ final class Instance {
 
     var advert: (UInt8) -> VRRPAdvert {
         { priority in
-            VRRPAdvert(vrid: UInt8(self.config.vrid), priority: priority, maxAdvertInterval: self.config.advertCentiseconds,
-                       addresses: self.config.virtualIPs.map(\.address))
+            VRRPAdvert(
+                vrid: UInt8(self.config.vrid), priority: priority, maxAdvertInterval: self.config.advertCentiseconds,
+                addresses: self.config.virtualIPs.map(\.address))
         }
     }
 }
@@ -189,12 +193,16 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
         self.instances = instances
         let config = controller.config
         if config.trackServices {
-            self.trackers.append(Tracker(name: "services", weight: config.trackServicesWeight, rise: 1, fall: 1,
-                                         interval: 0.5, timeout: 0, command: nil))
+            self.trackers.append(
+                Tracker(
+                    name: "services", weight: config.trackServicesWeight, rise: 1, fall: 1,
+                    interval: 0.5, timeout: 0, command: nil))
         }
         for script in config.trackScripts {
-            self.trackers.append(Tracker(name: script.command, weight: script.weight, rise: script.rise, fall: script.fall,
-                                         interval: script.interval, timeout: script.timeout, command: script.command))
+            self.trackers.append(
+                Tracker(
+                    name: script.command, weight: script.weight, rise: script.rise, fall: script.fall,
+                    interval: script.interval, timeout: script.timeout, command: script.command))
         }
     }
 
@@ -223,8 +231,11 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                         instance.lastBad = error.description
                         if after - instance.lastBadLog > 10_000_000_000 {
                             instance.lastBadLog = after
-                            self.logger.warning("bad VRRP packet", metadata: [
-                                "instance": "\(instance.config.name)", "reason": "\(error)"])
+                            self.logger.warning(
+                                "bad VRRP packet",
+                                metadata: [
+                                    "instance": "\(instance.config.name)", "reason": "\(error)",
+                                ])
                         }
                     }
                 }
@@ -272,8 +283,12 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                     try instance.transport.send(instance.advert(priority))
                     instance.sent += 1
                 } catch {
-                    self.logger.warning("cannot send VRRP advert", metadata: ["instance": "\(instance.config.name)",
-                                                                             "error": "\(error)"])
+                    self.logger.warning(
+                        "cannot send VRRP advert",
+                        metadata: [
+                            "instance": "\(instance.config.name)",
+                            "error": "\(error)",
+                        ])
                 }
             case .takeAddresses:
                 self.takeAddresses(instance)
@@ -292,15 +307,20 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                 }
             case .transition(let from, let to, let reason):
                 instance.lastTransition = (now, "\(from.rawValue) -> \(to.rawValue)", reason)
-                self.logger.notice("VRRP \(to.rawValue)", metadata: [
-                    "instance": "\(instance.config.name)", "vrid": "\(instance.config.vrid)",
-                    "from": "\(from.rawValue)", "priority": "\(instance.machine.priority)", "reason": "\(reason)"])
+                self.logger.notice(
+                    "VRRP \(to.rawValue)",
+                    metadata: [
+                        "instance": "\(instance.config.name)", "vrid": "\(instance.config.vrid)",
+                        "from": "\(from.rawValue)", "priority": "\(instance.machine.priority)", "reason": "\(reason)",
+                    ])
                 self.notify(instance, state: to)
                 // The sync group: the other instances follow a move to MASTER or BACKUP.
                 if to == .master || to == .backup {
-                    for (j, _) in self.instances.enumerated() where j != index
+                    for (j, _) in self.instances.enumerated()
+                    where j != index
                         && self.instances[j].machine.state != to && self.instances[j].machine.state != .fault
-                        && self.instances[j].machine.state != .initialize {
+                        && self.instances[j].machine.state != .initialize
+                    {
                         self.handle(j, .group(to), now: now)
                     }
                 }
@@ -315,7 +335,9 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                 self.logger.error("cannot add virtual IP", metadata: ["vip": "\(vip)", "interface": "\(interface)"])
                 continue
             }
-            for _ in 0..<self.controller.config.garpRepeat { _ = VirtualAddresses.gratuitousARP(vip, interface: interface) }
+            for _ in 0..<self.controller.config.garpRepeat {
+                _ = VirtualAddresses.gratuitousARP(vip, interface: interface)
+            }
         }
     }
 
@@ -358,8 +380,11 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
         for (i, instance) in self.instances.enumerated() {
             if fault != (instance.machine.state == .fault) {
                 if fault {
-                    self.logger.warning("VRRP fault: tracked check down", metadata: [
-                        "instance": "\(instance.config.name)", "down": "\(down.map(\.name))"])
+                    self.logger.warning(
+                        "VRRP fault: tracked check down",
+                        metadata: [
+                            "instance": "\(instance.config.name)", "down": "\(down.map(\.name))",
+                        ])
                 }
                 self.handle(i, .fault(fault), now: now)
             }
@@ -384,8 +409,10 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                 lastBadPacket: instance.lastBad)
         }
         let trackers = self.trackers.map { "\($0.name): \($0.up ? "up" : "down")" }
-        self.controller.publish(HAStatus(transport: self.controller.config.transport.rawValue, instances: instances,
-                                         trackers: trackers, sync: nil))
+        self.controller.publish(
+            HAStatus(
+                transport: self.controller.config.transport.rawValue, instances: instances,
+                trackers: trackers, sync: nil))
     }
 }
 
@@ -436,7 +463,11 @@ private final class Tracker {
         }
         guard now >= self.nextRun else { return nil }
         self.nextRun = now + self.interval
-        if let pid = Loop.spawnShell(command) { self.running = (pid, now) } else { return self.record(.failed("cannot start"), now: now) }
+        if let pid = Loop.spawnShell(command) {
+            self.running = (pid, now)
+        } else {
+            return self.record(.failed("cannot start"), now: now)
+        }
         return nil
     }
 

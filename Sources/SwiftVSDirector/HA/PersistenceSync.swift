@@ -44,8 +44,9 @@ public final class PersistenceSync: Sendable {
 
     public var status: SyncStatus {
         self.state.withLock { s in
-            SyncStatus(listen: self.config.listen.description, peers: self.config.peers.map(\.description), sent: s.sent,
-                       received: s.received, lastLagMs: s.lastLagMs, connectedPeers: s.peers.count)
+            SyncStatus(
+                listen: self.config.listen.description, peers: self.config.peers.map(\.description), sent: s.sent,
+                received: s.received, lastLagMs: s.lastLagMs, connectedPeers: s.peers.count)
         }
     }
 
@@ -68,15 +69,21 @@ public final class PersistenceSync: Sendable {
         } catch {
             throw DirectorError(code: .ha, message: "ha.sync.listen \(self.config.listen): \(error)")
         }
-        let flush = self.director.group.next().scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in
+        let flush = self.director.group.next().scheduleRepeatedTask(
+            initialDelay: .milliseconds(20), delay: .milliseconds(20)
+        ) { _ in
             self.flush()
         }
         self.state.withLock {
             $0.listener = listener
             $0.flush = flush
         }
-        self.logger.info("persistence sync listening", metadata: ["listen": "\(self.config.listen)",
-                                                                 "peers": "\(self.config.peers.map(\.description))"])
+        self.logger.info(
+            "persistence sync listening",
+            metadata: [
+                "listen": "\(self.config.listen)",
+                "peers": "\(self.config.peers.map(\.description))",
+            ])
     }
 
     public func stop() async {
@@ -118,7 +125,8 @@ public final class PersistenceSync: Sendable {
     func connect(_ index: Int) {
         let peer = self.config.peers[index]
         guard let address = try? SocketAddress(ipAddress: peer.host, port: peer.port) else { return }
-        ClientBootstrap(group: self.director.group).connectTimeout(.seconds(1)).connect(to: address).whenComplete { result in
+        ClientBootstrap(group: self.director.group).connectTimeout(.seconds(1)).connect(to: address).whenComplete {
+            result in
             switch result {
             case .success(let channel):
                 self.state.withLock {
@@ -142,7 +150,8 @@ public final class PersistenceSync: Sendable {
     func receive(_ line: Substring) {
         let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
         guard fields.count == 7, fields[0] == "T", let high = UInt64(fields[2]), let low = UInt64(fields[3]),
-              let server = try? Endpoint(parsing: String(fields[5])), let sent = Double(fields[6]) else { return }
+            let server = try? Endpoint(parsing: String(fields[5])), let sent = Double(fields[6])
+        else { return }
         let key = PersistenceKey(high: high, low: low, isIPv6: fields[4] == "1")
         self.director.service(named: String(fields[1]))?.adoptTemplate(key, server: server)
         let lag = Date().timeIntervalSince1970 * 1000 - sent

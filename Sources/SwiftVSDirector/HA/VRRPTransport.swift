@@ -24,7 +24,8 @@ struct HAError: Error, CustomStringConvertible {
         let code = Glibc.errno
         var text = "\(what): \(String(cString: strerror(code)))"
         if code == EPERM || code == EACCES {
-            text += " (the raw VRRP transport needs root or CAP_NET_RAW and CAP_NET_ADMIN; to try HA without them use "
+            text +=
+                " (the raw VRRP transport needs root or CAP_NET_RAW and CAP_NET_ADMIN; to try HA without them use "
                 + "ha.transport: udp)"
         }
         return HAError(text)
@@ -40,7 +41,8 @@ func interfaceAddress(_ name: String) -> [UInt8]? {
     while let entry = cursor {
         defer { cursor = entry.pointee.ifa_next }
         guard String(cString: entry.pointee.ifa_name) == name, let addr = entry.pointee.ifa_addr,
-              addr.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+            addr.pointee.sa_family == sa_family_t(AF_INET)
+        else { continue }
         let value = addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
         return withUnsafeBytes(of: value) { Array($0) }
     }
@@ -76,16 +78,19 @@ final class RawVRRPTransport: VRRPTransport {
         let fd = socket(AF_INET, Int32(SOCK_RAW.rawValue), Int32(VRRPAdvert.ipProtocol))
         guard fd >= 0 else { throw HAError.errno("socket(AF_INET, SOCK_RAW, 112)") }
         self.fd = fd
-        var ok = setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_TTL, UInt8(255))
+        var ok =
+            setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_TTL, UInt8(255))
             && setOption(fd, Int32(IPPROTO_IP), IP_TTL, Int32(255))
             && setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_LOOP, UInt8(0))
             && setOption(fd, Int32(IPPROTO_IP), IP_TOS, Int32(0xC0))
         var interfaceAddr = in_addr()
         withUnsafeMutableBytes(of: &interfaceAddr.s_addr) { $0.copyBytes(from: address) }
         ok = ok && setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_IF, interfaceAddr)
-        ok = ok && interface.withCString { name in
-            setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, socklen_t(strlen(name) + 1)) == 0
-        }
+        ok =
+            ok
+            && interface.withCString { name in
+                setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, socklen_t(strlen(name) + 1)) == 0
+            }
         var group = ip_mreq()
         withUnsafeMutableBytes(of: &group.imr_multiaddr.s_addr) { $0.copyBytes(from: VRRPAdvert.multicastGroup) }
         group.imr_interface = interfaceAddr
@@ -105,7 +110,8 @@ final class RawVRRPTransport: VRRPTransport {
             let sent = message.withUnsafeBytes { bytes in
                 withUnsafePointer(to: &to) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(self.fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        sendto(
+                            self.fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                     }
                 }
             }
@@ -140,7 +146,9 @@ final class UDPVRRPTransport: VRRPTransport {
         _ = setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1))
         var sa = socketAddress(listen.addressBytes, port: listen.port)
         let rc = withUnsafePointer(to: &sa) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else {
             let error = HAError.errno("binding the VRRP udp transport to \(listen) (ha.instances[].udp.listen)")
@@ -157,7 +165,8 @@ final class UDPVRRPTransport: VRRPTransport {
             _ = message.withUnsafeBytes { bytes in
                 withUnsafePointer(to: &to) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(self.fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        sendto(
+                            self.fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                     }
                 }
             }
@@ -170,7 +179,9 @@ final class UDPVRRPTransport: VRRPTransport {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let n = buffer.withUnsafeMutableBytes { bytes in
             withUnsafeMutablePointer(to: &from) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(self.fd, bytes.baseAddress, 2048, 0, $0, &length) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    recvfrom(self.fd, bytes.baseAddress, 2048, 0, $0, &length)
+                }
             }
         }
         guard n > 0 else { return nil }

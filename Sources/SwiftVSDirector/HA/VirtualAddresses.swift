@@ -26,7 +26,8 @@ enum VirtualAddresses {
     /// `arp_ignore`, to restore later.
     static func handOver(_ vip: VirtualIP, interface: String) -> String? {
         let path = "/proc/sys/net/ipv4/conf/\(interface)/arp_ignore"
-        let previous = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let previous = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
         try? "1".write(toFile: path, atomically: false, encoding: .utf8)
         self.run(["ip", "addr", "replace", "\(vip.address.map(String.init).joined(separator: "."))/32", "dev", "lo"])
         self.run(["ip", "addr", "del", vip.description, "dev", interface])
@@ -37,14 +38,17 @@ enum VirtualAddresses {
     static func finishHandOver(_ vip: VirtualIP, interface: String, arpIgnore: String?) {
         self.run(["ip", "addr", "del", "\(vip.address.map(String.init).joined(separator: "."))/32", "dev", "lo"])
         if let arpIgnore {
-            try? arpIgnore.write(toFile: "/proc/sys/net/ipv4/conf/\(interface)/arp_ignore", atomically: false, encoding: .utf8)
+            try? arpIgnore.write(
+                toFile: "/proc/sys/net/ipv4/conf/\(interface)/arp_ignore", atomically: false, encoding: .utf8)
         }
     }
 
     /// One gratuitous ARP (an ARP request with sender = target = the VIP, to broadcast), as keepalived sends.
     static func gratuitousARP(_ vip: VirtualIP, interface: String) -> Bool {
         guard let text = try? String(contentsOfFile: "/sys/class/net/\(interface)/address") else { return false }
-        let mac = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").compactMap { UInt8($0, radix: 16) }
+        let mac = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").compactMap {
+            UInt8($0, radix: 16)
+        }
         guard mac.count == 6 else { return false }
         let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), Int32(UInt16(0x0806).bigEndian))
         guard fd >= 0 else { return false }
@@ -63,7 +67,8 @@ enum VirtualAddresses {
         address.replaceSubrange(12..<18, with: broadcast)
         let sent = frame.withUnsafeBytes { bytes in
             address.withUnsafeBytes { raw in
-                sendto(fd, bytes.baseAddress, bytes.count, 0, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), 20)
+                sendto(
+                    fd, bytes.baseAddress, bytes.count, 0, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), 20)
             }
         }
         return sent == frame.count

@@ -120,7 +120,9 @@ final class HTTPRelaySession: RelayConnection {
     private let maxHeadBytes: Int
     private let maxHeaders: Int
 
-    init(loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32, remote: SocketAddress?) {
+    init(
+        loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32, remote: SocketAddress?
+    ) {
         self.loop = loop
         self.service = service
         self.config = config
@@ -259,7 +261,8 @@ final class HTTPRelaySession: RelayConnection {
             self.outEnd = to
         } else {
             if let out = self.out {
-                self.outCopy.append(contentsOf: UnsafeRawBufferPointer(start: out + self.outStart, count: self.outEnd - self.outStart))
+                self.outCopy.append(
+                    contentsOf: UnsafeRawBufferPointer(start: out + self.outStart, count: self.outEnd - self.outStart))
                 self.loop.recycle(out)
                 self.out = nil
             }
@@ -279,7 +282,8 @@ final class HTTPRelaySession: RelayConnection {
                 if let end = HTTPResponseScanner.findHeadEnd(raw, from: 0) {
                     let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<end])
                     guard end <= self.maxHeadBytes,
-                          let head = HTTP1RequestHead.scan(bytes, maxHeaders: self.maxHeaders) else {
+                        let head = HTTP1RequestHead.scan(bytes, maxHeaders: self.maxHeaders)
+                    else {
                         if HTTP1RequestHead.lineEndingProblem(bytes) != nil {
                             self.inStart = self.inEnd
                             self.respondError(.badRequest, close: true)
@@ -393,9 +397,11 @@ final class HTTPRelaySession: RelayConnection {
 
     /// Chooses a real server (not one already tried for this request) and sends the request to it.
     private func dispatch() {
-        guard let backend = self.service.schedule(
-            key: self.sourceKey, remote: self.remote, now: self.loop.seconds, excluding: self.tried
-        ) else {
+        guard
+            let backend = self.service.schedule(
+                key: self.sourceKey, remote: self.remote, now: self.loop.seconds, excluding: self.tried
+            )
+        else {
             self.respondError(self.lastFailure ?? .serviceUnavailable, close: self.lastFailure != nil)
             return
         }
@@ -408,8 +414,9 @@ final class HTTPRelaySession: RelayConnection {
         guard let fd = RelayLoop.startConnect(to: backend.address) else {
             return self.connectFailed(errno)
         }
-        let upstream = RelayUpstream(fd: fd, serverID: backend.server.id, serviceID: self.serviceID,
-                                     idleNanos: self.idleNanos, loop: self.loop)
+        let upstream = RelayUpstream(
+            fd: fd, serverID: backend.server.id, serviceID: self.serviceID,
+            idleNanos: self.idleNanos, loop: self.loop)
         upstream.owner = self
         upstream.connectDeadline = self.loop.now &+ self.connectNanos
         guard self.loop.watch(fd, upstream, tag: .upstream) else {
@@ -446,8 +453,9 @@ final class HTTPRelaySession: RelayConnection {
         guard let upstream = self.upstream, let request = self.request else { return false }
         while self.requestSent < self.requestLength {
             guard upstream.writable else { return false }
-            let sent = send(upstream.fd, request + self.requestSent, self.requestLength - self.requestSent,
-                            Int32(MSG_NOSIGNAL))
+            let sent = send(
+                upstream.fd, request + self.requestSent, self.requestLength - self.requestSent,
+                Int32(MSG_NOSIGNAL))
             if sent > 0 {
                 self.requestSent += sent
                 if self.requestSent < self.requestLength { upstream.writable = false }
@@ -503,11 +511,16 @@ final class HTTPRelaySession: RelayConnection {
         var end = to
         let headLength: Int
         if self.partialHead.isEmpty,
-           let found = HTTPResponseScanner.findHeadEnd(UnsafeRawBufferPointer(start: buffer + start, count: end - start), from: 0) {
+            let found = HTTPResponseScanner.findHeadEnd(
+                UnsafeRawBufferPointer(start: buffer + start, count: end - start), from: 0)
+        {
             headLength = found
         } else if self.partialHead.isEmpty,
-                  let problem = HTTPResponseScanner.bareLineEnding(UnsafeRawBufferPointer(start: buffer + start,
-                                                                                         count: end - start)) {
+            let problem = HTTPResponseScanner.bareLineEnding(
+                UnsafeRawBufferPointer(
+                    start: buffer + start,
+                    count: end - start))
+        {
             // A head with bare LFs never shows CRLFCRLF: a 502 now, not a 504 at the server timeout.
             self.loop.recycle(buffer)
             return self.badResponse("\(problem) in the response head")
@@ -661,7 +674,9 @@ final class HTTPRelaySession: RelayConnection {
         }
         if let upstream = self.upstream {
             self.upstream = nil
-            if !(self.upstreamReusable && !upstream.hangup && self.loop.park(upstream, limit: self.config.maxIdlePerServer)) {
+            if !(self.upstreamReusable && !upstream.hangup
+                && self.loop.park(upstream, limit: self.config.maxIdlePerServer))
+            {
                 upstream.close()
             }
         }
@@ -689,7 +704,9 @@ final class HTTPRelaySession: RelayConnection {
     private func badResponse(_ problem: String) {
         self.upstream?.close()
         self.upstream = nil
-        if !self.responseStarted, let backend = self.backend { self.service.failed(backend, "bad response: \(problem)") }
+        if !self.responseStarted, let backend = self.backend {
+            self.service.failed(backend, "bad response: \(problem)")
+        }
         self.upstreamFailed(.badResponse)
     }
 
@@ -698,9 +715,10 @@ final class HTTPRelaySession: RelayConnection {
     private func upstreamFailed(_ failure: UpstreamFailure) {
         self.backend?.release()
         self.backend = nil
-        let decision = RetryDecision.decide(failure, replayable: self.replayable, bodySent: false,
-                                            tried: self.tried.count, retries: self.config.retries,
-                                            responseStarted: self.responseStarted)
+        let decision = RetryDecision.decide(
+            failure, replayable: self.replayable, bodySent: false,
+            tried: self.tried.count, retries: self.config.retries,
+            responseStarted: self.responseStarted)
         switch decision {
         case .close:
             self.state = .idle
@@ -718,7 +736,8 @@ final class HTTPRelaySession: RelayConnection {
     private func respondError(_ status: HTTPResponseStatus, close: Bool) {
         let shouldClose = close || !self.keepAlive
         if let out = self.out {
-            self.outCopy.append(contentsOf: UnsafeRawBufferPointer(start: out + self.outStart, count: self.outEnd - self.outStart))
+            self.outCopy.append(
+                contentsOf: UnsafeRawBufferPointer(start: out + self.outStart, count: self.outEnd - self.outStart))
             self.loop.recycle(out)
             self.out = nil
         }

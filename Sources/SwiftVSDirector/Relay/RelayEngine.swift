@@ -46,8 +46,9 @@ final class RelayEngine: Sendable {
             Glibc.close(fd)
             throw RelayError.bind(endpoint.description, error)
         }
-        let listener = RelayListener(fd: fd, service: service, localAddress: Self.localAddress(of: fd),
-                                     holders: self.loops.count)
+        let listener = RelayListener(
+            fd: fd, service: service, localAddress: Self.localAddress(of: fd),
+            holders: self.loops.count)
         for loop in self.loops { loop.post(.add(listener)) }
         return listener
     }

@@ -8,8 +8,10 @@ extension VirtualService {
         backend.release()
         let reason = error == ETIMEDOUT ? "timed out" : String(cString: strerror(error))
         self.failed(backend, "connect: \(reason)")
-        self.logger.debug("connect failed", metadata: [
-            "service": "\(self.name)", "server": "\(backend.server.endpoint)", "error": "\(reason)",
-        ])
+        self.logger.debug(
+            "connect failed",
+            metadata: [
+                "service": "\(self.name)", "server": "\(backend.server.endpoint)", "error": "\(reason)",
+            ])
     }
 }

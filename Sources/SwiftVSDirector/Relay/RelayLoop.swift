@@ -154,8 +154,9 @@ final class RelayLoop: @unchecked Sendable {
                         Unmanaged<HTTPRelaySession>.fromOpaque(object!).takeUnretainedValue()
                             .clientEvent(event.events)
                     case .upstream:
-                        self.upstreamEvent(Unmanaged<RelayUpstream>.fromOpaque(object!).takeUnretainedValue(),
-                                           event.events)
+                        self.upstreamEvent(
+                            Unmanaged<RelayUpstream>.fromOpaque(object!).takeUnretainedValue(),
+                            event.events)
                     case .listener:
                         self.accept(from: Unmanaged<RelayListener>.fromOpaque(object!).takeUnretainedValue())
                     case .wakeup:
@@ -188,7 +189,8 @@ final class RelayLoop: @unchecked Sendable {
             case .add(let listener):
                 var event = epoll_event()
                 event.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
-                event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(listener).toOpaque())) | Tag.listener.rawValue
+                event.data.u64 =
+                    UInt64(UInt(bitPattern: Unmanaged.passUnretained(listener).toOpaque())) | Tag.listener.rawValue
                 if epoll_ctl(self.epoll, EPOLL_CTL_ADD, listener.fd, &event) == 0 {
                     self.listeners.append(listener)
                 } else {
@@ -224,8 +226,11 @@ final class RelayLoop: @unchecked Sendable {
             }
             var event = epoll_event()
             event.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
-            event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(listener).toOpaque())) | Tag.listener.rawValue
-            if epoll_ctl(self.epoll, EPOLL_CTL_ADD, listener.fd, &event) != 0 { waiting.append((listener, self.now &+ 1_000_000_000)) }
+            event.data.u64 =
+                UInt64(UInt(bitPattern: Unmanaged.passUnretained(listener).toOpaque())) | Tag.listener.rawValue
+            if epoll_ctl(self.epoll, EPOLL_CTL_ADD, listener.fd, &event) != 0 {
+                waiting.append((listener, self.now &+ 1_000_000_000))
+            }
         }
         self.paused = waiting
     }
@@ -255,9 +260,11 @@ final class RelayLoop: @unchecked Sendable {
                 if error != EAGAIN && error != EWOULDBLOCK {
                     // Out of descriptors or memory: the listener stays readable, so stop watching it for a second
                     // instead of spinning on it (HAProxy pauses its listeners the same way).
-                    self.logger.warning("accept failed; pausing this listener for 1 s", metadata: [
-                        "service": "\(listener.service.name)", "error": "\(String(cString: strerror(error)))",
-                    ])
+                    self.logger.warning(
+                        "accept failed; pausing this listener for 1 s",
+                        metadata: [
+                            "service": "\(listener.service.name)", "error": "\(String(cString: strerror(error)))",
+                        ])
                     self.pause(listener)
                 }
                 return
@@ -277,8 +284,9 @@ final class RelayLoop: @unchecked Sendable {
                     self.handOff(fd, service, [])
                     continue
                 }
-                let session = HTTPRelaySession(loop: self, service: service, config: config, clientFD: fd,
-                                               remote: Self.address(storage))
+                let session = HTTPRelaySession(
+                    loop: self, service: service, config: config, clientFD: fd,
+                    remote: Self.address(storage))
                 guard self.watch(fd, session, tag: .httpClient) else {
                     Glibc.close(fd)
                     continue
@@ -298,9 +306,13 @@ final class RelayLoop: @unchecked Sendable {
         return withUnsafePointer(to: &storage) { pointer -> SocketAddress? in
             switch family {
             case AF_INET:
-                return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee, host: "") }
+                return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    SocketAddress($0.pointee, host: "")
+                }
             case AF_INET6:
-                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee, host: "") }
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    SocketAddress($0.pointee, host: "")
+                }
             default:
                 return nil
             }
@@ -359,7 +371,9 @@ final class RelayLoop: @unchecked Sendable {
     /// Parks an upstream connection for the next request; false when the pool for its real server is full.
     @inline(__always)
     func park(_ upstream: RelayUpstream, limit: Int) -> Bool {
-        guard !upstream.closed, (self.pool[upstream.serviceID]?[upstream.serverID]?.count ?? 0) < limit else { return false }
+        guard !upstream.closed, (self.pool[upstream.serviceID]?[upstream.serverID]?.count ?? 0) < limit else {
+            return false
+        }
         upstream.owner = nil
         upstream.idleSince = self.now
         self.pool[upstream.serviceID, default: [:]][upstream.serverID, default: []].append(upstream)

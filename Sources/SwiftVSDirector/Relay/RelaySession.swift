@@ -142,9 +142,11 @@ final class RelaySession: RelayConnection {
     // MARK: connecting
 
     func connect() {
-        guard let backend = self.service.schedule(
-            key: self.key, remote: self.remote, now: self.loop.seconds, excluding: self.tried
-        ) else {
+        guard
+            let backend = self.service.schedule(
+                key: self.key, remote: self.remote, now: self.loop.seconds, excluding: self.tried
+            )
+        else {
             self.service.logger.debug("no real server available", metadata: ["service": "\(self.config.name)"])
             self.close()
             return
@@ -229,7 +231,8 @@ final class RelaySession: RelayConnection {
     private func pump() {
         guard let counters = self.backend?.server.counters else { return self.close() }
         if self.up.run(loop: self.loop, counter: counters.bytesIn, activity: &self.lastActivity) == .failed
-            || self.down.run(loop: self.loop, counter: counters.bytesOut, activity: &self.lastActivity) == .failed {
+            || self.down.run(loop: self.loop, counter: counters.bytesOut, activity: &self.lastActivity) == .failed
+        {
             return self.close()
         }
         if self.up.isDone && self.down.isDone || self.loop.draining && self.down.isDone { self.close() }
