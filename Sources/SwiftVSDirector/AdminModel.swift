@@ -8,7 +8,7 @@ public struct ServiceStatus: Codable, Sendable, Equatable {
     public var proto: String
     public var scheduler: String
     /// `up` while the quorum holds, else `down`.
-    public var state: String
+    public var state: HealthState
     public var quorum: Int
     public var healthyWeight: Int
     /// The sorry server, and whether it has the traffic now.
@@ -22,6 +22,13 @@ public struct ServiceStatus: Codable, Sendable, Equatable {
     public var servers: [ServerStatus]
 }
 
+/// Where a real server stands, as the admin API reports it.
+public enum ServerState: String, Codable, Sendable, Equatable {
+    case up, down
+    /// Taken out of rotation by an operator (`swiftvs adm disable`); its health checks go on.
+    case disabled
+}
+
 /// A real server as the admin API reports it: `ipvsadm -L -n --stats --rate` plus health.
 public struct ServerStatus: Codable, Sendable, Equatable {
     public var address: String
@@ -30,7 +37,7 @@ public struct ServerStatus: Codable, Sendable, Equatable {
     public var lower: Int
     public var enabled: Bool
     /// `up`, `down` (health) or `disabled` (by an operator).
-    public var state: String
+    public var state: ServerState
     /// Why it is in that state.
     public var reason: String
     /// Seconds since the state last changed.
@@ -68,7 +75,7 @@ extension VirtualService {
                 let member = state.members[id]!
                 let counters = member.counters
                 let health = member.health
-                let stateText = !member.enabled ? "disabled" : (health?.state ?? .up).rawValue
+                let serverState: ServerState = !member.enabled ? .disabled : (health?.state ?? .up) == .up ? .up : .down
                 var reason = !member.enabled ? "disabled by an operator" : (health?.reason ?? "no health check")
                 if member.enabled, let health, health.transitions == 0, let last = health.last {
                     // No change yet: say what the checks see rather than how the server started.
@@ -81,7 +88,7 @@ extension VirtualService {
                 }
                 return ServerStatus(
                     address: member.config.address.description, weight: member.config.weight,
-                    upper: member.config.upper, lower: member.config.lower, enabled: member.enabled, state: stateText,
+                    upper: member.config.upper, lower: member.config.lower, enabled: member.enabled, state: serverState,
                     reason: reason, sinceSeconds: health.map { now - $0.since } ?? 0,
                     active: counters.active.load(ordering: .relaxed),
                     inactive: counters.inactive.load(ordering: .relaxed),
@@ -99,7 +106,7 @@ extension VirtualService {
             let config = state.config
             return ServiceStatus(
                 name: config.name, listen: config.listen.description, proto: config.proto.rawValue,
-                scheduler: config.scheduler.rawValue, state: state.quorum.isUp ? "up" : "down", quorum: config.quorum,
+                scheduler: config.scheduler.rawValue, state: state.quorum.isUp ? .up : .down, quorum: config.quorum,
                 healthyWeight: state.rotation.healthyWeight, sorry: config.sorry?.description,
                 sorryActive: state.rotation.sorry, check: config.health?.kind.rawValue,
                 connections: self.stats.connections.load(ordering: .relaxed),

@@ -18,7 +18,7 @@ enum Metrics {
                 })
         }
         perService("swiftvs_service_up", .gauge, "1 while the service's healthy weight meets its quorum.") {
-            $0.state == "up" ? 1 : 0
+            $0.state == .up ? 1 : 0
         }
         perService("swiftvs_service_healthy_weight", .gauge, "Weight of the real servers in rotation.") {
             Double($0.healthyWeight)
@@ -33,7 +33,7 @@ enum Metrics {
             Double($0.noServer)
         }
         perServer("swiftvs_server_up", .gauge, "1 while the real server is in rotation (healthy and enabled).") {
-            $0.state == "up" ? 1 : 0
+            $0.state == .up ? 1 : 0
         }
         perServer("swiftvs_server_weight", .gauge, "The real server's weight.") { Double($0.weight) }
         perServer("swiftvs_server_active", .gauge, "Connections (tcp) or requests (http) in flight.") {

@@ -214,8 +214,8 @@ enum AdmTable {
                         + pad(Self.number(server.inBps), 12) + Self.number(server.outBps) + "\n"
                 }
             } else {
-                var state = service.state
-                if service.state == "down" {
+                var state = service.state.rawValue
+                if service.state == .down {
                     state += " (healthy weight \(service.healthyWeight) < quorum \(service.quorum))"
                 }
                 if service.sorryActive, let sorry = service.sorry { state += ", sorry server \(sorry) serving" }
@@ -226,7 +226,7 @@ enum AdmTable {
                     let since = server.sinceSeconds > 0 ? " (\(Self.duration(server.sinceSeconds)) ago)" : ""
                     out +=
                         "  -> " + pad(server.address, 30) + pad("Proxy", 8) + pad("\(server.weight)", 7)
-                        + pad("\(server.active)", 11) + pad("\(server.inactive)", 10) + pad(server.state, 9)
+                        + pad("\(server.active)", 11) + pad("\(server.inactive)", 10) + pad(server.state.rawValue, 9)
                         + server.reason + since + "\n"
                 }
             }
@@ -395,7 +395,7 @@ struct AdmHA: AsyncParsableCommand {
             let prio = i.priority == i.configuredPriority ? "\(i.priority)" : "\(i.priority)/\(i.configuredPriority)"
             var line = BenchFormat.pad(i.name, 15) + " "
             line += BenchFormat.pad("\(i.vrid)", 4) + " "
-            line += BenchFormat.pad(i.state, 9) + " "
+            line += BenchFormat.pad(i.state.rawValue, 9) + " "
             line += BenchFormat.pad(prio, 7) + " "
             line += BenchFormat.pad(i.master ?? "-", 16) + " "
             line += BenchFormat.pad(String(format: "%.1fs", i.secondsInState), 8) + " "

@@ -42,7 +42,7 @@ func secondsUntil(_ seconds: Double, _ condition: () -> Bool) async throws -> Do
 }
 
 extension VirtualService {
-    func state(of address: String) -> String? {
+    func state(of address: String) -> ServerState? {
         self.status().servers.first { $0.address == address }?.state
     }
 }
@@ -73,11 +73,11 @@ extension IntegrationTests {
                     _ = try await secondsUntil(5) { done.value >= 300 }
 
                     await backends[1].kill()
-                    let down = try await secondsUntil(3) { director.service.state(of: victim) == "down" }
+                    let down = try await secondsUntil(3) { director.service.state(of: victim) == .down }
                     let listDown = try await runSwiftVSAsync(["adm", "list", "--admin", "127.0.0.1:\(admin)"])
 
                     try await backends[1].restart()
-                    let up = try await secondsUntil(3) { director.service.state(of: victim) == "up" }
+                    let up = try await secondsUntil(3) { director.service.state(of: victim) == .up }
                     let listUp = try await runSwiftVSAsync(["adm", "list", "--admin", "127.0.0.1:\(admin)"])
                     let servedAfter = backends[1].count
                     _ = try await secondsUntil(3) { backends[1].count > servedAfter + 20 }
@@ -123,18 +123,18 @@ extension IntegrationTests {
                     #expect(
                         try await secondsUntil(2) { director.service.status().servers.allSatisfy { $0.checks >= 2 } }
                             != nil)
-                    #expect(director.service.status().servers.allSatisfy { $0.state == "up" })
+                    #expect(director.service.status().servers.allSatisfy { $0.state == .up })
                     backends[0].healthStatus.store(500, ordering: .relaxed)
                     backends[1].healthBody.withLock { $0 = "v2\n" }
                     #expect(
                         try await secondsUntil(3) {
-                            director.service.state(of: backends[0].address) == "down"
-                                && director.service.state(of: backends[1].address) == "down"
+                            director.service.state(of: backends[0].address) == .down
+                                && director.service.state(of: backends[1].address) == .down
                         } != nil)
                     let servers = director.service.status().servers
                     #expect(servers[0].reason.contains("status 500"), Comment(rawValue: servers[0].reason))
                     #expect(servers[1].reason.contains("body digest"), Comment(rawValue: servers[1].reason))
-                    #expect(director.service.state(of: backends[2].address) == "up")
+                    #expect(director.service.state(of: backends[2].address) == .up)
                     let before = backends.map(\.count)
                     let port = director.port
                     try await onThread {
@@ -220,14 +220,14 @@ extension IntegrationTests {
                         return try (0..<30).map { _ in try client.request("GET", "/").status }
                     }
                     // rs0 is ejected after its third 500; rs1 may not be (two of three out would exceed 34%).
-                    #expect(director.service.state(of: backends[0].address) == "down")
-                    #expect(director.service.state(of: backends[1].address) == "up")
+                    #expect(director.service.state(of: backends[0].address) == .down)
+                    #expect(director.service.state(of: backends[1].address) == .up)
                     #expect(statuses.filter { $0 == 500 }.count < 20)
                     #expect(director.service.status().servers[0].ejections == 1)
                     backends[0].failing.store(false, ordering: .relaxed)
                     // /health answers 200: two passed checks (2 s apart) bring it back.
                     #expect(
-                        try await secondsUntil(6) { director.service.state(of: backends[0].address) == "up" } != nil)
+                        try await secondsUntil(6) { director.service.state(of: backends[0].address) == .up } != nil)
                 }
             }
         }
@@ -273,7 +273,7 @@ extension IntegrationTests {
                     #expect(try await secondsUntil(3) { director.service.status().sorryActive } != nil)
                     let status = director.service.status()
                     #expect(
-                        status.state == "down" && status.servers[0].reason.contains("exit 1"),
+                        status.state == .down && status.servers[0].reason.contains("exit 1"),
                         Comment(rawValue: status.servers[0].reason))
                     let names = try await onThread { () -> [String] in
                         let client = BlockingClient(port: port)
@@ -293,7 +293,7 @@ extension IntegrationTests {
                     extra: "health: {check: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 2}")
                 try await withDirector(tcp) { director async throws in
                     await two[1].kill()
-                    #expect(try await secondsUntil(3) { director.service.state(of: two[1].address) == "down" } != nil)
+                    #expect(try await secondsUntil(3) { director.service.state(of: two[1].address) == .down } != nil)
                     #expect(director.service.status().servers[1].reason.contains("connection refused"))
                 }
             }

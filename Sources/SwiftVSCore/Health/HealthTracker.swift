@@ -14,7 +14,7 @@ public struct CheckResult: Sendable, Equatable {
 }
 
 /// Up or down, as the health checks (or passive ejection) see a real server.
-public enum HealthState: String, Sendable, Equatable {
+public enum HealthState: String, Sendable, Equatable, Codable {
     case up
     case down
 }

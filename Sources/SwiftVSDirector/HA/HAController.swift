@@ -21,7 +21,7 @@ public struct HAInstanceStatus: Codable, Sendable, Equatable {
     public var name: String
     public var vrid: Int
     public var interface: String?
-    public var state: String
+    public var state: VRRPStateMachine.State
     public var priority: Int
     public var configuredPriority: Int
     public var advertIntervalMs: Int
@@ -398,7 +398,7 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
         let instances = self.instances.map { instance in
             HAInstanceStatus(
                 name: instance.config.name, vrid: instance.config.vrid, interface: instance.config.interface,
-                state: instance.machine.state.rawValue, priority: Int(instance.machine.priority),
+                state: instance.machine.state, priority: Int(instance.machine.priority),
                 configuredPriority: instance.config.priority,
                 advertIntervalMs: Int(instance.config.advertCentiseconds) * 10,
                 master: instance.machine.masterAddress.map(VRRPStateMachine.format),
