@@ -201,7 +201,7 @@ final class HLSViewer: @unchecked Sendable {
     var step = Step.none
     var sentAt: UInt64 = 0
     var tickAt: UInt64 = 0
-    var scanner = HTTPResponseScanner()
+    var scanner = ResponseReader()
     var collected: [UInt8] = []
     var responseBytes = 0
     var timeoutTask: Scheduled<Void>?

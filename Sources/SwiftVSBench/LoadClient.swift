@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// One connection's worth of a load run: connects, sends a request, reads the response with
-/// `HTTPResponseScanner`, and reports to its `LoopDriver`. Reconnects when the server (or the run, without
+/// `ResponseReader` (the bench's own), and reports to its `LoopDriver`. Reconnects when the server (or the run, without
 /// keep-alive) closes. Confined to the driver's event loop.
 final class LoadClient: @unchecked Sendable {
     enum State {
@@ -24,7 +24,7 @@ final class LoadClient: @unchecked Sendable {
     /// Which address the open channel is connected to.
     var connectedAddress = -1
     var target = 0
-    var scanner = HTTPResponseScanner()
+    var scanner = ResponseReader()
     /// Bumped whenever the current connection is given up, so its late events are ignored.
     var generation = 0
 
