@@ -17,7 +17,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     typealias RequestPart = HTTPClientRequestPart
     typealias Upstream = UpstreamConnection<HTTPProxyHandler>
 
-    static func pool(_ loop: LoopContext) -> UpstreamPool<HTTPProxyHandler> { loop.httpPool }
+    static func withPool<T>(
+        _ loop: LoopContext, _ body: (inout IdlePool<ObjectIdentifier, UpstreamConnection<HTTPProxyHandler>>) -> T
+    ) -> T {
+        body(&loop.httpPool)
+    }
 
     static func addCodecs(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
         try pipeline.addHandler(HTTPRequestEncoder())

@@ -1,5 +1,6 @@
 import SwiftVSSystem
 import NIOCore
+import SwiftVSCore
 
 /// What belongs to one event loop: its upstream connection pools, and the registry of connections whose
 /// timeouts one repeating task checks (a coarse clock instead of a timer per request).
@@ -14,7 +15,7 @@ final class LoopContext: @unchecked Sendable {
     var seconds: Double { Double(self.now) / 1e9 }
     private let registry = SweepList()
     /// Idle upstream connections of the NIOHTTP1 proxy.
-    let httpPool = UpstreamPool<HTTPProxyHandler>()
+    var httpPool = IdlePool<ObjectIdentifier, UpstreamConnection<HTTPProxyHandler>>()
     private var sweeper: RepeatedTask?
     static let tick = TimeAmount.milliseconds(100)
     /// Set on SIGTERM: http connections answer with `Connection: close` and idle ones close.
@@ -52,6 +53,7 @@ final class LoopContext: @unchecked Sendable {
         self.now = Monotonic.nanoseconds()
         let now = self.now
         self.registry.forEach { $0.checkTimeout(now: now) }
+        for connection in self.httpPool.expire(now: now) { connection.closeIdle() }
     }
 
     @inline(__always)

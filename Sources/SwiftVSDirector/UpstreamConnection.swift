@@ -7,8 +7,10 @@ import SwiftVSCore
 protocol UpstreamOwner: AnyObject {
     associatedtype ResponsePart
     associatedtype RequestPart
-    /// This owner kind's idle connections on `loop`.
-    static func pool(_ loop: LoopContext) -> UpstreamPool<Self>
+    /// Runs `body` on this owner kind's idle connections on `loop`.
+    static func withPool<T>(
+        _ loop: LoopContext, _ body: (inout IdlePool<ObjectIdentifier, UpstreamConnection<Self>>) -> T
+    ) -> T
     /// The handlers that go in front of the connection's own (encoders, decoders).
     static func addCodecs(_ pipeline: ChannelPipeline.SynchronousOperations) throws
     var clientWritable: Bool { get }
@@ -18,34 +20,9 @@ protocol UpstreamOwner: AnyObject {
     func upstreamWritabilityChanged()
 }
 
-/// Idle upstream connections of one owner kind, per service and real server id; one per event loop.
-final class UpstreamPool<Owner: UpstreamOwner> {
-    private var idle: [ObjectIdentifier: [Int: [UpstreamConnection<Owner>]]] = [:]
-
-    // Changed in place through nested subscripts: copying a level out and back in (`var byServer = idle[service]`)
-    // would make copy-on-write duplicate the dictionary and the array on every request.
-
-    @inline(__always)
-    func take(service: ObjectIdentifier, server: Int) -> UpstreamConnection<Owner>? {
-        self.idle[service]?[server]?.popLast()
-    }
-
-    /// Returns a connection to the pool; false when the pool is full (the caller closes it).
-    @inline(__always)
-    func put(_ connection: UpstreamConnection<Owner>, service: ObjectIdentifier, server: Int, limit: Int) -> Bool {
-        guard (self.idle[service]?[server]?.count ?? 0) < limit else { return false }
-        self.idle[service, default: [:]][server, default: []].append(connection)
-        return true
-    }
-
-    func remove(_ connection: UpstreamConnection<Owner>, service: ObjectIdentifier, server: Int) {
-        self.idle[service]?[server]?.removeAll { $0 === connection }
-    }
-}
-
 /// One HTTP/1.1 connection to a real server. While a request uses it, it hands every response part straight to
 /// its owner (same event loop, a method call, no future); between requests it waits in its loop's pool.
-final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, SweptConnection {
+final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler {
     typealias InboundIn = Owner.ResponsePart
     typealias OutboundIn = Owner.RequestPart
     typealias OutboundOut = Owner.RequestPart
@@ -59,8 +36,6 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, Swep
     var owner: Owner?
     private var pendingRead = false
     private(set) var isActive = false
-    var sweepIndex = -1
-    private var idleSince: UInt64 = 0
 
     init(serverID: Int, service: ObjectIdentifier, loop: LoopContext, idle: Double) {
         self.serverID = serverID
@@ -142,31 +117,30 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, Swep
         }
     }
 
-    /// Parks the connection in its loop's pool; false when the pool is full.
+    /// Parks the connection in its loop's pool (the loop's sweep closes it after the idle timeout); false when the
+    /// pool is full.
     func park(limit: Int) -> Bool {
         self.owner = nil
-        guard self.isActive, Owner.pool(self.loop).put(self, service: self.service, server: self.serverID, limit: limit)
-        else {
-            return false
+        guard self.isActive else { return false }
+        return Owner.withPool(self.loop) {
+            $0.put(
+                self, service: self.service, server: self.serverID, now: self.loop.now, idle: self.idleNanos,
+                limit: limit)
         }
-        self.idleSince = self.loop.now
-        self.loop.register(self)
-        return true
     }
 
-    /// Takes the connection out of the pool for `owner`.
+    /// Taken out of the pool for `owner`.
     func unpark(for owner: Owner) {
-        self.loop.unregister(self)
         self.owner = owner
     }
 
-    func checkTimeout(now: UInt64) {
-        // Only pooled connections are registered: an idle one past the idle timeout is closed.
-        if now &- self.idleSince > self.idleNanos {
-            self.loop.unregister(self)
-            Owner.pool(self.loop).remove(self, service: self.service, server: self.serverID)
-            self.context?.close(promise: nil)
-        }
+    /// Idled past its timeout in the pool (which already let it go).
+    func closeIdle() {
+        self.context?.close(promise: nil)
+    }
+
+    private func unpool() {
+        Owner.withPool(self.loop) { $0.remove(self, service: self.service, server: self.serverID) }
     }
 
     // MARK: ChannelHandler
@@ -191,8 +165,7 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, Swep
             owner.upstreamRead(part)
         } else {
             // A pooled connection has nothing to say; anything it sends makes it unusable.
-            self.loop.unregister(self)
-            Owner.pool(self.loop).remove(self, service: self.service, server: self.serverID)
+            self.unpool()
             context.close(promise: nil)
         }
     }
@@ -208,8 +181,7 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler, Swep
             self.owner = nil
             owner.upstreamClosed(self, error: nil)
         } else {
-            self.loop.unregister(self)
-            Owner.pool(self.loop).remove(self, service: self.service, server: self.serverID)
+            self.unpool()
         }
         context.fireChannelInactive()
     }

@@ -17,7 +17,6 @@ final class RelayUpstream {
     var readable = false
     var hangup = false
     var writable = false
-    var idleSince: UInt64 = 0
     private(set) var closed = false
 
     init(fd: Int32, serverID: Int, serviceID: ObjectIdentifier, idleNanos: UInt64, loop: RelayLoop) {

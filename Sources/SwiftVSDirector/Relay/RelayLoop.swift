@@ -78,7 +78,7 @@ final class RelayLoop: @unchecked Sendable {
     /// Closed this round: kept alive until the round's remaining events (which may name them) are handled.
     private var closedThisRound: [AnyObject] = []
     /// Idle upstream connections of the HTTP path, by service and real server.
-    private var pool: [ObjectIdentifier: [Int: [RelayUpstream]]] = [:]
+    private var pool = IdlePool<ObjectIdentifier, RelayUpstream>()
     private(set) var draining = false
     private var retiredListeners: [RelayListener] = []
     /// Listeners taken out of the epoll set after accept ran out of descriptors, and when they come back.
@@ -350,14 +350,7 @@ final class RelayLoop: @unchecked Sendable {
         self.resumeListeners()
         let now = self.now
         self.sessions.forEach { $0.checkTimeout(now: now) }
-        for (service, byServer) in self.pool {
-            for (server, idle) in byServer {
-                for upstream in idle where self.now &- upstream.idleSince > upstream.idleNanos {
-                    self.unpool(upstream, service: service, server: server)
-                    upstream.close()
-                }
-            }
-        }
+        for upstream in self.pool.expire(now: now) { upstream.close() }
         self.closedThisRound.removeAll(keepingCapacity: true)
     }
 
@@ -365,23 +358,19 @@ final class RelayLoop: @unchecked Sendable {
 
     @inline(__always)
     func takeUpstream(service: ObjectIdentifier, server: Int) -> RelayUpstream? {
-        self.pool[service]?[server]?.popLast()
+        self.pool.take(service: service, server: server)
     }
 
     /// Parks an upstream connection for the next request; false when the pool for its real server is full.
     @inline(__always)
     func park(_ upstream: RelayUpstream, limit: Int) -> Bool {
-        guard !upstream.closed, (self.pool[upstream.serviceID]?[upstream.serverID]?.count ?? 0) < limit else {
-            return false
-        }
+        guard !upstream.closed,
+            self.pool.put(
+                upstream, service: upstream.serviceID, server: upstream.serverID, now: self.now,
+                idle: upstream.idleNanos, limit: limit)
+        else { return false }
         upstream.owner = nil
-        upstream.idleSince = self.now
-        self.pool[upstream.serviceID, default: [:]][upstream.serverID, default: []].append(upstream)
         return true
-    }
-
-    private func unpool(_ upstream: RelayUpstream, service: ObjectIdentifier, server: Int) {
-        self.pool[service]?[server]?.removeAll { $0 === upstream }
     }
 
     private func upstreamEvent(_ upstream: RelayUpstream, _ events: UInt32) {
@@ -390,7 +379,7 @@ final class RelayLoop: @unchecked Sendable {
             owner.upstreamEvent(upstream, events)
         } else {
             // A pooled connection has nothing to say: data, a close or an error all make it unusable.
-            self.unpool(upstream, service: upstream.serviceID, server: upstream.serverID)
+            self.pool.remove(upstream, service: upstream.serviceID, server: upstream.serverID)
             upstream.close()
         }
     }
@@ -445,12 +434,7 @@ final class RelayLoop: @unchecked Sendable {
     private func finish() {
         // Every session is a RelayConnection (only `track` adds to the list).
         while let session = self.sessions.last as? RelayConnection { session.close() }
-        for byServer in self.pool.values {
-            for idle in byServer.values {
-                for upstream in idle { upstream.close() }
-            }
-        }
-        self.pool.removeAll()
+        for upstream in self.pool.removeAll() { upstream.close() }
         self.closedThisRound.removeAll()
         for listener in self.listeners { listener.letGo() }
         self.listeners.removeAll()
