@@ -83,10 +83,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     private var headStarted: UInt64 = 0
     private var sawBytes = false
     private var sentAt: UInt64 = 0
-    private let idleNanos: UInt64
-    private let headerNanos: UInt64
-    private let serverNanos: UInt64
-    private let bodyNanos: UInt64
+    private let timeouts: ExchangeTimeouts
     /// When the request in flight's head arrived (its body is timed from there).
     private var requestStarted: UInt64 = 0
 
@@ -101,10 +98,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         self.serviceID = ObjectIdentifier(service)
         self.loop = loop
         let timeouts = config.timeouts
-        self.idleNanos = UInt64(timeouts.idle * 1e9)
-        self.headerNanos = UInt64(timeouts.headerRead * 1e9)
-        self.serverNanos = UInt64(timeouts.server * 1e9)
-        self.bodyNanos = UInt64(timeouts.body * 1e9)
+        self.timeouts = ExchangeTimeouts(timeouts)
         self.defaultHost = config.listen.description
     }
 
@@ -523,35 +517,42 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     }
 
     func checkTimeout(now: UInt64) {
+        let phase: ExchangeTimeouts.Phase
         switch self.state {
         case .idle:
-            if self.sawBytes && now &- self.headStarted > self.headerNanos {
-                self.respondError(.requestTimeout, close: true)
-            } else if !self.sawBytes && now &- self.lastActivity > self.idleNanos {
+            phase = .betweenRequests(headSince: self.sawBytes ? self.headStarted : nil, lastActivity: self.lastActivity)
+        case .connecting, .forwarding:
+            // NIO's bootstrap times the connect itself; the server owes bytes once the request is whole or its
+            // response has begun.
+            phase = .exchanging(
+                requestSince: self.requestStarted, bodyComplete: self.requestComplete,
+                awaitingServer: self.state == .forwarding && (self.responseStarted || self.requestComplete),
+                sentAt: self.sentAt, lastActivity: self.lastActivity)
+        case .tunnel, .closed:
+            return
+        }
+        switch self.timeouts.check(phase, now: now) {
+        case .none, .connect:
+            return
+        case .idle:
+            self.state = .closed
+            self.context?.close(promise: nil)
+        case .headerRead:
+            self.respondError(.requestTimeout, close: true)
+        case .body:
+            self.abortUpstream()
+            if self.responseStarted {
                 self.state = .closed
                 self.context?.close(promise: nil)
+            } else {
+                self.respondError(.requestTimeout, close: true)
             }
-        case .connecting, .forwarding:
-            if !self.requestComplete && now &- self.requestStarted > self.bodyNanos {
-                // The body did not arrive whole within timeouts.body.
-                self.abortUpstream()
-                if self.responseStarted {
-                    self.state = .closed
-                    self.context?.close(promise: nil)
-                } else {
-                    self.respondError(.requestTimeout, close: true)
-                }
-            } else if self.state == .forwarding && now &- max(self.sentAt, self.lastActivity) > self.serverNanos
-                && (self.responseStarted || self.requestComplete)
-            {
-                if let upstream = self.upstream {
-                    self.upstream = nil
-                    upstream.close()
-                }
-                self.upstreamFailed(.serverTimeout)
+        case .server:
+            if let upstream = self.upstream {
+                self.upstream = nil
+                upstream.close()
             }
-        case .tunnel, .closed:
-            break
+            self.upstreamFailed(.serverTimeout)
         }
     }
 

@@ -109,10 +109,9 @@ final class HTTPRelaySession: RelayConnection {
     private var lastActivity: UInt64
     /// When the head that has not all arrived was first seen (0: none waits).
     private var headStarted: UInt64 = 0
-    private let headerNanos: UInt64
+    private let timeouts: ExchangeTimeouts
     private var sentAt: UInt64 = 0
     private let idleNanos: UInt64
-    private let serverNanos: UInt64
     private let connectNanos: UInt64
 
     private let forwardedLine: [UInt8]
@@ -131,9 +130,8 @@ final class HTTPRelaySession: RelayConnection {
         self.sourceKey = remote?.sourceKey(withPort: config.flags.port) ?? 0
         self.lastActivity = loop.now
         self.idleNanos = UInt64(max(0, config.timeouts.idle) * 1e9)
-        self.serverNanos = UInt64(max(0, config.timeouts.server) * 1e9)
         self.connectNanos = UInt64(max(0, config.timeouts.connect) * 1e9)
-        self.headerNanos = UInt64(max(0, config.timeouts.headerRead) * 1e9)
+        self.timeouts = ExchangeTimeouts(config.timeouts)
         if config.forwardedFor, let ip = remote?.ipAddress {
             self.forwardedLine = Array("X-Forwarded-For: \(ip)\r\n".utf8)
         } else {
@@ -771,37 +769,48 @@ final class HTTPRelaySession: RelayConnection {
     }
 
     func checkTimeout(now: UInt64) {
+        let phase: ExchangeTimeouts.Phase
         switch self.state {
         case .idle:
-            if self.headStarted != 0 {
-                guard now &- self.headStarted > self.headerNanos else { return }
-                self.headStarted = 0
-                self.inStart = self.inEnd
-                self.respondError(.requestTimeout, close: true)
-                self.pump()
-            } else if now &- self.lastActivity > self.idleNanos {
-                self.close()
-            }
+            phase = .betweenRequests(
+                headSince: self.headStarted == 0 ? nil : self.headStarted,
+                lastActivity: self.lastActivity)
         case .connecting:
-            if let upstream = self.upstream, now > upstream.connectDeadline {
-                self.upstream = nil
-                upstream.close()
-                self.connectFailed(ETIMEDOUT)
-                self.pump()
-            }
+            guard let upstream = self.upstream else { return }
+            phase = .connecting(deadline: upstream.connectDeadline)
         case .sending, .receiving:
-            if now &- max(self.sentAt, self.lastActivity) > self.serverNanos {
-                self.upstream?.close()
-                self.upstream = nil
-                if self.responseStarted {
-                    // A client that stopped reading would hold a close-after-flush: close now.
-                    return self.close()
-                }
-                self.upstreamFailed(.serverTimeout)
-                self.pump()
-            }
+            // The relay takes no bodies: a request is whole when it starts.
+            phase = .exchanging(
+                requestSince: self.sentAt, bodyComplete: true, awaitingServer: true,
+                sentAt: self.sentAt, lastActivity: self.lastActivity)
         case .closed:
-            break
+            return
+        }
+        switch self.timeouts.check(phase, now: now) {
+        case .none, .body:
+            return
+        case .idle:
+            self.close()
+        case .headerRead:
+            self.headStarted = 0
+            self.inStart = self.inEnd
+            self.respondError(.requestTimeout, close: true)
+            self.pump()
+        case .connect:
+            let upstream = self.upstream
+            self.upstream = nil
+            upstream?.close()
+            self.connectFailed(ETIMEDOUT)
+            self.pump()
+        case .server:
+            self.upstream?.close()
+            self.upstream = nil
+            if self.responseStarted {
+                // A client that stopped reading would hold a close-after-flush: close now.
+                return self.close()
+            }
+            self.upstreamFailed(.serverTimeout)
+            self.pump()
         }
     }
 
