@@ -174,7 +174,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         self.head = upstreamHead
         self.requestStarted = self.loop.now
         self.isUpgrade = facts.isUpgrade
-        self.keepAlive = head.isKeepAlive && !facts.isUpgrade && !self.loop.draining
+        self.keepAlive = ConnectionReuse.keepsAlive(
+            clientKeepsAlive: head.isKeepAlive, upgrade: facts.isUpgrade, draining: self.loop.draining)
         self.replayable = HTTPHead.isIdempotent(head.method) && !facts.hasBody
         self.requestComplete = false
         self.bodySent = false
@@ -312,7 +313,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
             }
             if !head.isKeepAlive { self.upstreamReusable = false }
             if self.clientVersion == .http1_0, !head.headers.contains(name: "content-length") {
-                self.keepAlive = false  // an HTTP/1.0 client learns the end of a body without length by the close
+                // An HTTP/1.0 client learns the end of a body without a length by the close.
+                self.keepAlive = ConnectionReuse.keepsAlive(after: self.keepAlive, responseEndsByClose: true)
             }
             let clientHead = HTTPHead.clientResponse(head, version: self.clientVersion, keepAlive: self.keepAlive)
             context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
@@ -508,10 +510,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     }
 
     func drain() {
-        if self.state == .idle && !self.sawBytes && self.pending.isEmpty {
+        switch ConnectionReuse.onDrain(
+            betweenRequests: self.state == .idle,
+            bytesPending: self.sawBytes
+                || !self.pending.isEmpty)
+        {
+        case .closeNow:
             self.state = .closed
             self.context?.close(promise: nil)
-        } else {
+        case .closeAfterResponse:
             self.keepAlive = false  // the response in flight goes out with Connection: close
         }
     }

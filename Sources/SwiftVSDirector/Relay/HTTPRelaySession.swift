@@ -385,7 +385,7 @@ final class HTTPRelaySession: RelayConnection {
         }
         self.isHEAD = head.isHEAD
         self.replayable = head.idempotent
-        self.keepAlive = !head.close && !self.loop.draining
+        self.keepAlive = ConnectionReuse.keepsAlive(clientKeepsAlive: !head.close, draining: self.loop.draining)
         self.responseStarted = false
         self.tried.removeAll(keepingCapacity: true)
         self.lastFailure = nil
@@ -566,7 +566,8 @@ final class HTTPRelaySession: RelayConnection {
             self.responseStarted = true
             if let backend = self.backend { self.service.responded(backend, status: status) }
             if self.scanner.readsUntilClose {
-                self.keepAlive = false  // the client learns the end of the body by the close
+                // The client learns the end of the body by the close.
+                self.keepAlive = ConnectionReuse.keepsAlive(after: self.keepAlive, responseEndsByClose: true)
                 self.upstreamReusable = false
             }
         }
@@ -761,10 +762,10 @@ final class HTTPRelaySession: RelayConnection {
     }
 
     func drain() {
-        if self.state == .idle && self.inEnd == self.inStart && self.out == nil && self.outCopy.isEmpty {
-            self.close()
-        } else {
-            self.keepAlive = false
+        let pending = self.inEnd != self.inStart || self.out != nil || !self.outCopy.isEmpty
+        switch ConnectionReuse.onDrain(betweenRequests: self.state == .idle, bytesPending: pending) {
+        case .closeNow: self.close()
+        case .closeAfterResponse: self.keepAlive = false
         }
     }
 
