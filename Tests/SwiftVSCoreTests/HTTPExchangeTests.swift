@@ -323,7 +323,8 @@ struct HTTPExchangeTests {
             TimeoutsConfig(), retries: c.retries, timesConnects: c.timesConnects)
         var exchange = HTTPExchange(settings, now: 0)
         for (index, (event, expected)) in c.steps.enumerated() {
-            let action = exchange.handle(event)
+            var action = exchange.handle(event)
+            action.failure = nil  // what counts toward ejection has its own table
             #expect(action == expected, "step \(index + 1): \(event)")
         }
         #expect(exchange.state == c.state)
@@ -345,6 +346,45 @@ struct HTTPExchangeTests {
             #expect(held >= 0 && held <= 1)
         }
         #expect(held == (exchange.holding == nil ? 0 : 1))
+    }
+
+    /// Which failures count toward the real server's ejection: the last action of each script carries it.
+    static let counted: [(why: String, steps: [E], counted: UpstreamFailure?)] = [
+        (
+            "a refused connect counts against the server",
+            [request(get), picked(1), failed(.connect(timedOut: false))], .connect(timedOut: false)
+        ),
+        (
+            "a connect out of time counts, found by the sweep",
+            [request(get), picked(1), tick(4)], .connect(timedOut: true)
+        ),
+        (
+            "a connection lost before the response counts",
+            [request(get), picked(1), connected(), failed(.lostBeforeResponse)], .lostBeforeResponse
+        ),
+        (
+            "a response that is not HTTP counts",
+            [request(get), picked(1), connected(), failed(.badResponse)], .badResponse
+        ),
+        (
+            "a slow server is not a dead one: a server timeout does not count",
+            [request(get), picked(1), connected(), tick(61)], nil
+        ),
+        (
+            "a connection lost mid-response does not count: the server had answered",
+            [request(get), picked(1), connected(), response(200), failed(.lostBeforeResponse)], nil
+        ),
+    ]
+
+    @Test func countedFailures() {
+        for c in Self.counted {
+            var exchange = HTTPExchange(
+                HTTPExchange.Settings(TimeoutsConfig(), retries: 1, timesConnects: true), now: 0)
+            var last = HTTPExchange.Action.wait
+            for event in c.steps { last = exchange.handle(event) }
+            #expect(last.failure == c.counted, "\(c.why)")
+            #expect(last.release, "\(c.why): the slot goes back with it")
+        }
     }
 
     @Test func enoughCases() {

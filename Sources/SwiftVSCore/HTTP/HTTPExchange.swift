@@ -152,12 +152,19 @@ public struct HTTPExchange: Sendable {
         public var release: Bool
         public var upstream: Upstream
         public var next: Next
+        /// The held server failed so, and it counts toward its ejection (the driver counts and logs it before the
+        /// slot goes back). Nil when nothing failed, or the failure says nothing of the server's health: a server
+        /// that is slow is not down, and one that failed mid-response had answered.
+        public var failure: UpstreamFailure?
 
         @inlinable
-        public init(release: Bool = false, upstream: Upstream = .keep, _ next: Next) {
+        public init(
+            release: Bool = false, upstream: Upstream = .keep, _ next: Next, failure: UpstreamFailure? = nil
+        ) {
             self.release = release
             self.upstream = upstream
             self.next = next
+            self.failure = failure
         }
 
         public static let wait = Action(.wait)
@@ -359,6 +366,14 @@ public struct HTTPExchange: Sendable {
         case .connecting, .exchanging: break
         default: return .wait
         }
+        let counted: UpstreamFailure? = self._responseStarted || failure == .serverTimeout ? nil : failure
+        var action = self.decide(failure)
+        action.failure = counted
+        return action
+    }
+
+    @inlinable
+    mutating func decide(_ failure: UpstreamFailure) -> Action {
         let decision = RetryDecision.decide(
             failure, replayable: self.request.idempotent && self.request.complete, bodySent: self.bodySent,
             tried: self._tried.count, retries: self.settings.retries, responseStarted: self._responseStarted)

@@ -13,7 +13,6 @@ final class RelayUpstream {
     let loop: RelayLoop
     var owner: HTTPRelaySession?
     var connecting = true
-    var connectDeadline: UInt64 = 0
     var readable = false
     var hangup = false
     var writable = false
@@ -42,11 +41,14 @@ final class RelayUpstream {
 /// lines out, `HTTP/1.0` made `HTTP/1.1`, `Connection: close` when the connection ends) and its body passed on as
 /// read, while `HTTPResponseScanner` finds where it ends.
 ///
+/// Every decision of the exchange (which step comes next, retries, keep-alive, timeouts, drain, error pages, the
+/// real server's in-flight slot) is `HTTPExchange`'s: this driver feeds it what the sockets did and performs what
+/// it answers (`perform`).
+///
 /// A head that arrives in pieces is waited for, under `timeouts.header_read` (408). Anything else, at a request
 /// boundary (a head that is not plain, a body, an upgrade, HTTP/1.0, a malformed or oversize request), hands the
 /// connection with its unread bytes to the NIOHTTP1 proxy, which serves it from then on and answers the errors.
 final class HTTPRelaySession: RelayConnection {
-    enum State { case idle, connecting, sending, receiving, closed }
 
     /// Whether the relay serves a service's requests: not when a hashing scheduler hashes on a request field,
     /// which needs the parsed request (the NIOHTTP1 proxy serves those services).
@@ -66,7 +68,7 @@ final class HTTPRelaySession: RelayConnection {
     let remote: SocketAddress?
     let sourceKey: UInt32
     var sweepIndex = -1
-    private var state = State.idle
+    private var exchange: HTTPExchange
     private var closed = false
 
     // Client side.
@@ -84,35 +86,26 @@ final class HTTPRelaySession: RelayConnection {
     private var outEnd = 0
     private var outCopy: [UInt8] = []
     private var outCopyStart = 0
-    private var closeAfterFlush = false
 
     // The request in flight; kept until its response starts, so that a retry can send it again.
     private var request: UnsafeMutableRawPointer?
     private var requestLength = 0
     private var requestSent = 0
     private var isHEAD = false
-    private var replayable = false
-    private var keepAlive = true
     private var upstream: RelayUpstream?
+    /// The real server whose in-flight slot the exchange holds (`HTTPExchange.holding`).
     private var backend: Backend?
-    private var tried: [Int] = []
-    private var lastFailure: HTTPResponseStatus?
+    /// What the last failure was, for the log and the ejection reason.
+    private var failureDetail = ""
 
     // The response in flight.
     private var scanner = HTTPResponseScanner.forProxy()
     private var headDone = false
-    private var responseStarted = false
+    /// False once bytes came after the response's end (the connection is not on a response boundary).
     private var upstreamReusable = true
     private var partialHead: [UInt8] = []
 
-    // Timeouts, on the loop's coarse clock.
-    private var lastActivity: UInt64
-    /// When the head that has not all arrived was first seen (0: none waits).
-    private var headStarted: UInt64 = 0
-    private let timeouts: ExchangeTimeouts
-    private var sentAt: UInt64 = 0
     private let idleNanos: UInt64
-    private let connectNanos: UInt64
 
     private let forwardedLine: [UInt8]
     private let maxHeadBytes: Int
@@ -128,10 +121,9 @@ final class HTTPRelaySession: RelayConnection {
         self.clientFD = clientFD
         self.remote = remote
         self.sourceKey = remote?.sourceKey(withPort: config.flags.port) ?? 0
-        self.lastActivity = loop.now
+        self.exchange = HTTPExchange(
+            HTTPExchange.Settings(config.timeouts, retries: config.retries, timesConnects: true), now: loop.now)
         self.idleNanos = UInt64(max(0, config.timeouts.idle) * 1e9)
-        self.connectNanos = UInt64(max(0, config.timeouts.connect) * 1e9)
-        self.timeouts = ExchangeTimeouts(config.timeouts)
         if config.forwardedFor, let ip = remote?.ipAddress {
             self.forwardedLine = Array("X-Forwarded-For: \(ip)\r\n".utf8)
         } else {
@@ -184,17 +176,20 @@ final class HTTPRelaySession: RelayConnection {
     private func pump() {
         while !self.closed {
             if !self.flush() { return }
-            if self.closeAfterFlush { return self.close() }
-            switch self.state {
+            switch self.exchange.state {
+            case .closing:
+                return self.close()
             case .idle:
                 if !self.startRequest() { return }
-            case .connecting, .closed:
+            case .exchanging:
+                if self.requestSent < self.requestLength {
+                    if !self.sendRequest() { return }
+                } else {
+                    guard let upstream = self.upstream, upstream.readable else { return }
+                    if !self.receive(upstream) { return }
+                }
+            case .choosing, .connecting, .tunnel, .closed:
                 return
-            case .sending:
-                if !self.sendRequest() { return }
-            case .receiving:
-                guard let upstream = self.upstream, upstream.readable else { return }
-                if !self.receive(upstream) { return }
             }
         }
     }
@@ -282,21 +277,18 @@ final class HTTPRelaySession: RelayConnection {
                         let head = HTTP1RequestHead.scan(bytes, maxHeaders: self.maxHeaders)
                     else {
                         if HTTP1RequestHead.lineEndingProblem(bytes) != nil {
-                            self.inStart = self.inEnd
-                            self.respondError(.badRequest, close: true)
+                            self.perform(self.exchange.handle(.malformed(status: 400)))
                             return true
                         }
                         self.handOver()
                         return false
                     }
-                    self.headStarted = 0
                     self.begin(head, raw)
                     return true
                 }
                 let partial = HTTP1RequestHead.classifyPartial(raw)
                 if case .malformed = partial {
-                    self.inStart = self.inEnd
-                    self.respondError(.badRequest, close: true)
+                    self.perform(self.exchange.handle(.malformed(status: 400)))
                     return true
                 }
                 if raw.count >= self.maxHeadBytes || partial == .notPlain {
@@ -306,7 +298,7 @@ final class HTTPRelaySession: RelayConnection {
                 }
                 if !self.clientReadable {
                     // Not all here: wait for the rest, under timeouts.header_read (408).
-                    if self.headStarted == 0 { self.headStarted = max(1, self.loop.now) }
+                    _ = self.exchange.handle(.headBegun(now: self.loop.now))
                     return false
                 }
             } else if self.loop.draining {
@@ -328,7 +320,7 @@ final class HTTPRelaySession: RelayConnection {
             let count = recv(self.clientFD, self.inbound! + self.inEnd, room, 0)
             if count > 0 {
                 self.inEnd += count
-                self.lastActivity = self.loop.now
+                self.exchange.touch(self.loop.now)
                 if count < room && !self.clientHangup { self.clientReadable = false }
             } else if count == 0 {
                 // The client is done sending: close once nothing is left to answer.
@@ -384,29 +376,80 @@ final class HTTPRelaySession: RelayConnection {
             self.inEnd = 0
         }
         self.isHEAD = head.isHEAD
-        self.replayable = head.idempotent
-        self.keepAlive = ConnectionReuse.keepsAlive(clientKeepsAlive: !head.close, draining: self.loop.draining)
-        self.responseStarted = false
-        self.tried.removeAll(keepingCapacity: true)
-        self.lastFailure = nil
-        self.dispatch()
+        if self.loop.draining {
+            // A connection the drain has not reached yet: its request is answered with `Connection: close`.
+            _ = self.exchange.handle(.drain(bytesPending: true))
+        }
+        let facts = HTTPExchange.Request(idempotent: head.idempotent, keepAlive: !head.close)
+        self.perform(self.exchange.handle(.request(facts, now: self.loop.now)))
     }
 
-    /// Chooses a real server (not one already tried for this request) and sends the request to it.
-    private func dispatch() {
-        guard
-            let backend = self.service.schedule(
-                key: self.sourceKey, remote: self.remote, now: self.loop.seconds, excluding: self.tried
-            )
-        else {
-            self.respondError(self.lastFailure ?? .serviceUnavailable, close: self.lastFailure != nil)
+    // MARK: the machine's actions
+
+    /// Does what the exchange decided: the failure's count, the slot, the upstream connection, then the next step.
+    private func perform(_ action: HTTPExchange.Action) {
+        if let failure = action.failure, let backend = self.backend {
+            self.service.upstreamFailed(backend, failure, detail: self.failureDetail)
+        }
+        if action.release {
+            self.backend?.release()
+            self.backend = nil
+        }
+        switch action.upstream {
+        case .keep:
+            break
+        case .park:
+            if let upstream = self.upstream {
+                self.upstream = nil
+                if upstream.hangup || !self.loop.park(upstream, limit: self.config.maxIdlePerServer) {
+                    upstream.close()
+                }
+            }
+        case .close:
+            self.upstream?.close()
+            self.upstream = nil
+        }
+        switch action.next {
+        case .wait, .nextRequest, .closeAfterFlush:
+            // The pump goes on from the machine's state: the next request, or the close once all is written.
+            return
+        case .pick:
+            self.pick()
+        case .connect:
+            self.connect()
+        case .send:
+            self.requestSent = 0
+            self.scanner.reset(headRequest: self.isHEAD)
+            self.headDone = false
+            self.partialHead.removeAll(keepingCapacity: true)
+            self.upstreamReusable = true
+        case .respond(let status, let close):
+            self.respondError(HTTPResponseStatus(statusCode: status), close: close)
+        case .closeNow, .tunnel:
+            // The relay serves no upgrades (they go to the NIO proxy), so a tunnel is never asked of it.
+            self.close()
+        case .passInformational, .passHead:
+            // Only `startResponse` feeds a response head, and it performs these itself.
             return
         }
-        self.tried.append(backend.server.id)
+    }
+
+    /// Chooses a real server, not one already tried for this request.
+    private func pick() {
+        if !self.exchange.tried.isEmpty {
+            self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.config.name)"])
+        }
+        let backend = self.service.schedule(
+            key: self.sourceKey, remote: self.remote, now: self.loop.seconds, excluding: self.exchange.tried)
         self.backend = backend
+        self.perform(self.exchange.handle(.picked(server: backend?.server.id, now: self.loop.now)))
+    }
+
+    /// Takes a pooled connection to the chosen server, or starts one without blocking.
+    private func connect() {
+        guard let backend = self.backend else { return }
         if let upstream = self.loop.takeUpstream(service: self.serviceID, server: backend.server.id) {
-            self.attach(upstream)
-            return
+            return self.attach(upstream)
         }
         guard let fd = RelayLoop.startConnect(to: backend.address) else {
             return self.connectFailed(errno)
@@ -415,34 +458,24 @@ final class HTTPRelaySession: RelayConnection {
             fd: fd, serverID: backend.server.id, serviceID: self.serviceID,
             idleNanos: self.idleNanos, loop: self.loop)
         upstream.owner = self
-        upstream.connectDeadline = self.loop.now &+ self.connectNanos
         guard self.loop.watch(fd, upstream, tag: .upstream) else {
             let error = errno
             upstream.close()
             return self.connectFailed(error)
         }
         self.upstream = upstream
-        self.state = .connecting
     }
 
     private func attach(_ upstream: RelayUpstream) {
         upstream.owner = self
         upstream.writable = true
         self.upstream = upstream
-        self.state = .sending
-        self.requestSent = 0
-        self.scanner.reset(headRequest: self.isHEAD)
-        self.headDone = false
-        self.partialHead.removeAll(keepingCapacity: true)
-        self.upstreamReusable = true
-        self.sentAt = self.loop.now
+        self.perform(self.exchange.handle(.connected(now: self.loop.now)))
     }
 
     private func connectFailed(_ error: Int32) {
-        guard let backend = self.backend else { return }
-        self.backend = nil
-        self.service.connectFailed(backend, error: error)
-        self.upstreamFailed(.connect(timedOut: error == ETIMEDOUT))
+        self.failureDetail = VirtualService.connectFailure(error)
+        self.perform(self.exchange.handle(.upstreamFailed(.connect(timedOut: error == ETIMEDOUT), headWithheld: false)))
     }
 
     /// Writes the request; false while the real server cannot take more.
@@ -467,8 +500,7 @@ final class HTTPRelaySession: RelayConnection {
                 }
             }
         }
-        self.state = .receiving
-        self.sentAt = self.loop.now
+        _ = self.exchange.handle(.requestSent(now: self.loop.now))
         return true
     }
 
@@ -481,7 +513,7 @@ final class HTTPRelaySession: RelayConnection {
         let count = recv(upstream.fd, buffer + Self.headroom, room, 0)
         if count > 0 {
             if count < room && !upstream.hangup { upstream.readable = false }
-            self.lastActivity = self.loop.now
+            self.exchange.touch(self.loop.now)
             self.deliver(buffer, from: Self.headroom, to: Self.headroom + count)
             return true
         }
@@ -556,23 +588,26 @@ final class HTTPRelaySession: RelayConnection {
             return self.badResponse(problem)
         }
         let status = self.scanner.status
-        guard status >= 100, status != 101 else {
-            self.loop.recycle(buffer)
-            return self.badResponse("status \(status)")
-        }
-        let informational = status < 200
-        if !informational {
+        let response = HTTPExchange.Response(status: status, endsByClose: self.scanner.readsUntilClose)
+        let action = self.exchange.handle(.response(response, now: self.loop.now))
+        let informational: Bool
+        let addsClose: Bool
+        switch action.next {
+        case .passInformational:
+            informational = true
+            addsClose = false
+        case .passHead(let close):
+            informational = false
+            addsClose = close
             self.headDone = true
-            self.responseStarted = true
             if let backend = self.backend { self.service.responded(backend, status: status) }
-            if self.scanner.readsUntilClose {
-                // The client learns the end of the body by the close.
-                self.keepAlive = ConnectionReuse.keepsAlive(after: self.keepAlive, responseEndsByClose: true)
-                self.upstreamReusable = false
-            }
+        default:
+            // Not a response to pass on (a 101 nobody asked for, a status under 100).
+            self.loop.recycle(buffer)
+            self.failureDetail = "bad response: status \(status)"
+            return self.perform(action)
         }
         // The head as the client gets it, right-aligned where the old one ended, so the body need not move.
-        let addsClose = !self.keepAlive && !informational
         let headEnd = start + headLength
         let newStart = self.rewriteHead(buffer, start: start, headLength: headLength, addsClose: addsClose)
         if informational {
@@ -616,8 +651,7 @@ final class HTTPRelaySession: RelayConnection {
             self.loop.recycle(buffer)
             // Found in the read that brought the head: nothing of this response has left, so the client gets a
             // 502 rather than a bare close.
-            if headFrom != nil { self.responseStarted = false }
-            self.badResponse(problem)
+            self.badResponse(problem, headWithheld: headFrom != nil)
         }
     }
 
@@ -663,24 +697,14 @@ final class HTTPRelaySession: RelayConnection {
         line.storeBytes(of: 0x31, toByteOffset: 7, as: UInt8.self)
     }
 
+    /// The response ended: the exchange decides what becomes of the upstream connection and of the client's.
     private func finish() {
-        self.backend?.release()
-        self.backend = nil
         if let request = self.request {
             self.loop.recycle(request)
             self.request = nil
         }
-        if let upstream = self.upstream {
-            self.upstream = nil
-            if !(self.upstreamReusable && !upstream.hangup
-                && self.loop.park(upstream, limit: self.config.maxIdlePerServer))
-            {
-                upstream.close()
-            }
-        }
-        self.state = .idle
-        self.lastActivity = self.loop.now
-        if !self.keepAlive { self.closeAfterFlush = true }
+        let reusable = self.upstreamReusable && !(self.upstream?.hangup ?? true)
+        self.perform(self.exchange.handle(.responseEnded(serverReusable: reusable, now: self.loop.now)))
     }
 
     /// The real server closed, or its connection failed, before the response ended.
@@ -690,62 +714,33 @@ final class HTTPRelaySession: RelayConnection {
             self.upstreamReusable = false
             return self.finish()
         }
-        self.upstream?.close()
-        self.upstream = nil
-        if !self.responseStarted, let backend = self.backend {
-            self.service.failed(backend, "connection lost before the response")
-        }
-        self.upstreamFailed(.lostBeforeResponse)
+        self.failureDetail = "connection lost before the response"
+        self.perform(self.exchange.handle(.upstreamFailed(.lostBeforeResponse, headWithheld: false)))
     }
 
     /// The real server sent something that is not an HTTP/1.x response.
-    private func badResponse(_ problem: String) {
-        self.upstream?.close()
-        self.upstream = nil
-        if !self.responseStarted, let backend = self.backend {
-            self.service.failed(backend, "bad response: \(problem)")
-        }
-        self.upstreamFailed(.badResponse)
+    private func badResponse(_ problem: String, headWithheld: Bool = false) {
+        self.failureDetail = "bad response: \(problem)"
+        self.perform(self.exchange.handle(.upstreamFailed(.badResponse, headWithheld: headWithheld)))
     }
 
-    /// Lets go of the real server and does what `RetryDecision` says: another server, an error answer, or a close
-    /// once what is queued for the client has gone (part of the response is out).
-    private func upstreamFailed(_ failure: UpstreamFailure) {
-        self.backend?.release()
-        self.backend = nil
-        let decision = RetryDecision.decide(
-            failure, replayable: self.replayable, bodySent: false,
-            tried: self.tried.count, retries: self.config.retries,
-            responseStarted: self.responseStarted)
-        switch decision {
-        case .close:
-            self.state = .idle
-            self.closeAfterFlush = true
-        case .retry(let otherwise):
-            self.lastFailure = HTTPResponseStatus(statusCode: otherwise)
-            self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.config.name)"])
-            self.dispatch()
-        case .respond(let status):
-            self.respondError(HTTPResponseStatus(statusCode: status), close: true)
-        }
-    }
-
-    /// A short error response, as the NIO proxies write it; the connection closes after it when `close` is set.
+    /// The director's error page, after what is queued for the client.
     private func respondError(_ status: HTTPResponseStatus, close: Bool) {
-        let shouldClose = close || !self.keepAlive
         if let out = self.out {
             self.outCopy.append(
                 contentsOf: UnsafeRawBufferPointer(start: out + self.outStart, count: self.outEnd - self.outStart))
             self.loop.recycle(out)
             self.out = nil
         }
-        self.outCopy.append(contentsOf: ErrorPage(status: status, close: shouldClose).text.utf8)
+        self.outCopy.append(contentsOf: ErrorPage(status: status, close: close).text.utf8)
         if let request = self.request {
             self.loop.recycle(request)
             self.request = nil
         }
-        self.state = .idle
-        if shouldClose { self.closeAfterFlush = true }
+        self.requestLength = 0
+        self.requestSent = 0
+        // What the client sent and we did not read is no request of a connection that closes.
+        if close { self.inStart = self.inEnd }
     }
 
     // MARK: hand-over, timeouts, close
@@ -763,71 +758,34 @@ final class HTTPRelaySession: RelayConnection {
 
     func drain() {
         let pending = self.inEnd != self.inStart || self.out != nil || !self.outCopy.isEmpty
-        switch ConnectionReuse.onDrain(betweenRequests: self.state == .idle, bytesPending: pending) {
-        case .closeNow: self.close()
-        case .closeAfterResponse: self.keepAlive = false
-        }
+        self.perform(self.exchange.handle(.drain(bytesPending: pending)))
     }
 
     func checkTimeout(now: UInt64) {
-        let phase: ExchangeTimeouts.Phase
-        switch self.state {
-        case .idle:
-            phase = .betweenRequests(
-                headSince: self.headStarted == 0 ? nil : self.headStarted,
-                lastActivity: self.lastActivity)
-        case .connecting:
-            guard let upstream = self.upstream else { return }
-            phase = .connecting(deadline: upstream.connectDeadline)
-        case .sending, .receiving:
-            // The relay takes no bodies: a request is whole when it starts.
-            phase = .exchanging(
-                requestSince: self.sentAt, bodyComplete: true, awaitingServer: true,
-                sentAt: self.sentAt, lastActivity: self.lastActivity)
-        case .closed:
-            return
-        }
-        switch self.timeouts.check(phase, now: now) {
-        case .none, .body:
-            return
-        case .idle:
-            self.close()
-        case .headerRead:
-            self.headStarted = 0
-            self.inStart = self.inEnd
-            self.respondError(.requestTimeout, close: true)
-            self.pump()
-        case .connect:
-            let upstream = self.upstream
-            self.upstream = nil
-            upstream?.close()
-            self.connectFailed(ETIMEDOUT)
-            self.pump()
-        case .server:
-            self.upstream?.close()
-            self.upstream = nil
-            if self.responseStarted {
-                // A client that stopped reading would hold a close-after-flush: close now.
-                return self.close()
-            }
-            self.upstreamFailed(.serverTimeout)
-            self.pump()
-        }
+        guard !self.closed else { return }
+        let action = self.exchange.handle(.tick(now: now))
+        guard action != .wait else { return }
+        if action.failure == .connect(timedOut: true) { self.failureDetail = VirtualService.connectFailure(ETIMEDOUT) }
+        self.perform(action)
+        self.pump()
     }
 
     func close() {
+        guard !self.closed else { return }
+        // The exchange gives the slot back (if it holds one) and lets go of the upstream connection.
+        var action = self.exchange.handle(.clientClosed)
+        action.next = .wait
+        self.perform(action)
         self.release(closingClient: true)
     }
 
     private func release(closingClient: Bool) {
         guard !self.closed else { return }
         self.closed = true
-        self.state = .closed
         if closingClient { Glibc.close(self.clientFD) }
         self.upstream?.close()
         self.upstream = nil
-        self.backend?.release()
-        self.backend = nil
+        assert(self.backend == nil, "the exchange holds every slot it takes, and gives each back")
         for buffer in [self.inbound, self.out, self.request] {
             if let buffer { self.loop.recycle(buffer) }
         }
