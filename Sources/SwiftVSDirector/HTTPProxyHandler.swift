@@ -4,24 +4,21 @@ import NIOHTTP1
 import NIOPosix
 import SwiftVSCore
 
-/// The client side of an `http` virtual service: reads requests, chooses a real server per request, and streams
-/// request and response between the client and a pooled upstream connection on the same event loop.
+/// The client side of an `http` virtual service for what the relay hands over (bodies, upgrades, HTTP/1.0, field
+/// hashing): reads requests as NIOHTTP1 parts, and streams request and response between the client and a pooled
+/// upstream connection on the same event loop.
+///
+/// Every decision of the exchange (the next step, retries, keep-alive, timeouts, drain, error pages, the real
+/// server's in-flight slot) is `HTTPExchange`'s, the same machine the relay runs: this driver feeds it what the
+/// channels did and performs what it answers (`perform`).
 ///
 /// Reads from the client are withheld (the `read` event is not passed on) while a request waits for its response
 /// or the real server cannot take more bytes; pipelined requests wait in `pending`.
-final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwner {
+final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDriver {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
-    typealias ResponsePart = HTTPClientResponsePart
-    typealias RequestPart = HTTPClientRequestPart
-    typealias Upstream = UpstreamConnection<HTTPProxyHandler>
-
-    static func withPool<T>(
-        _ loop: LoopContext, _ body: (inout IdlePool<ObjectIdentifier, UpstreamConnection<HTTPProxyHandler>>) -> T
-    ) -> T {
-        body(&loop.httpPool)
-    }
+    typealias Upstream = UpstreamConnection
 
     static func addCodecs(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
         try pipeline.addHandler(HTTPRequestEncoder())
@@ -32,60 +29,35 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
                 )))
     }
 
-    enum State {
-        /// Between requests.
-        case idle
-        /// A real server is chosen; its connection is being made.
-        case connecting
-        /// The request is going to, or the response coming from, `upstream`.
-        case forwarding
-        /// A 101 arrived; the pipelines are being turned into a tunnel.
-        case tunnel
-        case closed
-    }
-
     let service: VirtualService
     /// The service's config as it was when this connection came: a reload applies to new connections.
     let config: VirtualServiceConfig
     let serviceID: ObjectIdentifier
     let loop: LoopContext
     private var context: ChannelHandlerContext?
-    private var state = State.idle
+    var exchange: HTTPExchange
+    /// Set once the pipelines became a tunnel, or the channel closed: nothing more goes through this handler.
+    private var done = false
 
     // The request in flight.
     private var head: HTTPRequestHead?
     private var upstream: Upstream?
-    private var backend: Backend?
+    var backend: Backend?
     private var buffered: [HTTPServerRequestPart] = []
     private var bufferedBytes = 0
+    /// The client has sent the request's end (its remaining parts are not read as the next request's).
     private var requestComplete = false
-    private var bodySent = false
-    private var responseStarted = false
-    private var keepAlive = true
     private var isUpgrade = false
-    private var replayable = false
-    private var tried: [Int] = []
     private var upstreamNeedsFlush = false
-    /// False once the real server said it will close, or answered as HTTP/1.0 without keep-alive.
-    private var upstreamReusable = true
     /// The client's version, which its response is written in.
     private var clientVersion: HTTPVersion = .http1_1
-    /// What the last real server tried did wrong, for the answer when no other is left.
-    private var lastFailure: HTTPResponseStatus?
+    var failureDetail = ""
 
     // Pipelined parts of later requests.
     private var pending = CircularBuffer<HTTPServerRequestPart>()
     private var readPending = false
 
-    // Timeouts, on the loop's coarse clock.
     var sweepIndex = -1
-    private var lastActivity: UInt64 = 0
-    private var headStarted: UInt64 = 0
-    private var sawBytes = false
-    private var sentAt: UInt64 = 0
-    private let timeouts: ExchangeTimeouts
-    /// When the request in flight's head arrived (its body is timed from there).
-    private var requestStarted: UInt64 = 0
 
     private var client = ClientPeer()
     private let defaultHost: String
@@ -97,8 +69,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         self.config = config
         self.serviceID = ObjectIdentifier(service)
         self.loop = loop
-        let timeouts = config.timeouts
-        self.timeouts = ExchangeTimeouts(timeouts)
+        // NIO's connector times connects itself (`UpstreamConnection.open`).
+        self.exchange = HTTPExchange(
+            HTTPExchange.Settings(config.timeouts, retries: config.retries, timesConnects: false), now: loop.now)
         self.defaultHost = config.listen.description
     }
 
@@ -117,9 +90,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     }
 
     private func activate(_ context: ChannelHandlerContext) {
-        guard self.sweepIndex < 0, self.state == .idle else { return }
+        guard self.sweepIndex < 0, !self.done else { return }
         self.client = ClientPeer(context.channel, self.config)
-        self.lastActivity = self.loop.now
+        self.exchange.touch(self.loop.now)
         self.loop.register(self)
     }
 
@@ -128,10 +101,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if self.state != .tunnel {
-            self.abortUpstream()
+        if !self.done {
+            self.done = true
+            var action = self.exchange.handle(.clientClosed)
+            action.next = .wait
+            self.perform(action)
         }
-        self.state = .closed
         self.loop.unregister(self)
         self.pending.removeAll()
         context.fireChannelInactive()
@@ -144,23 +119,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     }
 
     private func handle(_ part: HTTPServerRequestPart) {
-        switch self.state {
+        guard !self.done else { return }
+        switch self.exchange.state {
         case .idle:
             guard case .head(let head) = part else { return }  // stray parts of a request we answered early
             self.start(head)
-        case .connecting, .forwarding:
+        case .choosing, .connecting, .exchanging:
             if self.requestComplete {
                 self.pending.append(part)
                 return
             }
             self.forward(part)
-        case .tunnel, .closed:
+        case .tunnel, .closing, .closed:
             return
         }
     }
 
     private func start(_ head: HTTPRequestHead) {
-        self.sawBytes = false
         self.clientVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
         let (upstreamHead, facts) = HTTPHead.upstreamRequest(
             head, clientIP: self.client.ip, forwardedFor: self.config.forwardedFor, defaultHost: self.defaultHost
@@ -168,26 +143,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         if let problem = facts.invalid {
             self.service.logger.debug(
                 "bad request", metadata: ["service": "\(self.config.name)", "problem": "\(problem)"])
-            self.respondError(.badRequest, close: true)
-            return
+            return self.perform(self.exchange.handle(.malformed(status: 400)))
         }
         self.head = upstreamHead
-        self.requestStarted = self.loop.now
         self.isUpgrade = facts.isUpgrade
-        self.keepAlive = ConnectionReuse.keepsAlive(
-            clientKeepsAlive: head.isKeepAlive, upgrade: facts.isUpgrade, draining: self.loop.draining)
-        self.replayable = HTTPHead.isIdempotent(head.method) && !facts.hasBody
         self.requestComplete = false
-        self.bodySent = false
-        self.responseStarted = false
-        self.tried.removeAll(keepingCapacity: true)
-        self.lastFailure = nil
-        self.dispatch()
+        if self.loop.draining { _ = self.exchange.handle(.drain(bytesPending: true)) }
+        let request = HTTPExchange.Request(
+            idempotent: HTTPHead.isIdempotent(head.method), keepAlive: head.isKeepAlive, upgrade: facts.isUpgrade,
+            complete: !facts.hasBody)
+        self.perform(self.exchange.handle(.request(request, now: self.loop.now)))
     }
 
     private func forward(_ part: HTTPServerRequestPart) {
-        if case .end = part { self.requestComplete = true }
-        if self.state == .forwarding, let upstream = self.upstream {
+        if case .end = part {
+            self.requestComplete = true
+            _ = self.exchange.handle(.bodyEnded(now: self.loop.now))
+        }
+        if case .exchanging = self.exchange.state, let upstream = self.upstream {
             self.send(part, to: upstream)
             self.upstreamNeedsFlush = true
         } else {
@@ -197,14 +170,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        // A read that left the handler idle brought part of a request head (a whole one would have started a
+        // A read that left the exchange idle brought part of a request head (a whole one would have started a
         // request): that starts the header_read clock, for the 408 of a client that stalls.
         let now = self.loop.now
-        self.lastActivity = now
-        if self.state == .idle && !self.sawBytes {
-            self.sawBytes = true
-            self.headStarted = now
-        }
+        self.exchange.touch(now)
+        if self.exchange.state == .idle { _ = self.exchange.handle(.headBegun(now: now)) }
         if self.upstreamNeedsFlush {
             self.upstreamNeedsFlush = false
             self.upstream?.flush()
@@ -212,117 +182,137 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         context.fireChannelReadComplete()
     }
 
-    /// Chooses a real server (not one already tried for this request) and sends the request to it.
-    private func dispatch() {
-        guard let head = self.head else { return }
-        let key = self.hashKey(head)
-        guard
-            let backend = self.service.schedule(
-                key: key, remote: self.client.remote, now: self.loop.seconds,
-                excluding: self.tried
-            )
-        else {
-            // Nothing left to try: after failures, say what failed; with no server at all, 503.
-            self.respondError(
-                self.lastFailure ?? .serviceUnavailable, close: !self.requestComplete || self.lastFailure != nil)
+    // MARK: the machine's actions
+
+    /// Does what the exchange decided: the failure's count, the slot, the upstream connection, then the next step.
+    func perform(_ action: HTTPExchange.Action) {
+        self.settle(action)
+        switch action.next {
+        case .wait:
+            return
+        case .pick:
+            guard let head = self.head else { return }
+            self.pick(key: self.hashKey(head), remote: self.client.remote, now: self.loop.seconds, nanos: self.loop.now)
+        case .connect:
+            self.connect()
+        case .send:
+            self.sendHead()
+        case .respond(let status, let close):
+            self.respondError(HTTPResponseStatus(statusCode: status), close: close)
+        case .closeAfterFlush, .closeNow:
+            // Part of a response is out (or nothing can reach the client): the close tells the client it is cut.
+            self.done = true
+            self.context?.close(promise: nil)
+        case .passInformational, .passHead, .tunnel, .nextRequest:
+            // `upstreamRead` and `finish` feed the events that answer these, and perform them there.
             return
         }
-        self.tried.append(backend.server.id)
-        self.backend = backend
-        if !self.isUpgrade,
-            let connection = self.loop.httpPool.take(service: self.serviceID, server: backend.server.id)
-        {
-            connection.unpark(for: self)
-            self.attach(connection)
-            return
-        }
-        self.connect(backend)
     }
 
-    private func connect(_ backend: Backend) {
-        self.state = .connecting
+    func parkUpstream() {
+        guard let upstream = self.upstream else { return }
+        self.upstream = nil
+        if !upstream.park(limit: self.config.maxIdlePerServer) { upstream.close() }
+    }
+
+    func closeUpstream() {
+        guard let upstream = self.upstream else { return }
+        self.upstream = nil
+        upstream.close()
+    }
+
+    /// Takes a pooled connection to the chosen server (not for an upgrade: it becomes a tunnel), or opens one.
+    private func connect() {
+        guard let backend = self.backend else { return }
+        if !self.isUpgrade, let connection = self.loop.httpPool.take(service: self.serviceID, server: backend.server.id)
+        {
+            connection.unpark(for: self)
+            return self.attach(connection)
+        }
+        let server = backend.server.id
         Upstream.open(
-            for: self, backend: backend, service: self.service, serviceID: self.serviceID, loop: self.loop,
-            config: self.config,
-            wanted: { self.state == .connecting && self.backend?.server.id == backend.server.id },
+            for: self, backend: backend, serviceID: self.serviceID, loop: self.loop, config: self.config,
+            wanted: { self.exchange.state == .connecting(server: server) },
             attach: { connection in
                 self.attach(connection)
                 connection.flush()
             },
-            failed: { timedOut in self.upstreamFailed(.connect(timedOut: timedOut)) }
+            failed: { timedOut, detail in
+                self.failureDetail = detail
+                self.perform(self.exchange.handle(.upstreamFailed(.connect(timedOut: timedOut), headWithheld: false)))
+            }
         )
     }
 
-    /// Writes a body part or the end of the request to the real server (the head goes in `attach`).
-    private func send(_ part: HTTPServerRequestPart, to upstream: Upstream) {
-        switch part {
-        case .head:
-            return
-        case .body(let buffer):
-            self.bodySent = true
-            self.backend?.server.counters.bytesIn.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
-            upstream.write(.body(.byteBuffer(buffer)))
-        case .end(let trailers):
-            upstream.write(.end(trailers))
-            self.sentAt = self.loop.now
-        }
+    private func attach(_ connection: Upstream) {
+        self.upstream = connection
+        self.perform(self.exchange.handle(.connected(now: self.loop.now)))
     }
 
-    private func attach(_ connection: Upstream) {
-        self.state = .forwarding
-        self.upstream = connection
-        guard let head = self.head else { return }
+    /// Writes the head and what has come of the body to the real server.
+    private func sendHead() {
+        guard let head = self.head, let connection = self.upstream else { return }
         connection.write(.head(head))
         for part in self.buffered {
             self.send(part, to: connection)
         }
         self.buffered.removeAll(keepingCapacity: true)
         self.bufferedBytes = 0
-        self.sentAt = self.loop.now
+        _ = self.exchange.handle(.requestSent(now: self.loop.now))
         self.upstreamNeedsFlush = true
-        if self.readPending { self.read(context: self.context!) }
+        if self.readPending, let context = self.context { self.read(context: context) }
+    }
+
+    /// Writes a body part or the end of the request to the real server (the head goes in `sendHead`).
+    private func send(_ part: HTTPServerRequestPart, to upstream: Upstream) {
+        switch part {
+        case .head:
+            return
+        case .body(let buffer):
+            _ = self.exchange.handle(.bodyForwarded)
+            self.backend?.server.counters.bytesIn.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
+            upstream.write(.body(.byteBuffer(buffer)))
+        case .end(let trailers):
+            upstream.write(.end(trailers))
+            _ = self.exchange.handle(.requestSent(now: self.loop.now))
+        }
     }
 
     // MARK: upstream → client
 
     func upstreamRead(_ part: HTTPClientResponsePart) {
         guard let context = self.context else { return }
-        self.lastActivity = self.loop.now
+        self.exchange.touch(self.loop.now)
         switch part {
         case .head(let head):
-            if head.status.code < 200 && head.status != .switchingProtocols {
+            let status = Int(head.status.code)
+            // An HTTP/1.0 client learns the end of a body without a length by the close.
+            let endsByClose = self.clientVersion == .http1_0 && !head.headers.contains(name: "content-length")
+            let response = HTTPExchange.Response(
+                status: status, endsByClose: endsByClose && status >= 200, serverKeepsAlive: head.isKeepAlive)
+            let action = self.exchange.handle(.response(response, now: self.loop.now))
+            switch action.next {
+            case .passInformational:
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)  // 100 Continue, 103 Early Hints
-                return
-            }
-            self.responseStarted = true
-            if let backend = self.backend {
-                let status = Int(head.status.code)
-                backend.server.counters.countResponse(status: status)
-                if status >= 500 {
-                    self.service.failed(backend, "status \(status)", is5xx: true)
-                } else {
-                    self.service.succeeded(backend)
-                }
-            }
-            if self.isUpgrade && head.status == .switchingProtocols {
+            case .tunnel:
+                if let backend = self.backend { self.service.responded(backend, status: status) }
                 var head = head
                 head.version = .http1_1
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-                self.state = .tunnel
-                return
+            case .passHead(let close):
+                if let backend = self.backend { self.service.responded(backend, status: status) }
+                let clientHead = HTTPHead.clientResponse(head, version: self.clientVersion, keepAlive: !close)
+                context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+            default:
+                // Not a response to pass on (a 101 nobody asked for, a status under 100).
+                self.failureDetail = "bad response: status \(status)"
+                self.perform(action)
             }
-            if !head.isKeepAlive { self.upstreamReusable = false }
-            if self.clientVersion == .http1_0, !head.headers.contains(name: "content-length") {
-                // An HTTP/1.0 client learns the end of a body without a length by the close.
-                self.keepAlive = ConnectionReuse.keepsAlive(after: self.keepAlive, responseEndsByClose: true)
-            }
-            let clientHead = HTTPHead.clientResponse(head, version: self.clientVersion, keepAlive: self.keepAlive)
-            context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
         case .body(let buffer):
             self.backend?.server.counters.bytesOut.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
-            if self.state == .tunnel {
+            if case .tunnel = self.exchange.state {
                 self.becomeTunnel(context)
                 return
             }
@@ -335,37 +325,28 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     }
 
     private func finish(_ context: ChannelHandlerContext, trailers: HTTPHeaders?) {
-        self.backend?.release()
-        self.backend = nil
-        if let upstream = self.upstream {
-            self.upstream = nil
-            if !(self.upstreamReusable && self.requestComplete
-                && upstream.park(limit: self.config.maxIdlePerServer))
-            {
-                upstream.close()
-            }
-        }
-        self.upstreamReusable = true
+        let action = self.exchange.handle(.responseEnded(serverReusable: true, now: self.loop.now))
+        var upstreamOnly = action
+        upstreamOnly.next = .wait
+        self.perform(upstreamOnly)
         self.head = nil
-        if !self.keepAlive || !self.requestComplete {
-            self.state = .closed
+        switch action.next {
+        case .nextRequest:
+            // Flush here: the upstream is parked already, so its read-complete no longer reaches this handler.
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            self.drainPending(context)
+        case .closeAfterFlush:
+            self.done = true
             context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
+        default:
             return
         }
-        // Flush here: the upstream is parked already, so its read-complete no longer reaches this handler.
-        context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
-        self.state = .idle
-        self.lastActivity = self.loop.now
-        self.drainPending(context)
     }
 
     private func drainPending(_ context: ChannelHandlerContext) {
-        while self.state == .idle
-            || ((self.state == .forwarding || self.state == .connecting) && !self.requestComplete),
-            let part = self.pending.popFirst()
-        {
+        while !self.done, self.exchange.state == .idle || !self.requestComplete, let part = self.pending.popFirst() {
             self.handle(part)
         }
         if self.upstreamNeedsFlush {
@@ -378,46 +359,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     }
 
     /// The upstream connection closed or failed before the response ended.
-    func upstreamClosed(_ connection: Upstream, error: Error?) {
+    func upstreamClosed(_ connection: Upstream) {
         guard self.upstream === connection else { return }
         self.upstream = nil
-        if !self.responseStarted, let backend = self.backend {
-            self.service.failed(backend, "connection lost before the response")
-        }
-        self.upstreamFailed(.lostBeforeResponse)
-    }
-
-    /// Lets go of the real server and does what `RetryDecision` says: another server (a connect that failed sent
-    /// nothing; a replayable request goes again whole), an error answer, or a close (part of the response is out).
-    private func upstreamFailed(_ failure: UpstreamFailure) {
-        self.backend?.release()
-        self.backend = nil
-        let decision = RetryDecision.decide(
-            failure, replayable: self.replayable, bodySent: self.bodySent,
-            tried: self.tried.count, retries: self.config.retries,
-            responseStarted: self.responseStarted)
-        switch decision {
-        case .close:
-            self.state = .closed
-            self.context?.close(promise: nil)
-        case .retry(let otherwise):
-            self.lastFailure = HTTPResponseStatus(statusCode: otherwise)
-            self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.config.name)"])
-            self.state = .connecting
-            self.dispatch()
-            if self.upstream != nil { self.upstream?.flush() }
-        case .respond(let status):
-            self.respondError(HTTPResponseStatus(statusCode: status), close: true)
-        }
-    }
-
-    private func abortUpstream() {
-        self.backend?.release()
-        self.backend = nil
-        if let upstream = self.upstream {
-            self.upstream = nil
-            upstream.close()
-        }
+        self.failureDetail = "connection lost before the response"
+        self.perform(self.exchange.handle(.upstreamFailed(.lostBeforeResponse, headWithheld: false)))
     }
 
     func upstreamWritabilityChanged() {
@@ -445,18 +391,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
         // server cannot take more body, when pipelined requests pile up, or while answers wait for a client that
         // does not read (its socket is not writable): a client that pipelines and never reads holds one socket
         // buffer of answers, not all of them.
-        let allowed: Bool
-        switch self.state {
-        case .idle, .connecting, .forwarding:
-            guard context.channel.isWritable else {
-                self.readPending = true
-                return
-            }
-            fallthrough
-        case .tunnel, .closed:
-            allowed = self.readAllowed()
+        if !self.done && !context.channel.isWritable {
+            self.readPending = true
+            return
         }
-        if allowed {
+        if self.readAllowed() {
             self.readPending = false
             context.read()
         } else {
@@ -466,123 +405,68 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
 
     /// Whether the request's state lets the client's bytes in (the client being writable aside).
     private func readAllowed() -> Bool {
-        let allowed: Bool
-        switch self.state {
+        if self.done { return true }
+        switch self.exchange.state {
         case .idle:
-            allowed = self.pending.count < Self.maxPendingParts
+            return self.pending.count < Self.maxPendingParts
         // While the request's own remaining parts wait in `pending` (a pipelined request started from there), it
         // needs no more bytes: reading on would let a client that pipelines queue any number of requests.
-        case .connecting:
-            allowed =
-                self.requestComplete
+        case .choosing, .connecting:
+            return self.requestComplete
                 ? self.pending.count < Self.maxPendingParts : self.pending.isEmpty && self.bufferedBytes < 65536
-        case .forwarding:
-            allowed =
-                self.requestComplete
+        case .exchanging:
+            return self.requestComplete
                 ? self.pending.count < Self.maxPendingParts
                 : self.pending.isEmpty && (self.upstream?.isWritable ?? false)
-        case .tunnel, .closed:
-            allowed = true
+        case .tunnel, .closing, .closed:
+            return true
         }
-        return allowed
     }
 
     // MARK: errors and timeouts
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        let status: HTTPResponseStatus?
+        let status: Int?
         switch error {
         case let parserError as HTTPParserError:
-            status = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+            status = parserError == .headerOverflow ? 431 : 400
         case is ByteToMessageDecoderError.PayloadTooLargeError:
-            status = .requestHeaderFieldsTooLarge
+            status = 431
         default:
             status = nil
         }
-        if let status, self.state == .idle || !self.responseStarted {
-            self.abortUpstream()
-            self.respondError(status, close: true)
-        } else {
-            self.abortUpstream()
-            self.state = .closed
-            context.close(promise: nil)
+        guard let status else {
+            return self.perform(self.exchange.handle(.clientClosed))
         }
+        self.perform(self.exchange.handle(.malformed(status: status)))
     }
 
     func drain() {
-        switch ConnectionReuse.onDrain(
-            betweenRequests: self.state == .idle,
-            bytesPending: self.sawBytes
-                || !self.pending.isEmpty)
-        {
-        case .closeNow:
-            self.state = .closed
-            self.context?.close(promise: nil)
-        case .closeAfterResponse:
-            self.keepAlive = false  // the response in flight goes out with Connection: close
-        }
+        self.perform(self.exchange.handle(.drain(bytesPending: !self.pending.isEmpty)))
     }
 
     func checkTimeout(now: UInt64) {
-        let phase: ExchangeTimeouts.Phase
-        switch self.state {
-        case .idle:
-            phase = .betweenRequests(headSince: self.sawBytes ? self.headStarted : nil, lastActivity: self.lastActivity)
-        case .connecting, .forwarding:
-            // NIO's bootstrap times the connect itself; the server owes bytes once the request is whole or its
-            // response has begun.
-            phase = .exchanging(
-                requestSince: self.requestStarted, bodyComplete: self.requestComplete,
-                awaitingServer: self.state == .forwarding && (self.responseStarted || self.requestComplete),
-                sentAt: self.sentAt, lastActivity: self.lastActivity)
-        case .tunnel, .closed:
-            return
-        }
-        switch self.timeouts.check(phase, now: now) {
-        case .none, .connect:
-            return
-        case .idle:
-            self.state = .closed
-            self.context?.close(promise: nil)
-        case .headerRead:
-            self.respondError(.requestTimeout, close: true)
-        case .body:
-            self.abortUpstream()
-            if self.responseStarted {
-                self.state = .closed
-                self.context?.close(promise: nil)
-            } else {
-                self.respondError(.requestTimeout, close: true)
-            }
-        case .server:
-            if let upstream = self.upstream {
-                self.upstream = nil
-                upstream.close()
-            }
-            self.upstreamFailed(.serverTimeout)
-        }
+        guard !self.done else { return }
+        self.perform(self.exchange.handle(.tick(now: now)))
     }
 
-    /// A short error response; the connection closes after it when `close` is set.
+    /// The director's error page; the connection closes after it when `close` is set.
     private func respondError(_ status: HTTPResponseStatus, close: Bool) {
-        guard let context = self.context, self.state != .closed else { return }
-        let shouldClose = close || !self.keepAlive
-        let page = ErrorPage(status: status, close: shouldClose)
-        let head = page.head
+        guard let context = self.context else { return }
+        let page = ErrorPage(status: status, close: close)
         let body = context.channel.allocator.buffer(string: page.body)
         self.head = nil
         self.buffered.removeAll()
         self.bufferedBytes = 0
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(self.wrapOutboundOut(.head(page.head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        if shouldClose {
-            self.state = .closed
+        if close {
+            self.done = true
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         } else {
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-            self.state = .idle
             self.drainPending(context)
         }
     }
@@ -592,14 +476,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, UpstreamOwn
     /// After a 101: both pipelines lose their HTTP handlers and become a byte tunnel.
     private func becomeTunnel(_ context: ChannelHandlerContext) {
         guard let upstream = self.upstream, let upstreamChannel = upstream.channel, let backend = self.backend else {
+            self.perform(self.exchange.handle(.tunnelEnded))
             context.close(promise: nil)
             return
         }
+        self.done = true
         self.upstream = nil
-        self.backend = nil
         upstream.owner = nil
         self.loop.unregister(self)
-        upstreamChannel.closeFuture.whenComplete { _ in backend.release() }
+        // The tunnel keeps the server's slot until its upstream end closes; the exchange gives it back then.
+        upstreamChannel.closeFuture.assumeIsolated().whenComplete { _ in
+            self.perform(self.exchange.handle(.tunnelEnded))
+        }
         let clientChannel = context.channel
         let timer = TunnelTimer(loop: self.loop, idle: self.config.timeouts.idle)
         timer.onExpiry = {

@@ -15,7 +15,7 @@ final class LoopContext: @unchecked Sendable {
     var seconds: Double { Double(self.now) / 1e9 }
     private let registry = SweepList()
     /// Idle upstream connections of the NIOHTTP1 proxy.
-    var httpPool = IdlePool<ObjectIdentifier, UpstreamConnection<HTTPProxyHandler>>()
+    var httpPool = IdlePool<ObjectIdentifier, UpstreamConnection>()
     private var sweeper: RepeatedTask?
     static let tick = TimeAmount.milliseconds(100)
     /// Set on SIGTERM: http connections answer with `Connection: close` and idle ones close.

@@ -3,29 +3,13 @@ import NIOHTTP1
 import NIOPosix
 import SwiftVSCore
 
-/// The client-side handler an upstream connection serves (the NIOHTTP1 proxy, which speaks in HTTP parts).
-protocol UpstreamOwner: AnyObject {
-    associatedtype ResponsePart
-    associatedtype RequestPart
-    /// Runs `body` on this owner kind's idle connections on `loop`.
-    static func withPool<T>(
-        _ loop: LoopContext, _ body: (inout IdlePool<ObjectIdentifier, UpstreamConnection<Self>>) -> T
-    ) -> T
-    /// The handlers that go in front of the connection's own (encoders, decoders).
-    static func addCodecs(_ pipeline: ChannelPipeline.SynchronousOperations) throws
-    var clientWritable: Bool { get }
-    func upstreamRead(_ part: ResponsePart)
-    func upstreamReadComplete()
-    func upstreamClosed(_ connection: UpstreamConnection<Self>, error: Error?)
-    func upstreamWritabilityChanged()
-}
-
 /// One HTTP/1.1 connection to a real server. While a request uses it, it hands every response part straight to
 /// its owner (same event loop, a method call, no future); between requests it waits in its loop's pool.
-final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler {
-    typealias InboundIn = Owner.ResponsePart
-    typealias OutboundIn = Owner.RequestPart
-    typealias OutboundOut = Owner.RequestPart
+final class UpstreamConnection: ChannelDuplexHandler {
+    typealias Owner = HTTPProxyHandler
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
 
     let serverID: Int
     let service: ObjectIdentifier
@@ -49,11 +33,11 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler {
 
     /// Connects to `backend` for `owner`, on `owner`'s loop. When the connect ends, `wanted` says whether `owner`
     /// still waits for this server: if so the connection is `attach`ed (owned, not yet flushed) or the failure is
-    /// reported to the service and to `failed` (with whether it timed out); if not, a made connection is pooled.
+    /// reported to `failed` (with whether it timed out, and how it failed); if not, a made connection is pooled.
     static func open(
-        for owner: Owner, backend: Backend, service: VirtualService, serviceID: ObjectIdentifier,
+        for owner: Owner, backend: Backend, serviceID: ObjectIdentifier,
         loop: LoopContext, config: VirtualServiceConfig, wanted: @escaping () -> Bool,
-        attach: @escaping (UpstreamConnection) -> Void, failed: @escaping (_ timedOut: Bool) -> Void
+        attach: @escaping (UpstreamConnection) -> Void, failed: @escaping (_ timedOut: Bool, _ detail: String) -> Void
     ) {
         let timeouts = config.timeouts
         let connection = UpstreamConnection(
@@ -84,20 +68,14 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler {
                     attach(connection)
                 case .failure(let error):
                     guard wanted() else { return }
-                    service.logger.debug(
-                        "connect failed",
-                        metadata: [
-                            "service": "\(config.name)", "server": "\(backend.server.endpoint)", "error": "\(error)",
-                        ])
                     var timedOut = false
                     if case ChannelError.connectTimeout = error { timedOut = true }
-                    service.failed(backend, "connect: \(HTTPFetch.describe(error))")
-                    failed(timedOut)
+                    failed(timedOut, "connect: \(HTTPFetch.describe(error))")
                 }
             }
     }
 
-    @inline(__always) func write(_ part: Owner.RequestPart) {
+    @inline(__always) func write(_ part: HTTPClientRequestPart) {
         self.context?.write(self.wrapOutboundOut(part), promise: nil)
     }
 
@@ -122,11 +100,9 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler {
     func park(limit: Int) -> Bool {
         self.owner = nil
         guard self.isActive else { return false }
-        return Owner.withPool(self.loop) {
-            $0.put(
-                self, service: self.service, server: self.serverID, now: self.loop.now, idle: self.idleNanos,
-                limit: limit)
-        }
+        return self.loop.httpPool.put(
+            self, service: self.service, server: self.serverID, now: self.loop.now, idle: self.idleNanos,
+            limit: limit)
     }
 
     /// Taken out of the pool for `owner`.
@@ -140,7 +116,7 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler {
     }
 
     private func unpool() {
-        Owner.withPool(self.loop) { $0.remove(self, service: self.service, server: self.serverID) }
+        self.loop.httpPool.remove(self, service: self.service, server: self.serverID)
     }
 
     // MARK: ChannelHandler
@@ -179,7 +155,7 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler {
         self.isActive = false
         if let owner = self.owner {
             self.owner = nil
-            owner.upstreamClosed(self, error: nil)
+            owner.upstreamClosed(self)
         } else {
             self.unpool()
         }
@@ -190,7 +166,7 @@ final class UpstreamConnection<Owner: UpstreamOwner>: ChannelDuplexHandler {
         self.isActive = false
         if let owner = self.owner {
             self.owner = nil
-            owner.upstreamClosed(self, error: error)
+            owner.upstreamClosed(self)
         }
         context.close(promise: nil)
     }

@@ -48,7 +48,7 @@ final class RelayUpstream {
 /// A head that arrives in pieces is waited for, under `timeouts.header_read` (408). Anything else, at a request
 /// boundary (a head that is not plain, a body, an upgrade, HTTP/1.0, a malformed or oversize request), hands the
 /// connection with its unread bytes to the NIOHTTP1 proxy, which serves it from then on and answers the errors.
-final class HTTPRelaySession: RelayConnection {
+final class HTTPRelaySession: RelayConnection, ExchangeDriver {
 
     /// Whether the relay serves a service's requests: not when a hashing scheduler hashes on a request field,
     /// which needs the parsed request (the NIOHTTP1 proxy serves those services).
@@ -68,7 +68,7 @@ final class HTTPRelaySession: RelayConnection {
     let remote: SocketAddress?
     let sourceKey: UInt32
     var sweepIndex = -1
-    private var exchange: HTTPExchange
+    var exchange: HTTPExchange
     private var closed = false
 
     // Client side.
@@ -93,10 +93,8 @@ final class HTTPRelaySession: RelayConnection {
     private var requestSent = 0
     private var isHEAD = false
     private var upstream: RelayUpstream?
-    /// The real server whose in-flight slot the exchange holds (`HTTPExchange.holding`).
-    private var backend: Backend?
-    /// What the last failure was, for the log and the ejection reason.
-    private var failureDetail = ""
+    var backend: Backend?
+    var failureDetail = ""
 
     // The response in flight.
     private var scanner = HTTPResponseScanner.forProxy()
@@ -387,34 +385,14 @@ final class HTTPRelaySession: RelayConnection {
     // MARK: the machine's actions
 
     /// Does what the exchange decided: the failure's count, the slot, the upstream connection, then the next step.
-    private func perform(_ action: HTTPExchange.Action) {
-        if let failure = action.failure, let backend = self.backend {
-            self.service.upstreamFailed(backend, failure, detail: self.failureDetail)
-        }
-        if action.release {
-            self.backend?.release()
-            self.backend = nil
-        }
-        switch action.upstream {
-        case .keep:
-            break
-        case .park:
-            if let upstream = self.upstream {
-                self.upstream = nil
-                if upstream.hangup || !self.loop.park(upstream, limit: self.config.maxIdlePerServer) {
-                    upstream.close()
-                }
-            }
-        case .close:
-            self.upstream?.close()
-            self.upstream = nil
-        }
+    func perform(_ action: HTTPExchange.Action) {
+        self.settle(action)
         switch action.next {
         case .wait, .nextRequest, .closeAfterFlush:
             // The pump goes on from the machine's state: the next request, or the close once all is written.
             return
         case .pick:
-            self.pick()
+            self.pick(key: self.sourceKey, remote: self.remote, now: self.loop.seconds, nanos: self.loop.now)
         case .connect:
             self.connect()
         case .send:
@@ -434,15 +412,15 @@ final class HTTPRelaySession: RelayConnection {
         }
     }
 
-    /// Chooses a real server, not one already tried for this request.
-    private func pick() {
-        if !self.exchange.tried.isEmpty {
-            self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.config.name)"])
-        }
-        let backend = self.service.schedule(
-            key: self.sourceKey, remote: self.remote, now: self.loop.seconds, excluding: self.exchange.tried)
-        self.backend = backend
-        self.perform(self.exchange.handle(.picked(server: backend?.server.id, now: self.loop.now)))
+    func parkUpstream() {
+        guard let upstream = self.upstream else { return }
+        self.upstream = nil
+        if upstream.hangup || !self.loop.park(upstream, limit: self.config.maxIdlePerServer) { upstream.close() }
+    }
+
+    func closeUpstream() {
+        self.upstream?.close()
+        self.upstream = nil
     }
 
     /// Takes a pooled connection to the chosen server, or starts one without blocking.
