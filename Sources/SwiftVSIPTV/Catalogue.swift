@@ -62,6 +62,10 @@ enum Catalogue {
         family("segment_gaps_total", "counter", "Unused segment numbers (keyframes rarer than the target duration).") {
             Double($0.gaps)
         }
+        family(
+            "ingest_dropped_bytes_total", "counter",
+            "Ingest bytes dropped: a picture or a segment past its size limit (a feed without PES starts or keyframes)."
+        ) { Double($0.droppedBytes) }
         family("last_segment_age_seconds", "gauge", "Seconds since the latest segment finished.") {
             $0.lastSegmentAge ?? -1
         }

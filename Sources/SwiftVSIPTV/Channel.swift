@@ -192,6 +192,8 @@ public final class Channel: Sendable {
         public var syncErrors: Int
         public var discontinuities: Int
         public var gaps: Int
+        /// Ingest bytes dropped for an access unit or segment past its limit (a hostile or broken feed).
+        public var droppedBytes: Int
         public var segmentRequests: Int64
         public var playlistRequests: Int64
         public var archiveSegments: Int
@@ -214,7 +216,8 @@ public final class Channel: Sendable {
                 ingestBitrate: s.bitrate, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
                 ccErrors: s.segmenter.demuxer.ccErrors, syncErrors: s.segmenter.syncErrors,
                 discontinuities: s.segmenter.discontinuities, gaps: s.segmenter.gaps,
-                segmentRequests: s.segmentRequests, playlistRequests: s.playlistRequests,
+                droppedBytes: s.segmenter.droppedBytes, segmentRequests: s.segmentRequests,
+                playlistRequests: s.playlistRequests,
                 archiveSegments: archive.0, archiveBytes: archive.1
             )
         }

@@ -56,6 +56,9 @@ public struct TSSegmenter: Sendable {
     public private(set) var gaps = 0
     public private(set) var keyframes = 0
     public private(set) var bytesIn = 0
+    /// Bytes dropped because an access unit or a segment grew past its limit (`maxAccessUnitBytes`,
+    /// `maxSegmentBytes`): a feed that never starts another picture, or never sends a keyframe.
+    public private(set) var droppedBytes = 0
 
     private var carry: [UInt8] = []
     // Timeline.
@@ -73,10 +76,18 @@ public struct TSSegmenter: Sendable {
     private var openBytes: [UInt8] = []
     /// Packets since the latest video PES start: whether it is a keyframe is known when the next one starts.
     private var pending: [UInt8] = []
+    /// The access unit in `pending` grew past `maxAccessUnitBytes`: its packets are dropped until the next starts.
+    private var droppingUnit = false
     private var pat: [UInt8] = []
     private var pmt: [UInt8] = []
     /// An open segment larger than this is dropped (a feed without keyframes must not grow memory without bound).
     public static let maxSegmentBytes = 64 << 20
+    /// One video access unit (the packets from one PES start to the next) larger than this is dropped, with the
+    /// segment it was in (which would not decode without it): a feed that never starts another PES must not grow
+    /// memory without bound. A 4K HEVC keyframe at a high bitrate is a few MB.
+    public static let maxAccessUnitBytes = 16 << 20
+    /// Buffers that grew past this are given back to the allocator when emptied, not kept for reuse.
+    static let keptCapacity = 4 << 20
 
     /// The newest segment of an archive kept from an earlier run. A feed that comes back on the same timeline (the
     /// same stream, or the wall-clock-aligned loop) keeps its numbers: the archive already has those segments. A feed
@@ -128,10 +139,17 @@ public struct TSSegmenter: Sendable {
             if h.unitStart, h.pid == 0 { self.pat = Array(packet) }
             if h.unitStart, h.pid == self.demuxer.pmtPID { self.pmt = Array(packet) }
             if case .videoStart(let previous) = event {
-                if let previous { self.accessUnitEnded(previous, wallClock: wallClock, into: &out) }
-                self.pending.removeAll(keepingCapacity: true)
+                if let previous, !self.droppingUnit { self.accessUnitEnded(previous, wallClock: wallClock, into: &out) }
+                self.droppingUnit = false
+                Self.empty(&self.pending)
                 self.pending.append(contentsOf: packet)
+            } else if self.droppingUnit, h.pid == self.demuxer.videoPID {
+                self.droppedBytes += size
             } else if !self.pending.isEmpty {
+                guard self.pending.count + size <= Self.maxAccessUnitBytes else {
+                    self.dropAccessUnit(plus: size)
+                    continue
+                }
                 self.pending.append(contentsOf: packet)
             } else if self.open != nil {
                 self.openBytes.append(contentsOf: packet)
@@ -223,11 +241,31 @@ public struct TSSegmenter: Sendable {
         if self.open != nil {
             self.openBytes.append(contentsOf: self.pending)
             if self.openBytes.count > Self.maxSegmentBytes {
+                self.droppedBytes += self.openBytes.count
                 self.open = nil
-                self.openBytes.removeAll()
+                self.openBytes = []
             }
         }
-        self.pending.removeAll(keepingCapacity: true)
+        Self.empty(&self.pending)
+    }
+
+    /// The access unit under assembly grew past its limit: it and the open segment are dropped and counted, and
+    /// the unit's further packets are dropped until the next unit starts.
+    private mutating func dropAccessUnit(plus packet: Int) {
+        self.droppedBytes += self.pending.count + self.openBytes.count + packet
+        self.pending = []
+        self.openBytes = []
+        self.open = nil
+        self.droppingUnit = true
+    }
+
+    /// Empties `buffer`, keeping its storage for reuse unless an outsized unit made it large.
+    private static func empty(_ buffer: inout [UInt8]) {
+        if buffer.capacity > Self.keptCapacity {
+            buffer = []
+        } else {
+            buffer.removeAll(keepingCapacity: true)
+        }
     }
 
     private mutating func emit(
