@@ -24,7 +24,7 @@ struct AdminResponse: Sendable {
 
     static func json<T: Encodable>(_ value: T, status: HTTPResponseStatus = .ok) -> AdminResponse {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return AdminResponse(status: status, body: Array(data) + [0x0A])
     }
@@ -48,7 +48,8 @@ struct AdminResponse: Sendable {
 ///     GET    /healthz                               200 while the director runs
 struct AdminAPI: Sendable {
     let director: Director
-    let token: String?
+    /// Who may drive it over this transport (`AdminGuard`: Host, origin, content type, token).
+    let guard_: AdminGuard
 
     struct ServerChange: Decodable {
         var address: String?
@@ -59,12 +60,15 @@ struct AdminAPI: Sendable {
     }
 
     func handle(_ request: AdminRequest) async -> AdminResponse {
-        if let token = self.token, !Self.authorized(request.headers, token: token) {
-            var response = AdminResponse.error(
-                .unauthorized,
-                "this admin API needs Authorization: Bearer TOKEN "
-                    + "(swiftvs adm --token, or SWIFTVS_ADMIN_TOKEN)")
-            response.headers.append(("WWW-Authenticate", "Bearer realm=\"swiftvs\""))
+        let headers = request.headers
+        let verdict = self.guard_.check(
+            AdminGuard.Request(
+                method: request.method.rawValue, host: headers.first(name: "host"),
+                origin: headers.first(name: "origin"), fetchSite: headers.first(name: "sec-fetch-site"),
+                contentType: headers.first(name: "content-type"), authorization: headers.first(name: "authorization")))
+        if case .refuse(let status, let message, let authenticate) = verdict {
+            var response = AdminResponse.error(HTTPResponseStatus(statusCode: status), message)
+            if authenticate { response.headers.append(("WWW-Authenticate", "Bearer realm=\"swiftvs\"")) }
             return response
         }
         let path = request.path
@@ -156,20 +160,6 @@ struct AdminAPI: Sendable {
         }
     }
 
-    /// Compares the bearer token in constant time.
-    static func authorized(_ headers: HTTPHeaders, token: String) -> Bool {
-        guard let value = headers.first(name: "authorization"), value.lowercased().hasPrefix("bearer ") else {
-            return false
-        }
-        let given = Array(value.dropFirst(7).utf8)
-        let wanted = Array(token.utf8)
-        var difference = UInt8(given.count == wanted.count ? 0 : 1)
-        for index in wanted.indices {
-            difference |= wanted[index] ^ (index < given.count ? given[index] : 0)
-        }
-        return difference == 0
-    }
-
     /// `/api/services/web/servers/127.0.0.1%3A8081` → `["api", "services", "web", "servers", "127.0.0.1:8081"]`.
     static func split(_ uri: String) -> [String] {
         let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
@@ -243,11 +233,12 @@ final class AdminHandler: ChannelInboundHandler {
     }
 }
 
-/// The admin API as a `Service`: binds on start, closes on graceful shutdown.
+/// The admin API as a `Service`: binds its TCP listener and its Unix socket on start, closes both (and removes the
+/// socket file) on graceful shutdown.
 public struct AdminService: Service {
     public let director: Director
     public let config: AdminConfig
-    /// Called with the bound address (port 0 in tests).
+    /// Called with the bound TCP address (port 0 in tests).
     let onBound: @Sendable (SocketAddress) -> Void
 
     public init(
@@ -259,32 +250,118 @@ public struct AdminService: Service {
     }
 
     public func run() async throws {
-        let channel = try await AdminService.bind(director: self.director, config: self.config)
-        if let address = channel.localAddress { self.onBound(address) }
+        var channels: [Channel] = []
+        if self.config.listen != nil {
+            let channel = try await AdminService.bind(director: self.director, config: self.config)
+            if let address = channel.localAddress { self.onBound(address) }
+            channels.append(channel)
+        }
+        var socket = self.config.socket
+        if let path = socket {
+            do {
+                channels.append(
+                    try await AdminService.bindSocket(director: self.director, config: self.config, path: path))
+            } catch AdminService.SocketHeld.held where path == AdminConfig.standardSocket {
+                // Several directors on one machine (an HA pair in a lab, the tutorial beside the demo): the first
+                // has the standard socket; the others say so and go on, reachable over TCP.
+                self.director.logger.warning(
+                    "the standard admin socket is held by another director: this one has none (set admin.socket)",
+                    metadata: ["socket": "\(path)"])
+                socket = nil
+            } catch {
+                for channel in channels { try? await channel.close() }
+                throw error
+            }
+        }
         self.director.logger.info(
             "admin API listening",
             metadata: [
-                "listen": "\(self.config.listen)", "token": "\(self.config.token == nil ? "none" : "required")",
+                "listen": "\(self.config.listen.map { "\($0)" } ?? "off")",
+                "socket": "\(socket ?? "off")",
+                "token": "\(self.config.token == nil ? "none: TCP is read-only" : "required on TCP")",
             ])
         try? await gracefulShutdown()
-        try? await channel.close()
+        for channel in channels { try? await channel.close() }
+        if let path = socket { unlink(path) }
     }
 
+    enum SocketHeld: Error { case held }
+
+    static func handlers(_ api: AdminAPI) -> @Sendable (Channel) -> EventLoopFuture<Void> {
+        { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(AdminHandler(api: api))
+            }
+        }
+    }
+
+    /// The TCP listener (`admin.listen`).
     public static func bind(director: Director, config: AdminConfig) async throws -> Channel {
-        let api = AdminAPI(director: director, token: config.token)
-        let address = try SocketAddress(ipAddress: config.listen.host, port: config.listen.port)
+        guard let listen = config.listen else {
+            throw DirectorError(code: .bind, message: "admin.listen is off")
+        }
+        let api = AdminAPI(
+            director: director, guard_: AdminGuard(transport: .tcp, token: config.token, names: config.names))
         do {
+            let address = try SocketAddress(ipAddress: listen.host, port: listen.port)
             return try await ServerBootstrap(group: director.group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(AdminHandler(api: api))
-                    }
-                }
+                .childChannelInitializer(Self.handlers(api))
                 .bind(to: address).get()
         } catch {
-            throw DirectorError(code: .bind, message: "admin.listen \(config.listen): \(error)")
+            throw DirectorError(code: .bind, message: "admin.listen \(listen): \(error)")
         }
+    }
+
+    /// The Unix socket (`admin.socket`): its directory made (0700) if missing, a stale file from a director that
+    /// died replaced, one that a running director holds refused, and the file's mode set to `admin.socket_mode`.
+    public static func bindSocket(director: Director, config: AdminConfig, path: String) async throws -> Channel {
+        let api = AdminAPI(director: director, guard_: AdminGuard(transport: .unixSocket, token: config.token))
+        let directory = (path as NSString).deletingLastPathComponent
+        if !FileManager.default.fileExists(atPath: directory) {
+            try? FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        if FileManager.default.fileExists(atPath: path) {
+            if AdminService.socketAnswers(path) {
+                if path == AdminConfig.standardSocket { throw SocketHeld.held }
+                throw DirectorError(
+                    code: .bind,
+                    message: "admin.socket \(path): another director is listening there (give this one another "
+                        + "admin.socket, or admin: off)")
+            }
+            unlink(path)  // left by a director that died
+        }
+        do {
+            let channel = try await ServerBootstrap(group: director.group)
+                .childChannelInitializer(Self.handlers(api))
+                .bind(unixDomainSocketPath: path).get()
+            chmod(path, mode_t(config.socketMode))
+            return channel
+        } catch {
+            throw DirectorError(code: .bind, message: "admin.socket \(path): \(error)")
+        }
+    }
+
+    /// Whether something accepts connections on the Unix socket at `path`.
+    static func socketAnswers(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+            raw[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return rc == 0
     }
 }

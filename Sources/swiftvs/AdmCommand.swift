@@ -12,7 +12,9 @@ struct AdminOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The director's admin API. Default: $SWIFTVS_ADMIN or 127.0.0.1:9100.", valueName: "host:port"))
+            "The director's admin API: its Unix socket (a path) or its TCP address (host:port; writes there need "
+                + "--token). Default: $SWIFTVS_ADMIN or the standard socket, \(AdminConfig.standardSocket).",
+            valueName: "path|host:port"))
     var admin: String?
 
     @Option(
@@ -22,54 +24,75 @@ struct AdminOptions: ParsableArguments {
             valueName: "token"))
     var token: String?
 
+    /// Prints `message` as swiftvs adm's error; the exit to throw.
+    static func failure(_ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data("swiftvs adm: \(message)\n".utf8))
+        return ExitCode(1)
+    }
+
     /// Calls the admin API; prints its error and exits 1 when the call fails.
     func call(_ method: HTTPMethod, _ path: String, body: [String: Any]? = nil) async throws -> [UInt8] {
         let environment = ProcessInfo.processInfo.environment
-        var target = self.admin ?? environment["SWIFTVS_ADMIN"] ?? "127.0.0.1:9100"
-        if target.hasPrefix("http://") { target.removeFirst("http://".count) }
-        while target.hasSuffix("/") { target.removeLast() }
-        let host: String
-        let port: Int
-        if let colon = target.lastIndex(of: ":"), let value = Int(target[target.index(after: colon)...]) {
-            host = String(target[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            port = value
-        } else {
-            throw ValidationError("--admin must be host:port, like 127.0.0.1:9100; got '\(target)'")
-        }
+        var target = self.admin ?? environment["SWIFTVS_ADMIN"] ?? AdminConfig.standardSocket
         let address: SocketAddress
-        do {
-            address = try SocketAddress(ipAddress: host == "localhost" ? "127.0.0.1" : host, port: port)
-        } catch {
-            throw ValidationError("--admin: '\(host)' is not an IP address")
+        let hostHeader: String
+        if target.hasPrefix("/") {
+            // The Unix socket: who may open the file may drive the director.
+            if access(target, F_OK) != 0 {
+                throw Self.failure(
+                    "no admin socket at \(target) (is the director running? its admin.socket, or --admin, says where)")
+            }
+            if access(target, W_OK) != 0 {
+                throw Self.failure(
+                    "permission denied on the admin socket \(target): run as its owner, or set admin.socket_mode "
+                        + "(0660 lets its group in)")
+            }
+            address = try SocketAddress(unixDomainSocketPath: target)
+            hostHeader = "localhost"
+        } else {
+            if target.hasPrefix("http://") { target.removeFirst("http://".count) }
+            while target.hasSuffix("/") { target.removeLast() }
+            let host: String
+            let port: Int
+            if let colon = target.lastIndex(of: ":"), let value = Int(target[target.index(after: colon)...]) {
+                host = String(target[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+                port = value
+            } else {
+                throw ValidationError(
+                    "--admin must be a socket path or host:port, like /run/swiftvs/admin.sock or 127.0.0.1:9100; got '\(target)'"
+                )
+            }
+            do {
+                address = try SocketAddress(ipAddress: host == "localhost" ? "127.0.0.1" : host, port: port)
+            } catch {
+                throw ValidationError("--admin: '\(host)' is not an IP address")
+            }
+            hostHeader = target
         }
         var headers: [(String, String)] = []
         if let token = self.token ?? environment["SWIFTVS_ADMIN_TOKEN"] {
             headers.append(("Authorization", "Bearer \(token)"))
         }
         var bytes: [UInt8]?
-        if let body {
+        if method != .GET {
+            // Every write is JSON (the API refuses others: a web page cannot send it across origins).
             headers.append(("Content-Type", "application/json"))
-            bytes = Array(try JSONSerialization.data(withJSONObject: body))
+            bytes = Array(try JSONSerialization.data(withJSONObject: body ?? [:]))
         }
         let response: FetchedResponse
         do {
             response = try await HTTPFetch.fetch(
                 on: MultiThreadedEventLoopGroup.singleton.next(), to: address, method: method, path: path,
-                host: target, headers: headers, body: bytes, timeout: .seconds(30), maxBody: 64 << 20
+                host: hostHeader, headers: headers, body: bytes, timeout: .seconds(30), maxBody: 64 << 20
             ).get()
         } catch {
-            FileHandle.standardError.write(
-                Data(
-                    "swiftvs adm: cannot reach the admin API at \(target): \(error) (is the director running? --admin sets the address)\n"
-                        .utf8))
-            throw ExitCode(1)
+            throw Self.failure(
+                "cannot reach the admin API at \(target): \(error) (is the director running? --admin sets the address)")
         }
         guard (200..<300).contains(response.status) else {
             let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
             let message = (object?["error"] as? String) ?? String(decoding: response.body, as: UTF8.self)
-            FileHandle.standardError.write(
-                Data("swiftvs adm: \(response.status) \(response.reason): \(message)\n".utf8))
-            throw ExitCode(1)
+            throw Self.failure("\(response.status) \(response.reason): \(message)")
         }
         return response.body
     }
@@ -107,7 +130,10 @@ struct AdmCommand: AsyncParsableCommand {
               swiftvs adm reload                        read the config file again (as SIGHUP)
               swiftvs adm metrics                       the Prometheus text of /metrics
 
-            The admin API listens on admin.listen (default 127.0.0.1:9100); give --admin for another, and --token when the config sets admin.token.
+            swiftvs adm talks to the director's admin socket (admin.socket; default /run/swiftvs/admin.sock for root,
+            else $XDG_RUNTIME_DIR/swiftvs/admin.sock or /tmp/swiftvs-UID/admin.sock): whoever may open that file may
+            drive the director. --admin names another socket, or a TCP address (admin.listen, 127.0.0.1:9100 by
+            default), where reads need nothing but writes need --token (admin.token).
             """,
         subcommands: [
             AdmList.self, AdmWeight.self, AdmAdd.self, AdmRemove.self, AdmEnable.self, AdmDisable.self, AdmReload.self,
@@ -152,8 +178,7 @@ struct AdmList: AsyncParsableCommand {
         if let name = self.service {
             services = services.filter { $0.name == name }
             if services.isEmpty {
-                FileHandle.standardError.write(Data("swiftvs adm: no virtual service named '\(name)'\n".utf8))
-                throw ExitCode(1)
+                throw AdminOptions.failure("no virtual service named '\(name)'")
             }
         }
         print(AdmTable.render(services, stats: self.stats, rate: self.rate), terminator: "")

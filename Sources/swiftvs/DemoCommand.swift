@@ -37,7 +37,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "The IPVS scheduler: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos.")
     var scheduler: String = "rr"
 
-    @Option(help: "The admin API's port on 127.0.0.1, for swiftvs adm.")
+    @Option(help: "The admin API's TCP port on 127.0.0.1 (reads: status, /metrics). swiftvs adm uses the admin socket.")
     var adminPort: Int = 9100
 
     @Option(help: "The director's IPTV port; the two IPTV replicas take the ports after it.")
@@ -116,7 +116,7 @@ struct DemoCommand: AsyncParsableCommand {
               director (http, \(self.scheduler)):  http://127.0.0.1:\(self.port)/
             \(realServers.map { "  \($0.name):             http://127.0.0.1:\($0.port)/" }.joined(separator: "\n"))
 
-              admin API:                http://127.0.0.1:\(self.adminPort)/api/services
+              admin API:                \(config.admin?.socket ?? "") (swiftvs adm; read-only over HTTP: http://127.0.0.1:\(self.adminPort)/api/services)
             \(self.noIptv ? "" : """
               IPTV (rr over 2 replicas): http://127.0.0.1:\(self.iptvPort)/   (web player)
                                         http://127.0.0.1:\(self.iptvPort)/live/demo/index.m3u8
@@ -124,7 +124,7 @@ struct DemoCommand: AsyncParsableCommand {
             """)
 
             Try:  for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:\(self.port)/; done
-                  swiftvs adm list\(self.adminPort == 9100 ? "" : " --admin 127.0.0.1:\(self.adminPort)")
+                  swiftvs adm list
             Stop: Ctrl-C
             """)
         let group = ServiceGroup(

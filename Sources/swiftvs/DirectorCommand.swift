@@ -32,7 +32,7 @@ struct DirectorCommand: AsyncParsableCommand {
             While it runs:
               kill -HUP PID         reload the config: new services bind, removed ones drain, the rest keep their
                                     connections, counters and health (an invalid file is logged and ignored)
-              swiftvs adm list      real servers, weights, connections and health (admin API, 127.0.0.1:9100)
+              swiftvs adm list      real servers, weights, connections and health (through admin.socket)
               kill -TERM PID        stop accepting, let requests in flight finish (drain_timeout), exit 0
 
             Reference: docs/config.md.

@@ -235,7 +235,10 @@ extension IntegrationTests {
                 "rr gave the client lb1's second pick, which is not what a fresh lb2 would pick first")
             // The template reaches lb2.
             let synced = time(limit: 3) {
-                guard let status = try? start("lb2", [swiftvsBinary.path, "adm", "ha", "--json"]) else { return false }
+                guard
+                    let status = try? start(
+                        "lb2", [swiftvsBinary.path, "adm", "ha", "--json", "--admin", "127.0.0.1:9100"])
+                else { return false }
                 defer { status.removeOutput() }
                 status.wait(seconds: 5)
                 return status.stdout.contains("\"received\" : 1") || status.stdout.contains("\"received\":1")

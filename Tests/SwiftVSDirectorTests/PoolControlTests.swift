@@ -153,7 +153,9 @@ extension IntegrationTests {
             try await withBackends(4) { backends in
                 let three = Array(backends.prefix(3))
                 try await withDirector(serviceYAML(scheduler: "rr", backends: three)) { director in
-                    let admin = "127.0.0.1:\(try await director.startAdmin())"
+                    // Writes go through the admin socket, as swiftvs adm's default does.
+                    let admin = try await director.startAdminSocket()
+                    defer { unlink(admin) }
                     let port = director.port
                     // A slow request in flight on rs0 when it is drained.
                     async let slow: Response = onThread {
@@ -232,7 +234,7 @@ extension IntegrationTests {
             }
         }
 
-        @Test("the admin API refuses a missing or wrong token when one is configured")
+        @Test("with a token, every admin route over TCP refuses a missing or wrong one")
         func token() async throws {
             try await withBackends(1) { backends in
                 try await withDirector(serviceYAML(backends: backends)) { director in
@@ -241,11 +243,92 @@ extension IntegrationTests {
                     #expect(none.code == 1 && none.stderr.contains("401"), Comment(rawValue: none.stderr))
                     let wrong = try await runSwiftVSAsync(["adm", "list", "--admin", admin, "--token", "s3cret-tokex"])
                     #expect(wrong.code == 1 && wrong.stderr.contains("401"))
-                    let metrics = try await runSwiftVSAsync(["adm", "metrics", "--admin", admin, "--token", "nope"])
-                    #expect(metrics.code == 1)
                     let right = try await runSwiftVSAsync(["adm", "list", "--admin", admin, "--token", "s3cret-token"])
                     #expect(
                         right.code == 0 && right.stdout.contains(backends[0].address), Comment(rawValue: right.stderr))
+                    // Every route, reads and writes, without and with a wrong token.
+                    let routes = [
+                        ("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/api/services"),
+                        ("GET", "/api/services/svc"),
+                        ("GET", "/api/ha"), ("POST", "/api/reload"), ("POST", "/api/services/svc/servers"),
+                        ("PATCH", "/api/services/svc/servers/\(backends[0].address)"), ("GET", "/no/such/route"),
+                    ]
+                    for (method, path) in routes {
+                        for token in [nil, "nope-nope"] {
+                            var args = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method]
+                            args += ["-H", "Content-Type: application/json"]
+                            if let token { args += ["-H", "Authorization: Bearer \(token)"] }
+                            let r = try runTool("curl", args + ["http://\(admin)\(path)"])
+                            #expect(r.stdout == "401", "\(method) \(path) with token \(token ?? "none"): \(r.stdout)")
+                        }
+                    }
+                }
+            }
+        }
+
+        @Test(
+            "over TCP, a browser's cross-origin write, a rebinding Host, text/plain and tokenless writes are refused; the socket serves swiftvs adm and refuses another user"
+        )
+        func adminGuards() async throws {
+            try await withBackends(2) { backends in
+                try await withDirector(serviceYAML(backends: [backends[0]])) { director in
+                    let open = "127.0.0.1:\(try await director.startAdmin())"
+                    let guarded = "127.0.0.1:\(try await director.startAdmin(token: "s3cret-token"))"
+                    let add = "{\"address\": \"\(backends[1].address)\"}"
+                    func post(
+                        _ admin: String, _ headers: [String], path: String = "/api/services/svc/servers"
+                    )
+                        throws -> (status: String, body: String)
+                    {
+                        let r = try runTool(
+                            "curl",
+                            ["-s", "-w", "\n%{http_code}", "-X", "POST", "--data", add]
+                                + headers.flatMap { ["-H", $0] } + ["http://\(admin)\(path)"])
+                        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+                        return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+                    }
+                    let json = "Content-Type: application/json", auth = "Authorization: Bearer s3cret-token"
+                    // What the issue reproduced: text/plain, a foreign Origin, Host: evil.example. Refused.
+                    let attack = try post(
+                        open, ["Content-Type: text/plain", "Origin: http://evil.example", "Host: evil.example"])
+                    #expect(attack.status == "403" && attack.body.contains("Host 'evil.example'"), "\(attack)")
+                    let reload = try post(
+                        open, ["Content-Type: text/plain", "Origin: http://evil.example"], path: "/api/reload")
+                    #expect(reload.status == "403" && reload.body.contains("cross-origin"), "\(reload)")
+                    // Each guard alone, with the token so that only it can refuse.
+                    let rebinding = try post(guarded, [json, auth, "Host: evil.example:9100"])
+                    #expect(rebinding.status == "403" && rebinding.body.contains("admin.names"), "\(rebinding)")
+                    let crossOrigin = try post(guarded, [json, auth, "Origin: http://evil.example"])
+                    #expect(crossOrigin.status == "403" && crossOrigin.body.contains("Origin"), "\(crossOrigin)")
+                    let fetchSite = try post(guarded, [json, auth, "Sec-Fetch-Site: cross-site"])
+                    #expect(fetchSite.status == "403" && fetchSite.body.contains("Sec-Fetch-Site"), "\(fetchSite)")
+                    let plain = try post(guarded, ["Content-Type: text/plain", auth])
+                    #expect(plain.status == "415" && plain.body.contains("application/json"), "\(plain)")
+                    let tokenless = try post(open, [json])
+                    #expect(tokenless.status == "403" && tokenless.body.contains("admin.token"), "\(tokenless)")
+                    #expect(director.service.state(of: backends[1].address) == nil, "no attack added a server")
+                    // Reads over TCP need nothing; the right token and a same-origin write go through.
+                    #expect(try runTool("curl", ["-s", "http://\(open)/metrics"]).stdout.contains("swiftvs_server_up"))
+                    let good = try post(guarded, [json, auth, "Origin: http://\(guarded)"])
+                    #expect(good.status == "201", "\(good)")
+
+                    // The socket: swiftvs adm drives it; a user who may not open the file is refused.
+                    let socket = try await director.startAdminSocket()
+                    defer { unlink(socket) }
+                    let remove = try await runSwiftVSAsync([
+                        "adm", "remove", "svc", backends[1].address, "--admin", socket,
+                    ])
+                    #expect(remove.code == 0, Comment(rawValue: remove.stderr))
+                    #expect(director.service.state(of: backends[1].address) == nil)
+                    var info = stat()
+                    #expect(stat(socket, &info) == 0 && info.st_mode & 0o777 == 0o600)
+                    let asNobody = try runTool(
+                        "runuser",
+                        ["-u", "nobody", "--", "curl", "-s", "--unix-socket", socket, "http://localhost/healthz"])
+                    #expect(
+                        asNobody.code != 0 && !asNobody.stdout.contains("ok"), "nobody reached the socket: \(asNobody)")
+                    let asRoot = try runTool("curl", ["-s", "--unix-socket", socket, "http://localhost/healthz"])
+                    #expect(asRoot.stdout == "ok\n")
                 }
             }
         }

@@ -6,13 +6,16 @@ import Testing
 extension IntegrationTests {
     @Suite("Reload and graceful shutdown", .serialized, .timeLimit(.minutes(3)))
     struct ReloadShutdownTests {
+        /// The admin socket of the director whose admin port is `port`.
+        static func socket(_ port: Int) -> String { NSTemporaryDirectory() + "swiftvs-admin-\(port).sock" }
+
         static func config(
             web: Int, extra: Int?, admin: Int, backends: [TestBackend], weights: [Int],
             scheduler: String = "rr", proto: String = "http"
         ) -> String {
             var yaml = """
                 threads: 1
-                admin: 127.0.0.1:\(admin)
+                admin: {listen: 127.0.0.1:\(admin), socket: \(Self.socket(admin))}
                 services:
                   - name: web
                     listen: 127.0.0.1:\(web)
@@ -69,7 +72,7 @@ extension IntegrationTests {
                 "services:\n  - name: web\n    listen: 127.0.0.1:\(web)\n    scheduler: fastest\n    servers: [1.2.3.4:80]\n"
                 .write(to: director.configURL, atomically: true, encoding: .utf8)
             kill(director.pid, SIGHUP)
-            let adm = try runSwiftVS(["adm", "reload", "--admin", "127.0.0.1:\(admin)"])
+            let adm = try runSwiftVS(["adm", "reload", "--admin", Self.socket(admin)])
             #expect(adm.code == 1 && adm.stderr.contains("services[0].scheduler"), Comment(rawValue: adm.stderr))
             let deadline = Date().addingTimeInterval(5)
             while !director.child.stderr.contains("reload refused") && Date() < deadline { usleep(20_000) }

@@ -246,17 +246,54 @@ extension NodeReader {
         return instance
     }
 
-    /// `admin: off`, `admin: 127.0.0.1:9100`, or `{listen, token}`.
+    static func isOff(_ text: String) -> Bool { ["off", "false", "no"].contains(text.lowercased()) }
+
+    /// `admin: off`, `admin: 127.0.0.1:9100`, or `{listen, token, socket, socket_mode, names}`.
     mutating func admin(_ node: Node, _ path: String) -> AdminConfig? {
         var config = AdminConfig()
         if case .scalar(let scalar) = node {
-            if ["off", "false", "no"].contains(scalar.string.lowercased()) { return nil }
+            if Self.isOff(scalar.string) { return nil }
             if ["on", "true", "yes"].contains(scalar.string.lowercased()) { return config }
             if let listen = self.endpoint(node, "\(path).listen") { config.listen = listen }
             return config
         }
-        guard let keys = self.mapping(node, path, allowed: ["listen", "token"]) else { return config }
-        if let n = keys["listen"], let listen = self.endpoint(n, "\(path).listen") { config.listen = listen }
+        guard let keys = self.mapping(node, path, allowed: ["listen", "token", "socket", "socket_mode", "names"])
+        else { return config }
+        if let n = keys["listen"] {
+            if case .scalar(let scalar) = n, Self.isOff(scalar.string) {
+                config.listen = nil
+            } else if let listen = self.endpoint(n, "\(path).listen") {
+                config.listen = listen
+            }
+        }
+        if let n = keys["socket"], let socket = self.string(n, "\(path).socket") {
+            if Self.isOff(socket) {
+                config.socket = nil
+            } else if !socket.hasPrefix("/") {
+                self.report("\(path).socket", n, "'\(socket)' is not an absolute path (like /run/swiftvs/admin.sock)")
+            } else if socket.utf8.count > 107 {
+                self.report("\(path).socket", n, "a Unix socket path may have at most 107 bytes")
+            } else {
+                config.socket = socket
+            }
+        }
+        if let n = keys["socket_mode"], let text = self.string(n, "\(path).socket_mode") {
+            if let mode = Int(text, radix: 8), (0...0o777).contains(mode) {
+                config.socketMode = mode
+            } else {
+                self.report("\(path).socket_mode", n, "'\(text)' is not an octal file mode like 0600 or 0660")
+            }
+        }
+        if let n = keys["names"] {
+            if case .sequence(let items) = n {
+                config.names = items.enumerated().compactMap { self.string($1, "\(path).names[\($0)]") }
+            } else {
+                self.report("\(path).names", n, "a list of host names, like [director.example.com]")
+            }
+        }
+        if config.listen == nil && config.socket == nil {
+            self.report(path, node, "both listen and socket are off: write admin: off to turn the API off")
+        }
         if let n = keys["token"], let token = self.string(n, "\(path).token") {
             if token.count < 8 {
                 self.report("\(path).token", n, "too short to guard anything: use at least 8 characters")

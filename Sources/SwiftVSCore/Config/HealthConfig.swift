@@ -1,3 +1,4 @@
+import Glibc
 import SwiftVSConfigKit
 /// How a virtual service checks its real servers (keepalived's `TCP_CHECK`, `HTTP_GET`, `MISC_CHECK`).
 public struct HealthCheckConfig: Sendable, Equatable {
@@ -86,13 +87,40 @@ public struct EjectionConfig: Sendable, Equatable {
 
 /// The admin API: runtime control (`swiftvs adm`) and Prometheus `/metrics`.
 public struct AdminConfig: Sendable, Equatable {
-    /// Address of the admin HTTP API. Default 127.0.0.1:9100. `admin: off` turns the API off.
-    public var listen: Endpoint = .loopback(port: 9100)
-    /// When set, every admin request needs `Authorization: Bearer TOKEN`.
+    /// TCP address of the admin HTTP API. Default 127.0.0.1:9100; `listen: off` leaves only the socket. It serves
+    /// reads (status, `/metrics`) to whoever can connect, and writes only with `token`. `admin: off` turns the
+    /// whole API off.
+    public var listen: Endpoint? = .loopback(port: 9100)
+    /// When set, every TCP request needs `Authorization: Bearer TOKEN`, and writes over TCP are allowed.
     public var token: String?
+    /// The Unix socket, the local control channel (`swiftvs adm` uses it): whoever may open the file may drive the
+    /// director. Default: `AdminConfig.standardSocket` (`/run/swiftvs/admin.sock` for root); nil: no socket.
+    public var socket: String? = AdminConfig.standardSocket
+    /// The socket file's permissions. Default 0600: its owner only (0660 lets its group in).
+    public var socketMode: Int = 0o600
+    /// Host names, besides IP addresses and `localhost`, that TCP requests may carry (DNS-rebinding guard).
+    public var names: [String] = []
 
-    public init(listen: Endpoint = .loopback(port: 9100), token: String? = nil) {
+    public init(
+        listen: Endpoint? = .loopback(port: 9100), token: String? = nil, socket: String? = AdminConfig.standardSocket,
+        socketMode: Int = 0o600, names: [String] = []
+    ) {
         self.listen = listen
         self.token = token
+        self.socket = socket
+        self.socketMode = socketMode
+        self.names = names
+    }
+
+    /// Where the admin socket is unless the config says: `/run/swiftvs/admin.sock` for root,
+    /// `$XDG_RUNTIME_DIR/swiftvs/admin.sock` for other users, or `/tmp/swiftvs-UID/admin.sock` without it. The
+    /// director and `swiftvs adm` work it out alike.
+    public static var standardSocket: String {
+        let uid = getuid()
+        if uid == 0 { return "/run/swiftvs/admin.sock" }
+        if let runtime = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), !runtime.isEmpty {
+            return "\(runtime)/swiftvs/admin.sock"
+        }
+        return "/tmp/swiftvs-\(uid)/admin.sock"
     }
 }
