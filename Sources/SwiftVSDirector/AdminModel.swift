@@ -71,8 +71,8 @@ extension VirtualService {
     public func status() -> ServiceStatus {
         let now = Monotonic.seconds()
         return self.state.withLock { state in
-            let servers = state.members.keys.sorted().map { id -> ServerStatus in
-                let member = state.members[id]!
+            let servers = state.realServers.keys.sorted().map { id -> ServerStatus in
+                let member = state.realServers[id]!
                 let counters = member.counters
                 let health = member.health
                 let serverState: ServerState = !member.enabled ? .disabled : (health?.state ?? .up) == .up ? .up : .down

@@ -70,6 +70,13 @@ public final class Director: Sendable {
 
     /// Binds every service and starts the health checks; throws (having bound none) if any address cannot be bound.
     public func start() async throws {
+        // Two descriptors per proxied client: the soft limit shells give (1024) is far below what a director
+        // serves; the hard one is what the operator allowed.
+        let (before, after) = OpenFiles.raiseToHard()
+        let (_, hard) = OpenFiles.limit()
+        self.logger.info(
+            after > before ? "open files limit raised to the hard limit" : "open files limit",
+            metadata: ["RLIMIT_NOFILE": "\(after)", "was": "\(before)", "hard": "\(hard)"])
         for context in self.loops.all { context.start() }
         self.relay.start()
         let services = self.services

@@ -8,7 +8,7 @@ protocol ExchangeDriver: AnyObject {
     var service: VirtualService { get }
     var exchange: HTTPExchange { get set }
     /// The real server whose in-flight slot the exchange holds (`HTTPExchange.holding`).
-    var backend: Backend? { get set }
+    var slot: RealServerSlot? { get set }
     /// What the last failure was, for the log and the ejection reason.
     var failureDetail: String { get }
     /// Hands the upstream connection to the pool (closing it if the pool will not have it).
@@ -21,12 +21,12 @@ extension ExchangeDriver {
     /// The failure's count, the slot and the upstream connection, in that order (the count needs the server).
     @inline(__always)
     func settle(_ action: HTTPExchange.Action) {
-        if let failure = action.failure, let backend = self.backend {
-            self.service.upstreamFailed(backend, failure, detail: self.failureDetail)
+        if let failure = action.failure, let slot = self.slot {
+            self.service.upstreamFailed(slot, failure, detail: self.failureDetail)
         }
         if action.release {
-            self.backend?.release()
-            self.backend = nil
+            self.slot?.release()
+            self.slot = nil
         }
         switch action.upstream {
         case .keep: break
@@ -41,8 +41,8 @@ extension ExchangeDriver {
         if !self.exchange.tried.isEmpty {
             self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.service.name)"])
         }
-        let backend = self.service.schedule(key: key, remote: remote, now: now, excluding: self.exchange.tried)
-        self.backend = backend
-        self.perform(self.exchange.handle(.picked(server: backend?.server.id, now: nanos)))
+        let slot = self.service.schedule(key: key, remote: remote, now: now, excluding: self.exchange.tried)
+        self.slot = slot
+        self.perform(self.exchange.handle(.picked(server: slot?.server.id, now: nanos)))
     }
 }

@@ -13,6 +13,8 @@ public struct FetchedResponse: Sendable {
 /// Why a fetch failed, worded for a health check's reason or an `adm` error.
 public struct FetchError: Error, CustomStringConvertible, Sendable {
     public var description: String
+    /// The system error under it, when there is one (EMFILE tells the director's trouble from the server's).
+    public var errno: Int32? = nil
 }
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to its end: the health checks' GET and
@@ -39,7 +41,7 @@ public enum HTTPFetch {
             .whenComplete { result in
                 switch result {
                 case .failure(let error):
-                    promise.fail(FetchError(description: Self.describe(error)))
+                    promise.fail(FetchError(description: Self.describe(error), errno: Self.errno(of: error)))
                 case .success(let channel):
                     promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
                     var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
@@ -61,6 +63,16 @@ public enum HTTPFetch {
     static func seconds(_ amount: TimeAmount) -> String {
         let value = Double(amount.nanoseconds) / 1e9
         return value == value.rounded() ? "\(Int(value))s" : "\(value)s"
+    }
+
+    /// The errno under a connect's failure, if any.
+    static func errno(of error: Error) -> Int32? {
+        if let io = error as? IOError { return io.errnoCode }
+        if let connect = error as? NIOConnectionError, let first = connect.connectionErrors.first {
+            return Self.errno(of: first.error)
+        }
+        if let fetch = error as? FetchError { return fetch.errno }
+        return nil
     }
 
     /// `connection refused` rather than NIO's type dump.

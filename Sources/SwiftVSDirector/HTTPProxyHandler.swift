@@ -42,7 +42,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     // The request in flight.
     private var head: HTTPRequestHead?
     private var upstream: Upstream?
-    var backend: Backend?
+    var slot: RealServerSlot?
     private var buffered: [HTTPServerRequestPart] = []
     private var bufferedBytes = 0
     /// The client has sent the request's end (its remaining parts are not read as the next request's).
@@ -223,23 +223,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
 
     /// Takes a pooled connection to the chosen server (not for an upgrade: it becomes a tunnel), or opens one.
     private func connect() {
-        guard let backend = self.backend else { return }
-        if !self.isUpgrade, let connection = self.loop.httpPool.take(service: self.serviceID, server: backend.server.id)
-        {
+        guard let slot = self.slot else { return }
+        if !self.isUpgrade, let connection = self.loop.httpPool.take(service: self.serviceID, server: slot.server.id) {
             connection.unpark(for: self)
             return self.attach(connection)
         }
-        let server = backend.server.id
+        let server = slot.server.id
         Upstream.open(
-            for: self, backend: backend, serviceID: self.serviceID, loop: self.loop, config: self.config,
+            for: self, slot: slot, serviceID: self.serviceID, loop: self.loop, config: self.config,
             wanted: { self.exchange.state == .connecting(server: server) },
             attach: { connection in
                 self.attach(connection)
                 connection.flush()
             },
-            failed: { timedOut, detail in
+            failed: { failure, detail in
                 self.failureDetail = detail
-                self.perform(self.exchange.handle(.upstreamFailed(.connect(timedOut: timedOut), headWithheld: false)))
+                self.perform(self.exchange.handle(.upstreamFailed(failure, headWithheld: false)))
             }
         )
     }
@@ -270,7 +269,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
             return
         case .body(let buffer):
             _ = self.exchange.handle(.bodyForwarded)
-            self.backend?.server.counters.bytesIn.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
+            self.slot?.server.counters.bytesIn.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
             upstream.write(.body(.byteBuffer(buffer)))
         case .end(let trailers):
             upstream.write(.end(trailers))
@@ -295,12 +294,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
             case .passInformational:
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)  // 100 Continue, 103 Early Hints
             case .tunnel:
-                if let backend = self.backend { self.service.responded(backend, status: status) }
+                if let slot = self.slot { self.service.responded(slot, status: status) }
                 var head = head
                 head.version = .http1_1
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)
             case .passHead(let close):
-                if let backend = self.backend { self.service.responded(backend, status: status) }
+                if let slot = self.slot { self.service.responded(slot, status: status) }
                 let clientHead = HTTPHead.clientResponse(head, version: self.clientVersion, keepAlive: !close)
                 context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
             default:
@@ -309,7 +308,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
                 self.perform(action)
             }
         case .body(let buffer):
-            self.backend?.server.counters.bytesOut.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
+            self.slot?.server.counters.bytesOut.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             if case .tunnel = self.exchange.state {
@@ -475,7 +474,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
 
     /// After a 101: both pipelines lose their HTTP handlers and become a byte tunnel.
     private func becomeTunnel(_ context: ChannelHandlerContext) {
-        guard let upstream = self.upstream, let upstreamChannel = upstream.channel, let backend = self.backend else {
+        guard let upstream = self.upstream, let upstreamChannel = upstream.channel, let slot = self.slot else {
             self.perform(self.exchange.handle(.tunnelEnded))
             context.close(promise: nil)
             return
@@ -498,7 +497,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
         let heads = (PipelineHeadHandler(), PipelineHeadHandler())
         let (clientGlue, upstreamGlue) = GlueHandler.matchedPair(
             timer: timer, heads: heads,
-            counters: backend.server.counters)
+            counters: slot.server.counters)
         context.flush()
         do {
             let up = upstreamChannel.pipeline.syncOperations

@@ -11,13 +11,13 @@ import SwiftVSCore
 import SwiftVSSystem
 import Synchronization
 
-/// The health checks of one virtual service: one `MemberChecker` per real server, started, stopped and restarted as
+/// The health checks of one virtual service: one `RealServerChecker` per real server, started, stopped and restarted as
 /// membership and check settings change (`sync`).
 final class ServiceChecks: Sendable {
     struct State {
         var group: EventLoopGroup?
         var health: HealthCheckConfig?
-        var checkers: [Int: MemberChecker] = [:]
+        var checkers: [Int: RealServerChecker] = [:]
     }
 
     private let state = Mutex(State())
@@ -33,12 +33,12 @@ final class ServiceChecks: Sendable {
         self.sync(service)
     }
 
-    /// Brings the checkers in line with the service's members and check settings.
+    /// Brings the checkers in line with the service's realServers and check settings.
     func sync(_ service: VirtualService) {
         let (health, targets) = service.checkTargets()
-        let (started, stopped) = self.state.withLock { state -> ([MemberChecker], [MemberChecker]) in
+        let (started, stopped) = self.state.withLock { state -> ([RealServerChecker], [RealServerChecker]) in
             guard let group = state.group else { return ([], []) }
-            var stopped: [MemberChecker] = []
+            var stopped: [RealServerChecker] = []
             if state.health != health {
                 stopped = Array(state.checkers.values)
                 state.checkers = [:]
@@ -49,10 +49,10 @@ final class ServiceChecks: Sendable {
                 stopped.append(checker)
                 state.checkers[id] = nil
             }
-            var started: [MemberChecker] = []
+            var started: [RealServerChecker] = []
             if let health {
                 for (id, endpoint) in targets where state.checkers[id] == nil {
-                    let checker = MemberChecker(
+                    let checker = RealServerChecker(
                         service: service, id: id, endpoint: endpoint, check: health,
                         loop: group.next())
                     state.checkers[id] = checker
@@ -78,7 +78,7 @@ final class ServiceChecks: Sendable {
 }
 
 /// Checks one real server every `interval` (± jitter) and reports each result to its service.
-final class MemberChecker: Sendable {
+final class RealServerChecker: Sendable {
     let service: VirtualService
     let id: Int
     let endpoint: Endpoint
@@ -119,7 +119,15 @@ final class MemberChecker: Sendable {
             let outcome: CheckResult
             switch result {
             case .success(let value): outcome = value
-            case .failure(let error): outcome = .failed(HTTPFetch.describe(error))
+            case .failure(let error):
+                if let code = LocalExhaustion.code(of: error) {
+                    // The check could not open its socket: the director's trouble, not the server's.
+                    LocalExhaustion.warn(
+                        self.service.logger, "a health check could not run", code: code, service: self.service.name)
+                    outcome = .inconclusive("not checked: \(OpenFiles.describeExhaustion(code))")
+                } else {
+                    outcome = .failed(HTTPFetch.describe(error))
+                }
             }
             self.service.recordCheck(self.id, outcome, seconds: Monotonic.seconds() - started)
             let jitter = self.check.jitter * self.check.interval
@@ -193,6 +201,9 @@ enum ExecProbe {
         do {
             pid = try Spawn.start(["/bin/sh", "-c", command], environment: env, ownProcessGroup: true)
         } catch {
+            if OpenFiles.isLocalExhaustion(error.code) {
+                return loop.makeFailedFuture(error)  // not the server's failure: the checker says what ran out
+            }
             return loop.makeSucceededFuture(.failed("\(error)"))
         }
         let promise = loop.makePromise(of: CheckResult.self)

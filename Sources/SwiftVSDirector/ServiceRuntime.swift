@@ -6,8 +6,14 @@ import SwiftVSCore
 import Synchronization
 
 /// A real server as the data plane holds it for one connection or request: the snapshot entry (with its live
-/// counters) and its socket address.
-struct Backend {
+/// counters), its socket address, and the in-flight slot `VirtualService.schedule` took on it, which `release`
+/// gives back.
+///
+/// One real server, one name through the layers: `RealServerConfig` (what the config says), `RealServerState`
+/// (what the control plane keeps: health, enabled, rates), `RealServerStatus` (what the rotation and quorum see),
+/// `RealServer` (the scheduler snapshot's entry), `RealServerSlot` (what a request holds), `RealServerChecker` (its
+/// health probe).
+struct RealServerSlot {
     let server: RealServer
     let address: SocketAddress
 
@@ -30,7 +36,7 @@ let sorryServerID = -1
 /// One virtual service while it runs: its config, its real servers with their health, and the scheduling state the
 /// event loops pick from.
 ///
-/// Two locks, never taken the other way round: `state` (the control plane: members, health, quorum, config) and
+/// Two locks, never taken the other way round: `state` (the control plane: realServers, health, quorum, config) and
 /// `picker` (what a pick reads and moves: the snapshot's servers, the scheduler's position and caches, persistence).
 /// A change (weight, membership, health, reload) builds the new server list and its scheduler, Maglev's table
 /// included, under `state` only, then swaps them into `picker` in one short step; picks take `picker` alone, for
@@ -47,7 +53,8 @@ public final class VirtualService: Sendable {
     /// Where new persistence templates go (the persistence sync to the peer director); nil when not syncing.
     let templateSink = Mutex<(@Sendable (String, PersistenceKey, Endpoint) -> Void)?>(nil)
 
-    struct Member {
+    /// A real server as the control plane keeps it.
+    struct RealServerState {
         var config: RealServerConfig
         var address: SocketAddress
         let counters: ServerCounters
@@ -67,11 +74,11 @@ public final class VirtualService: Sendable {
 
     struct State {
         var config: VirtualServiceConfig
-        var members: [Int: Member]
+        var realServers: [Int: RealServerState]
         var nextID: Int
         var quorum: Quorum
         var rotation: Rotation
-        var sorry: Backend?
+        var sorry: RealServerSlot?
     }
 
     /// What the pick path reads and changes.
@@ -80,7 +87,7 @@ public final class VirtualService: Sendable {
         /// Socket addresses of the snapshot's servers, by id.
         var addresses: [Int: SocketAddress] = [:]
         /// The sorry server while it takes all new traffic (quorum lost), else nil.
-        var sorry: Backend?
+        var sorry: RealServerSlot?
         var prefix: (v4: Int, v6: Int)?
         var destinationKey: UInt32
     }
@@ -93,20 +100,20 @@ public final class VirtualService: Sendable {
         self.logger = logger
         self.checks = ServiceChecks(logger: logger)
         let now = Monotonic.seconds()
-        var members: [Int: Member] = [:]
+        var realServers: [Int: RealServerState] = [:]
         for (id, server) in config.servers.enumerated() {
-            members[id] = Member(
+            realServers[id] = RealServerState(
                 config: server, address: try SocketAddress(ipAddress: server.address.host, port: server.address.port),
                 counters: ServerCounters(), health: Self.tracker(config.health, now: now)
             )
         }
         var state = State(
-            config: config, members: members, nextID: config.servers.count,
+            config: config, realServers: realServers, nextID: config.servers.count,
             quorum: Quorum(quorum: config.quorum, hysteresis: config.quorumHysteresis, healthyWeight: 0),
-            rotation: Rotation(servers: [], sorry: false, healthyWeight: 0), sorry: try Self.sorryBackend(config)
+            rotation: Rotation(servers: [], sorry: false, healthyWeight: 0), sorry: try Self.sorrySlot(config)
         )
-        let members0 = members.map {
-            PoolMember(id: $0.key, weight: $0.value.config.weight, health: $0.value.health?.state ?? .up)
+        let members0 = realServers.map {
+            RealServerStatus(id: $0.key, weight: $0.value.config.weight, health: $0.value.health?.state ?? .up)
         }
         state.quorum = Quorum(
             quorum: config.quorum, hysteresis: config.quorumHysteresis,
@@ -130,10 +137,10 @@ public final class VirtualService: Sendable {
         health.map { HealthTracker(rise: $0.rise, fall: $0.fall, alpha: $0.alpha, now: now) }
     }
 
-    private static func sorryBackend(_ config: VirtualServiceConfig) throws -> Backend? {
+    private static func sorrySlot(_ config: VirtualServiceConfig) throws -> RealServerSlot? {
         guard let sorry = config.sorry else { return nil }
         let address = try SocketAddress(ipAddress: sorry.host, port: sorry.port)
-        return Backend(server: RealServer(id: sorryServerID, endpoint: sorry, weight: 1), address: address)
+        return RealServerSlot(server: RealServer(id: sorryServerID, endpoint: sorry, weight: 1), address: address)
     }
 
     /// The config new connections use.
@@ -143,8 +150,8 @@ public final class VirtualService: Sendable {
 
     /// Chooses a real server (the sorry server while the quorum is lost) and counts the new connection or request.
     @inline(__always)
-    func schedule(key: UInt32, remote: SocketAddress?, now: Double, excluding: [Int] = []) -> Backend? {
-        let (backend, template) = self.picker.withLock { picker -> (Backend?, (PersistenceKey, Endpoint)?) in
+    func schedule(key: UInt32, remote: SocketAddress?, now: Double, excluding: [Int] = []) -> RealServerSlot? {
+        let (slot, template) = self.picker.withLock { picker -> (RealServerSlot?, (PersistenceKey, Endpoint)?) in
             if let sorry = picker.sorry {
                 guard !excluding.contains(sorryServerID) else { return (nil, nil) }
                 sorry.server.counters.open(upper: 0)
@@ -166,16 +173,16 @@ public final class VirtualService: Sendable {
                 picker.scheduling.newTemplate = nil
                 template = (made.client, server.endpoint)
             }
-            return (Backend(server: server, address: address), template)
+            return (RealServerSlot(server: server, address: address), template)
         }
-        guard let backend else {
+        guard let slot else {
             self.stats.noServer.wrappingAdd(1, ordering: .relaxed)
             return nil
         }
         if let (client, endpoint) = template, let sink = self.templateSink.withLock({ $0 }) {
             sink(self.name, client, endpoint)
         }
-        return backend
+        return slot
     }
 
     /// A template the peer director made: `client` goes to the real server at `server` here too.
@@ -183,7 +190,7 @@ public final class VirtualService: Sendable {
         let now = Monotonic.seconds()
         guard
             let id = self.state.withLock({ state in
-                state.members.first(where: { $0.value.config.address == server })?.key
+                state.realServers.first(where: { $0.value.config.address == server })?.key
             })
         else { return }
         self.picker.withLock { $0.scheduling.adopt(client: client, server: id, now: now) }
@@ -192,48 +199,48 @@ public final class VirtualService: Sendable {
     /// The tcp `destination` hash key: this service's own address folded.
     var destinationKey: UInt32 { self.picker.withLock { $0.destinationKey } }
 
-    /// A final response with `status` came from `backend`: counted, and a 5xx counts toward ejection.
+    /// A final response with `status` came from `slot`: counted, and a 5xx counts toward ejection.
     @inline(__always)
-    func responded(_ backend: Backend, status: Int) {
-        backend.server.counters.countResponse(status: status)
+    func responded(_ slot: RealServerSlot, status: Int) {
+        slot.server.counters.countResponse(status: status)
         if status >= 500 {
-            self.failed(backend, "status \(status)", is5xx: true)
+            self.failed(slot, "status \(status)", is5xx: true)
         } else {
-            self.succeeded(backend)
+            self.succeeded(slot)
         }
     }
 
-    /// A request or connection on `backend` went well: the failure streak ends.
+    /// A request or connection on `slot` went well: the failure streak ends.
     @inline(__always)
-    func succeeded(_ backend: Backend) {
-        let counters = backend.server.counters
+    func succeeded(_ slot: RealServerSlot) {
+        let counters = slot.server.counters
         if counters.failureStreak.load(ordering: .relaxed) != 0 { counters.failureStreak.store(0, ordering: .relaxed) }
     }
 
     /// A connect failed, a connection was lost before its response, or (`is5xx`) the server answered 5xx.
-    func failed(_ backend: Backend, _ what: String, is5xx: Bool = false) {
-        let counters = backend.server.counters
+    func failed(_ slot: RealServerSlot, _ what: String, is5xx: Bool = false) {
+        let counters = slot.server.counters
         if !is5xx { counters.failures.wrappingAdd(1, ordering: .relaxed) }
-        guard backend.server.id != sorryServerID else { return }
+        guard slot.server.id != sorryServerID else { return }
         let streak = counters.failureStreak.wrappingAdd(1, ordering: .relaxed).newValue
         let ejection: EjectionConfig? = self.state.withLock { $0.config.ejection }
         guard let ejection, streak >= ejection.consecutiveFailures, !is5xx || ejection.count5xx else { return }
         counters.failureStreak.store(0, ordering: .relaxed)
         self.eject(
-            backend.server.id, reason: "ejected: \(streak) failed requests in a row, the last \(what)",
+            slot.server.id, reason: "ejected: \(streak) failed requests in a row, the last \(what)",
             maxPercent: ejection.maxPercent)
     }
 
     private func eject(_ id: Int, reason: String, maxPercent: Int) {
         let now = Monotonic.seconds()
         let event: (String, HealthTransition)? = self.state.withLock { state in
-            let out = state.members.values.filter { !$0.enabled || $0.health?.state == .down }.count
-            guard var member = state.members[id], member.enabled,
-                mayEject(outOfRotation: out, poolSize: state.members.count, maxPercent: maxPercent),
+            let out = state.realServers.values.filter { !$0.enabled || $0.health?.state == .down }.count
+            guard var member = state.realServers[id], member.enabled,
+                mayEject(outOfRotation: out, poolSize: state.realServers.count, maxPercent: maxPercent),
                 let transition = member.health?.eject(reason: reason, now: now)
             else { return nil }
             member.counters.ejections.wrappingAdd(1, ordering: .relaxed)
-            state.members[id] = member
+            state.realServers[id] = member
             self.publish(&state)
             return (member.config.address.description, transition)
         }
@@ -244,12 +251,12 @@ public final class VirtualService: Sendable {
     func recordCheck(_ id: Int, _ result: CheckResult, seconds: Double) {
         let now = Monotonic.seconds()
         let event: (String, HealthTransition, Bool?)? = self.state.withLock { state in
-            guard var member = state.members[id], member.health != nil else { return nil }
+            guard var member = state.realServers[id], member.health != nil else { return nil }
             member.lastCheckSeconds = seconds
             member.checkSecondsSum += seconds
             member.checkCount += 1
             let transition = member.health!.record(result, now: now)
-            state.members[id] = member
+            state.realServers[id] = member
             guard let transition else { return nil }
             let quorumChanged = self.publish(&state)
             return (member.config.address.description, transition, quorumChanged)
@@ -294,21 +301,21 @@ public final class VirtualService: Sendable {
     /// leaves the hashing tables as they were; while the sorry server has the traffic the list is empty.
     @discardableResult
     private func publish(_ state: inout State, newScheduling: Bool = false) -> Bool? {
-        let ids = state.members.keys.sorted()
-        let members = ids.map { id -> PoolMember in
-            let member = state.members[id]!
-            return PoolMember(
+        let ids = state.realServers.keys.sorted()
+        let realServers = ids.map { id -> RealServerStatus in
+            let member = state.realServers[id]!
+            return RealServerStatus(
                 id: id, weight: member.config.weight, enabled: member.enabled,
                 health: member.health?.state ?? .up)
         }
-        let (rotation, changed) = Rotation.plan(members, quorum: &state.quorum, hasSorry: state.sorry != nil)
+        let (rotation, changed) = Rotation.plan(realServers, quorum: &state.quorum, hasSorry: state.sorry != nil)
         state.rotation = rotation
         var servers: [RealServer] = []
         var addresses: [Int: SocketAddress] = [:]
         if !rotation.sorry {
             servers.reserveCapacity(ids.count)
-            for (id, pool) in zip(ids, members) {
-                let member = state.members[id]!
+            for (id, pool) in zip(ids, realServers) {
+                let member = state.realServers[id]!
                 servers.append(
                     RealServer(
                         id: id, endpoint: member.config.address, weight: member.config.weight,
@@ -342,11 +349,12 @@ public final class VirtualService: Sendable {
     /// Samples the counters for the `--rate` figures (every 2 s, as the IPVS estimator).
     func sampleRates(now: Double) {
         self.state.withLock { state in
-            for id in state.members.keys {
-                let counters = state.members[id]!.counters
-                state.members[id]!.rates.conns.sample(total: counters.total.load(ordering: .relaxed), now: now)
-                state.members[id]!.rates.bytesIn.sample(total: counters.bytesIn.load(ordering: .relaxed), now: now)
-                state.members[id]!.rates.bytesOut.sample(total: counters.bytesOut.load(ordering: .relaxed), now: now)
+            for id in state.realServers.keys {
+                let counters = state.realServers[id]!.counters
+                state.realServers[id]!.rates.conns.sample(total: counters.total.load(ordering: .relaxed), now: now)
+                state.realServers[id]!.rates.bytesIn.sample(total: counters.bytesIn.load(ordering: .relaxed), now: now)
+                state.realServers[id]!.rates.bytesOut.sample(
+                    total: counters.bytesOut.load(ordering: .relaxed), now: now)
             }
         }
     }
@@ -370,15 +378,15 @@ public final class VirtualService: Sendable {
     }
 
     private func withMember<T>(
-        _ address: Endpoint, _ body: (inout Member, inout State) throws(ControlError) -> T
+        _ address: Endpoint, _ body: (inout RealServerState, inout State) throws(ControlError) -> T
     ) throws(ControlError) -> T {
         try self.state.withLock { state throws(ControlError) in
-            guard let id = state.members.first(where: { $0.value.config.address == address })?.key else {
+            guard let id = state.realServers.first(where: { $0.value.config.address == address })?.key else {
                 throw .noSuchServer(address.description)
             }
-            var member = state.members[id]!
+            var member = state.realServers[id]!
             let result = try body(&member, &state)
-            state.members[id] = member
+            state.realServers[id] = member
             self.publish(&state)
             return result
         }
@@ -414,12 +422,12 @@ public final class VirtualService: Sendable {
         }
         let now = Monotonic.seconds()
         try self.state.withLock { state throws(ControlError) in
-            if state.members.values.contains(where: { $0.config.address == server.address }) {
+            if state.realServers.values.contains(where: { $0.config.address == server.address }) {
                 throw .duplicate(server.address.description)
             }
             let id = state.nextID
             state.nextID += 1
-            state.members[id] = Member(
+            state.realServers[id] = RealServerState(
                 config: server, address: address, counters: ServerCounters(),
                 health: Self.tracker(state.config.health, now: now))
             state.config.servers.append(server)
@@ -436,10 +444,10 @@ public final class VirtualService: Sendable {
 
     public func removeServer(_ address: Endpoint) throws(ControlError) {
         try self.state.withLock { state throws(ControlError) in
-            guard let id = state.members.first(where: { $0.value.config.address == address })?.key else {
+            guard let id = state.realServers.first(where: { $0.value.config.address == address })?.key else {
                 throw .noSuchServer(address.description)
             }
-            state.members[id] = nil
+            state.realServers[id] = nil
             state.config.servers.removeAll { $0.address == address }
             self.publish(&state)
         }
@@ -455,14 +463,14 @@ public final class VirtualService: Sendable {
         for server in config.servers {
             addresses[server.address] = try SocketAddress(ipAddress: server.address.host, port: server.address.port)
         }
-        let sorry = try Self.sorryBackend(config)
+        let sorry = try Self.sorrySlot(config)
         let quorumChanged: Bool? = self.state.withLock { state in
             let old = state.config
             var byAddress: [Endpoint: Int] = [:]
-            for (id, member) in state.members { byAddress[member.config.address] = id }
-            var members: [Int: Member] = [:]
+            for (id, member) in state.realServers { byAddress[member.config.address] = id }
+            var realServers: [Int: RealServerState] = [:]
             for server in config.servers {
-                if let id = byAddress[server.address], var member = state.members[id] {
+                if let id = byAddress[server.address], var member = state.realServers[id] {
                     member.config = server
                     if old.health != config.health {
                         // New check settings: the server keeps its state; the counting starts again.
@@ -474,15 +482,15 @@ public final class VirtualService: Sendable {
                             member.health = nil
                         }
                     }
-                    members[id] = member
+                    realServers[id] = member
                 } else {
-                    members[state.nextID] = Member(
+                    realServers[state.nextID] = RealServerState(
                         config: server, address: addresses[server.address]!,
                         counters: ServerCounters(), health: Self.tracker(config.health, now: now))
                     state.nextID += 1
                 }
             }
-            state.members = members
+            state.realServers = realServers
             let newScheduling =
                 old.scheduler != config.scheduler || old.flags != config.flags
                 || old.persistence != config.persistence
@@ -499,17 +507,17 @@ public final class VirtualService: Sendable {
         self.checks.sync(self)
     }
 
-    /// The members the health checks should run for: id, address and the check settings.
+    /// The realServers the health checks should run for: id, address and the check settings.
     func checkTargets() -> (HealthCheckConfig?, [(Int, Endpoint)]) {
         self.state.withLock { state in
-            (state.config.health, state.members.map { ($0.key, $0.value.config.address) })
+            (state.config.health, state.realServers.map { ($0.key, $0.value.config.address) })
         }
     }
 
     /// Requests (http) or connections (tcp) in flight on this service's real servers.
     func inFlight() -> Int {
         self.state.withLock { state in
-            state.members.values.reduce(state.sorry?.server.counters.active.load(ordering: .relaxed) ?? 0) {
+            state.realServers.values.reduce(state.sorry?.server.counters.active.load(ordering: .relaxed) ?? 0) {
                 $0 + $1.counters.active.load(ordering: .relaxed)
             }
         }

@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -31,17 +32,17 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var channel: Channel? { self.context?.channel }
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
-    /// Connects to `backend` for `owner`, on `owner`'s loop. When the connect ends, `wanted` says whether `owner`
+    /// Connects to `slot` for `owner`, on `owner`'s loop. When the connect ends, `wanted` says whether `owner`
     /// still waits for this server: if so the connection is `attach`ed (owned, not yet flushed) or the failure is
     /// reported to `failed` (with whether it timed out, and how it failed); if not, a made connection is pooled.
     static func open(
-        for owner: Owner, backend: Backend, serviceID: ObjectIdentifier,
+        for owner: Owner, slot: RealServerSlot, serviceID: ObjectIdentifier,
         loop: LoopContext, config: VirtualServiceConfig, wanted: @escaping () -> Bool,
-        attach: @escaping (UpstreamConnection) -> Void, failed: @escaping (_ timedOut: Bool, _ detail: String) -> Void
+        attach: @escaping (UpstreamConnection) -> Void, failed: @escaping (UpstreamFailure, _ detail: String) -> Void
     ) {
         let timeouts = config.timeouts
         let connection = UpstreamConnection(
-            serverID: backend.server.id, service: serviceID, loop: loop,
+            serverID: slot.server.id, service: serviceID, loop: loop,
             idle: timeouts.idle)
         let bound = NIOLoopBound(connection, eventLoop: loop.eventLoop)
         ClientBootstrap(group: loop.eventLoop)
@@ -54,7 +55,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
                     try sync.addHandler(bound.value)
                 }
             }
-            .connect(to: backend.address)
+            .connect(to: slot.address)
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
@@ -68,9 +69,15 @@ final class UpstreamConnection: ChannelDuplexHandler {
                     attach(connection)
                 case .failure(let error):
                     guard wanted() else { return }
+                    if let code = LocalExhaustion.code(of: error) {
+                        LocalExhaustion.warn(
+                            owner.service.logger, "cannot open a connection to a real server", code: code,
+                            service: owner.service.name)
+                        return failed(.localResources, "connect: \(HTTPFetch.describe(error))")
+                    }
                     var timedOut = false
                     if case ChannelError.connectTimeout = error { timedOut = true }
-                    failed(timedOut, "connect: \(HTTPFetch.describe(error))")
+                    failed(.connect(timedOut: timedOut), "connect: \(HTTPFetch.describe(error))")
                 }
             }
     }

@@ -371,6 +371,10 @@ struct HTTPExchangeTests {
             [request(get), picked(1), connected(), tick(61)], nil
         ),
         (
+            "the director out of file descriptors does not count against the server",
+            [request(get), picked(1), failed(.localResources)], nil
+        ),
+        (
             "a connection lost mid-response does not count: the server had answered",
             [request(get), picked(1), connected(), response(200), failed(.lostBeforeResponse)], nil
         ),

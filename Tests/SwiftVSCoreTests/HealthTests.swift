@@ -42,6 +42,21 @@ struct HealthTests {
         #expect(tracker.state == .down)
     }
 
+    @Test("a check that could not run (the director out of descriptors) counts neither way, whatever the streak")
+    func inconclusiveChecks() {
+        var tracker = HealthTracker(rise: 2, fall: 2, now: 0)
+        // One real failure, then checks that could not run: the streak stays at one, the server stays up.
+        #expect(tracker.record(.failed("refused"), now: 1) == nil)
+        for t in 2...20 { #expect(tracker.record(.inconclusive("EMFILE"), now: Double(t)) == nil) }
+        #expect(tracker.state == .up)
+        #expect(tracker.last?.detail == "EMFILE", "shown in adm list as the last result")
+        // The next real failure completes the fall.
+        #expect(tracker.record(.failed("refused"), now: 21)?.to == .down)
+        // Down: inconclusive checks do not bring it back either.
+        for t in 22...30 { #expect(tracker.record(.inconclusive("EMFILE"), now: Double(t)) == nil) }
+        #expect(tracker.state == .down)
+    }
+
     @Test("alpha starts a server down until rise checks pass; without alpha it starts up")
     func alpha() {
         var tracker = HealthTracker(rise: 3, fall: 1, alpha: true, now: 0)
@@ -77,7 +92,9 @@ struct HealthTests {
 
     @Test("sorry: while the quorum is lost the sorry server takes all traffic; live servers return with it")
     func sorry() {
-        var members = [PoolMember(id: 0, weight: 2), PoolMember(id: 1, weight: 1), PoolMember(id: 2, weight: 0)]
+        var members = [
+            RealServerStatus(id: 0, weight: 2), RealServerStatus(id: 1, weight: 1), RealServerStatus(id: 2, weight: 0),
+        ]
         var quorum = Quorum(quorum: 2, healthyWeight: 3)
         var (rotation, changed) = Rotation.plan(members, quorum: &quorum, hasSorry: true)
         #expect(rotation == Rotation(servers: [0, 1, 2], sorry: false, healthyWeight: 3) && changed == nil)

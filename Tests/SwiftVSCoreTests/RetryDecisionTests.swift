@@ -70,6 +70,12 @@ struct RetryDecisionTests {
         Case(
             failure: .lostBeforeResponse, tried: 2, retries: 2, expected: .retry(otherwise: 502),
             why: "retries: 2 after two failures: one more server"),
+        Case(
+            failure: .localResources, expected: .respond(503),
+            why: "the director out of descriptors: another server would fail alike, so 503 at once"),
+        Case(
+            failure: .localResources, responseStarted: true, expected: .close,
+            why: "out of resources after the head went out (a retry's socket): only the close is left"),
     ]
 
     @Test("each failure, request and response state gives its decision", arguments: Self.cases)

@@ -38,6 +38,14 @@ struct RunningDirector {
         return channel.localAddress!.port!
     }
 
+    /// Starts the admin API's Unix socket at a fresh path; returns the path.
+    func startAdminSocket() async throws -> String {
+        let path = NSTemporaryDirectory() + "swiftvs-admin-\(UUID().uuidString.prefix(8)).sock"
+        _ = try await AdminService.bindSocket(
+            director: self.director, config: AdminConfig(socket: path), path: path)
+        return path
+    }
+
     var service: VirtualService { self.director.services[0] }
 }
 
@@ -83,12 +91,18 @@ final class DirectorProcess: @unchecked Sendable {
     let child: ChildProcess
     let configURL: URL
 
-    init(yaml: String) throws {
+    /// With `openFiles`, the director starts under `ulimit -n` that many (soft and hard), as a shell would.
+    init(yaml: String, openFiles: Int? = nil) throws {
         self.configURL = FileManager.default.temporaryDirectory.appendingPathComponent(
             "swiftvs-\(UUID().uuidString).yaml")
         try yaml.write(to: self.configURL, atomically: true, encoding: .utf8)
-        self.child = try ChildProcess(
-            swiftvsBinary.path, ["director", "--config", self.configURL.path, "--log-level", "warning"])
+        let arguments = ["director", "--config", self.configURL.path, "--log-level", "warning"]
+        if let openFiles {
+            self.child = try ChildProcess(
+                "/bin/sh", ["-c", "ulimit -n \(openFiles) && exec \"$0\" \"$@\"", swiftvsBinary.path] + arguments)
+        } else {
+            self.child = try ChildProcess(swiftvsBinary.path, arguments)
+        }
     }
 
     var pid: Int32 { self.child.pid }

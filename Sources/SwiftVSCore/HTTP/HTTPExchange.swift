@@ -154,7 +154,8 @@ public struct HTTPExchange: Sendable {
         public var next: Next
         /// The held server failed so, and it counts toward its ejection (the driver counts and logs it before the
         /// slot goes back). Nil when nothing failed, or the failure says nothing of the server's health: a server
-        /// that is slow is not down, and one that failed mid-response had answered.
+        /// that is slow is not down, one that failed mid-response had answered, and the director running out of
+        /// descriptors is the director's trouble.
         public var failure: UpstreamFailure?
 
         @inlinable
@@ -366,7 +367,8 @@ public struct HTTPExchange: Sendable {
         case .connecting, .exchanging: break
         default: return .wait
         }
-        let counted: UpstreamFailure? = self._responseStarted || failure == .serverTimeout ? nil : failure
+        let counted: UpstreamFailure? =
+            self._responseStarted || failure == .serverTimeout || failure == .localResources ? nil : failure
         var action = self.decide(failure)
         action.failure = counted
         return action

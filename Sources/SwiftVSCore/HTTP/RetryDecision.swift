@@ -8,6 +8,9 @@ public enum UpstreamFailure: Sendable, Equatable {
     case badResponse
     /// The server said nothing within `timeouts.server`.
     case serverTimeout
+    /// The director could not open a socket for the server (out of file descriptors or memory): nothing reached
+    /// it, and it says nothing of its health. Another server would fail alike.
+    case localResources
 }
 
 /// What a driver does about an `UpstreamFailure`: the one place that decides retries and the 502/504 choice for
@@ -45,6 +48,10 @@ public enum RetryDecision: Sendable, Equatable {
         case .serverTimeout:
             // A slow server is not a dead one: sending the request again would double the load that made it slow.
             status = 504
+            mayRetry = false
+        case .localResources:
+            // The director is out of something; every server would fail alike: 503, as for no server.
+            status = 503
             mayRetry = false
         }
         return mayRetry && tried <= retries ? .retry(otherwise: status) : .respond(status)

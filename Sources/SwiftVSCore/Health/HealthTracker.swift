@@ -3,14 +3,22 @@ public struct CheckResult: Sendable, Equatable {
     public var ok: Bool
     /// What the check saw, for logs and `swiftvs adm list`: `200 OK`, `connection refused`, `exit 1`.
     public var detail: String
+    /// False when the check could not run at all for a local reason (the director out of file descriptors): it
+    /// is shown, but counts neither way.
+    public var conclusive: Bool
 
-    public init(ok: Bool, detail: String) {
+    public init(ok: Bool, detail: String, conclusive: Bool = true) {
         self.ok = ok
         self.detail = detail
+        self.conclusive = conclusive
     }
 
     public static func passed(_ detail: String) -> CheckResult { CheckResult(ok: true, detail: detail) }
     public static func failed(_ detail: String) -> CheckResult { CheckResult(ok: false, detail: detail) }
+    /// The check could not be made (a local resource ran out): the server's state and streak stay as they are.
+    public static func inconclusive(_ detail: String) -> CheckResult {
+        CheckResult(ok: false, detail: detail, conclusive: false)
+    }
 }
 
 /// Up or down, as the health checks (or passive ejection) see a real server.
@@ -77,6 +85,7 @@ public struct HealthTracker: Sendable, Equatable {
     /// Records one check result; returns the transition it caused, if any.
     public mutating func record(_ result: CheckResult, now: Double) -> HealthTransition? {
         self.last = result
+        guard result.conclusive else { return nil }
         self.checks += 1
         if !result.ok { self.failures += 1 }
         switch (self.state, result.ok) {

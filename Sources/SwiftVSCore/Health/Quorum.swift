@@ -37,7 +37,7 @@ public func mayEject(outOfRotation: Int, poolSize: Int, maxPercent: Int) -> Bool
 }
 
 /// One real server as the rotation sees it.
-public struct PoolMember: Sendable, Equatable {
+public struct RealServerStatus: Sendable, Equatable {
     public var id: Int
     public var weight: Int
     /// False while an operator has disabled it (`swiftvs adm disable`).
@@ -72,7 +72,7 @@ public struct Rotation: Sendable, Equatable {
 
     /// Updates `quorum` with the members' healthy weight and decides the rotation.
     public static func plan(
-        _ members: [PoolMember], quorum: inout Quorum, hasSorry: Bool
+        _ members: [RealServerStatus], quorum: inout Quorum, hasSorry: Bool
     ) -> (Rotation, quorumChanged: Bool?) {
         let live = members.filter(\.inRotation)
         let weight = live.reduce(0) { $0 + $1.weight }

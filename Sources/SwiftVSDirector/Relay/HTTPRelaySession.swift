@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import CSwiftVSLinux
 import Glibc
 import NIOCore
@@ -93,7 +94,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     private var requestSent = 0
     private var isHEAD = false
     private var upstream: RelayUpstream?
-    var backend: Backend?
+    var slot: RealServerSlot?
     var failureDetail = ""
 
     // The response in flight.
@@ -425,15 +426,15 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
 
     /// Takes a pooled connection to the chosen server, or starts one without blocking.
     private func connect() {
-        guard let backend = self.backend else { return }
-        if let upstream = self.loop.takeUpstream(service: self.serviceID, server: backend.server.id) {
+        guard let slot = self.slot else { return }
+        if let upstream = self.loop.takeUpstream(service: self.serviceID, server: slot.server.id) {
             return self.attach(upstream)
         }
-        guard let fd = RelayLoop.startConnect(to: backend.address) else {
+        guard let fd = RelayLoop.startConnect(to: slot.address) else {
             return self.connectFailed(errno)
         }
         let upstream = RelayUpstream(
-            fd: fd, serverID: backend.server.id, serviceID: self.serviceID,
+            fd: fd, serverID: slot.server.id, serviceID: self.serviceID,
             idleNanos: self.idleNanos, loop: self.loop)
         upstream.owner = self
         guard self.loop.watch(fd, upstream, tag: .upstream) else {
@@ -453,7 +454,16 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
 
     private func connectFailed(_ error: Int32) {
         self.failureDetail = VirtualService.connectFailure(error)
-        self.perform(self.exchange.handle(.upstreamFailed(.connect(timedOut: error == ETIMEDOUT), headWithheld: false)))
+        let failure: UpstreamFailure
+        if OpenFiles.isLocalExhaustion(error) {
+            LocalExhaustion.warn(
+                self.service.logger, "cannot open a connection to a real server", code: error,
+                service: self.service.name)
+            failure = .localResources
+        } else {
+            failure = .connect(timedOut: error == ETIMEDOUT)
+        }
+        self.perform(self.exchange.handle(.upstreamFailed(failure, headWithheld: false)))
     }
 
     /// Writes the request; false while the real server cannot take more.
@@ -578,7 +588,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
             informational = false
             addsClose = close
             self.headDone = true
-            if let backend = self.backend { self.service.responded(backend, status: status) }
+            if let slot = self.slot { self.service.responded(slot, status: status) }
         default:
             // Not a response to pass on (a 101 nobody asked for, a status under 100).
             self.loop.recycle(buffer)
@@ -615,7 +625,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     /// Body bytes: passed on while the scanner finds where the response ends.
     private func deliverBody(_ buffer: UnsafeMutableRawPointer, from: Int, to: Int, headFrom: Int? = nil) {
         let outcome = self.scanner.feed(UnsafeRawBufferPointer(start: buffer + from, count: to - from))
-        let counters = self.backend?.server.counters
+        let counters = self.slot?.server.counters
         switch outcome {
         case .needMore:
             counters?.bytesOut.wrappingAdd(to - from, ordering: .relaxed)
@@ -763,7 +773,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         if closingClient { Glibc.close(self.clientFD) }
         self.upstream?.close()
         self.upstream = nil
-        assert(self.backend == nil, "the exchange holds every slot it takes, and gives each back")
+        assert(self.slot == nil, "the exchange holds every slot it takes, and gives each back")
         for buffer in [self.inbound, self.out, self.request] {
             if let buffer { self.loop.recycle(buffer) }
         }

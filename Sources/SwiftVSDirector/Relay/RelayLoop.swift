@@ -260,11 +260,17 @@ final class RelayLoop: @unchecked Sendable {
                 if error != EAGAIN && error != EWOULDBLOCK {
                     // Out of descriptors or memory: the listener stays readable, so stop watching it for a second
                     // instead of spinning on it (HAProxy pauses its listeners the same way).
-                    self.logger.warning(
-                        "accept failed; pausing this listener for 1 s",
-                        metadata: [
-                            "service": "\(listener.service.name)", "error": "\(String(cString: strerror(error)))",
-                        ])
+                    if OpenFiles.isLocalExhaustion(error) {
+                        LocalExhaustion.warn(
+                            self.logger, "cannot accept a client; pausing this listener for 1 s", code: error,
+                            service: listener.service.name)
+                    } else {
+                        self.logger.warning(
+                            "accept failed; pausing this listener for 1 s",
+                            metadata: [
+                                "service": "\(listener.service.name)", "error": "\(String(cString: strerror(error)))",
+                            ])
+                    }
                     self.pause(listener)
                 }
                 return

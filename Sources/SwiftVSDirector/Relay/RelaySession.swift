@@ -111,7 +111,7 @@ final class RelaySession: RelayConnection {
     let clientFD: Int32
     var serverFD: Int32 = -1
     private var tried: [Int] = []
-    private var backend: Backend?
+    private var slot: RealServerSlot?
     private(set) var connecting = false
     private var connectDeadline: UInt64 = 0
     var lastActivity: UInt64
@@ -143,7 +143,7 @@ final class RelaySession: RelayConnection {
 
     func connect() {
         guard
-            let backend = self.service.schedule(
+            let slot = self.service.schedule(
                 key: self.key, remote: self.remote, now: self.loop.seconds, excluding: self.tried
             )
         else {
@@ -151,9 +151,9 @@ final class RelaySession: RelayConnection {
             self.close()
             return
         }
-        self.tried.append(backend.server.id)
-        self.backend = backend
-        guard let fd = RelayLoop.startConnect(to: backend.address) else {
+        self.tried.append(slot.server.id)
+        self.slot = slot
+        guard let fd = RelayLoop.startConnect(to: slot.address) else {
             self.connectFailed(errno)
             return
         }
@@ -176,7 +176,7 @@ final class RelaySession: RelayConnection {
             return
         }
         self.connecting = false
-        if let backend = self.backend { self.service.succeeded(backend) }
+        if let slot = self.slot { self.service.succeeded(slot) }
         self.up.writable = true
         self.lastActivity = self.loop.now
         // Only now is the client read: its bytes wait in the kernel while no real server is chosen.
@@ -192,9 +192,9 @@ final class RelaySession: RelayConnection {
             self.serverFD = -1
         }
         self.connecting = false
-        guard let backend = self.backend else { return self.close() }
-        self.backend = nil
-        self.service.connectFailed(backend, error: error)
+        guard let slot = self.slot else { return self.close() }
+        self.slot = nil
+        self.service.connectFailed(slot, error: error)
         if self.tried.count <= self.config.retries {
             self.connect()
         } else {
@@ -229,7 +229,7 @@ final class RelaySession: RelayConnection {
     }
 
     private func pump() {
-        guard let counters = self.backend?.server.counters else { return self.close() }
+        guard let counters = self.slot?.server.counters else { return self.close() }
         if self.up.run(loop: self.loop, counter: counters.bytesIn, activity: &self.lastActivity) == .failed
             || self.down.run(loop: self.loop, counter: counters.bytesOut, activity: &self.lastActivity) == .failed
         {
@@ -263,9 +263,9 @@ final class RelaySession: RelayConnection {
         self.serverFD = -1
         self.up.releaseBuffer(to: self.loop)
         self.down.releaseBuffer(to: self.loop)
-        if let backend = self.backend {
-            self.backend = nil
-            backend.release()
+        if let slot = self.slot {
+            self.slot = nil
+            slot.release()
         }
         self.loop.forget(self)
     }
