@@ -185,6 +185,16 @@ public final class VirtualService: Sendable {
         return slot
     }
 
+    /// Every live persistence template, with its real server's address: what a peer director that (re)connects is
+    /// sent, so that it holds every client this one holds (keepalived's full conntrackd resync).
+    public func liveTemplates() -> [(client: PersistenceKey, server: Endpoint)] {
+        let now = Monotonic.seconds()
+        let templates = self.picker.withLock { $0.scheduling.liveTemplates(now: now) }
+        guard !templates.isEmpty else { return [] }
+        let addresses = self.state.withLock { state in state.realServers.mapValues(\.config.address) }
+        return templates.compactMap { template in addresses[template.server].map { (template.client, $0) } }
+    }
+
     /// A template the peer director made: `client` goes to the real server at `server` here too.
     public func adoptTemplate(_ client: PersistenceKey, server: Endpoint) {
         let now = Monotonic.seconds()

@@ -436,7 +436,7 @@ struct AdmHA: AsyncParsableCommand {
         if let sync = status.sync {
             lines.append(
                 "Persistence sync: listen \(sync.listen), peers \(sync.peers.joined(separator: ", ")) "
-                    + "(\(sync.connectedPeers) connected); sent \(sync.sent), received \(sync.received)"
+                    + "(\(sync.connectedPeers) connected); sent \(sync.sent) (\(sync.resyncs) full resyncs), received \(sync.received)"
                     + (sync.lastLagMs.map { String(format: ", last lag %.1f ms", $0) } ?? ""))
         }
         print(lines.joined(separator: "\n"))

@@ -83,5 +83,54 @@ extension IntegrationTests {
                 Comment(rawValue: notify0))
             #expect(notify1.contains("INSTANCE front MASTER 120"), Comment(rawValue: notify1))
         }
+
+        @Test("a peer director that restarts gets every live persistence template again (full resync on connect)")
+        func persistenceResync() async throws {
+            try await onThread { try Self.resyncBody() }
+        }
+
+        static func resyncBody() throws {
+            let vrrp = [try freePort(), try freePort()]
+            let admin = [try freePort(), try freePort()]
+            let sync = [try freePort(), try freePort()]
+            let web = [try freePort(), try freePort()]
+            func yaml(_ i: Int) -> String {
+                """
+                admin: {listen: 127.0.0.1:\(admin[i]), socket: off}
+                services:
+                  - {name: web, listen: "127.0.0.1:\(web[i])", scheduler: rr, persistence: {timeout: 300}, servers: ["127.0.0.1:9", "127.0.0.1:7"]}
+                ha:
+                  transport: udp
+                  sync: {listen: "127.0.0.1:\(sync[i])", peers: ["127.0.0.1:\(sync[1 - i])"]}
+                  instances:
+                    - name: front
+                      vrid: 52
+                      priority: \(i == 0 ? 150 : 100)
+                      advert_interval: 100ms
+                      udp: {listen: "127.0.0.1:\(vrrp[i])", peers: ["127.0.0.1:\(vrrp[1 - i])"]}
+
+                """
+            }
+            func received(_ i: Int) -> Int {
+                guard let out = try? runSwiftVS(["adm", "ha", "--json", "--admin", "127.0.0.1:\(admin[i])"]),
+                    let data = out.stdout.data(using: .utf8),
+                    let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                    let sync = object["sync"] as? [String: Any]
+                else { return -1 }
+                return sync["received"] as? Int ?? -1
+            }
+            let a = try DirectorProcess(yaml: yaml(0))
+            defer { a.stop() }
+            var b = try DirectorProcess(yaml: yaml(1))
+            defer { b.stop() }
+            try a.waitForPort(web[0])
+            // One client, one template on A (the request itself fails: nothing listens on ports 9 and 7).
+            _ = try? BlockingClient(port: web[0], timeout: 2).request("GET", "/")
+            try waitUntilBlocking("B has A's template", seconds: 10) { received(1) >= 1 }
+            // B restarts with no templates; A reconnects to it and sends every live one again.
+            b.stop()
+            b = try DirectorProcess(yaml: yaml(1))
+            try waitUntilBlocking("the restarted B has A's template again", seconds: 10) { received(1) >= 1 }
+        }
     }
 }

@@ -72,7 +72,8 @@ extension NodeReader {
             let keys = self.mapping(
                 node, path,
                 allowed: [
-                    "transport", "instances", "garp_repeat", "notify", "track_services", "track_scripts", "sync",
+                    "transport", "instances", "garp_repeat", "garp_master_delay", "notify", "track_services",
+                    "track_scripts", "sync",
                 ])
         else { return nil }
         var transport = HAConfig.Transport.raw
@@ -106,6 +107,9 @@ extension NodeReader {
         var config = HAConfig(instances: instances)
         config.transport = transport
         if let n = keys["garp_repeat"], let v = self.int(n, "\(path).garp_repeat", 0...100) { config.garpRepeat = v }
+        if let n = keys["garp_master_delay"], let v = self.duration(n, "\(path).garp_master_delay", max: 3600) {
+            config.garpMasterDelay = v
+        }
         if let n = keys["notify"], let v = self.string(n, "\(path).notify") { config.notify = v }
         if let n = keys["track_services"] {
             if case .scalar(let scalar) = n, scalar.string == "fault" {

@@ -17,6 +17,9 @@ public struct HAConfig: Sendable, Equatable {
     /// Gratuitous ARPs sent for each virtual IP on becoming master (default 3, keepalived's
     /// `vrrp_garp_master_repeat`).
     public var garpRepeat: Int = 3
+    /// Seconds after becoming master when a second round of gratuitous ARPs goes out (default 5, keepalived's
+    /// `vrrp_garp_master_delay`; 0: none), for switches and hosts that missed the first.
+    public var garpMasterDelay: Double = 5
     /// Run on every transition as `COMMAND INSTANCE NAME STATE PRIORITY`, like keepalived's `notify` script.
     public var notify: String?
     /// Lower the priority by this much (or go FAULT when nil) while a virtual service of this director has no healthy

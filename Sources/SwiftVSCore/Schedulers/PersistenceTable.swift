@@ -86,4 +86,9 @@ public struct PersistenceTable: Sendable {
     }
 
     public var count: Int { self.templates.count }
+
+    /// The live templates at `now`: client → server id (a peer director that (re)connects is sent them all).
+    public func live(now: Double) -> [(client: PersistenceKey, server: Int)] {
+        self.templates.compactMap { $0.value.expires > now ? ($0.key, $0.value.server) : nil }
+    }
 }

@@ -87,6 +87,11 @@ public struct SchedulingState: Sendable {
         self.persistence!.record(client, server: server, now: now)
     }
 
+    /// The live persistence templates at `now` (none without persistence).
+    public func liveTemplates(now: Double) -> [(client: PersistenceKey, server: Int)] {
+        self.persistence?.live(now: now) ?? []
+    }
+
     /// Expires persistence templates; the data plane calls it now and then.
     @discardableResult
     public mutating func expireTemplates(now: Double) -> Int {

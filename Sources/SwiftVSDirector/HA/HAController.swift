@@ -36,6 +36,8 @@ public struct HAInstanceStatus: Codable, Sendable, Equatable {
     public var advertsReceived: Int
     public var badPackets: Int
     public var lastBadPacket: String?
+    /// Rounds of gratuitous ARPs sent (two per takeover: at once and `garp_master_delay` later).
+    public var garpRounds: Int
 }
 
 /// Runs the VRRP instances of one director on a thread of its own: a poll loop over the instances' sockets with the
@@ -152,6 +154,9 @@ final class Instance {
     var lastBad: String?
     var lastTransition: (at: UInt64, text: String, reason: String)?
     var lastBadLog: UInt64 = 0
+    /// When the second round of gratuitous ARPs is due (`garp_master_delay` after becoming master).
+    var secondGARP: UInt64?
+    var garpRounds = 0
 
     init(config: VRRPInstanceConfig, transport kind: HAConfig.Transport) throws {
         self.config = config
@@ -212,7 +217,10 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
         self.publish(now)
         while !self.controller.shouldStop {
             let now = Monotonic.nanoseconds()
-            let deadlines = self.instances.compactMap(\.machine.deadline) + [self.nextTrack]
+            let deadlines =
+                self.instances.compactMap(\.machine.deadline) + self.instances.compactMap(\.secondGARP) + [
+                    self.nextTrack
+                ]
             let next = deadlines.min() ?? now + 100_000_000
             let timeoutMs = next > now ? Int32(min(1000, (next - now + 999_999) / 1_000_000)) : 0
             var fds = [pollfd(fd: self.controller.wakeFD, events: Int16(POLLIN), revents: 0)]
@@ -242,6 +250,10 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
             }
             for (i, instance) in self.instances.enumerated() {
                 if let deadline = instance.machine.deadline, deadline <= after { self.handle(i, .timer, now: after) }
+                if let due = instance.secondGARP, due <= after {
+                    instance.secondGARP = nil
+                    if instance.machine.state == .master { self.announce(instance) }
+                }
             }
             if after >= self.nextTrack { self.track(after) }
             self.reapChildren()
@@ -333,8 +345,19 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
         for vip in instance.config.virtualIPs {
             if !VirtualAddresses.add(vip, interface: interface) {
                 self.logger.error("cannot add virtual IP", metadata: ["vip": "\(vip)", "interface": "\(interface)"])
-                continue
             }
+        }
+        self.announce(instance)
+        let delay = self.controller.config.garpMasterDelay
+        instance.secondGARP = delay > 0 ? Monotonic.nanoseconds() &+ UInt64(delay * 1e9) : nil
+    }
+
+    /// Gratuitous ARPs for the instance's virtual IPs (`garp_repeat` each): on becoming master, and again
+    /// `garp_master_delay` later.
+    func announce(_ instance: Instance) {
+        guard let interface = instance.config.interface else { return }
+        instance.garpRounds += 1
+        for vip in instance.config.virtualIPs {
             for _ in 0..<self.controller.config.garpRepeat {
                 _ = VirtualAddresses.gratuitousARP(vip, interface: interface)
             }
@@ -406,7 +429,7 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                 lastTransition: instance.lastTransition?.text, lastTransitionReason: instance.lastTransition?.reason,
                 secondsInState: instance.lastTransition.map { Double(now - $0.at) / 1e9 } ?? 0,
                 advertsSent: instance.sent, advertsReceived: instance.received, badPackets: instance.bad,
-                lastBadPacket: instance.lastBad)
+                lastBadPacket: instance.lastBad, garpRounds: instance.garpRounds)
         }
         let trackers = self.trackers.map { "\($0.name): \($0.up ? "up" : "down")" }
         self.controller.publish(

@@ -15,11 +15,15 @@ public struct SyncStatus: Codable, Sendable, Equatable {
     /// Time from a template's creation on the peer to its arrival here, for the last one received (ms, wall clock).
     public var lastLagMs: Double?
     public var connectedPeers: Int
+    /// Full resyncs sent: one each time a peer connection is made (every live template goes first).
+    public var resyncs: Int
 }
 
 /// The IPVS sync daemon's job: every persistence template this director creates (client network → real server) is
 /// streamed to the peer directors over TCP, and theirs are adopted here, so that a client keeps its real server when
-/// the backup takes over. One line per template: `T <service> <key high> <key low> <v6> <ip:port> <sent ms>`.
+/// the backup takes over. One line per template: `T <service> <key high> <key low> <v6> <ip:port> <sent ms>`. Each
+/// time a connection to a peer is made (it started, restarted, or the network came back), every live template is
+/// sent first: a full resync, as keepalived's conntrackd does.
 public final class PersistenceSync: Sendable {
     let config: SyncConfig
     let director: Director
@@ -32,6 +36,7 @@ public final class PersistenceSync: Sendable {
         var flush: RepeatedTask?
         var sent = 0
         var received = 0
+        var resyncs = 0
         var lastLagMs: Double?
     }
     private let state = Mutex(State())
@@ -46,7 +51,7 @@ public final class PersistenceSync: Sendable {
         self.state.withLock { s in
             SyncStatus(
                 listen: self.config.listen.description, peers: self.config.peers.map(\.description), sent: s.sent,
-                received: s.received, lastLagMs: s.lastLagMs, connectedPeers: s.peers.count)
+                received: s.received, lastLagMs: s.lastLagMs, connectedPeers: s.peers.count, resyncs: s.resyncs)
         }
     }
 
@@ -96,9 +101,14 @@ public final class PersistenceSync: Sendable {
         for peer in peers { try? await peer.close() }
     }
 
-    func enqueue(_ service: String, _ key: PersistenceKey, _ server: Endpoint) {
+    /// One template as the stream carries it.
+    static func line(_ service: String, _ key: PersistenceKey, _ server: Endpoint) -> String {
         let ms = Int(Date().timeIntervalSince1970 * 1000)
-        let line = "T\t\(service)\t\(key.high)\t\(key.low)\t\(key.isIPv6 ? 1 : 0)\t\(server)\t\(ms)\n"
+        return "T\t\(service)\t\(key.high)\t\(key.low)\t\(key.isIPv6 ? 1 : 0)\t\(server)\t\(ms)\n"
+    }
+
+    func enqueue(_ service: String, _ key: PersistenceKey, _ server: Endpoint) {
+        let line = Self.line(service, key, server)
         self.state.withLock { s in
             // A peer that is away gets the most recent 100 000; older ones would be stale by the time it is back.
             if s.pending.count < 100_000 { s.pending.append(line) }
@@ -129,9 +139,17 @@ public final class PersistenceSync: Sendable {
             result in
             switch result {
             case .success(let channel):
+                // A peer that (re)connects gets every live template first (it may have restarted with none, or
+                // missed some while away), then the stream of new ones.
+                let snapshot = self.director.services.flatMap { service in
+                    service.liveTemplates().map { Self.line(service.name, $0.client, $0.server) }
+                }
+                if !snapshot.isEmpty { channel.writeAndFlush(ByteBuffer(string: snapshot.joined()), promise: nil) }
                 self.state.withLock {
                     $0.peers[index] = channel
                     $0.connecting.remove(index)
+                    $0.sent += snapshot.count
+                    $0.resyncs += 1
                 }
                 channel.closeFuture.whenComplete { _ in
                     self.state.withLock { s in
