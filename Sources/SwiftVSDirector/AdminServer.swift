@@ -323,25 +323,32 @@ public struct AdminService: Service {
             try? FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
-        if FileManager.default.fileExists(atPath: path) {
-            if AdminService.socketAnswers(path) {
-                if path == AdminConfig.standardSocket { throw SocketHeld.held }
-                throw DirectorError(
-                    code: .bind,
-                    message: "admin.socket \(path): another director is listening there (give this one another "
-                        + "admin.socket, or admin: off)")
+        // A file there is a director's that runs (refused) or one that died (replaced). Two directors starting at
+        // once may both find none: the loser's bind fails with EADDRINUSE and takes the same test.
+        for attempt in 0..<2 {
+            if FileManager.default.fileExists(atPath: path) {
+                if AdminService.socketAnswers(path) {
+                    if path == AdminConfig.standardSocket { throw SocketHeld.held }
+                    throw DirectorError(
+                        code: .bind,
+                        message: "admin.socket \(path): another director is listening there (give this one another "
+                            + "admin.socket, or admin: off)")
+                }
+                unlink(path)  // left by a director that died
             }
-            unlink(path)  // left by a director that died
+            do {
+                let channel = try await ServerBootstrap(group: director.group)
+                    .childChannelInitializer(Self.handlers(api))
+                    .bind(unixDomainSocketPath: path).get()
+                chmod(path, mode_t(config.socketMode))
+                return channel
+            } catch let error as IOError where error.errnoCode == EADDRINUSE && attempt == 0 {
+                continue
+            } catch {
+                throw DirectorError(code: .bind, message: "admin.socket \(path): \(error)")
+            }
         }
-        do {
-            let channel = try await ServerBootstrap(group: director.group)
-                .childChannelInitializer(Self.handlers(api))
-                .bind(unixDomainSocketPath: path).get()
-            chmod(path, mode_t(config.socketMode))
-            return channel
-        } catch {
-            throw DirectorError(code: .bind, message: "admin.socket \(path): \(error)")
-        }
+        throw DirectorError(code: .bind, message: "admin.socket \(path): in use")
     }
 
     /// Whether something accepts connections on the Unix socket at `path`.
