@@ -122,8 +122,20 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // The fuzz targets (parsers, the exchange machine, loaders), for libFuzzer (`scripts/fuzz.sh`) and for the
+        // tests, which replay the committed corpus (`fuzz/corpus`).
+        .target(
+            name: "SwiftVSFuzz",
+            dependencies: ["SwiftVSConfigKit", "SwiftVSCore", "SwiftVSMedia", "SwiftVSBench"]
+        ),
+        // libFuzzer's driver when built with -D FUZZING (scripts/fuzz.sh); otherwise it replays files.
+        .executableTarget(name: "swiftvs-fuzz", dependencies: ["SwiftVSFuzz"]),
         // Helpers for the test targets only: where the built `swiftvs` is, free ports.
         .target(name: "SwiftVSTestSupport", dependencies: ["SwiftVSSystem"]),
+        .testTarget(
+            name: "SwiftVSFuzzTests",
+            dependencies: ["SwiftVSFuzz"]
+        ),
         .testTarget(
             name: "SwiftVSSystemTests",
             dependencies: ["SwiftVSSystem"]
