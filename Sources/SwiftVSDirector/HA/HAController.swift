@@ -38,6 +38,8 @@ public struct HAInstanceStatus: Codable, Sendable, Equatable {
     public var lastBadPacket: String?
     /// Rounds of gratuitous ARPs sent (two per takeover: at once and `garp_master_delay` later).
     public var garpRounds: Int
+    /// Times adding a virtual IP failed (each retried every advert interval while master).
+    public var addressFailures: Int
 }
 
 /// Runs the VRRP instances of one director on a thread of its own: a poll loop over the instances' sockets with the
@@ -157,6 +159,10 @@ final class Instance {
     /// When the second round of gratuitous ARPs is due (`garp_master_delay` after becoming master).
     var secondGARP: UInt64?
     var garpRounds = 0
+    /// A virtual IP could not be added on becoming master (`ip` failed): retried from the loop until it holds.
+    var addressRetry: UInt64?
+    /// Failed attempts to add this instance's virtual IPs (shown by `adm ha`).
+    var addressFailures = 0
 
     init(config: VRRPInstanceConfig, transport kind: HAConfig.Transport) throws {
         self.config = config
@@ -217,10 +223,8 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
         self.publish(now)
         while !self.controller.shouldStop {
             let now = Monotonic.nanoseconds()
-            let deadlines =
-                self.instances.compactMap(\.machine.deadline) + self.instances.compactMap(\.secondGARP) + [
-                    self.nextTrack
-                ]
+            let timers = self.instances.compactMap(\.secondGARP) + self.instances.compactMap(\.addressRetry)
+            let deadlines = self.instances.compactMap(\.machine.deadline) + timers + [self.nextTrack]
             let next = deadlines.min() ?? now + 100_000_000
             let timeoutMs = next > now ? Int32(min(1000, (next - now + 999_999) / 1_000_000)) : 0
             var fds = [pollfd(fd: self.controller.wakeFD, events: Int16(POLLIN), revents: 0)]
@@ -253,6 +257,10 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                 if let due = instance.secondGARP, due <= after {
                     instance.secondGARP = nil
                     if instance.machine.state == .master { self.announce(instance) }
+                }
+                if let due = instance.addressRetry, due <= after {
+                    instance.addressRetry = nil
+                    if instance.machine.state == .master { self.takeAddresses(instance) }
                 }
             }
             if after >= self.nextTrack { self.track(after) }
@@ -342,11 +350,18 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
 
     func takeAddresses(_ instance: Instance) {
         guard let interface = instance.config.interface, !instance.config.virtualIPs.isEmpty else { return }
-        for vip in instance.config.virtualIPs {
-            if !VirtualAddresses.add(vip, interface: interface) {
-                self.logger.error("cannot add virtual IP", metadata: ["vip": "\(vip)", "interface": "\(interface)"])
-            }
+        var failed = false
+        for vip in instance.config.virtualIPs where !VirtualAddresses.add(vip, interface: interface) {
+            // A master without its address takes the traffic nowhere, and the backup sees a healthy master: try
+            // again every advert interval until it holds, rather than once.
+            failed = true
+            instance.addressFailures += 1
+            self.logger.error(
+                "cannot add virtual IP; retrying every advert interval while master",
+                metadata: ["vip": "\(vip)", "interface": "\(interface)", "failures": "\(instance.addressFailures)"])
         }
+        instance.addressRetry =
+            failed ? Monotonic.nanoseconds() &+ UInt64(instance.config.advertCentiseconds) * 10_000_000 : nil
         self.announce(instance)
         let delay = self.controller.config.garpMasterDelay
         instance.secondGARP = delay > 0 ? Monotonic.nanoseconds() &+ UInt64(delay * 1e9) : nil
@@ -365,6 +380,8 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
     }
 
     func releaseAddresses(_ instance: Instance) {
+        instance.addressRetry = nil
+        instance.secondGARP = nil
         guard let interface = instance.config.interface else { return }
         for vip in instance.config.virtualIPs { VirtualAddresses.remove(vip, interface: interface) }
     }
@@ -429,7 +446,8 @@ private final class Loop: @unchecked Sendable {  // confined to its thread
                 lastTransition: instance.lastTransition?.text, lastTransitionReason: instance.lastTransition?.reason,
                 secondsInState: instance.lastTransition.map { Double(now - $0.at) / 1e9 } ?? 0,
                 advertsSent: instance.sent, advertsReceived: instance.received, badPackets: instance.bad,
-                lastBadPacket: instance.lastBad, garpRounds: instance.garpRounds)
+                lastBadPacket: instance.lastBad, garpRounds: instance.garpRounds,
+                addressFailures: instance.addressFailures)
         }
         let trackers = self.trackers.map { "\($0.name): \($0.up ? "up" : "down")" }
         self.controller.publish(
