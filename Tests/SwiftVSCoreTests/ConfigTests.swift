@@ -141,6 +141,26 @@ let invalidConfigs: [(String, String, String, String)] = [
         "admin.token", "at least 8"
     ),
     (
+        "admin on a service's address",
+        "admin: 127.0.0.1:8080\nservices:\n  - {name: a, listen: 127.0.0.1:8080, servers: [1.2.3.4:81]}\n",
+        "admin.listen", "127.0.0.1:8080 is also a virtual service's listen address"
+    ),
+    (
+        "admin socket not absolute",
+        "admin: {socket: run/admin.sock}\nservices:\n  - {name: a, listen: 1.2.3.4:80, servers: [1.2.3.4:81]}\n",
+        "admin.socket", "not an absolute path"
+    ),
+    (
+        "admin socket mode not octal",
+        "admin: {socket_mode: rw-rw}\nservices:\n  - {name: a, listen: 1.2.3.4:80, servers: [1.2.3.4:81]}\n",
+        "admin.socket_mode", "octal file mode"
+    ),
+    (
+        "admin with neither listener",
+        "admin: {listen: off, socket: off}\nservices:\n  - {name: a, listen: 1.2.3.4:80, servers: [1.2.3.4:81]}\n",
+        "admin", "write admin: off"
+    ),
+    (
         "sorry without port",
         "services:\n  - name: a\n    listen: 1.2.3.4:80\n    sorry: 1.2.3.4\n    servers: [1.2.3.4:81]\n",
         "services[0].sorry", "port"

@@ -56,8 +56,8 @@ extension NodeReader {
             }
         }
         self.crossCheck(services, serviceNodes, indices: list.enumerated().map { $0.offset })
-        if let admin, let node = keys["admin"], services.contains(where: { $0.listen == admin.listen }) {
-            self.report("admin.listen", node, "\(admin.listen) is also a virtual service's listen address")
+        if let listen = admin?.listen, let node = keys["admin"], services.contains(where: { $0.listen == listen }) {
+            self.report("admin.listen", node, "\(listen) is also a virtual service's listen address")
         }
         var config = DirectorConfig(threads: threads, services: services, admin: admin)
         if let drainTimeout { config.drainTimeout = drainTimeout }
