@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import SwiftVSConfigKit
 import Foundation
 import Logging
@@ -310,7 +311,9 @@ public struct AdminService: Service {
                 .childChannelInitializer(Self.handlers(api))
                 .bind(to: address).get()
         } catch {
-            throw DirectorError(code: .bind, message: "admin.listen \(listen): \(error)")
+            let reason = ListenFailure.describe(
+                "\(listen)", errno: (error as? IOError)?.errnoCode, fallback: "\(error)")
+            throw DirectorError(code: .bind, message: "admin.listen: \(reason)")
         }
     }
 

@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import SwiftVSMedia
 import Foundation
 import Logging
@@ -13,7 +14,9 @@ public struct IPTVServer: Sendable {
     public let services: [any Service]
 
     /// Builds channels and their ingest; fails with a message naming the config key at fault.
-    public init(config: IPTVConfig, logger: Logger) throws {
+    /// - Parameter onListening: called once the HTTP listener is bound (the command prints its banner then, so a
+    ///   port in use is said instead of a banner).
+    public init(config: IPTVConfig, logger: Logger, onListening: @escaping @Sendable () -> Void = {}) throws {
         let channels = try config.channels.map { try Channel(config: $0, settings: config, logger: logger) }
         if let vod = config.vod {
             var isDir: ObjCBool = false
@@ -25,7 +28,7 @@ public struct IPTVServer: Sendable {
             throw IPTVError.config("epg: cannot read '\(epg)' (an XMLTV file)")
         }
         self.site = IPTVSite(config: config, channels: channels)
-        var services: [any Service] = [HTTPService(site: self.site, logger: logger)]
+        var services: [any Service] = [HTTPService(site: self.site, logger: logger, onListening: onListening)]
         for (index, channel) in channels.enumerated() {
             switch channel.config.source {
             case .builtin:
@@ -72,6 +75,7 @@ public struct IPTVServer: Sendable {
 struct HTTPService: Service {
     let site: IPTVSite
     let logger: Logger
+    let onListening: @Sendable () -> Void
 
     func run() async throws {
         let site = self.site
@@ -96,9 +100,12 @@ struct HTTPService: Service {
         do {
             server = try await bootstrap.bind(host: listen.host, port: listen.port).get()
         } catch {
-            throw IPTVError.config("listen: cannot listen on \(listen): \(error)")
+            throw IPTVError.config(
+                "listen: "
+                    + ListenFailure.describe("\(listen)", errno: (error as? IOError)?.errnoCode, fallback: "\(error)"))
         }
         self.logger.info("serving", metadata: ["listen": "\(listen)", "channels": "\(site.channels.count)"])
+        self.onListening()
         await withGracefulShutdownHandler {
             try? await server.closeFuture.get()
         } onGracefulShutdown: {

@@ -1,3 +1,4 @@
+import SwiftVSSystem
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -31,7 +32,7 @@ public final class DemoRealServer: Sendable {
                     loop: group.next(), count: $0.workers,
                     serviceTime: $0.serviceTime)
             })
-        try await server.listen()
+        try await server.listenOrExplain()
         return server
     }
 
@@ -60,6 +61,17 @@ public final class DemoRealServer: Sendable {
             }
             .bind(host: self.host, port: self.port).get()
         self.listener.withLock { $0 = channel }
+    }
+
+    /// Binds, saying which address failed and why when it cannot.
+    private func listenOrExplain() async throws {
+        do {
+            try await self.listen()
+        } catch {
+            throw ListenError(
+                ListenFailure.describe(
+                    "\(self.host):\(self.port)", errno: (error as? IOError)?.errnoCode, fallback: "\(error)"))
+        }
     }
 
     /// Closes the listener and every connection, and listens again after `seconds`.
@@ -204,4 +216,10 @@ final class EmulatedWorkers: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A listener that could not bind, as the command line prints it.
+struct ListenError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

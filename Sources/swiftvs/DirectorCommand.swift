@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import SwiftVSCore
 import SwiftVSDirector
+import SwiftVSSystem
 
 struct DirectorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -70,6 +71,14 @@ struct DirectorCommand: AsyncParsableCommand {
         }
         guard let path = self.config else { return }
         let config = try loadOrExit(path)
+        // The admin API binds in its own service, beside the virtual services: a taken admin address is said
+        // before any service says it listens.
+        if let listen = config.admin?.listen, let code = ListenFailure.probe(host: listen.host, port: listen.port) {
+            let reason = ListenFailure.describe("\(listen)", errno: code, fallback: "")
+            FileHandle.standardError.write(
+                Data("swiftvs director: admin.listen: \(reason) (admin: off, or another admin.listen)\n".utf8))
+            throw ExitCode(1)
+        }
         let logger = makeLogger(label: "swiftvs.director", level: self.logLevel)
         let director = try Director(config: config, configPath: path, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []

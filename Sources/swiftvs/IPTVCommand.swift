@@ -158,19 +158,21 @@ struct IPTVCommand: AsyncParsableCommand {
             return
         }
         let logger = makeLogger(label: "swiftvs.iptv", level: self.logLevel)
-        let server: IPTVServer
-        do { server = try IPTVServer(config: config, logger: logger) } catch {
-            FileHandle.standardError.write(Data("swiftvs iptv: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
         let base = "http://\(config.listen)/"
-        print(
-            """
+        let banner = """
             SwiftVS IPTV on \(base)
             \(config.channels.map { "  \($0.id) (\($0.source)):  \(base)live/\($0.id)/index.m3u8" }.joined(separator: "\n"))
               web player:  \(base)   channel list: \(base)channels.m3u
             Stop: Ctrl-C
-            """)
+            """
+        let server: IPTVServer
+        do {
+            // The banner once the listener is bound: a port in use is said instead.
+            server = try IPTVServer(config: config, logger: logger) { print(banner) }
+        } catch {
+            FileHandle.standardError.write(Data("swiftvs iptv: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: server.services.map { .init(service: $0) },

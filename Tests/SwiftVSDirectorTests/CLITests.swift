@@ -69,6 +69,36 @@ extension IntegrationTests {
             #expect(director.stdout.contains("scheduler:"))
         }
 
+        @Test("a port in use is said with its address, and no command prints a banner or 'listening' first")
+        func portInUse() async throws {
+            try await onThread { try Self.portInUseBody() }
+        }
+
+        static func portInUseBody() throws {
+            let port = try freePort()
+            let holder = try DirectorProcess(
+                yaml: "admin: off\nservices:\n  - {name: web, listen: 127.0.0.1:\(port), servers: [127.0.0.1:9]}\n")
+            defer { holder.stop() }
+            try holder.waitForPort(port)
+            let taken = "cannot listen on 127.0.0.1:\(port): the address is in use"
+            let real = try runSwiftVS(["realserver", "--listen", "127.0.0.1:\(port)"])
+            #expect(real.code != 0 && real.stderr.contains(taken), Comment(rawValue: real.stderr))
+            #expect(!real.stdout.contains("listening"), Comment(rawValue: real.stdout))
+            let iptv = try runSwiftVS(["iptv", "--listen", "127.0.0.1:\(port)", "--log-level", "warning"])
+            #expect(iptv.code != 0 && iptv.stderr.contains(taken), Comment(rawValue: iptv.stderr))
+            #expect(!iptv.stdout.contains("SwiftVS IPTV on"), "no banner for a server that did not start")
+            let config = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvs-\(UUID()).yaml")
+            defer { try? FileManager.default.removeItem(at: config) }
+            try
+                "admin: {listen: 127.0.0.1:\(port), socket: off}\nservices:\n  - {name: a, listen: 127.0.0.1:\(try freePort()), servers: [127.0.0.1:9]}\n"
+                .write(to: config, atomically: true, encoding: .utf8)
+            let director = try runSwiftVS(["director", "--config", config.path])
+            #expect(
+                director.code == 1 && director.stderr.contains("admin.listen: " + taken),
+                Comment(rawValue: director.stderr))
+            #expect(!director.stderr.contains("virtual service listening"), Comment(rawValue: director.stderr))
+        }
+
         @Test("SIGTERM stops the director with exit code 0")
         func sigterm() async throws {
             try await onThread { try Self.sigtermBody() }

@@ -88,7 +88,7 @@ final class RelayEngine: Sendable {
 }
 
 extension RelayError {
-    static func bind(_ endpoint: String, _ error: Int32) -> RelayError { .system("bind \(endpoint)", error) }
+    static func bind(_ endpoint: String, _ error: Int32) -> RelayError { .listen(endpoint, error) }
 }
 
 /// First in the pipeline of a connection the relay engine handed over: passes on the bytes the engine had read,

@@ -451,10 +451,13 @@ final class RelayLoop: @unchecked Sendable {
 
 enum RelayError: Error, CustomStringConvertible {
     case system(String, Int32)
+    /// A listener could not bind its address.
+    case listen(String, Int32)
 
     var description: String {
         switch self {
         case .system(let call, let error): return "\(call): \(String(cString: strerror(error)))"
+        case .listen(let address, let error): return ListenFailure.describe(address, errno: error, fallback: "")
         }
     }
 }
