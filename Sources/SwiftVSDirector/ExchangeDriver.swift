@@ -1,4 +1,6 @@
+import Logging
 import NIOCore
+import SwiftVSSystem
 import SwiftVSCore
 
 /// What both HTTP drivers (the relay's `HTTPRelaySession` and NIO's `HTTPProxyHandler`) do alike with
@@ -18,12 +20,16 @@ protocol ExchangeDriver: AnyObject {
 }
 
 extension ExchangeDriver {
+    /// Why a 504 came from the sweep, for the log.
+    static var serverTimedOut: String { "the real server did not answer within timeouts.server" }
+
     /// The failure's count, the slot and the upstream connection, in that order (the count needs the server).
     @inline(__always)
     func settle(_ action: HTTPExchange.Action) {
         if let failure = action.failure, let slot = self.slot {
             self.service.upstreamFailed(slot, failure, detail: self.failureDetail)
         }
+        if case .respond(let status, _) = action.next, status >= 500 { self.warnAnswered(status) }
         if action.release {
             self.slot?.release()
             self.slot = nil
@@ -33,6 +39,20 @@ extension ExchangeDriver {
         case .park: self.parkUpstream()
         case .close: self.closeUpstream()
         }
+    }
+
+    /// The director answered a client with its own 502, 503 or 504: said at the default log level (at most every
+    /// 5 s per service and status), with the last real server tried and what went wrong.
+    func warnAnswered(_ status: Int) {
+        let service = self.service.name
+        let (allowed, held) = LogThrottle.allows("answered \(status) \(service)")
+        guard allowed else { return }
+        var metadata: Logger.Metadata = ["service": "\(service)", "status": "\(status)"]
+        if let slot = self.slot { metadata["server"] = "\(slot.server.endpoint)" }
+        metadata["reason"] =
+            "\(status == 503 && self.exchange.tried.isEmpty ? "no real server available" : self.failureDetail)"
+        if held > 0 { metadata["also_since_last"] = "\(held)" }
+        self.service.logger.warning("answered the client with \(status)", metadata: metadata)
     }
 
     /// Chooses a real server for the request in flight, not one already tried for it, and tells the exchange.

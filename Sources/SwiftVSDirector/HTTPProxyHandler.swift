@@ -446,7 +446,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
 
     func checkTimeout(now: UInt64) {
         guard !self.done else { return }
-        self.perform(self.exchange.handle(.tick(now: now)))
+        let action = self.exchange.handle(.tick(now: now))
+        if case .respond(504, _) = action.next, action.failure == nil { self.failureDetail = Self.serverTimedOut }
+        self.perform(action)
     }
 
     /// The director's error page; the connection closes after it when `close` is set.

@@ -20,7 +20,7 @@ enum LocalExhaustion {
 
     /// Logs what ran out, unless it was logged in the last 5 s.
     static func warn(_ logger: Logger, _ what: String, code: Int32, service: String) {
-        guard OpenFiles.mayWarn(about: what) else { return }
+        guard LogThrottle.allows(what).0 else { return }
         logger.warning(
             "\(what): \(OpenFiles.describeExhaustion(code))",
             metadata: ["service": "\(service)", "error": "\(String(cString: strerror(code)))"])

@@ -44,16 +44,4 @@ public enum OpenFiles {
             return "the director is out of memory or socket buffers: \(String(cString: strerror(code)))"
         }
     }
-
-    private static let lastWarnings = Mutex<[String: UInt64]>([:])
-
-    /// Whether a warning about exhaustion met by `what` (accepting, a health check, a connect) may be logged now:
-    /// at most one every 5 s for each, so a storm of failed sockets says what ran out without flooding the log.
-    public static func mayWarn(about what: String, now: UInt64 = Monotonic.nanoseconds()) -> Bool {
-        Self.lastWarnings.withLock { last in
-            if let previous = last[what], now &- previous < 5_000_000_000 { return false }
-            last[what] = now
-            return true
-        }
-    }
 }

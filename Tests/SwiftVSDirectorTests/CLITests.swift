@@ -99,6 +99,42 @@ extension IntegrationTests {
             #expect(!director.stderr.contains("virtual service listening"), Comment(rawValue: director.stderr))
         }
 
+        @Test("the director's own 502 and 503 answers are logged at the default level, with the server and why")
+        func errorAnswersLogged() async throws {
+            try await onThread { try Self.errorAnswersBody() }
+        }
+
+        static func errorAnswersBody() throws {
+            let (port, other) = (try freePort(), try freePort())
+            // One service whose only real server refuses (nothing listens on `dead`), one with every server disabled.
+            let dead = try freePort()
+            let config = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvs-\(UUID()).yaml")
+            defer { try? FileManager.default.removeItem(at: config) }
+            try """
+            admin: off
+            services:
+              - {name: web, listen: 127.0.0.1:\(port), retries: 0, servers: [127.0.0.1:\(dead)]}
+              - {name: empty, listen: 127.0.0.1:\(other), servers: [{address: 127.0.0.1:\(dead), weight: 0}]}
+            """.write(to: config, atomically: true, encoding: .utf8)
+            let director = try ChildProcess(swiftvsBinary.path, ["director", "--config", config.path])
+            defer {
+                director.stop()
+                director.removeOutput()
+            }
+            try DirectorProcessWaiter(port: port).wait()
+            #expect(try BlockingClient(port: port).request("GET", "/").status == 502)
+            #expect(try BlockingClient(port: other).request("GET", "/").status == 503)
+            try waitUntilBlocking("the director logged both answers", seconds: 5) {
+                director.stderr.contains("answered the client with 502")
+                    && director.stderr.contains("answered the client with 503")
+            }
+            let log = director.stderr
+            #expect(
+                log.contains("server=127.0.0.1:\(dead)") && log.lowercased().contains("connection refused"),
+                Comment(rawValue: log))
+            #expect(log.contains("no real server available"), Comment(rawValue: log))
+        }
+
         @Test("SIGTERM stops the director with exit code 0")
         func sigterm() async throws {
             try await onThread { try Self.sigtermBody() }

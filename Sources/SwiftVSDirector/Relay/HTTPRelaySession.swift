@@ -754,6 +754,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         let action = self.exchange.handle(.tick(now: now))
         guard action != .wait else { return }
         if action.failure == .connect(timedOut: true) { self.failureDetail = VirtualService.connectFailure(ETIMEDOUT) }
+        if case .respond(504, _) = action.next, action.failure == nil { self.failureDetail = Self.serverTimedOut }
         self.perform(action)
         self.pump()
     }
