@@ -56,6 +56,15 @@ extension IntegrationTests {
             return status.stdout
         }
 
+        /// The lab's two real servers (`swiftvs realserver` on real1 and real2, port 8080, named after their node).
+        static func realServers() throws -> [ChildProcess] {
+            try (1...2).map {
+                try start(
+                    "real\($0)",
+                    [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"])
+            }
+        }
+
         /// One GET from the client to the VIP; the body, or nil.
         static func get() -> String? {
             guard let child = try? start("client", ["curl", "-s", "-m", "0.5", "http://\(vip)/"]) else { return nil }
@@ -143,11 +152,7 @@ extension IntegrationTests {
         static func failoverBody() throws {
             try lab(["up"])
             defer { _ = try? lab(["down"]) }
-            let reals = try (1...2).map {
-                try start(
-                    "real\($0)",
-                    [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"])
-            }
+            let reals = try realServers()
             defer {
                 reals.forEach {
                     $0.stop(); $0.removeOutput()
@@ -215,11 +220,7 @@ extension IntegrationTests {
         static func loadBody() throws {
             try lab(["up"])
             defer { _ = try? lab(["down"]) }
-            let reals = try (1...2).map {
-                try start(
-                    "real\($0)",
-                    [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"])
-            }
+            let reals = try realServers()
             defer {
                 reals.forEach {
                     $0.stop(); $0.removeOutput()
@@ -308,11 +309,7 @@ extension IntegrationTests {
             }
             try lab(["up"])
             defer { _ = try? lab(["down"]) }
-            let reals = try (1...2).map {
-                try start(
-                    "real\($0)",
-                    [swiftvsBinary.path, "realserver", "--listen", "10.201.1.1\($0):8080", "--name", "real\($0)"])
-            }
+            let reals = try realServers()
             defer {
                 reals.forEach {
                     $0.stop(); $0.removeOutput()
