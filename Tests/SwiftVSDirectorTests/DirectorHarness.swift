@@ -110,7 +110,16 @@ final class DirectorProcess: @unchecked Sendable {
     /// A director process (one thread, no admin API) with one http service on a free port in front of `backend`,
     /// listening when it returns.
     static func inFront(of backend: TestBackend) throws -> (DirectorProcess, port: Int) {
+        try Self.inFront(of: [backend])
+    }
+
+    /// The same in front of `backends`, with `extra` lines in the service (scheduler, health) and, with
+    /// `openFiles`, under `ulimit -n`.
+    static func inFront(
+        of backends: [TestBackend], extra: [String] = [], openFiles: Int? = nil
+    ) throws -> (DirectorProcess, port: Int) {
         let port = try freePort()
+        let lines = extra.map { "    \($0)\n" }.joined()
         let director = try DirectorProcess(
             yaml: """
                 threads: 1
@@ -118,9 +127,9 @@ final class DirectorProcess: @unchecked Sendable {
                 services:
                   - name: web
                     listen: 127.0.0.1:\(port)
-                    servers: [\(backend.address)]
+                \(lines)    servers: [\(backends.map(\.address).joined(separator: ", "))]
 
-                """)
+                """, openFiles: openFiles)
         try director.waitForPort(port)
         return (director, port)
     }

@@ -38,21 +38,13 @@ extension IntegrationTests {
         )
         func exhaustion() async throws {
             try await withBackends(2) { backends in
-                let port = try freePort()
-                let director = try DirectorProcess(
-                    yaml: """
-                        threads: 1
-                        admin: off
-                        services:
-                          - name: web
-                            listen: 127.0.0.1:\(port)
-                            scheduler: rr
-                            health: {check: http, path: /health, interval: 200ms, timeout: 150ms, rise: 1, fall: 2, jitter: 0}
-                            servers: [\(backends[0].address), \(backends[1].address)]
-
-                        """, openFiles: 256)
+                let (director, port) = try DirectorProcess.inFront(
+                    of: backends,
+                    extra: [
+                        "scheduler: rr",
+                        "health: {check: http, path: /health, interval: 200ms, timeout: 150ms, rise: 1, fall: 2, jitter: 0}",
+                    ], openFiles: 256)
                 defer { director.stop() }
-                try director.waitForPort(port)
 
                 var clients = Self.flood(port, count: 400)
                 defer { for fd in clients { close(fd) } }
