@@ -15,6 +15,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -55,7 +57,8 @@ let package = Package(
         // descriptors closed) for the director's checks and scripts, the bench's processes and the tests' children;
         // and the monotonic clock.
         .target(name: "SwiftVSSystem", dependencies: ["CSwiftVSLinux"]),
-        // Data plane: the epoll relay engine (tcp services), the NIO L7 proxy, upstream pools, listeners as Services.
+        // Data plane: the epoll relay engine (tcp services), the NIO L7 proxy with its TLS and HTTP/2 fronts, upstream
+        // pools, listeners as Services.
         .target(
             name: "SwiftVSDirector",
             dependencies: [
@@ -66,6 +69,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -150,6 +150,16 @@ public struct NodeReader {
         return text
     }
 
+    /// A list of non-empty strings; `example` shows the form in the message when the node is not a list.
+    public mutating func strings(_ node: Node, _ path: String, example: String) -> [String]? {
+        guard case .sequence(let items) = node else {
+            self.report(path, node, "a list, like \(example)")
+            return nil
+        }
+        let values = items.enumerated().compactMap { self.string($1, "\(path)[\($0)]") }
+        return values.count == items.count ? values : nil
+    }
+
     public mutating func int(_ node: Node, _ path: String, _ range: ClosedRange<Int>) -> Int? {
         guard let text = self.scalar(node, path) else { return nil }
         guard let value = Int(text) else {

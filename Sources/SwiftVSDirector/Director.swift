@@ -49,6 +49,13 @@ public final class Director: Sendable {
             Self.adopt(fd, service: service, bytes: bytes, group: group, loops: loops)
         }
         let services = try config.services.map { try VirtualService(config: $0, logger: logger) }
+        let fronts: [String: TLSFront]
+        do {
+            fronts = try TLSFront.load(config, configPath: configPath)
+        } catch {
+            throw DirectorError(code: .config, message: error.description)
+        }
+        for service in services { service.tlsFront = fronts[service.name] }
         self.state = Mutex(State(config: config, services: services))
     }
 
@@ -122,25 +129,6 @@ public final class Director: Sendable {
         }
     }
 
-    /// The NIOHTTP1 proxy's client pipeline, for a connection the relay engine handed over.
-    static func httpHandlers(
-        service: VirtualService, config: VirtualServiceConfig, loop: LoopContext
-    ) -> [ChannelHandler] {
-        let limits = config.limits
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldCount = limits.maxHeaders
-        return [
-            ByteToMessageHandler(
-                HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits),
-                maximumBufferSize: limits.maxHeaderBytes
-            ),
-            HTTPResponseEncoder(),
-            HTTPProxyHandler(service: service, loop: loop),
-        ]
-    }
-
     /// Every service listens in the relay engine, which reads the protocol per connection (so a reload may turn a
     /// service from tcp to http) and hands to NIO the http connections it does not serve itself.
     private func bind(_ service: VirtualService, at listen: Endpoint) async throws -> Listener {
@@ -159,11 +147,8 @@ public final class Director: Sendable {
             .channelOption(.maxMessagesPerRead, value: 4)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let loop = loops.context(for: channel.eventLoop)
-                    let config = service.config
-                    let sync = channel.pipeline.syncOperations
-                    if !bytes.isEmpty { try sync.addHandler(ReplayHandler(bytes)) }
-                    try sync.addHandlers(Self.httpHandlers(service: service, config: config, loop: loop))
+                    try FrontPipeline.configure(
+                        channel, service: service, bytes: bytes, loop: loops.context(for: channel.eventLoop))
                 }
             }
         // NIO owns the descriptor from here, and closes it if the channel cannot be set up.
@@ -227,6 +212,14 @@ public final class Director: Sendable {
         if new.threads != old.threads { summary.warnings.append("threads changes on restart only") }
         if new.admin != old.admin { summary.warnings.append("admin settings change on restart only") }
         let byName = Dictionary(uniqueKeysWithValues: running.map { ($0.name, $0) })
+        // Certificates are read again on every reload, changed or not: a renewed file on disk is what a reload
+        // is for. A file that fails refuses the whole reload, before anything changes.
+        let fronts: [String: TLSFront]
+        do {
+            fronts = try TLSFront.load(new, configPath: self.configPath)
+        } catch {
+            throw DirectorError(code: .config, message: "reload refused, nothing changed: \(error.description)")
+        }
 
         // Bind what is new (or moved) first: if any bind fails, nothing has changed yet.
         var fresh: [String: (VirtualService, Listener)] = [:]
@@ -240,6 +233,7 @@ public final class Director: Sendable {
                     }
                 } else {
                     let service = try VirtualService(config: config, logger: self.logger)
+                    service.tlsFront = fronts[config.name]
                     fresh[config.name] = (service, try await self.bind(service, at: config.listen))
                 }
             }
@@ -253,6 +247,7 @@ public final class Director: Sendable {
         var closing: [Listener] = []
         for config in new.services {
             if let existing = byName[config.name] {
+                existing.tlsFront = fronts[config.name]
                 if existing.config == config {
                     summary.unchanged.append(config.name)
                 } else {

@@ -34,14 +34,20 @@ struct ErrorPage {
     let status: HTTPResponseStatus
     /// `Connection: close`: the connection ends after it.
     let close: Bool
+    /// A redirect's target.
+    var location: String? = nil
 
-    var body: String { "\(self.status.code) \(self.status.reasonPhrase)\n" }
+    var body: String {
+        if let location = self.location { return "\(self.status.code) \(self.status.reasonPhrase): \(location)\n" }
+        return "\(self.status.code) \(self.status.reasonPhrase)\n"
+    }
 
     var headers: [(String, String)] {
         var headers = [
             ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(self.body.utf8.count)),
             ("Cache-Control", "no-store"),
         ]
+        if let location = self.location { headers.append(("Location", location)) }
         if self.close { headers.append(("Connection", "close")) }
         return headers
     }
@@ -107,7 +113,7 @@ enum HTTPHead {
     /// everything; the header list is rebuilt only when something must go.
     static func upstreamRequest(
         _ head: HTTPRequestHead, clientIP: String?, forwardedFor: Bool,
-        defaultHost: String
+        defaultHost: String, forwardedProto: String? = nil
     ) -> (HTTPRequestHead, RequestFacts) {
         var head = head
         var facts = RequestFacts()
@@ -170,6 +176,8 @@ enum HTTPHead {
         if !hasHost {
             head.headers.add(name: "Host", value: defaultHost)
         }
+        // The director's word, never the client's: a client could claim https over clear text.
+        if let forwardedProto { head.headers.replaceOrAdd(name: "X-Forwarded-Proto", value: forwardedProto) }
         head.version = .http1_1
         return (head, facts)
     }

@@ -61,10 +61,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
 
     private var client = ClientPeer()
     private let defaultHost: String
+    /// The client came over TLS: `X-Forwarded-Proto: https`.
+    private let secure: Bool
 
     /// The relay engine counted the connection when it accepted it.
-    init(service: VirtualService, loop: LoopContext) {
+    init(service: VirtualService, loop: LoopContext, secure: Bool = false) {
         self.service = service
+        self.secure = secure
         let config = service.config
         self.config = config
         self.serviceID = ObjectIdentifier(service)
@@ -138,7 +141,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     private func start(_ head: HTTPRequestHead) {
         self.clientVersion = head.version.major == 1 && head.version.minor == 0 ? .http1_0 : .http1_1
         let (upstreamHead, facts) = HTTPHead.upstreamRequest(
-            head, clientIP: self.client.ip, forwardedFor: self.config.forwardedFor, defaultHost: self.defaultHost
+            head, clientIP: self.client.ip, forwardedFor: self.config.forwardedFor, defaultHost: self.defaultHost,
+            forwardedProto: self.secure ? "https" : nil
         )
         if let problem = facts.invalid {
             self.service.logger.debug(
@@ -149,11 +153,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
         self.isUpgrade = facts.isUpgrade
         self.requestComplete = false
         if self.loop.draining { _ = self.exchange.handle(.drain(bytesPending: true)) }
+        // An HTTP/2 stream carries one request; the connection's life is HTTP/2's, so the stream "keeps alive" and
+        // ends when both sides have ended it.
+        let keepAlive = head.version.major == 2 || head.isKeepAlive
         let request = HTTPExchange.Request(
-            idempotent: HTTPHead.isIdempotent(head.method), keepAlive: head.isKeepAlive, upgrade: facts.isUpgrade,
+            idempotent: HTTPHead.isIdempotent(head.method), keepAlive: keepAlive, upgrade: facts.isUpgrade,
             complete: !facts.hasBody)
-        self.perform(self.exchange.handle(.request(request, now: self.loop.now)))
+        let action = self.exchange.handle(.request(request, now: self.loop.now))
+        if let redirect = self.config.httpsRedirect {
+            self.redirectTo = redirect.location(host: head.headers.first(name: "host"), target: head.uri)
+            guard self.redirectTo != nil else { return self.perform(self.exchange.handle(.answer(status: 400))) }
+            return self.perform(self.exchange.handle(.answer(status: redirect.status)))
+        }
+        self.perform(action)
     }
+
+    /// The Location of the redirect being answered.
+    private var redirectTo: String?
 
     private func forward(_ part: HTTPServerRequestPart) {
         if case .end = part {
@@ -454,7 +470,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     /// The director's error page; the connection closes after it when `close` is set.
     private func respondError(_ status: HTTPResponseStatus, close: Bool) {
         guard let context = self.context else { return }
-        let page = ErrorPage(status: status, close: close)
+        let page = ErrorPage(status: status, close: close, location: self.redirectTo)
+        self.redirectTo = nil
         let body = context.channel.allocator.buffer(string: page.body)
         self.head = nil
         self.buffered.removeAll()

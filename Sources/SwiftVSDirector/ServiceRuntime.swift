@@ -94,6 +94,12 @@ public final class VirtualService: Sendable {
 
     let state: Mutex<State>
     let picker: Mutex<Picker>
+    /// TLS termination as last loaded (start, reload): new connections take it, open ones keep theirs.
+    private let tls = Mutex<TLSFront?>(nil)
+    var tlsFront: TLSFront? {
+        get { self.tls.withLock { $0 } }
+        set { self.tls.withLock { $0 = newValue } }
+    }
 
     init(config: VirtualServiceConfig, logger: Logger) throws {
         self.name = config.name

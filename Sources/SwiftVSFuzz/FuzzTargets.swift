@@ -121,7 +121,12 @@ public enum FuzzTargets {
             case 12: event = .tick(now: now)
             case 13: event = .drain(bytesPending: code & 0x10 != 0)
             case 14: event = .clientClosed
-            default: event = code & 0x10 == 0 ? .tunnelEnded : .activity(now: now)
+            default:
+                switch code & 0x30 {
+                case 0: event = .tunnelEnded
+                case 0x10: event = .activity(now: now)
+                default: event = .answer(status: code & 0x40 == 0 ? 308 : 301)
+                }
             }
             let before = machine.state
             let holdingBefore = machine.holding

@@ -117,7 +117,12 @@ struct DirectorCommand: AsyncParsableCommand {
 
 /// Reads and validates a config file; prints every problem and exits 2 when it cannot be used.
 func loadOrExit(_ path: String) throws -> DirectorConfig {
-    try loadOrExit(path) { (yaml, source) throws(ConfigError) in try ConfigLoader.load(yaml: yaml, source: source) }
+    try loadOrExit(path) { (yaml, source) throws(ConfigError) in
+        let config = try ConfigLoader.load(yaml: yaml, source: source)
+        // The certificate and key files too: a missing, expired or mismatched one is named by its key.
+        _ = try TLSFront.load(config, configPath: source)
+        return config
+    }
 }
 
 /// Reads and validates a config file with `load`; prints every problem and exits 2 when it cannot be used.

@@ -106,6 +106,21 @@ struct HTTPExchangeTests {
             why: "a 5xx from the server is still a response: passed on, and the connection is kept",
             steps: sentGET + [(response(503), head()), (ended(), nextParked)], state: .idle),
 
+        // MARK: answers of the director's own (an HTTPS redirect, a routing rule's fixed status)
+        Case(
+            why: "a request the director answers itself (a redirect) takes no server, and keep-alive goes on",
+            steps: [(request(get), pick), (.answer(status: 308), answer(308, close: false))], state: .idle),
+        Case(
+            why: "answered before its body came: the connection closes after the answer (the body is no request)",
+            steps: [(request(post), pick), (.answer(status: 308), answer(308, close: true))], state: .closing),
+        Case(
+            why: "a client that said Connection: close gets the answer and the close",
+            steps: [(request(getClose), pick), (.answer(status: 301), answer(301, close: true))], state: .closing),
+        Case(
+            why: "an answer once a server was tried is too late: ignored",
+            steps: [(request(get), pick), (picked(1), connect(1)), (.answer(status: 308), wait)],
+            state: .connecting(server: 1), holding: 1),
+
         // MARK: informational responses and upgrades
         Case(
             why: "100 Continue and 103 Early Hints go on to the client; the final response follows",

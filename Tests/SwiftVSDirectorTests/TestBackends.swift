@@ -9,7 +9,8 @@ import Synchronization
 /// every connection it accepted close at once, as when the process dies.
 final class TestBackend: Sendable {
     enum Kind: Sendable {
-        /// HTTP: `/` answers its name; `/delay/MS`, `/status/CODE`, `/bytes/N`, `/echo` (POST body back), `/hang`
+        /// HTTP: `/` answers its name; `/delay/MS`, `/status/CODE`, `/bytes/N`, `/echo` (POST body back), `/headers`
+        /// (the request line and headers it got), `/hang`
         /// (never answers), `/ws?room=R` (WebSocket room broadcast).
         case http
         /// TCP echo.
@@ -192,6 +193,13 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.write(
                 self.wrapOutboundOut(.head(.init(version: head.version, status: .ok, headers: headers))), promise: nil)
             self.stream(context: context, remaining: size)
+            return
+        }
+        if path.hasPrefix("/headers") {
+            // The request as the real server got it: the target, then each header as `name: value`.
+            let lines =
+                ["\(head.method.rawValue) \(head.uri)"] + head.headers.map { "\($0.name.lowercased()): \($0.value)" }
+            self.send(context: context, head: head, status: .ok, text: lines.joined(separator: "\n"))
             return
         }
         if path == "/echo" {

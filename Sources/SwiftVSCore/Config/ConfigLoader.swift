@@ -288,12 +288,8 @@ extension NodeReader {
                 self.report("\(path).socket_mode", n, "'\(text)' is not an octal file mode like 0600 or 0660")
             }
         }
-        if let n = keys["names"] {
-            if case .sequence(let items) = n {
-                config.names = items.enumerated().compactMap { self.string($1, "\(path).names[\($0)]") }
-            } else {
-                self.report("\(path).names", n, "a list of host names, like [director.example.com]")
-            }
+        if let n = keys["names"], let names = self.strings(n, "\(path).names", example: "[director.example.com]") {
+            config.names = names
         }
         if config.listen == nil && config.socket == nil {
             self.report(path, node, "both listen and socket are off: write admin: off to turn the API off")
@@ -330,7 +326,7 @@ extension NodeReader {
     static let serviceKeys = [
         "name", "listen", "protocol", "scheduler", "scheduler_flags", "hash", "persistence", "retries", "timeouts",
         "limits", "forwarded_for", "max_idle_per_server", "health", "ejection", "quorum", "quorum_hysteresis", "sorry",
-        "servers",
+        "servers", "tls", "http2", "https_redirect",
     ]
 
     mutating func service(_ node: Node, _ path: String) -> VirtualServiceConfig? {
@@ -426,6 +422,24 @@ extension NodeReader {
                 self.report("\(path).sorry", node, "the sorry server needs a port other than 0")
             }
         }
+        if let node = keys["tls"] {
+            service.tls = self.tls(node, "\(path).tls")
+            if service.proto == .tcp {
+                self.report("\(path).tls", node, "terminates TLS on http services only; this one is tcp")
+            }
+        }
+        if let node = keys["http2"], let value = self.bool(node, "\(path).http2") {
+            service.http2 = value
+            if service.proto == .tcp { self.report("\(path).http2", node, "applies to http services only") }
+        }
+        if let node = keys["https_redirect"] {
+            service.httpsRedirect = self.httpsRedirect(node, "\(path).https_redirect")
+            if service.proto == .tcp || keys["tls"] != nil {
+                self.report(
+                    "\(path).https_redirect", node,
+                    "belongs on a plain http service (the one on port 80), not on a tcp or tls one")
+            }
+        }
         if let serversNode = keys["servers"] {
             service.servers = self.servers(serversNode, "\(path).servers")
         } else {
@@ -434,6 +448,91 @@ extension NodeReader {
 
         guard self.problems.count == problemsBefore, name != nil, listen != nil else { return nil }
         return service
+    }
+
+    static let tlsKeys = [
+        "certificates", "min_version", "ciphers", "client_auth", "client_ca", "unknown_name", "alpn",
+    ]
+
+    mutating func tls(_ node: Node, _ path: String) -> TLSConfig? {
+        guard let keys = self.mapping(node, path, allowed: Self.tlsKeys) else { return nil }
+        let before = self.problems.count
+        var config = TLSConfig(certificates: [])
+        if case .sequence(let items)? = keys["certificates"], !items.isEmpty {
+            for (index, item) in items.enumerated() {
+                let p = "\(path).certificates[\(index)]"
+                guard let m = self.mapping(item, p, allowed: ["cert", "key", "names"]) else { continue }
+                let cert = m["cert"].flatMap { self.string($0, "\(p).cert") }
+                let key = m["key"].flatMap { self.string($0, "\(p).key") }
+                if m["cert"] == nil { self.report("\(p).cert", item, "missing: the PEM file of the certificate chain") }
+                if m["key"] == nil { self.report("\(p).key", item, "missing: the PEM file of the private key") }
+                var names: [String] = []
+                if let n = m["names"],
+                    let list = self.strings(n, "\(p).names", example: "[example.com, '*.example.com']")
+                {
+                    names = list
+                }
+                if let cert, let key { config.certificates.append(.init(cert: cert, key: key, names: names)) }
+            }
+        } else {
+            self.report(
+                "\(path).certificates", keys["certificates"] ?? node,
+                "a list of {cert, key} PEM files is required; the first is the default")
+        }
+        if let n = keys["min_version"], let text = self.scalar(n, "\(path).min_version") {
+            if let version = TLSConfig.Version(rawValue: text) {
+                config.minVersion = version
+            } else {
+                self.report("\(path).min_version", n, "'\(text)' is not \"1.2\" or \"1.3\"")
+            }
+        }
+        if let n = keys["ciphers"], let text = self.string(n, "\(path).ciphers") { config.ciphers = text }
+        if let n = keys["client_auth"], let text = self.scalar(n, "\(path).client_auth") {
+            if let value = TLSConfig.ClientAuth(rawValue: text.lowercased()) {
+                config.clientAuth = value
+            } else {
+                self.report("\(path).client_auth", n, "'\(text)' is not none, optional or required")
+            }
+        }
+        if let n = keys["client_ca"], let text = self.string(n, "\(path).client_ca") { config.clientCA = text }
+        if config.clientAuth != .none && config.clientCA == nil {
+            self.report(
+                "\(path).client_ca", node,
+                "client_auth: \(config.clientAuth.rawValue) needs client_ca, the CAs that sign client certificates")
+        }
+        if let n = keys["unknown_name"], let text = self.scalar(n, "\(path).unknown_name") {
+            if let value = TLSConfig.UnknownName(rawValue: text.lowercased()) {
+                config.unknownName = value
+            } else {
+                self.report("\(path).unknown_name", n, "'\(text)' is not default or reject")
+            }
+        }
+        if let n = keys["alpn"], let list = self.strings(n, "\(path).alpn", example: "[h2, http/1.1]") {
+            for (index, name) in list.enumerated() where name != "h2" && name != "http/1.1" {
+                self.report("\(path).alpn[\(index)]", n, "'\(name)' is not h2 or http/1.1")
+            }
+            config.alpn = list
+        }
+        return self.problems.count == before ? config : nil
+    }
+
+    mutating func httpsRedirect(_ node: Node, _ path: String) -> HTTPSRedirect? {
+        var redirect = HTTPSRedirect()
+        if case .scalar = node {
+            guard let status = self.int(node, path, 301...308) else { return nil }
+            redirect.status = status
+        } else {
+            guard let keys = self.mapping(node, path, allowed: ["status", "port"]) else { return nil }
+            if let n = keys["status"], let status = self.int(n, "\(path).status", 301...308) {
+                redirect.status = status
+            }
+            if let n = keys["port"], let port = self.int(n, "\(path).port", 1...65535) { redirect.port = port }
+        }
+        guard [301, 302, 307, 308].contains(redirect.status) else {
+            self.report(path, node, "the status must be 301, 302, 307 or 308, got \(redirect.status)")
+            return nil
+        }
+        return redirect
     }
 
     static let healthKeys = [

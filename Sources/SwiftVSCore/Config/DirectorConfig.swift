@@ -185,6 +185,13 @@ public struct VirtualServiceConfig: Sendable, Equatable {
     public var quorumHysteresis: Int = 0
     /// The server that takes all new traffic while the quorum is lost (keepalived `sorry_server`).
     public var sorry: Endpoint?
+    /// TLS termination (http); nil = clear text.
+    public var tls: TLSConfig?
+    /// HTTP/2 towards clients (http): offered by ALPN with `tls`, and in clear text to clients that start with its
+    /// preface (prior knowledge, h2c). Default true.
+    public var http2 = true
+    /// Every request answered with a redirect to HTTPS (http, without `tls`); nil = off.
+    public var httpsRedirect: HTTPSRedirect?
     public var servers: [RealServerConfig]
 
     public init(

@@ -85,6 +85,9 @@ public struct HTTPExchange: Sendable {
         case malformed(status: Int)
         /// A whole request head.
         case request(Request, now: UInt64)
+        /// The director answers the request itself (an HTTPS redirect, a routing rule's fixed status) with `status`,
+        /// instead of choosing a real server; only right after `request`.
+        case answer(status: Int)
         /// The driver chose real server `server` (it holds a slot of it now), or none is left to try (`nil`).
         case picked(server: Int?, now: UInt64)
         /// A connection to the chosen server is ready (new, or taken from the pool).
@@ -247,6 +250,10 @@ public struct HTTPExchange: Sendable {
             return self.malformed(status)
         case .request(let request, let now):
             return self.start(request, now: now)
+        case .answer(let status):
+            guard self._state == .choosing, self._tried.isEmpty else { return .wait }
+            // A body the client still sends would be read as the next request: close after the answer.
+            return self.respond(status, close: !self.bodyComplete)
         case .picked(let server, let now):
             return self.picked(server, now: now)
         case .connected(let now):

@@ -1,0 +1,221 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOSSL
+import NIOTLS
+import SwiftVSCore
+
+/// The client side of a connection the NIO proxy serves, from its first bytes to `HTTPProxyHandler`: TLS (with
+/// SNI and ALPN), HTTP/2 (over TLS by ALPN, or in clear text with prior knowledge), or HTTP/1. Whatever the front,
+/// every request ends in one `HTTPProxyHandler` running the one `HTTPExchange`: an HTTP/2 stream is one more
+/// client of it, its requests go to the real servers as HTTP/1.1 on the same pooled connections.
+enum FrontPipeline {
+    /// Sets up a connection the relay engine handed over, with the bytes it had read.
+    static func configure(
+        _ channel: Channel, service: VirtualService, bytes: [UInt8], loop: LoopContext
+    ) throws {
+        let config = service.config
+        let sync = channel.pipeline.syncOperations
+        if !bytes.isEmpty { try sync.addHandler(ReplayHandler(bytes)) }
+        let tls = service.tlsFront
+        if tls == nil && !(config.http2 && bytes.starts(with: "PRI".utf8)) {
+            // The usual case, no sniffing: HTTP/1 in clear text.
+            return try sync.addHandlers(Self.http1(service: service, config: config, loop: loop, secure: false))
+        }
+        // The client has `timeouts.header_read` to get through the sniffing and the TLS handshake to HTTP, as an
+        // HTTP/1 client has to send a whole head: a connection that sends nothing, or stalls in the handshake, is
+        // closed then.
+        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(config.timeouts.headerRead * 1e9))) {
+            let pipeline = channel.pipeline.syncOperations
+            let speaksHTTP =
+                (try? pipeline.handler(type: HTTPProxyHandler.self)) != nil
+                || (try? pipeline.handler(type: NIOHTTP2Handler.self)) != nil
+            if !speaksHTTP { channel.close(promise: nil) }
+        }
+        channel.closeFuture.whenComplete { _ in deadline.cancel() }
+        try sync.addHandler(
+            FrontSniffer(tls: tls != nil, http2: config.http2) { kind, pipeline in
+                switch kind {
+                case .tls:
+                    guard let tls else { return }
+                    try Self.addTLS(pipeline, front: tls, service: service, loop: loop)
+                case .h2c:
+                    try Self.addHTTP2(pipeline, service: service, config: config, loop: loop, secure: false)
+                case .http1:
+                    try pipeline.addHandlers(Self.http1(service: service, config: config, loop: loop, secure: false))
+                case .plainOnTLS, .unknown:
+                    return
+                }
+            })
+    }
+
+    /// The NIOHTTP1 proxy's pipeline.
+    static func http1(
+        service: VirtualService, config: VirtualServiceConfig, loop: LoopContext, secure: Bool
+    ) -> [ChannelHandler] {
+        let limits = config.limits
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldCount = limits.maxHeaders
+        return [
+            ByteToMessageHandler(
+                HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits),
+                maximumBufferSize: limits.maxHeaderBytes
+            ),
+            HTTPResponseEncoder(),
+            HTTPProxyHandler(service: service, loop: loop, secure: secure),
+        ]
+    }
+
+    private static func addTLS(
+        _ pipeline: ChannelPipeline.SynchronousOperations, front: TLSFront, service: VirtualService,
+        loop: LoopContext
+    ) throws {
+        try pipeline.addHandler(NIOSSLServerHandler(context: front.context))
+        try pipeline.addHandler(
+            ApplicationProtocolNegotiationHandler { result, channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let config = service.config
+                    let sync = channel.pipeline.syncOperations
+                    if case .negotiated("h2") = result {
+                        try Self.addHTTP2(sync, service: service, config: config, loop: loop, secure: true)
+                    } else {
+                        try sync.addHandlers(Self.http1(service: service, config: config, loop: loop, secure: true))
+                    }
+                }
+            })
+    }
+
+    /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS), as nginx's default.
+    static let maxConcurrentStreams = 128
+
+    private static func addHTTP2(
+        _ pipeline: ChannelPipeline.SynchronousOperations, service: VirtualService, config: VirtualServiceConfig,
+        loop: LoopContext, secure: Bool
+    ) throws {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: Self.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: config.limits.maxHeaderBytes),
+            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+        ]
+        connection.targetWindowSize = 4 << 20
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = 1 << 20
+        // Rapid reset (CVE-2023-44487): a client that resets more than 200 streams in 30 s is sent GOAWAY
+        // (ENHANCE_YOUR_CALM) and closed; nio-http2 counts it, here it is said.
+        stream.streamResetFrameRateLimit.maximumCount = 200
+        stream.streamResetFrameRateLimit.windowLength = .seconds(30)
+        // The connection itself closes after `timeouts.idle` without a byte either way, as an HTTP/1 one does.
+        try pipeline.addHandler(IdleStateHandler(allTimeout: .nanoseconds(Int64(config.timeouts.idle * 1e9))))
+        try pipeline.addHandler(IdleCloser())
+        _ = try pipeline.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
+        ) { streamChannel in
+            streamChannel.eventLoop.makeCompletedFuture {
+                let sync = streamChannel.pipeline.syncOperations
+                try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try sync.addHandler(HTTPProxyHandler(service: service, loop: loop, secure: secure))
+            }
+        }
+        try pipeline.addHandler(HTTP2ConnectionErrors(service: service.name, logger: service.logger))
+    }
+}
+
+/// Holds a connection's first bytes until `FrontProtocol.classify` can tell what it speaks, sets the pipeline up
+/// behind itself for that, and lets the bytes through.
+final class FrontSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias Setup = (FrontProtocol, ChannelPipeline.SynchronousOperations) throws -> Void
+
+    private let tls: Bool
+    private let http2: Bool
+    private let setup: Setup
+    private var buffered: ByteBuffer?
+
+    init(tls: Bool, http2: Bool, setup: @escaping Setup) {
+        self.tls = tls
+        self.http2 = http2
+        self.setup = setup
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = Self.unwrapInboundIn(data)
+        if self.buffered == nil {
+            self.buffered = incoming
+        } else {
+            self.buffered!.writeBuffer(&incoming)
+        }
+        guard let bytes = self.buffered,
+            let kind = FrontProtocol.classify(bytes.readableBytesView, tls: self.tls, http2: self.http2)
+        else { return }
+        self.buffered = nil
+        switch kind {
+        case .plainOnTLS:
+            let body = "This port speaks HTTPS: use https:// in the address.\n"
+            let text =
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
+                + "\(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text))).assumeIsolated()
+                .whenComplete { _ in context.close(promise: nil) }
+            return
+        case .unknown:
+            context.close(promise: nil)
+            return
+        case .tls, .h2c, .http1:
+            break
+        }
+        do {
+            try self.setup(kind, context.pipeline.syncOperations)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(Self.wrapInboundOut(bytes))
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
+
+/// nio-http2 answers a connection error (a protocol violation, rapid reset) with GOAWAY and the code RFC 9113
+/// names, then leaves the connection open; this closes it, a second later so the GOAWAY reaches the client first
+/// (nginx lingers the same way). A stream's error (its RST_STREAM is sent) leaves the connection be.
+final class HTTP2ConnectionErrors: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+    private let service: String
+    private let logger: Logger
+    private var closing = false
+
+    init(service: String, logger: Logger) {
+        self.service = service
+        self.logger = logger
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard !(error is NIOHTTP2Errors.StreamError), !self.closing else { return }
+        self.closing = true
+        self.logger.debug(
+            "HTTP/2 connection error: GOAWAY and close",
+            metadata: [
+                "service": "\(self.service)", "client": "\(context.channel.remoteAddress?.description ?? "?")",
+                "error": "\(error)",
+            ])
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+    }
+}
+
+/// Closes a connection on `IdleStateHandler`'s event.
+final class IdleCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}

@@ -1,0 +1,262 @@
+import Foundation
+import SwiftVSTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Certificates made by openssl for a test: ECDSA P-256, self-signed, each with its names in subjectAltName.
+struct TestCertificates {
+    let dir: String
+
+    init() throws {
+        self.dir = try temporaryDirectory("tls")
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: self.dir) }
+
+    /// `NAME.pem` and `NAME.key` for `names` (the first is the subject's CN); returns the two paths.
+    @discardableResult
+    func make(_ file: String, names: [String], cn: String? = nil) throws -> (cert: String, key: String) {
+        let cert = "\(self.dir)/\(file).pem"
+        let key = "\(self.dir)/\(file).key"
+        let san = names.map { "DNS:\($0)" }.joined(separator: ",")
+        let r = try tool(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                "-out", cert, "-days", "30", "-subj", "/CN=\(cn ?? names[0])", "-addext", "subjectAltName=\(san)",
+            ])
+        guard r.code == 0 else { throw TestSupportError("openssl req: \(r.err)") }
+        return (cert, key)
+    }
+
+    /// A certificate that expired in 2020 (openssl ca takes explicit dates where req does not).
+    func makeExpired(_ file: String) throws -> (cert: String, key: String) {
+        let work = "\(self.dir)/ca-\(file)"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        try "".write(toFile: "\(work)/index.txt", atomically: true, encoding: .utf8)
+        try "01\n".write(toFile: "\(work)/serial", atomically: true, encoding: .utf8)
+        try """
+        [ca]
+        default_ca = d
+        [d]
+        database = \(work)/index.txt
+        new_certs_dir = \(work)
+        serial = \(work)/serial
+        default_md = sha256
+        policy = p
+        [p]
+        commonName = supplied
+
+        """.write(toFile: "\(work)/ca.cnf", atomically: true, encoding: .utf8)
+        let key = "\(self.dir)/\(file).key"
+        let cert = "\(self.dir)/\(file).pem"
+        let csr = try tool(
+            "openssl",
+            [
+                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                "-out", "\(work)/req.csr", "-subj", "/CN=old.test",
+            ])
+        guard csr.code == 0 else { throw TestSupportError("openssl req: \(csr.err)") }
+        let signed = try tool(
+            "openssl",
+            [
+                "ca", "-batch", "-config", "\(work)/ca.cnf", "-selfsign", "-keyfile", key, "-in", "\(work)/req.csr",
+                "-out", cert, "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
+            ])
+        guard signed.code == 0 else { throw TestSupportError("openssl ca: \(signed.err)") }
+        return (cert, key)
+    }
+}
+
+/// curl over TLS to 127.0.0.1:`port` as `name`: the certificate subject it saw, the HTTP version, the body.
+func curlTLS(
+    _ name: String, port: Int, path: String = "/", _ extra: [String] = []
+) throws -> (code: Int32, subject: String?, version: String, body: String) {
+    let marker = "\n--version:"
+    let r = try tool(
+        "curl",
+        ["-sk", "-v", "--max-time", "10", "--resolve", "\(name):\(port):127.0.0.1", "-w", "\(marker)%{http_version}"]
+            + extra + ["https://\(name):\(port)\(path)"], seconds: 15)
+    let subject = r.err.split(separator: "\n").first { $0.contains("subject:") }.map {
+        String($0[$0.range(of: "subject:")!.upperBound...]).trimmingCharacters(in: .whitespaces)
+    }
+    guard let range = r.out.range(of: marker, options: .backwards) else { return (r.code, subject, "", r.out) }
+    return (r.code, subject, String(r.out[range.upperBound...]), String(r.out[..<range.lowerBound]))
+}
+
+extension IntegrationTests {
+    @Suite("TLS termination", .serialized)
+    struct TLSFrontTests {
+        @Test(
+            "SNI picks each name's certificate, ALPN gives h2 or http/1.1, TLS 1.3, X-Forwarded-Proto, unknown names get the default"
+        )
+        func sniAndALPN() async throws {
+            let certs = try TestCertificates()
+            defer { certs.remove() }
+            let a = try certs.make("a", names: ["a.test"])
+            let b = try certs.make("b", names: ["*.b.test", "b.test"], cn: "b.test")
+            let backend = try await TestBackend(name: "rs1")
+            let (director, port) = try DirectorProcess.inFront(
+                of: [backend],
+                extra: ["tls: {certificates: [{cert: \(a.cert), key: \(a.key)}, {cert: \(b.cert), key: \(b.key)}]}"])
+            defer { director.stop() }
+            let (strict, rejecting) = try DirectorProcess.inFront(
+                of: [backend],
+                extra: [
+                    "tls: {certificates: [{cert: \(a.cert), key: \(a.key)}], unknown_name: reject, alpn: [http/1.1]}"
+                ])
+            defer { strict.stop() }
+
+            let first = try curlTLS("a.test", port: port)
+            #expect(first.subject == "CN=a.test" && first.version == "2" && first.body == "rs1", "\(first)")
+            let wildcard = try curlTLS("www.b.test", port: port)
+            #expect(wildcard.subject == "CN=b.test" && wildcard.version == "2", "\(wildcard)")
+            let http1 = try curlTLS("b.test", port: port, ["--http1.1"])
+            #expect(http1.subject == "CN=b.test" && http1.version == "1.1" && http1.body == "rs1", "\(http1)")
+            let unknown = try curlTLS("nobody.test", port: port)
+            #expect(unknown.subject == "CN=a.test" && unknown.body == "rs1", "the default certificate: \(unknown)")
+
+            // The real server learns the request came over TLS, whatever the client claimed.
+            let seen = try curlTLS("a.test", port: port, path: "/headers", ["-H", "X-Forwarded-Proto: http"])
+            #expect(seen.body.contains("x-forwarded-proto: https"), "\(seen.body)")
+            #expect(!seen.body.contains("x-forwarded-proto: http\n"), "\(seen.body)")
+
+            // openssl's own client: TLS 1.3 and the ALPN result.
+            let openssl = try tool(
+                "openssl",
+                ["s_client", "-connect", "127.0.0.1:\(port)", "-servername", "b.test", "-alpn", "h2,http/1.1"],
+                seconds: 15)
+            let said = "exit \(openssl.code)\n--- stdout\n\(openssl.out)\n--- stderr\n\(openssl.err)"
+            #expect(said.contains("TLSv1.3"), "\(said)")
+            #expect(said.contains("ALPN protocol: h2"), "\(said)")
+            #expect(said.contains("CN = b.test") || said.contains("CN=b.test"), "\(said)")
+
+            // Sessions resume (TLS 1.2 here: its session is set in the handshake, before s_client quits).
+            let session = "\(certs.dir)/session.pem"
+            let resume = ["s_client", "-tls1_2", "-connect", "127.0.0.1:\(port)", "-servername", "a.test"]
+            let fresh = try tool("openssl", resume + ["-sess_out", session], seconds: 15)
+            #expect(fresh.out.contains("New, TLSv1.2"), "\(fresh.out)")
+            let resumed = try tool("openssl", resume + ["-sess_in", session], seconds: 15)
+            #expect(resumed.out.contains("Reused, TLSv1.2"), "\(resumed.out)")
+
+            // With unknown_name: reject, an unknown name is refused in the handshake; a known one is served.
+            let refused = try curlTLS("nobody.test", port: rejecting)
+            #expect(refused.code != 0 && refused.body.isEmpty, "\(refused)")
+            let served = try curlTLS("a.test", port: rejecting)
+            #expect(served.body == "rs1" && served.version == "1.1", "alpn: [http/1.1] only: \(served)")
+
+            // Plain HTTP to the TLS port: a clear answer, not a hang.
+            let plain = try curl("http://127.0.0.1:\(port)/")
+            #expect(plain.status == 400 && plain.body.contains("HTTPS"), "\(plain)")
+            await backend.shutdown()
+        }
+
+        @Test("a certificate replaced on disk and SIGHUP: new connections get it, an open keep-alive one goes on")
+        func certificateReload() async throws {
+            let certs = try TestCertificates()
+            defer { certs.remove() }
+            let a = try certs.make("a", names: ["a.test"])
+            let backend = try await TestBackend(name: "rs1")
+            let (director, port) = try DirectorProcess.inFront(
+                of: [backend], extra: ["tls: {certificates: [{cert: \(a.cert), key: \(a.key)}]}"])
+            defer { director.stop() }
+
+            // A keep-alive client (Python's http.client over ssl): one request, then a second on the same
+            // connection once the test says so.
+            let go = "\(certs.dir)/go"
+            let script = """
+                import http.client, os, ssl, sys, time
+                conn = http.client.HTTPSConnection("127.0.0.1", \(port), context=ssl._create_unverified_context())
+                conn.request("GET", "/"); r = conn.getresponse(); r.read()
+                print("first", r.status, flush=True)
+                sock = conn.sock
+                deadline = time.time() + 30
+                while not os.path.exists("\(go)") and time.time() < deadline: time.sleep(0.05)
+                conn.request("GET", "/"); r = conn.getresponse(); body = r.read()
+                print("second", r.status, body.decode(), "same" if conn.sock is sock else "new", flush=True)
+                """
+            let client = try ChildProcess("/usr/bin/env", ["python3", "-c", script])
+            defer { client.removeOutput() }
+            try waitUntilBlocking("the keep-alive client's first answer", seconds: 15) {
+                client.stdout.contains("first 200")
+            }
+
+            _ = try certs.make("a", names: ["a.test"], cn: "renewed.a.test")
+            kill(director.pid, SIGHUP)
+            try waitUntilBlocking("new connections get the renewed certificate", seconds: 10) {
+                try curlTLS("a.test", port: port).subject == "CN=renewed.a.test"
+            }
+            FileManager.default.createFile(atPath: go, contents: nil)
+            #expect(client.wait(seconds: 20) == 0, "\(client.stderr)")
+            #expect(client.stdout.contains("second 200 rs1 same"), "\(client.stdout) \(client.stderr)")
+
+            // A broken file is refused at reload: the director keeps serving the certificate it has.
+            try "not a key".write(toFile: a.key, atomically: true, encoding: .utf8)
+            kill(director.pid, SIGHUP)
+            try waitUntilBlocking("the refused reload is logged", seconds: 10) {
+                director.child.stderr.contains("services[0].tls.certificates[0].key")
+            }
+            #expect(try curlTLS("a.test", port: port).subject == "CN=renewed.a.test")
+            await backend.shutdown()
+        }
+
+        @Test("https_redirect: every request gets a 301/308 to https on the same host and path, and keep-alive goes on")
+        func redirect() async throws {
+            let backend = try await TestBackend(name: "rs1")
+            let (director, port) = try DirectorProcess.inFront(
+                of: [backend], extra: ["https_redirect: {status: 301, port: 8443}"])
+            defer { director.stop() }
+            let answer = try curlHeaders("http://127.0.0.1:\(port)/a/b?c=1", ["-H", "Host: www.example.com:\(port)"])
+            #expect(answer.status == 301)
+            #expect(answer.headers["location"] == "https://www.example.com:8443/a/b?c=1")
+            let client = BlockingClient(port: port)
+            let first = try client.request("GET", "/x")
+            let second = try client.request("GET", "/y")
+            #expect(first.status == 301 && first.header("connection") == nil)
+            #expect(second.status == 301 && second.header("location") == "https://test:8443/y")
+            #expect(backend.requests.load(ordering: .relaxed) == 0, "no real server is asked")
+            await backend.shutdown()
+        }
+
+        @Test(
+            "--check-config names the file and key of an expired certificate, a key of another certificate, a missing file"
+        )
+        func badMaterial() async throws {
+            let certs = try TestCertificates()
+            defer { certs.remove() }
+            let a = try certs.make("a", names: ["a.test"])
+            let b = try certs.make("b", names: ["b.test"])
+            let old = try certs.makeExpired("old")
+            let url = "\(certs.dir)/bad.yaml"
+            try """
+            services:
+              - name: web
+                listen: 127.0.0.1:8443
+                tls:
+                  certificates:
+                    - {cert: \(old.cert), key: \(old.key)}
+                    - {cert: \(a.cert), key: \(b.key)}
+                    - {cert: missing.pem, key: \(a.key)}
+                servers: [127.0.0.1:9001]
+            """.write(toFile: url, atomically: true, encoding: .utf8)
+            let check = try await runSwiftVSAsync(["director", "--check-config", url])
+            #expect(check.code == 2)
+            #expect(
+                check.stderr.contains(
+                    "services[0].tls.certificates[0].cert: \(old.cert): the certificate expired on 2020-02-01"),
+                "\(check.stderr)")
+            #expect(
+                check.stderr.contains(
+                    "services[0].tls.certificates[1].key: \(b.key): the key does not belong to the certificate in \(a.cert)"
+                ), "\(check.stderr)")
+            #expect(
+                check.stderr.contains("services[0].tls.certificates[2].cert: \(certs.dir)/missing.pem: no such file"),
+                "\(check.stderr)")
+            let run = try await runSwiftVSAsync(["director", "--config", url])
+            #expect(run.code == 2 && run.stderr.contains("3 problems"), "\(run.stderr)")
+        }
+    }
+}
