@@ -22,6 +22,8 @@ public final class Director: Sendable {
     /// serves the HTTP connections the relay hands over, health checks and the admin API.
     let relay: RelayEngine
     let logger: Logger
+    /// The access log, when `access_log` is on; `AccessLogService` reopens it on SIGUSR1 and stops it.
+    public let accessLog: AccessLog?
 
     typealias Listener = RelayListener
 
@@ -48,7 +50,11 @@ public final class Director: Sendable {
         self.relay = try RelayEngine(threads: threads, logger: logger) { fd, service, bytes in
             Self.adopt(fd, service: service, bytes: bytes, group: group, loops: loops)
         }
-        let services = try config.services.map { try VirtualService(config: $0, logger: logger) }
+        let accessLog = try config.accessLog.map { try AccessLog($0, configPath: configPath, logger: logger) }
+        self.accessLog = accessLog
+        let services = try config.services.map {
+            try VirtualService(config: $0, logger: logger, accessLog: accessLog)
+        }
         let fronts: [String: TLSFront]
         do {
             fronts = try TLSFront.load(config, configPath: configPath)
@@ -211,6 +217,7 @@ public final class Director: Sendable {
         var summary = ReloadSummary()
         if new.threads != old.threads { summary.warnings.append("threads changes on restart only") }
         if new.admin != old.admin { summary.warnings.append("admin settings change on restart only") }
+        if new.accessLog != old.accessLog { summary.warnings.append("access_log changes on restart only") }
         let byName = Dictionary(uniqueKeysWithValues: running.map { ($0.name, $0) })
         // Certificates are read again on every reload, changed or not: a renewed file on disk is what a reload
         // is for. A file that fails refuses the whole reload, before anything changes.
@@ -232,7 +239,7 @@ public final class Director: Sendable {
                         moved[config.name] = try await self.bind(existing, at: config.listen)
                     }
                 } else {
-                    let service = try VirtualService(config: config, logger: self.logger)
+                    let service = try VirtualService(config: config, logger: self.logger, accessLog: self.accessLog)
                     service.tlsFront = fronts[config.name]
                     fresh[config.name] = (service, try await self.bind(service, at: config.listen))
                 }

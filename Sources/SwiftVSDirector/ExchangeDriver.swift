@@ -1,6 +1,8 @@
+import Foundation
 import Logging
 import NIOCore
 import SwiftVSSystem
+import SwiftVSConfigKit
 import SwiftVSCore
 
 /// What both HTTP drivers (the relay's `HTTPRelaySession` and NIO's `HTTPProxyHandler`) do alike with
@@ -13,10 +15,35 @@ protocol ExchangeDriver: AnyObject {
     var slot: RealServerSlot? { get set }
     /// What the last failure was, for the log and the ejection reason.
     var failureDetail: String { get }
+    /// The request in flight, as the access log tells it (filled only while the log is on).
+    var access: AccessFacts { get set }
+    /// The client's address and the driver's clock (nanoseconds), for the access log.
+    var clientAddress: SocketAddress? { get }
+    var nowNanos: UInt64 { get }
     /// Hands the upstream connection to the pool (closing it if the pool will not have it).
     func parkUpstream()
     func closeUpstream()
     func perform(_ action: HTTPExchange.Action)
+}
+
+extension AccessRecord {
+    /// `ip:port`, `[ip]:port` for IPv6, `-` when unknown.
+    static func address(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress else { return "-" }
+        if case .v6 = address { return "[\(ip)]:\(address.port ?? 0)" }
+        return "\(ip):\(address.port ?? 0)"
+    }
+}
+
+/// What a driver saw of the request in flight, for its access-log line.
+struct AccessFacts {
+    var method: String?
+    var target: String?
+    var version = "HTTP/1.1"
+    var status: Int?
+    var bytesIn = 0
+    var bytesOut = 0
+    var server: Endpoint?
 }
 
 extension ExchangeDriver {
@@ -26,6 +53,11 @@ extension ExchangeDriver {
     /// The failure's count, the slot and the upstream connection, in that order (the count needs the server).
     @inline(__always)
     func settle(_ action: HTTPExchange.Action) {
+        if action.finished, let log = self.service.accessLog {
+            if case .respond(let status, _) = action.next { self.access.status = status }
+            log.record(self.accessRecord())
+            self.access = AccessFacts()
+        }
         if let failure = action.failure, let slot = self.slot {
             self.service.upstreamFailed(slot, failure, detail: self.failureDetail)
         }
@@ -55,6 +87,31 @@ extension ExchangeDriver {
         self.service.logger.warning("answered the client with \(status)", metadata: metadata)
     }
 
+    /// The final response head goes to the client: the server's counts, and the status for the access log.
+    @inline(__always)
+    func responded(_ status: Int) {
+        if let slot = self.slot { self.service.responded(slot, status: status) }
+        self.access.status = status
+    }
+
+    /// The request that just finished, from what the driver saw and the exchange's phases.
+    func accessRecord() -> AccessRecord {
+        let timing = self.exchange.timing
+        let now = self.nowNanos
+        func seconds(_ from: UInt64, _ to: UInt64) -> Double? {
+            from == 0 || to == 0 || to < from ? nil : Double(to - from) / 1e9
+        }
+        let access = self.access
+        return AccessRecord(
+            time: Date().timeIntervalSince1970, client: AccessRecord.address(self.clientAddress),
+            service: self.service.name,
+            server: access.server?.description, method: access.method, target: access.target, proto: access.version,
+            status: access.status, bytesIn: access.bytesIn, bytesOut: access.bytesOut,
+            retries: max(0, self.exchange.tried.count - 1), head: seconds(timing.headStart, timing.request),
+            connect: seconds(timing.request, timing.connected), firstByte: seconds(timing.request, timing.firstByte),
+            total: seconds(timing.headStart, now) ?? 0)
+    }
+
     /// Chooses a real server for the request in flight, not one already tried for it, and tells the exchange.
     @inline(__always)
     func pick(key: UInt32, remote: SocketAddress?, now: Double, nanos: UInt64) {
@@ -63,6 +120,7 @@ extension ExchangeDriver {
         }
         let slot = self.service.schedule(key: key, remote: remote, now: now, excluding: self.exchange.tried)
         self.slot = slot
+        if let slot { self.access.server = slot.server.endpoint }
         self.perform(self.exchange.handle(.picked(server: slot?.server.id, now: nanos)))
     }
 }

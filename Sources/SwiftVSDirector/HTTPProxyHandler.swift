@@ -52,6 +52,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     /// The client's version, which its response is written in.
     private var clientVersion: HTTPVersion = .http1_1
     var failureDetail = ""
+    var access = AccessFacts()
+    var clientAddress: SocketAddress? { self.client.remote }
+    var nowNanos: UInt64 { self.loop.now }
 
     // Pipelined parts of later requests.
     private var pending = CircularBuffer<HTTPServerRequestPart>()
@@ -150,6 +153,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
             return self.perform(self.exchange.handle(.malformed(status: 400)))
         }
         self.head = upstreamHead
+        if self.service.accessLog != nil {
+            self.access.method = head.method.rawValue
+            self.access.target = head.uri
+            self.access.version = "HTTP/\(head.version.major).\(head.version.minor)"
+        }
         self.isUpgrade = facts.isUpgrade
         self.requestComplete = false
         if self.loop.draining { _ = self.exchange.handle(.drain(bytesPending: true)) }
@@ -286,6 +294,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
         case .body(let buffer):
             _ = self.exchange.handle(.bodyForwarded)
             self.slot?.server.counters.bytesIn.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
+            self.access.bytesIn &+= buffer.readableBytes
             upstream.write(.body(.byteBuffer(buffer)))
         case .end(let trailers):
             upstream.write(.end(trailers))
@@ -310,12 +319,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
             case .passInformational:
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)  // 100 Continue, 103 Early Hints
             case .tunnel:
-                if let slot = self.slot { self.service.responded(slot, status: status) }
+                self.responded(status)
                 var head = head
                 head.version = .http1_1
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)
             case .passHead(let close):
-                if let slot = self.slot { self.service.responded(slot, status: status) }
+                self.responded(status)
                 let clientHead = HTTPHead.clientResponse(head, version: self.clientVersion, keepAlive: !close)
                 context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
             default:
@@ -325,6 +334,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
             }
         case .body(let buffer):
             self.slot?.server.counters.bytesOut.wrappingAdd(buffer.readableBytes, ordering: .relaxed)
+            self.access.bytesOut &+= buffer.readableBytes
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             if case .tunnel = self.exchange.state {

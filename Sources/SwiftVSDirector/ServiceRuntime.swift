@@ -101,9 +101,13 @@ public final class VirtualService: Sendable {
         set { self.tls.withLock { $0 = newValue } }
     }
 
-    init(config: VirtualServiceConfig, logger: Logger) throws {
+    /// The director's access log, nil when off (set at start: `access_log` changes on restart only).
+    let accessLog: AccessLog?
+
+    init(config: VirtualServiceConfig, logger: Logger, accessLog: AccessLog? = nil) throws {
         self.name = config.name
         self.logger = logger
+        self.accessLog = accessLog
         self.checks = ServiceChecks(logger: logger)
         let now = Monotonic.seconds()
         var realServers: [Int: RealServerState] = [:]

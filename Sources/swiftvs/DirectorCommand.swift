@@ -90,6 +90,10 @@ struct DirectorCommand: AsyncParsableCommand {
             // First in the group, so it stops last: after the director has drained.
             services.append(.init(service: HAHandOverService(controller: controller)))
         }
+        if let log = director.accessLog {
+            // Before the director: it stops after the drain, so the last requests are written.
+            services.append(.init(service: AccessLogService(log: log)))
+        }
         services.append(.init(service: DirectorService(director: director)))
         if let admin = config.admin {
             services.append(.init(service: AdminService(director: director, config: admin)))

@@ -340,6 +340,7 @@ struct HTTPExchangeTests {
         for (index, (event, expected)) in c.steps.enumerated() {
             var action = exchange.handle(event)
             action.failure = nil  // what counts toward ejection has its own table
+            action.finished = false  // and where a request's life ends has its own test
             #expect(action == expected, "step \(index + 1): \(event)")
         }
         #expect(exchange.state == c.state)
@@ -361,6 +362,52 @@ struct HTTPExchangeTests {
             #expect(held >= 0 && held <= 1)
         }
         #expect(held == (exchange.holding == nil ? 0 : 1))
+    }
+
+    /// Every request that starts is finished (its access-log line) at most once, and exactly once if the script
+    /// leaves it over; a head answered that was no request (malformed, or a 408) is finished once too; nothing else
+    /// is.
+    @Test(arguments: cases)
+    func finishedOncePerRequest(_ c: Case) {
+        var exchange = HTTPExchange(
+            HTTPExchange.Settings(TimeoutsConfig(), retries: c.retries, timesConnects: c.timesConnects), now: 0)
+        var open = false
+        for (index, (event, _)) in c.steps.enumerated() {
+            let before = exchange.state
+            let action = exchange.handle(event)
+            if case .request = event, before == .idle, exchange.state != .idle { open = true }
+            if action.finished {
+                var answered = false
+                if case .respond = action.next, before == .idle { answered = true }
+                #expect(open || answered, "step \(index + 1): finished with no request open")
+                open = false
+            }
+        }
+        switch exchange.state {
+        case .choosing, .connecting, .exchanging, .tunnel: #expect(open, "a request in flight is still open")
+        case .idle, .closing, .closed: #expect(!open, "a request left over was never finished")
+        }
+    }
+
+    @Test("the phases of a request, for the access log: head start, head, connected, first byte")
+    func timing() {
+        var exchange = HTTPExchange(HTTPExchange.Settings(TimeoutsConfig(), retries: 1, timesConnects: true), now: 0)
+        _ = exchange.handle(.headBegun(now: Self.s(1)))
+        _ = exchange.handle(Self.request(Self.get, at: 2))
+        _ = exchange.handle(Self.picked(1, at: 2))
+        _ = exchange.handle(Self.failed(.connect(timedOut: false)))
+        _ = exchange.handle(Self.picked(2, at: 3))
+        _ = exchange.handle(Self.connected(at: 4))
+        _ = exchange.handle(Self.response(100, at: 5))
+        _ = exchange.handle(Self.response(200, at: 6))
+        let end = exchange.handle(Self.ended(at: 7))
+        #expect(end.finished)
+        #expect(exchange.timing.headStart == Self.s(1) && exchange.timing.request == Self.s(2))
+        #expect(exchange.timing.connected == Self.s(4) && exchange.timing.firstByte == Self.s(6))
+        #expect(exchange.tried == [1, 2], "one retry")
+        // The next request starts its own phases; a head sent whole starts when it is whole.
+        _ = exchange.handle(Self.request(Self.get, at: 8))
+        #expect(exchange.timing.headStart == Self.s(8) && exchange.timing.connected == 0)
     }
 
     /// Which failures count toward the real server's ejection: the last action of each script carries it.

@@ -21,7 +21,10 @@ public enum ConfigLoader {
 
 extension NodeReader {
     mutating func director(_ root: Node) -> DirectorConfig? {
-        guard let keys = self.mapping(root, "", allowed: ["threads", "services", "admin", "drain_timeout", "ha"]) else {
+        guard
+            let keys = self.mapping(
+                root, "", allowed: ["threads", "services", "admin", "drain_timeout", "ha", "access_log"])
+        else {
             return nil
         }
         var threads: Int?
@@ -62,10 +65,46 @@ extension NodeReader {
         var config = DirectorConfig(threads: threads, services: services, admin: admin)
         if let drainTimeout { config.drainTimeout = drainTimeout }
         if let node = keys["ha"] { config.ha = self.ha(node, "ha") }
+        if let node = keys["access_log"] { config.accessLog = self.accessLog(node, "access_log") }
         return config
     }
 
     // MARK: high availability
+
+    /// `access_log: off`, `access_log: FILE` (or `stdout`), or `{path, format, sample}`.
+    mutating func accessLog(_ node: Node, _ path: String) -> AccessLogConfig? {
+        if case .scalar = node {
+            guard let text = self.string(node, path) else { return nil }
+            if Self.isOff(text) { return nil }
+            return AccessLogConfig(path: text)
+        }
+        guard let keys = self.mapping(node, path, allowed: ["path", "format", "sample"]) else { return nil }
+        var config = AccessLogConfig(path: "")
+        if let n = keys["path"], let text = self.string(n, "\(path).path") {
+            config.path = text
+        } else if keys["path"] == nil {
+            self.report("\(path).path", node, "missing: a file to append to, or stdout")
+        }
+        if let n = keys["format"], let text = self.scalar(n, "\(path).format") {
+            if let format = AccessLogConfig.Format(rawValue: text.lowercased()) {
+                config.format = format
+            } else {
+                self.report("\(path).format", n, "'\(text)' is not text or json")
+            }
+        }
+        if let n = keys["sample"], let text = self.scalar(n, "\(path).sample") {
+            let percent = text.hasSuffix("%")
+            if let value = Double(percent ? String(text.dropLast()) : text).map({ percent ? $0 / 100 : $0 }),
+                value > 0, value <= 1
+            {
+                config.sample = value
+            } else {
+                self.report(
+                    "\(path).sample", n, "the share of requests logged: above 0 and at most 1 (or 100%), got '\(text)'")
+            }
+        }
+        return config.path.isEmpty ? nil : config
+    }
 
     mutating func ha(_ node: Node, _ path: String) -> HAConfig? {
         guard

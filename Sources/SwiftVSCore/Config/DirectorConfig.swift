@@ -14,6 +14,8 @@ public struct DirectorConfig: Sendable, Equatable {
     public var drainTimeout: Double = 30
     /// VRRPv3 high availability; nil when the director runs alone.
     public var ha: HAConfig?
+    /// One line per request (and tcp connection); nil = none.
+    public var accessLog: AccessLogConfig?
 
     public init(threads: Int? = nil, services: [VirtualServiceConfig], admin: AdminConfig? = AdminConfig()) {
         self.threads = threads

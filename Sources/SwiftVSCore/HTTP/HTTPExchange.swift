@@ -155,6 +155,9 @@ public struct HTTPExchange: Sendable {
         public var release: Bool
         public var upstream: Upstream
         public var next: Next
+        /// The request's life ended with this action (its response is out, it was answered, or it was cut): the
+        /// driver writes its access-log line. Once per request, and once per malformed head answered.
+        public var finished = false
         /// The held server failed so, and it counts toward its ejection (the driver counts and logs it before the
         /// slot goes back). Nil when nothing failed, or the failure says nothing of the server's health: a server
         /// that is slow is not down, one that failed mid-response had answered, and the director running out of
@@ -210,6 +213,25 @@ public struct HTTPExchange: Sendable {
     @usableFromInline var serverKeepsAlive = true
     @usableFromInline var draining = false
 
+    /// When the request in flight (or the last one) reached each phase, in the driver's nanoseconds; 0 = not
+    /// reached. For the access log.
+    public struct Timing: Sendable, Equatable {
+        /// Its head's first byte (when the head came in pieces), else when the head was whole.
+        public var headStart: UInt64 = 0
+        /// Its head was whole.
+        public var request: UInt64 = 0
+        /// The connection to the (last) real server was ready.
+        public var connected: UInt64 = 0
+        /// The real server's final (or 101) head came.
+        public var firstByte: UInt64 = 0
+
+        @inlinable
+        public init() {}
+    }
+
+    public var timing: Timing { self._timing }
+    @usableFromInline var _timing = Timing()
+
     // Times, in the driver's nanoseconds.
     @usableFromInline var lastActivity: UInt64
     @usableFromInline var headSince: UInt64?
@@ -237,8 +259,36 @@ public struct HTTPExchange: Sendable {
         self.lastActivity = now
     }
 
+    /// Feeds one event; returns what the driver does. `finished` is set where the request's life ends: the
+    /// exchange left its request states (choosing, connecting, exchanging, tunnel), or answered a head that was not
+    /// a request.
     @inlinable
     public mutating func handle(_ event: Event) -> Action {
+        let before = self._state
+        let headSince = self.headSince
+        var action = self.step(event)
+        switch before {
+        case .choosing, .connecting, .exchanging, .tunnel:
+            switch self._state {
+            case .idle, .closing, .closed: action.finished = true
+            case .choosing, .connecting, .exchanging, .tunnel: break
+            }
+        case .idle:
+            if case .respond = action.next {
+                // A head answered that was no request (malformed, or not whole in time): its own log line, with
+                // no phases but the head's start.
+                action.finished = true
+                self._timing = Timing()
+                self._timing.headStart = headSince ?? 0
+            }
+        case .closing, .closed:
+            break
+        }
+        return action
+    }
+
+    @inlinable
+    mutating func step(_ event: Event) -> Action {
         switch event {
         case .activity(let now):
             self.touch(now)
@@ -260,6 +310,7 @@ public struct HTTPExchange: Sendable {
             guard case .connecting(let server) = self._state else { return .wait }
             self._state = .exchanging(server: server)
             self.sentAt = now
+            self._timing.connected = now
             self.serverKeepsAlive = true
             return Action(.send)
         case .bodyForwarded:
@@ -306,6 +357,9 @@ public struct HTTPExchange: Sendable {
         self.serverKeepsAlive = true
         self._tried.removeAll(keepingCapacity: true)
         self.lastFailure = nil
+        self._timing = Timing()
+        self._timing.headStart = self.headSince ?? now
+        self._timing.request = now
         self.headSince = nil
         self.requestSince = now
         self.lastActivity = now
@@ -332,6 +386,9 @@ public struct HTTPExchange: Sendable {
     mutating func response(_ response: Response, now: UInt64) -> Action {
         guard case .exchanging(let server) = self._state else { return .wait }
         self.lastActivity = now
+        if self._timing.firstByte == 0 && response.status >= 200 || response.status == 101 {
+            self._timing.firstByte = now
+        }
         let status = response.status
         if status == 101 {
             // Only an upgrade the client asked for may switch; a 101 to anything else is not HTTP to pass on.

@@ -97,6 +97,9 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     private var upstream: RelayUpstream?
     var slot: RealServerSlot?
     var failureDetail = ""
+    var access = AccessFacts()
+    var clientAddress: SocketAddress? { self.remote }
+    var nowNanos: UInt64 { self.loop.now }
 
     // The response in flight.
     private var scanner = HTTPResponseScanner.forProxy()
@@ -353,6 +356,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
             (request + length).copyMemory(from: base, byteCount: bytes.count)
             length += bytes.count
         }
+        if self.service.accessLog != nil { self.noteRequestLine(raw) }
         let body = head.length - 2
         if let line = head.connectionLine {
             put(UnsafeRawBufferPointer(rebasing: raw[0..<line.lowerBound]))
@@ -382,6 +386,15 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         }
         let facts = HTTPExchange.Request(idempotent: head.idempotent, keepAlive: !head.close)
         self.perform(self.exchange.handle(.request(facts, now: self.loop.now)))
+    }
+
+    /// The method and target of a plain head (`METHOD SP TARGET SP HTTP/1.1`), for the access log.
+    private func noteRequestLine(_ raw: UnsafeRawBufferPointer) {
+        guard let space = raw.firstIndex(of: 0x20) else { return }
+        let rest = raw[(space + 1)...]
+        let end = rest.firstIndex(of: 0x20) ?? rest.endIndex
+        self.access.method = String(decoding: raw[..<space], as: UTF8.self)
+        self.access.target = String(decoding: rest[..<end], as: UTF8.self)
     }
 
     // MARK: the machine's actions
@@ -589,7 +602,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
             informational = false
             addsClose = close
             self.headDone = true
-            if let slot = self.slot { self.service.responded(slot, status: status) }
+            self.responded(status)
         default:
             // Not a response to pass on (a 101 nobody asked for, a status under 100).
             self.loop.recycle(buffer)
@@ -630,9 +643,11 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         switch outcome {
         case .needMore:
             counters?.bytesOut.wrappingAdd(to - from, ordering: .relaxed)
+            self.access.bytesOut &+= to - from
             self.queue(buffer, from: headFrom ?? from, to: to)
         case .complete(_, let keepAlive, let consumed):
             counters?.bytesOut.wrappingAdd(consumed, ordering: .relaxed)
+            self.access.bytesOut &+= consumed
             if !keepAlive || from + consumed < to { self.upstreamReusable = false }
             self.queue(buffer, from: headFrom ?? from, to: from + consumed)
             self.finish()

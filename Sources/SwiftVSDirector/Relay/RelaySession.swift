@@ -1,7 +1,9 @@
 import CSwiftVSLinux
+import Foundation
 import Glibc
 import NIOCore
 import Synchronization
+import SwiftVSConfigKit
 import SwiftVSCore
 
 /// One direction of a relayed connection: bytes read from `from` wait in `buffer` until `to` takes them.
@@ -18,6 +20,8 @@ struct RelayFlow {
     var readable = false
     var hangup = false
     var writable = false
+    /// Bytes read from `from` (for the access log).
+    var total = 0
     /// `from` sent its FIN (read returned 0).
     var eof = false
     /// We passed the FIN on: `to`'s write side is shut.
@@ -69,6 +73,7 @@ struct RelayFlow {
                 self.start = 0
                 self.end = count
                 counter.wrappingAdd(count, ordering: .relaxed)
+                self.total &+= count
                 activity = loop.now
                 if count < RelayLoop.bufferSize && !self.hangup { self.readable = false }
             } else {
@@ -122,6 +127,10 @@ final class RelaySession: RelayConnection {
     /// Client → real server, and back.
     private var up = RelayFlow()
     private var down = RelayFlow()
+    /// For the access log: when it was accepted and connected, and the last real server tried.
+    private let accepted: UInt64
+    private var connectedAt: UInt64 = 0
+    private var lastServer: Endpoint?
 
     init(loop: RelayLoop, service: VirtualService, clientFD: Int32, remote: SocketAddress?) {
         self.loop = loop
@@ -134,6 +143,7 @@ final class RelaySession: RelayConnection {
         default: self.key = remote?.sourceKey(withPort: self.config.flags.port) ?? 0
         }
         self.lastActivity = loop.now
+        self.accepted = loop.now
         self.idleNanos = UInt64(max(0, self.config.timeouts.idle) * 1e9)
         self.up.from = clientFD
         self.down.to = clientFD
@@ -153,6 +163,7 @@ final class RelaySession: RelayConnection {
         }
         self.tried.append(slot.server.id)
         self.slot = slot
+        self.lastServer = slot.server.endpoint
         guard let fd = RelayLoop.startConnect(to: slot.address) else {
             self.connectFailed(errno)
             return
@@ -176,6 +187,7 @@ final class RelaySession: RelayConnection {
             return
         }
         self.connecting = false
+        self.connectedAt = self.loop.now
         if let slot = self.slot { self.service.succeeded(slot) }
         self.up.writable = true
         self.lastActivity = self.loop.now
@@ -267,6 +279,17 @@ final class RelaySession: RelayConnection {
             self.slot = nil
             slot.release()
         }
+        if let log = self.service.accessLog { log.record(self.accessRecord()) }
         self.loop.forget(self)
+    }
+
+    private func accessRecord() -> AccessRecord {
+        let now = self.loop.now
+        return AccessRecord(
+            time: Date().timeIntervalSince1970, client: AccessRecord.address(self.remote), service: self.service.name,
+            server: self.lastServer?.description, proto: "TCP", bytesIn: self.up.total, bytesOut: self.down.total,
+            retries: max(0, self.tried.count - 1),
+            connect: self.connectedAt == 0 ? nil : Double(self.connectedAt &- self.accepted) / 1e9,
+            total: Double(now &- self.accepted) / 1e9)
     }
 }
