@@ -1,3 +1,4 @@
+import SwiftVSConfigKit
 /// What a playlist needs to know of a segment (its bytes live elsewhere).
 public struct SegmentInfo: Sendable, Equatable {
     public var number: Int64
@@ -109,36 +110,6 @@ public enum HLSPlaylist {
     /// The segments overlapping [start, start + duration).
     public static func archiveRange(_ segments: [SegmentInfo], start: Double, end: Double) -> [SegmentInfo] {
         segments.filter { $0.programDateTime + $0.duration > start && $0.programDateTime < end }
-    }
-}
-
-/// UTC timestamps in ISO 8601 with milliseconds ("2026-11-22T18:00:00.000Z"), without Foundation.
-public enum ISO8601 {
-    public static func format(_ seconds: Double) -> String {
-        let millisTotal = Int64((seconds * 1000).rounded(.down))
-        let days = Self.floorDiv(millisTotal, 86_400_000)
-        let msOfDay = millisTotal - days * 86_400_000
-        let (y, m, d) = self.civil(fromDays: days)
-        let h = msOfDay / 3_600_000, min = msOfDay / 60_000 % 60, s = msOfDay / 1000 % 60, ms = msOfDay % 1000
-        func pad(_ v: Int64, _ n: Int) -> String {
-            let t = String(v); return String(repeating: "0", count: max(0, n - t.count)) + t
-        }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(min, 2)):\(pad(s, 2)).\(pad(ms, 3))Z"
-    }
-
-    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
-
-    /// Howard Hinnant's days-from-civil inverse.
-    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SwiftVSConfigKit
 import Testing
 @testable import SwiftVSMedia
 

@@ -1,3 +1,5 @@
+import SwiftVSConfigKit
+
 /// The access log (`access_log`): where, in which format, and how much of it.
 public struct AccessLogConfig: Sendable, Equatable {
     public enum Format: String, Sendable, CaseIterable {
@@ -179,42 +181,7 @@ public enum AccessLine {
         return out + "\""
     }
 
-    /// The civil date and time (UTC) of `time`: Howard Hinnant's days-to-civil, without the C library.
-    static func civil(_ time: Double) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, ms: Int)
-    {
-        let millis = Int((time * 1000).rounded(.down))
-        var seconds = millis / 1000
-        let ms = millis - seconds * 1000
-        var days = seconds / 86400
-        seconds -= days * 86400
-        days += 719_468
-        let era = (days >= 0 ? days : days - 146_096) / 146_097
-        let dayOfEra = days - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day, seconds / 3600, seconds % 3600 / 60, seconds % 60, ms)
-    }
+    static func clf(_ time: Double) -> String { UTCTime(time).commonLog }
 
-    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-    static func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-    static func three(_ n: Int) -> String { n < 10 ? "00\(n)" : n < 100 ? "0\(n)" : "\(n)" }
-
-    /// `01/Dec/2026:10:33:00.123 +0000`
-    static func clf(_ time: Double) -> String {
-        let c = self.civil(time)
-        return "\(two(c.day))/\(months[c.month - 1])/\(c.year):\(two(c.hour)):\(two(c.minute)):\(two(c.second))"
-            + ".\(three(c.ms)) +0000"
-    }
-
-    /// `2026-12-01T10:33:00.123Z`
-    static func iso(_ time: Double) -> String {
-        let c = self.civil(time)
-        return "\(c.year)-\(two(c.month))-\(two(c.day))T\(two(c.hour)):\(two(c.minute)):\(two(c.second))"
-            + ".\(three(c.ms))Z"
-    }
+    static func iso(_ time: Double) -> String { UTCTime(time).iso8601 }
 }
