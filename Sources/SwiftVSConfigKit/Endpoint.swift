@@ -81,7 +81,7 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         return nil
     }
 
-    static func format(_ bytes: [UInt8]) -> String {
+    public static func format(_ bytes: [UInt8]) -> String {
         var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         let family = bytes.count == 4 ? AF_INET : AF_INET6
         let ok = bytes.withUnsafeBytes { raw in

@@ -17,6 +17,9 @@ final class TestBackend: Sendable {
         case echo
         /// Canned HTTP/1 bytes per path, written as they are (see `RawResponder`): what the fast path must pass on.
         case raw
+        /// A real server behind `proxy_protocol`: reads the PROXY header (parsed here by hand, not by the
+        /// director's code), answers `v1|v2 SOURCE SPORT DESTINATION DPORT` and a newline, then echoes.
+        case proxyReader
     }
 
     let name: String
@@ -73,6 +76,8 @@ final class TestBackend: Sendable {
                         try channel.pipeline.syncOperations.addHandler(EchoHandler())
                     case .raw:
                         try channel.pipeline.syncOperations.addHandler(RawResponder(name: backend.name))
+                    case .proxyReader:
+                        try channel.pipeline.syncOperations.addHandler(ProxyReader())
                     case .http:
                         let upgrader = NIOWebSocketServerUpgrader(
                             shouldUpgrade: { channel, head in
@@ -421,5 +426,53 @@ final class RoomHandler: ChannelInboundHandler {
         default:
             break
         }
+    }
+}
+
+/// Reads a PROXY header by the spec's own description, tells what it said, then echoes.
+final class ProxyReader: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var bytes: [UInt8] = []
+    private var done = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = Self.unwrapInboundIn(data)
+        if self.done {
+            context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+            return
+        }
+        self.bytes += buffer.readBytes(length: buffer.readableBytes) ?? []
+        guard let (said, length) = self.parse() else { return }
+        self.done = true
+        var out = context.channel.allocator.buffer(string: said + "\n")
+        out.writeBytes(self.bytes[length...])
+        context.writeAndFlush(Self.wrapOutboundOut(out), promise: nil)
+    }
+
+    /// nil until the whole header is in.
+    private func parse() -> (String, Int)? {
+        let signature: [UInt8] = [13, 10, 13, 10, 0, 13, 10, 81, 85, 73, 84, 10]
+        if self.bytes.starts(with: signature) {
+            guard self.bytes.count >= 16 else { return nil }
+            let length = Int(self.bytes[14]) << 8 | Int(self.bytes[15])
+            guard self.bytes.count >= 16 + length else { return nil }
+            let width = self.bytes[13] >> 4 == 1 ? 4 : 16
+            func ip(_ at: Int) -> String {
+                width == 4
+                    ? self.bytes[at..<(at + 4)].map(String.init).joined(separator: ".")
+                    : stride(from: at, to: at + 16, by: 2).map {
+                        String(Int(self.bytes[$0]) << 8 | Int(self.bytes[$0 + 1]), radix: 16)
+                    }.joined(separator: ":")
+            }
+            let ports = 16 + 2 * width
+            let sport = Int(self.bytes[ports]) << 8 | Int(self.bytes[ports + 1])
+            let dport = Int(self.bytes[ports + 2]) << 8 | Int(self.bytes[ports + 3])
+            return ("v2 \(ip(16)) \(sport) \(ip(16 + width)) \(dport)", 16 + length)
+        }
+        guard let lf = self.bytes.firstIndex(of: 10) else { return nil }
+        let fields = String(decoding: self.bytes[0..<(lf - 1)], as: UTF8.self).split(separator: " ")
+        guard fields.count == 6, fields[0] == "PROXY" else { return ("not a PROXY header", lf + 1) }
+        return ("v1 \(fields[2]) \(fields[4]) \(fields[3]) \(fields[5])", lf + 1)
     }
 }

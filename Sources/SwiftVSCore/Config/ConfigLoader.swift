@@ -365,7 +365,7 @@ extension NodeReader {
     static let serviceKeys = [
         "name", "listen", "protocol", "scheduler", "scheduler_flags", "hash", "persistence", "retries", "timeouts",
         "limits", "forwarded_for", "max_idle_per_server", "health", "ejection", "quorum", "quorum_hysteresis", "sorry",
-        "servers", "tls", "http2", "https_redirect",
+        "servers", "tls", "http2", "https_redirect", "proxy_protocol", "accept_proxy",
     ]
 
     mutating func service(_ node: Node, _ path: String) -> VirtualServiceConfig? {
@@ -477,6 +477,34 @@ extension NodeReader {
                 self.report(
                     "\(path).https_redirect", node,
                     "belongs on a plain http service (the one on port 80), not on a tcp or tls one")
+            }
+        }
+        if let node = keys["proxy_protocol"], let text = self.scalar(node, "\(path).proxy_protocol") {
+            if let version = ProxyHeader.Version(rawValue: text.lowercased()) {
+                service.proxyProtocol = version
+            } else if !Self.isOff(text) {
+                self.report("\(path).proxy_protocol", node, "'\(text)' is not v1, v2 or off")
+            }
+            if service.proto != .tcp {
+                self.report(
+                    "\(path).proxy_protocol", node,
+                    "applies to tcp services (http ones tell the real server the client by X-Forwarded-For)")
+            }
+        }
+        if let node = keys["accept_proxy"],
+            let list = self.strings(node, "\(path).accept_proxy", example: "[10.0.0.0/8, 127.0.0.1]")
+        {
+            for (index, text) in list.enumerated() {
+                if let network = IPNetwork(text) {
+                    service.acceptProxy.append(network)
+                } else {
+                    self.report(
+                        "\(path).accept_proxy[\(index)]", node, "'\(text)' is not an address or network like 10.0.0.0/8"
+                    )
+                }
+            }
+            if service.proto != .tcp {
+                self.report("\(path).accept_proxy", node, "is read on tcp services only, for now")
             }
         }
         if let serversNode = keys["servers"] {

@@ -194,6 +194,11 @@ public struct VirtualServiceConfig: Sendable, Equatable {
     public var http2 = true
     /// Every request answered with a redirect to HTTPS (http, without `tls`); nil = off.
     public var httpsRedirect: HTTPSRedirect?
+    /// tcp: each connection to a real server starts with a PROXY header of this version; nil = none.
+    public var proxyProtocol: ProxyHeader.Version?
+    /// tcp: clients from these networks start with a PROXY header, whose source is then the client's address;
+    /// others are refused. Empty = no PROXY header is read.
+    public var acceptProxy: [IPNetwork] = []
     public var servers: [RealServerConfig]
 
     public init(

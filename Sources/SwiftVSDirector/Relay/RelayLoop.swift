@@ -283,7 +283,7 @@ final class RelayLoop: @unchecked Sendable {
             case .tcp:
                 let session = RelaySession(loop: self, service: service, clientFD: fd, remote: Self.address(storage))
                 self.track(session)
-                session.connect()
+                session.start()
             case .http:
                 guard HTTPRelaySession.serves(config) else {
                     // Hashing on a request field needs the parsed request: the NIO proxy serves these services.

@@ -5,6 +5,7 @@ import NIOCore
 import Synchronization
 import SwiftVSConfigKit
 import SwiftVSCore
+import SwiftVSSystem
 
 /// One direction of a relayed connection: bytes read from `from` wait in `buffer` until `to` takes them.
 ///
@@ -111,8 +112,9 @@ final class RelaySession: RelayConnection {
     let loop: RelayLoop
     let service: VirtualService
     let config: VirtualServiceConfig
-    let remote: SocketAddress?
-    let key: UInt32
+    /// The client: the connection's peer, or what a trusted front's PROXY header said.
+    private(set) var remote: SocketAddress?
+    private(set) var key: UInt32
     let clientFD: Int32
     var serverFD: Int32 = -1
     private var tried: [Int] = []
@@ -131,6 +133,11 @@ final class RelaySession: RelayConnection {
     private let accepted: UInt64
     private var connectedAt: UInt64 = 0
     private var lastServer: Endpoint?
+    /// `accept_proxy`: the client's PROXY header is awaited (until this deadline) before a real server is chosen.
+    private var proxyDeadline: UInt64?
+    /// The address the client connected to, as its PROXY header said (else the socket's own).
+    private var proxiedDestination: SocketAddress?
+    private var clientWatched = false
 
     init(loop: RelayLoop, service: VirtualService, clientFD: Int32, remote: SocketAddress?) {
         self.loop = loop
@@ -138,15 +145,102 @@ final class RelaySession: RelayConnection {
         self.config = service.config
         self.clientFD = clientFD
         self.remote = remote
-        switch self.config.effectiveHash {
-        case .destination: self.key = service.destinationKey
-        default: self.key = remote?.sourceKey(withPort: self.config.flags.port) ?? 0
-        }
+        self.key = Self.key(service, self.config, remote)
         self.lastActivity = loop.now
         self.accepted = loop.now
         self.idleNanos = UInt64(max(0, self.config.timeouts.idle) * 1e9)
         self.up.from = clientFD
         self.down.to = clientFD
+    }
+
+    static func key(_ service: VirtualService, _ config: VirtualServiceConfig, _ remote: SocketAddress?) -> UInt32 {
+        switch config.effectiveHash {
+        case .destination: return service.destinationKey
+        default: return remote?.sourceKey(withPort: config.flags.port) ?? 0
+        }
+    }
+
+    /// A new connection: choose and connect, or (`accept_proxy`) first read the front's PROXY header.
+    func start() {
+        guard !self.config.acceptProxy.isEmpty else { return self.connect() }
+        let trusted = self.remote.map { remote in
+            remote.withAddressBytes { bytes in self.config.acceptProxy.contains { $0.contains(Array(bytes)) } }
+        }
+        guard trusted == true else {
+            let (allowed, held) = LogThrottle.allows("proxy-untrusted \(self.config.name)")
+            if allowed {
+                self.service.logger.warning(
+                    "a client outside accept_proxy: closed",
+                    metadata: [
+                        "service": "\(self.config.name)", "client": "\(AccessRecord.address(self.remote))",
+                        "also_since_last": "\(held)",
+                    ])
+            }
+            return self.close()
+        }
+        self.proxyDeadline = self.loop.now &+ UInt64(max(0, self.config.timeouts.headerRead) * 1e9)
+        guard self.loop.watch(self.clientFD, self, tag: .client) else { return self.close() }
+        self.clientWatched = true
+    }
+
+    /// Reads the PROXY header without taking a byte past it (peek, then take its length).
+    private func readProxyHeader() {
+        var peeked = [UInt8](repeating: 0, count: 4096)
+        let count = peeked.withUnsafeMutableBytes { recv(self.clientFD, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
+        if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+        guard count > 0 else { return self.close() }
+        switch ProxyHeader.parse(Array(peeked[0..<count])) {
+        case .needMore:
+            if count == peeked.count { self.refuseProxy("a PROXY header over 4 KiB") }
+        case .invalid(let reason):
+            self.refuseProxy(reason)
+        case .header(let header, let length):
+            _ = peeked.withUnsafeMutableBytes { recv(self.clientFD, $0.baseAddress, length, 0) }
+            self.proxyDeadline = nil
+            if let header {
+                self.remote = try? SocketAddress(ipAddress: Endpoint.format(header.source), port: header.sourcePort)
+                self.proxiedDestination = try? SocketAddress(
+                    ipAddress: Endpoint.format(header.destination), port: header.destinationPort)
+                self.key = Self.key(self.service, self.config, self.remote)
+            }
+            self.connect()
+        }
+    }
+
+    private func refuseProxy(_ reason: String) {
+        self.service.logger.debug(
+            "bad PROXY header: closed", metadata: ["service": "\(self.config.name)", "reason": "\(reason)"])
+        self.close()
+    }
+
+    /// `proxy_protocol`: the header goes first on the new connection to the real server.
+    private func sendProxyHeader(_ version: ProxyHeader.Version) -> Bool {
+        guard let remote = self.remote, let local = self.proxiedDestination ?? Self.localAddress(self.clientFD),
+            let port = remote.port, let localPort = local.port
+        else { return false }
+        let source = remote.withAddressBytes { Array($0) }
+        var destination = local.withAddressBytes { Array($0) }
+        // One family in one header: an IPv4 client on an IPv6 listener is told as IPv4-mapped.
+        if source.count == 16 && destination.count == 4 {
+            destination = [UInt8](repeating: 0, count: 10) + [0xFF, 0xFF] + destination
+        }
+        var source6 = source
+        if source.count == 4 && destination.count == 16 {
+            source6 = [UInt8](repeating: 0, count: 10) + [0xFF, 0xFF] + source
+        }
+        let bytes = ProxyHeader(source: source6, sourcePort: port, destination: destination, destinationPort: localPort)
+            .encode(version)
+        let sent = bytes.withUnsafeBytes { send(self.serverFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        return sent == bytes.count
+    }
+
+    static func localAddress(_ fd: Int32) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
+        }
+        return ok ? RelayLoop.address(storage) : nil
     }
 
     // MARK: connecting
@@ -188,14 +282,28 @@ final class RelaySession: RelayConnection {
         }
         self.connecting = false
         self.connectedAt = self.loop.now
+        if let version = self.config.proxyProtocol, !self.sendProxyHeader(version) {
+            self.service.logger.warning(
+                "cannot send the PROXY header: closed", metadata: ["service": "\(self.config.name)"])
+            return self.close()
+        }
         if let slot = self.slot { self.service.succeeded(slot) }
         self.up.writable = true
         self.lastActivity = self.loop.now
         // Only now is the client read: its bytes wait in the kernel while no real server is chosen.
+        if self.clientWatched {
+            // Watched since its PROXY header: its edges were spent then, so read what came after the header now,
+            // and take the client as writable (a send that would block says otherwise).
+            self.up.readable = true
+            self.down.writable = true
+            self.pump()
+            return
+        }
         guard self.loop.watch(self.clientFD, self, tag: .client) else {
             self.close()
             return
         }
+        self.clientWatched = true
     }
 
     private func connectFailed(_ error: Int32) {
@@ -233,9 +341,15 @@ final class RelaySession: RelayConnection {
             if hangup { self.down.hangup = true }
             if writable { self.up.writable = true }
         } else {
+            if self.proxyDeadline != nil {
+                if readable { self.readProxyHeader() }
+                return
+            }
             if readable { self.up.readable = true }
             if hangup { self.up.hangup = true }
             if writable { self.down.writable = true }
+            // Bytes after the PROXY header while a real server is still being connected: they wait.
+            if self.connecting { return }
         }
         self.pump()
     }
@@ -252,7 +366,9 @@ final class RelaySession: RelayConnection {
 
     /// The sweeper's look: connect timeout, then idle timeout.
     func checkTimeout(now: UInt64) {
-        if self.connecting {
+        if let deadline = self.proxyDeadline {
+            if now > deadline { self.refuseProxy("no PROXY header within timeouts.header_read") }
+        } else if self.connecting {
             if now > self.connectDeadline { self.connectFailed(ETIMEDOUT) }
         } else if now &- self.lastActivity > self.idleNanos {
             self.close()
