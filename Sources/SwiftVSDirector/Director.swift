@@ -62,6 +62,7 @@ public final class Director: Sendable {
             throw DirectorError(code: .config, message: error.description)
         }
         for service in services { service.tlsFront = fronts[service.name] }
+        try Self.link(services)
         self.state = Mutex(State(config: config, services: services))
     }
 
@@ -95,7 +96,7 @@ public final class Director: Sendable {
         let services = self.services
         var bound: [String: Listener] = [:]
         do {
-            for service in services {
+            for service in services where service.config.poolOf == nil {
                 bound[service.name] = try await self.bind(service, at: service.config.listen)
                 self.logListening(service)
             }
@@ -109,6 +110,31 @@ public final class Director: Sendable {
             state.listeners = bound
             state.started = true
             state.housekeeping = housekeeping
+        }
+    }
+
+    /// Gives every service with routes its route table and its pools (by their name in the config).
+    static func link(_ services: [VirtualService]) throws {
+        let byName = Dictionary(uniqueKeysWithValues: services.map { ($0.name, $0) })
+        for service in services {
+            let config = service.config
+            guard !config.routes.isEmpty else {
+                service.routing = nil
+                continue
+            }
+            let table: RouteTable
+            do {
+                table = try RouteTable(config.routes)
+            } catch {
+                throw DirectorError(
+                    code: .config, message: "services '\(config.name)' routes[\(error.index)]: \(error.message)")
+            }
+            var pools: [String: VirtualService] = [:]
+            for pool in config.pools {
+                let short = String(pool.name.dropFirst(config.name.count + 1))
+                pools[short] = byName[pool.name]
+            }
+            service.routing = Routing(table: table, pools: pools)
         }
     }
 
@@ -230,18 +256,25 @@ public final class Director: Sendable {
 
         // Bind what is new (or moved) first: if any bind fails, nothing has changed yet.
         var fresh: [String: (VirtualService, Listener)] = [:]
+        var freshPools: [VirtualService] = []
         var moved: [String: Listener] = [:]
         do {
             for config in new.services {
                 if let existing = byName[config.name] {
-                    if existing.config.listen != config.listen {
+                    if config.poolOf == nil
+                        && (existing.config.listen != config.listen || existing.config.poolOf != nil)
+                    {
                         // Same service, new address: its own object (and so its state) takes the new listener.
                         moved[config.name] = try await self.bind(existing, at: config.listen)
                     }
                 } else {
                     let service = try VirtualService(config: config, logger: self.logger, accessLog: self.accessLog)
                     service.tlsFront = fronts[config.name]
-                    fresh[config.name] = (service, try await self.bind(service, at: config.listen))
+                    if config.poolOf != nil {
+                        freshPools.append(service)
+                    } else {
+                        fresh[config.name] = (service, try await self.bind(service, at: config.listen))
+                    }
                 }
             }
         } catch {
@@ -267,8 +300,13 @@ public final class Director: Sendable {
                 service.checks.start(service, group: self.group)
                 summary.added.append(config.name)
                 self.logListening(service)
+            } else if let pool = freshPools.first(where: { $0.name == config.name }) {
+                services.append(pool)
+                pool.checks.start(pool, group: self.group)
+                summary.added.append(config.name)
             }
         }
+        try Self.link(services)
         let kept = Set(new.services.map(\.name))
         let removed = running.filter { !kept.contains($0.name) }
         for service in removed {

@@ -9,7 +9,11 @@ import SwiftVSCore
 /// `HTTPExchange`'s actions: count a failure against the real server, give its slot back, park or close the
 /// upstream connection, and choose the next real server. The rest of an action (bytes) is each driver's own.
 protocol ExchangeDriver: AnyObject {
+    /// The service whose listener the client came to.
     var service: VirtualService { get }
+    /// The pool the request in flight goes to (its real servers, scheduler, counts): the service itself, or the
+    /// pool its route chose.
+    var pool: VirtualService { get }
     var exchange: HTTPExchange { get set }
     /// The real server whose in-flight slot the exchange holds (`HTTPExchange.holding`).
     var slot: RealServerSlot? { get set }
@@ -44,6 +48,9 @@ struct AccessFacts {
     var bytesIn = 0
     var bytesOut = 0
     var server: Endpoint?
+    /// The route that matched (its index) and the pool it chose.
+    var route: Int?
+    var pool: String?
 }
 
 extension ExchangeDriver {
@@ -59,7 +66,7 @@ extension ExchangeDriver {
             self.access = AccessFacts()
         }
         if let failure = action.failure, let slot = self.slot {
-            self.service.upstreamFailed(slot, failure, detail: self.failureDetail)
+            self.pool.upstreamFailed(slot, failure, detail: self.failureDetail)
         }
         if case .respond(let status, _) = action.next, status >= 500 { self.warnAnswered(status) }
         if action.release {
@@ -90,7 +97,7 @@ extension ExchangeDriver {
     /// The final response head goes to the client: the server's counts, and the status for the access log.
     @inline(__always)
     func responded(_ status: Int) {
-        if let slot = self.slot { self.service.responded(slot, status: status) }
+        if let slot = self.slot { self.pool.responded(slot, status: status) }
         self.access.status = status
     }
 
@@ -104,7 +111,7 @@ extension ExchangeDriver {
         let access = self.access
         return AccessRecord(
             time: Date().timeIntervalSince1970, client: AccessRecord.address(self.clientAddress),
-            service: self.service.name,
+            service: self.service.name, route: access.route, pool: access.pool,
             server: access.server?.description, method: access.method, target: access.target, proto: access.version,
             status: access.status, bytesIn: access.bytesIn, bytesOut: access.bytesOut,
             retries: max(0, self.exchange.tried.count - 1), head: seconds(timing.headStart, timing.request),
@@ -118,7 +125,7 @@ extension ExchangeDriver {
         if !self.exchange.tried.isEmpty {
             self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.service.name)"])
         }
-        let slot = self.service.schedule(key: key, remote: remote, now: now, excluding: self.exchange.tried)
+        let slot = self.pool.schedule(key: key, remote: remote, now: now, excluding: self.exchange.tried)
         self.slot = slot
         if let slot { self.access.server = slot.server.endpoint }
         self.perform(self.exchange.handle(.picked(server: slot?.server.id, now: nanos)))

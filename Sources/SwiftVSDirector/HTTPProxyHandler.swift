@@ -32,7 +32,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     let service: VirtualService
     /// The service's config as it was when this connection came: a reload applies to new connections.
     let config: VirtualServiceConfig
-    let serviceID: ObjectIdentifier
+    /// The pool the request in flight goes to: the service itself, or the one its route chose.
+    var pool: VirtualService
+    private var poolConfig: VirtualServiceConfig
+    private var poolID: ObjectIdentifier
+    /// The route's response header edits, for the request in flight.
+    private var responseEdits: RouteConfig?
     let loop: LoopContext
     private var context: ChannelHandlerContext?
     var exchange: HTTPExchange
@@ -73,7 +78,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
         self.secure = secure
         let config = service.config
         self.config = config
-        self.serviceID = ObjectIdentifier(service)
+        self.pool = service
+        self.poolConfig = config
+        self.poolID = ObjectIdentifier(service)
         self.loop = loop
         // NIO's connector times connects itself (`UpstreamConnection.open`).
         self.exchange = HTTPExchange(
@@ -167,13 +174,53 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
         let request = HTTPExchange.Request(
             idempotent: HTTPHead.isIdempotent(head.method), keepAlive: keepAlive, upgrade: facts.isUpgrade,
             complete: !facts.hasBody)
+        let answer = self.route(head)
         let action = self.exchange.handle(.request(request, now: self.loop.now))
+        if let answer { return self.perform(self.exchange.handle(.answer(status: answer))) }
+        self.perform(action)
+    }
+
+    /// Where the request goes: the pool its route chose (`self.pool`, with the route's edits on `self.head`), or a
+    /// status the director answers itself (a redirect, a fixed status, 404 when no route matches).
+    private func route(_ head: HTTPRequestHead) -> Int? {
+        self.responseEdits = nil
         if let redirect = self.config.httpsRedirect {
             self.redirectTo = redirect.location(host: head.headers.first(name: "host"), target: head.uri)
-            guard self.redirectTo != nil else { return self.perform(self.exchange.handle(.answer(status: 400))) }
-            return self.perform(self.exchange.handle(.answer(status: redirect.status)))
+            return self.redirectTo == nil ? 400 : redirect.status
         }
-        self.perform(action)
+        guard let routing = self.service.routing else { return nil }
+        let request = RouteTable.Request(
+            host: head.headers.first(name: "host"), target: head.uri, method: head.method.rawValue,
+            header: { head.headers.first(name: $0) })
+        guard let index = routing.table.route(request) else { return 404 }
+        let route = routing.table.routes[index]
+        self.access.route = index
+        switch route.action {
+        case .respond(let status):
+            return status
+        case .redirect(let location, let status, let keepPath):
+            self.redirectTo =
+                keepPath ? (location.hasSuffix("/") ? String(location.dropLast()) : location) + head.uri : location
+            return status
+        case .pool(let name):
+            guard let pool = routing.pools[name] else { return 503 }
+            self.access.pool = name
+            if pool !== self.pool {
+                self.pool = pool
+                self.poolConfig = pool.config
+                self.poolID = ObjectIdentifier(pool)
+            }
+        }
+        if var upstream = self.head {
+            upstream.uri = route.rewrite(upstream.uri)
+            for name in route.removeRequestHeaders { upstream.headers.remove(name: name) }
+            for header in route.setRequestHeaders {
+                upstream.headers.replaceOrAdd(name: header.name, value: header.value ?? "")
+            }
+            self.head = upstream
+        }
+        if !route.setResponseHeaders.isEmpty || !route.removeResponseHeaders.isEmpty { self.responseEdits = route }
+        return nil
     }
 
     /// The Location of the redirect being answered.
@@ -236,7 +283,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     func parkUpstream() {
         guard let upstream = self.upstream else { return }
         self.upstream = nil
-        if !upstream.park(limit: self.config.maxIdlePerServer) { upstream.close() }
+        if !upstream.park(limit: self.poolConfig.maxIdlePerServer) { upstream.close() }
     }
 
     func closeUpstream() {
@@ -248,13 +295,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     /// Takes a pooled connection to the chosen server (not for an upgrade: it becomes a tunnel), or opens one.
     private func connect() {
         guard let slot = self.slot else { return }
-        if !self.isUpgrade, let connection = self.loop.httpPool.take(service: self.serviceID, server: slot.server.id) {
+        if !self.isUpgrade, let connection = self.loop.httpPool.take(service: self.poolID, server: slot.server.id) {
             connection.unpark(for: self)
             return self.attach(connection)
         }
         let server = slot.server.id
         Upstream.open(
-            for: self, slot: slot, serviceID: self.serviceID, loop: self.loop, config: self.config,
+            for: self, slot: slot, serviceID: self.poolID, loop: self.loop, config: self.config,
             wanted: { self.exchange.state == .connecting(server: server) },
             attach: { connection in
                 self.attach(connection)
@@ -325,7 +372,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)
             case .passHead(let close):
                 self.responded(status)
-                let clientHead = HTTPHead.clientResponse(head, version: self.clientVersion, keepAlive: !close)
+                var clientHead = HTTPHead.clientResponse(head, version: self.clientVersion, keepAlive: !close)
+                if let edits = self.responseEdits {
+                    for name in edits.removeResponseHeaders { clientHead.headers.remove(name: name) }
+                    for header in edits.setResponseHeaders {
+                        clientHead.headers.replaceOrAdd(name: header.name, value: header.value ?? "")
+                    }
+                }
                 context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
             default:
                 // Not a response to pass on (a 101 nobody asked for, a status under 100).
@@ -556,7 +609,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     // MARK: hashing
 
     private func hashKey(_ head: HTTPRequestHead) -> UInt32 {
-        let config = self.config
+        let config = self.poolConfig
         guard config.scheduler.isHashing else { return self.client.sourceKey }
         let value: Substring?
         switch config.effectiveHash {

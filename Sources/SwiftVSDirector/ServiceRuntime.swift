@@ -44,6 +44,12 @@ let sorryServerID = -1
 ///
 /// A reload that keeps the service's name applies the new config to this same object, so connections, counters and
 /// health state carry over; connections read the config once, when they are accepted.
+/// A service's routes, compiled, and its pools by their short name.
+struct Routing: Sendable {
+    let table: RouteTable
+    let pools: [String: VirtualService]
+}
+
 public final class VirtualService: Sendable {
     public let name: String
     let logger: Logger
@@ -94,6 +100,12 @@ public final class VirtualService: Sendable {
 
     let state: Mutex<State>
     let picker: Mutex<Picker>
+    /// Routes and the pools they send to, as last linked (start, reload); nil without routes.
+    private let routingBox = Mutex<Routing?>(nil)
+    var routing: Routing? {
+        get { self.routingBox.withLock { $0 } }
+        set { self.routingBox.withLock { $0 = newValue } }
+    }
     /// TLS termination as last loaded (start, reload): new connections take it, open ones keep theirs.
     private let tls = Mutex<TLSFront?>(nil)
     var tlsFront: TLSFront? {

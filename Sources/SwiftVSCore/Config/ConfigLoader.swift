@@ -59,6 +59,8 @@ extension NodeReader {
             }
         }
         self.crossCheck(services, serviceNodes, indices: list.enumerated().map { $0.offset })
+        // A service's pools run as services of their own (no listener), after the listeners.
+        services += services.flatMap(\.pools)
         if let listen = admin?.listen, let node = keys["admin"], services.contains(where: { $0.listen == listen }) {
             self.report("admin.listen", node, "\(listen) is also a virtual service's listen address")
         }
@@ -365,24 +367,50 @@ extension NodeReader {
     static let serviceKeys = [
         "name", "listen", "protocol", "scheduler", "scheduler_flags", "hash", "persistence", "retries", "timeouts",
         "limits", "forwarded_for", "max_idle_per_server", "health", "ejection", "quorum", "quorum_hysteresis", "sorry",
-        "servers", "tls", "http2", "https_redirect", "proxy_protocol", "accept_proxy",
+        "servers", "tls", "http2", "https_redirect", "proxy_protocol", "accept_proxy", "routes", "pools",
     ]
 
-    mutating func service(_ node: Node, _ path: String) -> VirtualServiceConfig? {
-        guard let keys = self.mapping(node, path, allowed: Self.serviceKeys) else { return nil }
+    /// What a pool has of a service: who its real servers are and how they are chosen and checked.
+    static let poolKeys = [
+        "scheduler", "scheduler_flags", "hash", "persistence", "retries", "max_idle_per_server", "health", "ejection",
+        "quorum", "quorum_hysteresis", "sorry", "servers",
+    ]
+
+    /// A service; or, with `pool`, one of a service's pools (its name and its service's config so far).
+    mutating func service(
+        _ node: Node, _ path: String, pool: (name: String, parent: VirtualServiceConfig)? = nil
+    ) -> VirtualServiceConfig? {
+        guard let keys = self.mapping(node, path, allowed: pool == nil ? Self.serviceKeys : Self.poolKeys) else {
+            return nil
+        }
         let problemsBefore = self.problems.count
 
-        let name = keys["name"].flatMap { self.string($0, "\(path).name") }
-        if keys["name"] == nil { self.report("\(path).name", node, "missing: every service needs a name") }
+        var name = keys["name"].flatMap { self.string($0, "\(path).name") }
+        if let name, name.contains("/") {
+            self.report("\(path).name", keys["name"], "'\(name)' has a '/', which names a service's pools")
+        }
+        if pool == nil && keys["name"] == nil {
+            self.report("\(path).name", node, "missing: every service needs a name")
+        }
 
         var listen: Endpoint?
-        if let listenNode = keys["listen"] {
+        if let pool {
+            name = "\(pool.parent.name)/\(pool.name)"
+            listen = pool.parent.listen
+        } else if let listenNode = keys["listen"] {
             listen = self.endpoint(listenNode, "\(path).listen")
         } else {
             self.report("\(path).listen", node, "missing: the address to listen on, like 0.0.0.0:80 or [::]:80")
         }
         // Every key left out keeps the default its field declares in VirtualServiceConfig: defaults live there once.
         var service = VirtualServiceConfig(name: name ?? "", listen: listen ?? .loopback(port: 0), servers: [])
+        if let pool {
+            // The listener's settings; the pool has its own servers and how they are chosen.
+            service.poolOf = pool.parent.name
+            service.timeouts = pool.parent.timeouts
+            service.limits = pool.parent.limits
+            service.forwardedFor = pool.parent.forwardedFor
+        }
 
         if let protoNode = keys["protocol"], let text = self.scalar(protoNode, "\(path).protocol") {
             if let value = ServiceProtocol(rawValue: text.lowercased()) {
@@ -507,7 +535,22 @@ extension NodeReader {
                 self.report("\(path).accept_proxy", node, "is read on tcp services only, for now")
             }
         }
-        if let serversNode = keys["servers"] {
+        if let node = keys["routes"] {
+            service.routes = self.routes(node, "\(path).routes")
+            if service.proto != .http {
+                self.report("\(path).routes", node, "route requests on http services only; this one is tcp")
+            }
+        }
+        if let node = keys["pools"] {
+            service.pools = self.pools(node, "\(path).pools", parent: service)
+            if keys["routes"] == nil { self.report("\(path).pools", node, "pools need routes that send to them") }
+        }
+        if keys["routes"] != nil {
+            self.checkRoutes(service, keys, path)
+            if let n = keys["servers"] {
+                self.report("\(path).servers", n, "a service with routes has its real servers in its pools")
+            }
+        } else if let serversNode = keys["servers"] {
             service.servers = self.servers(serversNode, "\(path).servers")
         } else {
             self.report("\(path).servers", node, "missing: list the real servers (address, weight)")
@@ -515,6 +558,186 @@ extension NodeReader {
 
         guard self.problems.count == problemsBefore, name != nil, listen != nil else { return nil }
         return service
+    }
+
+    static let routeKeys = [
+        "match", "pool", "redirect", "status", "strip_prefix", "rewrite_prefix", "set_request_headers",
+        "remove_request_headers", "set_response_headers", "remove_response_headers",
+    ]
+
+    mutating func routes(_ node: Node, _ path: String) -> [RouteConfig] {
+        guard case .sequence(let items) = node, !items.isEmpty else {
+            self.report(path, node, "a list of rules, like [{match: {path_prefix: /api/}, pool: api}, {pool: web}]")
+            return []
+        }
+        return items.enumerated().compactMap { self.route($1, "\(path)[\($0)]") }
+    }
+
+    mutating func route(_ node: Node, _ path: String) -> RouteConfig? {
+        guard let keys = self.mapping(node, path, allowed: Self.routeKeys) else { return nil }
+        let before = self.problems.count
+        let actions = ["pool", "redirect", "status"].filter { keys[$0] != nil }
+        guard actions.count == 1 else {
+            self.report(
+                path, node,
+                actions.isEmpty
+                    ? "says where requests go: pool, redirect or status"
+                    : "has \(actions.joined(separator: " and ")): give one")
+            return nil
+        }
+        var action = RouteConfig.Action.respond(status: 404)
+        if let n = keys["pool"], let name = self.string(n, "\(path).pool") { action = .pool(name) }
+        if let n = keys["status"], let status = self.int(n, "\(path).status", 200...599) {
+            action = .respond(status: status)
+        }
+        if let n = keys["redirect"] {
+            if case .scalar = n, let to = self.string(n, "\(path).redirect") {
+                action = .redirect(location: to, status: 302, keepPath: false)
+            } else if let m = self.mapping(n, "\(path).redirect", allowed: ["to", "status", "keep_path"]) {
+                let to = m["to"].flatMap { self.string($0, "\(path).redirect.to") }
+                if m["to"] == nil { self.report("\(path).redirect.to", n, "missing: where to send the client") }
+                var status = 302
+                if let s = m["status"], let v = self.int(s, "\(path).redirect.status", 301...308) {
+                    if [301, 302, 303, 307, 308].contains(v) {
+                        status = v
+                    } else {
+                        self.report("\(path).redirect.status", s, "must be 301, 302, 303, 307 or 308, got \(v)")
+                    }
+                }
+                let keep = m["keep_path"].flatMap { self.bool($0, "\(path).redirect.keep_path") } ?? false
+                action = .redirect(location: to ?? "", status: status, keepPath: keep)
+            }
+        }
+        var route = RouteConfig(action: action)
+        if let n = keys["match"] { route.match = self.routeMatch(n, "\(path).match") }
+        if let n = keys["strip_prefix"], let prefix = self.string(n, "\(path).strip_prefix") {
+            if !prefix.hasPrefix("/") { self.report("\(path).strip_prefix", n, "a path prefix starts with /") }
+            route.rewritePrefix = (prefix, "")
+        }
+        if let n = keys["rewrite_prefix"], let m = self.mapping(n, "\(path).rewrite_prefix", allowed: ["from", "to"]) {
+            let from = m["from"].flatMap { self.string($0, "\(path).rewrite_prefix.from") }
+            let to = m["to"].flatMap { self.scalar($0, "\(path).rewrite_prefix.to") } ?? ""
+            if let from {
+                route.rewritePrefix = (from, to)
+            } else {
+                self.report("\(path).rewrite_prefix.from", n, "missing: the prefix to replace")
+            }
+            if keys["strip_prefix"] != nil { self.report(path, node, "strip_prefix or rewrite_prefix, not both") }
+        }
+        route.setRequestHeaders = self.headerValues(keys["set_request_headers"], "\(path).set_request_headers")
+        route.setResponseHeaders = self.headerValues(keys["set_response_headers"], "\(path).set_response_headers")
+        if let n = keys["remove_request_headers"] {
+            route.removeRequestHeaders =
+                self.strings(n, "\(path).remove_request_headers", example: "[Cookie]")?.map { $0.lowercased() } ?? []
+        }
+        if let n = keys["remove_response_headers"] {
+            route.removeResponseHeaders =
+                self.strings(n, "\(path).remove_response_headers", example: "[Server]")?.map { $0.lowercased() } ?? []
+        }
+        return self.problems.count == before ? route : nil
+    }
+
+    /// `{Name: value}`; a null value (`~`) means "present, any value" where matching.
+    mutating func headerValues(_ node: Node?, _ path: String, allowAny: Bool = false) -> [RouteConfig.Header] {
+        guard let node else { return [] }
+        guard case .mapping(let mapping) = node else {
+            self.report(path, node, "a mapping of names to values, like {X-Env: canary}")
+            return []
+        }
+        var out: [RouteConfig.Header] = []
+        for (key, value) in mapping {
+            guard let name = key.string, !name.isEmpty else { continue }
+            if allowAny, case .scalar(let scalar) = value, scalar.tag == .implicit,
+                ["~", "null", ""].contains(scalar.string)
+            {
+                out.append(.init(name: name.lowercased(), value: nil))
+            } else if let text = self.scalar(value, "\(path).\(name)") {
+                out.append(.init(name: name.lowercased(), value: text))
+            }
+        }
+        return out
+    }
+
+    static let matchKeys = ["host", "path", "path_prefix", "path_regex", "method", "header", "query"]
+
+    mutating func routeMatch(_ node: Node, _ path: String) -> RouteConfig.Match {
+        var match = RouteConfig.Match()
+        guard let keys = self.mapping(node, path, allowed: Self.matchKeys) else { return match }
+        func list(_ key: String, _ example: String) -> [String] {
+            guard let n = keys[key] else { return [] }
+            if case .scalar = n { return self.string(n, "\(path).\(key)").map { [$0] } ?? [] }
+            return self.strings(n, "\(path).\(key)", example: example) ?? []
+        }
+        match.hosts = list("host", "[example.com, '*.example.com']").map(RouteConfig.HostPattern.init)
+        match.methods = list("method", "[GET, HEAD]").map { $0.uppercased() }
+        let paths = ["path", "path_prefix", "path_regex"].filter { keys[$0] != nil }
+        if paths.count > 1 {
+            self.report(path, node, "one of path, path_prefix and path_regex, not \(paths.joined(separator: " and "))")
+        }
+        if let n = keys["path"], let text = self.string(n, "\(path).path") { match.path = .exact(text) }
+        if let n = keys["path_prefix"], let text = self.string(n, "\(path).path_prefix") { match.path = .prefix(text) }
+        if let n = keys["path_regex"], let text = self.string(n, "\(path).path_regex") { match.path = .regex(text) }
+        for (key, text) in [("path", keys["path"]), ("path_prefix", keys["path_prefix"])] {
+            if let text, case .exact(let p)? = match.path, key == "path", !p.hasPrefix("/") {
+                self.report("\(path).path", text, "a path starts with /")
+            }
+            if let text, case .prefix(let p)? = match.path, key == "path_prefix", !p.hasPrefix("/") {
+                self.report("\(path).path_prefix", text, "a path prefix starts with /")
+            }
+        }
+        match.headers = self.headerValues(keys["header"], "\(path).header", allowAny: true)
+        match.query = self.headerValues(keys["query"], "\(path).query", allowAny: true).map {
+            RouteConfig.Header(name: $0.name, value: $0.value)
+        }
+        return match
+    }
+
+    mutating func pools(_ node: Node, _ path: String, parent: VirtualServiceConfig) -> [VirtualServiceConfig] {
+        guard case .mapping(let mapping) = node, !mapping.isEmpty else {
+            self.report(path, node, "a mapping of pool names to pools, like {api: {servers: [10.0.0.1:80]}}")
+            return []
+        }
+        var pools: [VirtualServiceConfig] = []
+        for (key, value) in mapping {
+            guard let name = key.string else { continue }
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                self.report("\(path).\(name)", key, "a pool name is letters, digits, '-', '_' and '.'")
+                continue
+            }
+            if let pool = self.service(value, "\(path).\(name)", pool: (name, parent)) { pools.append(pool) }
+        }
+        return pools
+    }
+
+    /// Routes to pools that exist, pools that routes use, rules that can match, regular expressions that compile.
+    mutating func checkRoutes(_ service: VirtualServiceConfig, _ keys: [String: Node], _ path: String) {
+        let names = Set(service.pools.compactMap { $0.name.split(separator: "/").last.map(String.init) })
+        var items: [Node] = []
+        if case .sequence(let list)? = keys["routes"] { items = Array(list) }
+        /// The rule's own node (for its line), else the list's.
+        func at(_ index: Int) -> Node? { index < items.count ? items[index] : keys["routes"] }
+        var used = Set<String>()
+        for (index, route) in service.routes.enumerated() {
+            guard case .pool(let name) = route.action else { continue }
+            used.insert(name)
+            if !names.contains(name) && keys["pools"] != nil {
+                let known = names.sorted().joined(separator: ", ")
+                self.report("\(path).routes[\(index)].pool", at(index), "no pool '\(name)' in pools (\(known))")
+            } else if keys["pools"] == nil {
+                self.report("\(path).routes[\(index)].pool", at(index), "no pools: add pools with '\(name)' in it")
+            }
+        }
+        for name in names.subtracting(used).sorted() {
+            self.report("\(path).pools.\(name)", keys["pools"], "nothing routes to it: add a route or remove the pool")
+        }
+        for (index, reason) in RouteTable.unreachable(service.routes) {
+            self.report("\(path).routes[\(index)]", at(index), reason)
+        }
+        do {
+            _ = try RouteTable(service.routes)
+        } catch {
+            self.report("\(path).routes[\(error.index)].match.path_regex", at(error.index), error.message)
+        }
     }
 
     static let tlsKeys = [

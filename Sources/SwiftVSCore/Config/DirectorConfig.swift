@@ -194,6 +194,13 @@ public struct VirtualServiceConfig: Sendable, Equatable {
     public var http2 = true
     /// Every request answered with a redirect to HTTPS (http, without `tls`); nil = off.
     public var httpsRedirect: HTTPSRedirect?
+    /// http: routing rules, in order (the first that matches wins); empty = every request to `servers`.
+    public var routes: [RouteConfig] = []
+    /// http with `routes`: the pools the rules send to, each a service of its own without a listener (named
+    /// `SERVICE/POOL`; they also appear, flattened, in `DirectorConfig.services`).
+    public var pools: [VirtualServiceConfig] = []
+    /// For a pool: the service whose routes send to it; nil for a service with a listener.
+    public var poolOf: String?
     /// tcp: each connection to a real server starts with a PROXY header of this version; nil = none.
     public var proxyProtocol: ProxyHeader.Version?
     /// tcp: clients from these networks start with a PROXY header, whose source is then the client's address;

@@ -30,6 +30,9 @@ public struct AccessRecord: Sendable, Equatable {
     /// The client's `ip:port` (`[ip]:port` for IPv6).
     public var client: String
     public var service: String
+    /// The routing rule that matched (its index in `routes`) and the pool it chose; nil without routes.
+    public var route: Int?
+    public var pool: String?
     /// The last real server tried; nil when none was.
     public var server: String?
     /// nil for a tcp connection, or a head that was no request.
@@ -52,13 +55,16 @@ public struct AccessRecord: Sendable, Equatable {
     public var total: Double
 
     public init(
-        time: Double, client: String, service: String, server: String? = nil, method: String? = nil,
+        time: Double, client: String, service: String, route: Int? = nil, pool: String? = nil, server: String? = nil,
+        method: String? = nil,
         target: String? = nil, proto: String = "HTTP/1.1", status: Int? = nil, bytesIn: Int = 0, bytesOut: Int = 0,
         retries: Int = 0, head: Double? = nil, connect: Double? = nil, firstByte: Double? = nil, total: Double = 0
     ) {
         self.time = time
         self.client = client
         self.service = service
+        self.route = route
+        self.pool = pool
         self.server = server
         self.method = method
         self.target = target
@@ -99,6 +105,7 @@ public enum AccessLine {
             line += r.proto == "TCP" ? "- - TCP" : "-"
         }
         line += "\" \(r.status.map(String.init) ?? "-") \(r.bytesOut) service=\(r.service)"
+        if let route = r.route { line += " route=\(route) pool=\(r.pool ?? "-")" }
         line += " server=\(r.server ?? "-") in=\(r.bytesIn) retries=\(r.retries)"
         line += " head=\(self.seconds(r.head)) connect=\(self.seconds(r.connect)) ttfb=\(self.seconds(r.firstByte))"
         line += " total=\(self.seconds(r.total))\n"
@@ -110,6 +117,8 @@ public enum AccessLine {
             "\"time\":\"\(self.iso(r.time))\"", "\"client\":\(self.quoted(r.client))",
             "\"service\":\(self.quoted(r.service))",
         ]
+        fields.append("\"route\":\(r.route.map(String.init) ?? "null")")
+        fields.append("\"pool\":\(r.pool.map(self.quoted) ?? "null")")
         fields.append("\"server\":\(r.server.map(self.quoted) ?? "null")")
         fields.append("\"method\":\(r.method.map(self.quoted) ?? "null")")
         fields.append("\"path\":\(r.target.map(self.quoted) ?? "null")")

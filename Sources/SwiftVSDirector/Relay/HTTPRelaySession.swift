@@ -55,7 +55,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     /// which needs the parsed request (the NIOHTTP1 proxy serves those services).
     static func serves(_ config: VirtualServiceConfig) -> Bool {
         (!config.scheduler.isHashing || config.effectiveHash == .source) && config.tls == nil
-            && config.httpsRedirect == nil
+            && config.httpsRedirect == nil && config.routes.isEmpty
     }
 
     /// Room before a response's bytes in its buffer, so that its head can grow in place (`Connection: close`).
@@ -98,6 +98,8 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     var slot: RealServerSlot?
     var failureDetail = ""
     var access = AccessFacts()
+    /// The relay serves services without routes: the pool is the service.
+    var pool: VirtualService { self.service }
     var clientAddress: SocketAddress? { self.remote }
     var nowNanos: UInt64 { self.loop.now }
 
