@@ -16,6 +16,8 @@ public struct ServiceStatus: Codable, Sendable, Equatable {
     public var sorryActive: Bool
     /// The health check kind, if any (`tcp`, `http`, `exec`).
     public var check: String?
+    /// For a pool: the service whose routes send to it.
+    public var poolOf: String?
     /// Client connections accepted; requests or connections that found no real server.
     public var connections: Int
     public var noServer: Int
@@ -56,6 +58,9 @@ public struct ServerStatus: Codable, Sendable, Equatable {
     public var cps: Double
     public var inBps: Double
     public var outBps: Double
+    /// http: response-time percentiles over the last 10 s, in milliseconds; nil without requests.
+    public var p50Ms: Double?
+    public var p99Ms: Double?
     /// The last check's result and how long it took; checks run and failed.
     public var lastCheck: String?
     public var lastCheckMs: Double?
@@ -67,9 +72,16 @@ public struct ServerStatus: Codable, Sendable, Equatable {
 }
 
 extension VirtualService {
+    /// A response-time percentile in ms over the window the snapshots cover (up to 10 s), nil without requests.
+    static func percentile(_ q: Double, _ member: RealServerState) -> Double? {
+        let now = member.counters.latency.snapshot()
+        return LatencyHistogram.quantile(q, newer: now, older: member.latencyHistory.first ?? []).map { $0 * 1000 }
+    }
+
     /// The service and its real servers as they are now.
     public func status() -> ServiceStatus {
         let now = Monotonic.seconds()
+        let poolsUp = self.routing?.pools.values.contains { $0.state.withLock { $0.quorum.isUp } } ?? false
         return self.state.withLock { state in
             let servers = state.realServers.keys.sorted().map { id -> ServerStatus in
                 let member = state.realServers[id]!
@@ -97,6 +109,7 @@ extension VirtualService {
                     failures: counters.failures.load(ordering: .relaxed),
                     ejections: counters.ejections.load(ordering: .relaxed),
                     cps: member.rates.conns.rate, inBps: member.rates.bytesIn.rate, outBps: member.rates.bytesOut.rate,
+                    p50Ms: Self.percentile(0.5, member), p99Ms: Self.percentile(0.99, member),
                     lastCheck: health?.last.map { ($0.ok ? "passed: " : "failed: ") + $0.detail },
                     lastCheckMs: member.lastCheckSeconds.map { $0 * 1000 }, checkMsSum: member.checkSecondsSum * 1000,
                     checks: health?.checks ?? 0, checkFailures: health?.failures ?? 0,
@@ -104,11 +117,14 @@ extension VirtualService {
                 )
             }
             let config = state.config
+            // A listener with routes has no servers of its own: it is up while one of its pools is.
+            let up = config.routes.isEmpty ? state.quorum.isUp : poolsUp
             return ServiceStatus(
                 name: config.name, listen: config.listen.description, proto: config.proto.rawValue,
-                scheduler: config.scheduler.rawValue, state: state.quorum.isUp ? .up : .down, quorum: config.quorum,
+                scheduler: config.routes.isEmpty ? config.scheduler.rawValue : "routes",
+                state: up ? .up : .down, quorum: config.quorum,
                 healthyWeight: state.rotation.healthyWeight, sorry: config.sorry?.description,
-                sorryActive: state.rotation.sorry, check: config.health?.kind.rawValue,
+                sorryActive: state.rotation.sorry, check: config.health?.kind.rawValue, poolOf: config.poolOf,
                 connections: self.stats.connections.load(ordering: .relaxed),
                 noServer: self.stats.noServer.load(ordering: .relaxed), servers: servers
             )

@@ -16,6 +16,20 @@ struct AdminRequest: Sendable {
     var body: [UInt8]
 }
 
+/// What the stats page reads each second: the services and HA at one moment.
+struct Overview: Encodable {
+    var services: [ServiceStatus]
+    var ha: HAStatus?
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.services, forKey: .services)
+        try container.encode(self.ha, forKey: .ha)  // null, not absent, without HA
+    }
+
+    enum CodingKeys: String, CodingKey { case services, ha }
+}
+
 /// An answer of the admin API.
 struct AdminResponse: Sendable {
     var status: HTTPResponseStatus
@@ -38,6 +52,8 @@ struct AdminResponse: Sendable {
 /// The admin API's routes: list and change services and real servers, reload, metrics. Transport-free, so the
 /// routing can be tested without sockets.
 ///
+///     GET    /                                      the live stats page (HTML; also /stats)
+///     GET    /api/overview                          {"services": [...], "ha": {...} or null}, for the page
 ///     GET    /api/services                          every service and its real servers
 ///     GET    /api/services/NAME                     one service
 ///     POST   /api/services/NAME/servers             add a real server: {"address": "ip:port", "weight": 1}
@@ -69,11 +85,22 @@ struct AdminAPI: Sendable {
                 contentType: headers.first(name: "content-type"), authorization: headers.first(name: "authorization")))
         if case .refuse(let status, let message, let authenticate) = verdict {
             var response = AdminResponse.error(HTTPResponseStatus(statusCode: status), message)
-            if authenticate { response.headers.append(("WWW-Authenticate", "Bearer realm=\"swiftvs\"")) }
+            if authenticate {
+                // Basic first: a browser asks for it (any user name, the token as password); adm sends Bearer.
+                response.headers.append(("WWW-Authenticate", "Basic realm=\"swiftvs\", charset=\"UTF-8\""))
+                response.headers.append(("WWW-Authenticate", "Bearer realm=\"swiftvs\""))
+            }
             return response
         }
         let path = request.path
         switch (request.method, path.first) {
+        case (.GET, nil), (.GET, "stats"):
+            return AdminResponse(
+                status: .ok, contentType: "text/html; charset=utf-8", body: Array(StatsPage.html.utf8),
+                headers: [
+                    ("Cache-Control", "no-store"), ("Content-Security-Policy", "frame-ancestors 'none'"),
+                    ("X-Content-Type-Options", "nosniff"),
+                ])
         case (.GET, "healthz"):
             return AdminResponse(status: .ok, contentType: "text/plain", body: Array("ok\n".utf8))
         case (.GET, "metrics"):
@@ -86,6 +113,8 @@ struct AdminAPI: Sendable {
             } catch {
                 return .error(.unprocessableEntity, "\(error)")
             }
+        case (.GET, "api") where path.count == 2 && path[1] == "overview":
+            return .json(Overview(services: self.director.services.map { $0.status() }, ha: self.director.ha?.status))
         case (.GET, "api") where path.count == 2 && path[1] == "ha":
             guard let ha = self.director.ha else { return .error(.notFound, "this director has no 'ha' section") }
             return .json(ha.status)

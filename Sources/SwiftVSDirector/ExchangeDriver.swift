@@ -60,6 +60,10 @@ extension ExchangeDriver {
     /// The failure's count, the slot and the upstream connection, in that order (the count needs the server).
     @inline(__always)
     func settle(_ action: HTTPExchange.Action) {
+        if action.finished, let slot = self.slot, self.exchange.timing.firstByte > 0 {
+            // The real server answered: its response time, head in to response out, for p50/p99.
+            slot.server.counters.latency.record(nanoseconds: self.nowNanos &- self.exchange.timing.request)
+        }
         if action.finished, let log = self.service.accessLog {
             if case .respond(let status, _) = action.next { self.access.status = status }
             log.record(self.accessRecord())

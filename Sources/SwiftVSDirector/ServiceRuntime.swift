@@ -70,6 +70,8 @@ public final class VirtualService: Sendable {
         var checkSecondsSum = 0.0
         var checkCount = 0
         var rates = ServerRates()
+        /// Response-time snapshots, every 2 s, the oldest first: p50/p99 are over the last 10 s.
+        var latencyHistory: [[Int]] = []
     }
 
     struct ServerRates {
@@ -387,6 +389,10 @@ public final class VirtualService: Sendable {
                 state.realServers[id]!.rates.bytesIn.sample(total: counters.bytesIn.load(ordering: .relaxed), now: now)
                 state.realServers[id]!.rates.bytesOut.sample(
                     total: counters.bytesOut.load(ordering: .relaxed), now: now)
+                state.realServers[id]!.latencyHistory.append(counters.latency.snapshot())
+                if state.realServers[id]!.latencyHistory.count > 5 {
+                    state.realServers[id]!.latencyHistory.removeFirst()
+                }
             }
         }
     }

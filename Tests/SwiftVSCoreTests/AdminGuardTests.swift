@@ -55,6 +55,22 @@ struct AdminGuardTests {
             guard_: tokened,
             request: .init(method: "GET", host: "127.0.0.1:9100", authorization: "Bearer s3cret-tokex"), status: 401),
         Case(
+            why: "a browser's Basic credentials with the token as password read the stats page (any user name)",
+            guard_: tokened,
+            // base64("admin:s3cret-token")
+            request: .init(method: "GET", host: "127.0.0.1:9100", authorization: "Basic YWRtaW46czNjcmV0LXRva2Vu"),
+            status: nil),
+        Case(
+            why: "Basic with another password, or not base64 at all, is refused",
+            guard_: tokened,
+            // base64("admin:s3cret-tokex")
+            request: .init(method: "GET", host: "127.0.0.1:9100", authorization: "Basic YWRtaW46czNjcmV0LXRva2V4"),
+            status: 401),
+        Case(
+            why: "a Basic value that is not base64 is refused",
+            guard_: tokened, request: .init(method: "GET", host: "127.0.0.1:9100", authorization: "Basic ***"),
+            status: 401),
+        Case(
             why: "the token and JSON: a write over TCP goes through (swiftvs adm --token)",
             guard_: tokened,
             request: .init(method: "PATCH", host: "127.0.0.1:9100", contentType: json, authorization: auth),

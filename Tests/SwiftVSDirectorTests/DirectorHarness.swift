@@ -113,17 +113,17 @@ final class DirectorProcess: @unchecked Sendable {
         try Self.inFront(of: [backend])
     }
 
-    /// The same in front of `backends`, with `extra` lines in the service (scheduler, health) and, with
-    /// `openFiles`, under `ulimit -n`.
+    /// The same in front of `backends`, with `extra` lines in the service (scheduler, health), `admin` as the
+    /// admin key's value, and, with `openFiles`, under `ulimit -n`.
     static func inFront(
-        of backends: [TestBackend], extra: [String] = [], openFiles: Int? = nil
+        of backends: [TestBackend], extra: [String] = [], admin: String = "off", openFiles: Int? = nil
     ) throws -> (DirectorProcess, port: Int) {
         let port = try freePort()
         let lines = extra.map { "    \($0)\n" }.joined()
         let director = try DirectorProcess(
             yaml: """
                 threads: 1
-                admin: off
+                admin: \(admin)
                 services:
                   - name: web
                     listen: 127.0.0.1:\(port)

@@ -131,15 +131,54 @@ public struct AdminGuard: Sendable, Equatable {
     }
 
     /// Compares the bearer token in constant time.
+    /// `Bearer TOKEN`, or `Basic` with the token as the password (any user name): what a browser sends for the
+    /// stats page after its prompt.
     public static func authorized(_ value: String?, token: String) -> Bool {
-        guard let value, value.lowercased().hasPrefix("bearer ") else { return false }
-        let given = Array(value.dropFirst(7).utf8)
+        guard let value else { return false }
+        let given: [UInt8]
+        if value.lowercased().hasPrefix("bearer ") {
+            given = Array(value.dropFirst(7).utf8)
+        } else if value.lowercased().hasPrefix("basic "), let decoded = Self.base64(value.dropFirst(6)),
+            let colon = decoded.firstIndex(of: UInt8(ascii: ":"))
+        {
+            given = Array(decoded[(colon + 1)...])
+        } else {
+            return false
+        }
         let wanted = Array(token.utf8)
         var difference = UInt8(given.count == wanted.count ? 0 : 1)
         for index in wanted.indices {
             difference |= wanted[index] ^ (index < given.count ? given[index] : 0)
         }
         return difference == 0
+    }
+}
+
+extension AdminGuard {
+    /// Standard base64 (RFC 4648 §4), padding optional; nil on any other byte.
+    static func base64(_ text: Substring) -> [UInt8]? {
+        var out: [UInt8] = []
+        var accumulator = 0
+        var bits = 0
+        for byte in text.utf8 {
+            let value: Int
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = Int(byte) - 65
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = Int(byte) - 71
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = Int(byte) + 4
+            case UInt8(ascii: "+"): value = 62
+            case UInt8(ascii: "/"): value = 63
+            case UInt8(ascii: "="): continue
+            default: return nil
+            }
+            accumulator = accumulator << 6 | value
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(accumulator >> bits & 0xFF))
+            }
+        }
+        return out
     }
 }
 

@@ -27,6 +27,8 @@ public final class ServerCounters: Sendable {
     public let failureStreak = Atomic<Int>(0)
     /// Times passive ejection took this server out.
     public let ejections = Atomic<Int>(0)
+    /// http: response times (the request's head to the response's end), for p50/p99.
+    public let latency = LatencyHistogram()
 
     public init() {}
 
