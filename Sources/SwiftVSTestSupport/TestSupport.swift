@@ -10,6 +10,15 @@ public struct TestSupportError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// The repository's root (where Package.swift is), for the files tests read (examples, scripts, browser checks).
+public let repositoryRoot: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+        url.deleteLastPathComponent()
+    }
+    return url
+}()
+
 /// The `swiftvs` executable built beside the test bundle.
 public var swiftvsBinary: URL {
     if let path = ProcessInfo.processInfo.environment["SWIFTVS_BIN"] { return URL(fileURLWithPath: path) }

@@ -16,8 +16,7 @@ struct BenchIntegration {}
 extension BenchIntegration {
     @Suite("Bench end to end", .serialized)
     struct EndToEndTests {
-        static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
+        static let repository = repositoryRoot
 
         func temporary(_ name: String) -> String {
             NSTemporaryDirectory() + "swiftvs-bench-test-\(getpid())-\(name)"

@@ -8,14 +8,9 @@ import Glibc
 extension IntegrationTests {
     @Suite("swiftvs command line", .serialized)
     struct CLITests {
-        static var repoRoot: URL {
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent()
-        }
-
         @Test("--check-config accepts every shipped example")
         func examplesAreValid() async throws {
-            let examples = Self.repoRoot.appendingPathComponent("examples")
+            let examples = repositoryRoot.appendingPathComponent("examples")
             let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter {
                 $0.hasSuffix(".yaml")
             }

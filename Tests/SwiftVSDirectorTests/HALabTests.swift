@@ -13,8 +13,7 @@ extension IntegrationTests {
         "HA lab (network namespaces, root)", .serialized, .timeLimit(.minutes(4)),
         .enabled(if: getuid() == 0, "needs root for network namespaces and raw VRRP sockets"))
     struct HALabTests {
-        static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
+        static let repository = repositoryRoot
         static let script = repository.appendingPathComponent("scripts/ha-lab.sh").path
         static let vip = "10.201.0.100"
 

@@ -5,11 +5,6 @@ import Testing
 extension IntegrationTests {
     @Suite("The live stats page", .serialized)
     struct StatsPageTests {
-        static var repoRoot: URL {
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent()
-        }
-
         @Test(
             "in headless Chromium (phone-sized): the page's figures match /api/services; a server that dies shows down within 2 s"
         )
@@ -32,7 +27,7 @@ extension IntegrationTests {
             let checker = try ChildProcess(
                 "/usr/bin/env",
                 [
-                    "python3", Self.repoRoot.appendingPathComponent("Tests/browser/stats_check.py").path,
+                    "python3", repositoryRoot.appendingPathComponent("Tests/browser/stats_check.py").path,
                     "http://127.0.0.1:\(admin)/", go, b.address,
                 ])
             defer { checker.removeOutput() }

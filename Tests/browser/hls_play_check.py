@@ -12,8 +12,7 @@ import json
 import sys
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+import chromium
 
 STATE = """const v = document.getElementById('player');
 return {t: v.currentTime, readyState: v.readyState, paused: v.paused, error: v.error ? v.error.code : null,
@@ -23,13 +22,7 @@ return {t: v.currentTime, readyState: v.readyState, paused: v.paused, error: v.e
 def main():
     no_hls = sys.argv[1] == "--no-hls"
     url = sys.argv[-1]
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--autoplay-policy=no-user-gesture-required"]:
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = chromium.start("--autoplay-policy=no-user-gesture-required")
     try:
         driver.set_page_load_timeout(30)
         if no_hls:

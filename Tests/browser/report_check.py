@@ -8,18 +8,12 @@ import json
 import pathlib
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+import chromium
 
 
 def main() -> int:
     report, screenshot = pathlib.Path(sys.argv[1]).resolve(), sys.argv[2]
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = chromium.start("--window-size=1200,2400")
     try:
         driver.set_page_load_timeout(20)
         driver.get(report.as_uri())

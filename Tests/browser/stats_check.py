@@ -12,8 +12,7 @@ import os
 import sys
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+import chromium
 
 ROWS = """
 return [...document.querySelectorAll('section[data-service] tr[data-server]')].map(row => ({
@@ -27,12 +26,7 @@ return [...document.querySelectorAll('section[data-service] tr[data-server]')].m
 
 def main() -> int:
     url, go_file, server = sys.argv[1], sys.argv[2], sys.argv[3]
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=390,844"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = chromium.start("--window-size=390,844")
     try:
         driver.set_page_load_timeout(20)
         driver.get(url)
