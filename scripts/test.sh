@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 # Debian package for each command the tests run: curl (director and IPTV tests), keepalived and iproute2 (the HA lab,
 # in network namespaces), chromium and its driver (the bench's HTML report and the IPTV player are opened in headless
 # Chromium), ffmpeg and ffprobe (streams for the TS parser tests, live feeds and players for the IPTV tests), openssl
-# (certificates, and s_client against the TLS front), nghttp and h2load (HTTP/2 clients).
+# (certificates, and s_client against the TLS front), nghttp and h2load (HTTP/2 clients), promtool (the metrics'
+# format) and systemd-analyze (the units).
 declare -A packages=([curl]=curl [chromium]=chromium [chromedriver]=chromium-driver [pip3]=python3-pip [keepalived]=keepalived
                      [ip]=iproute2 [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [openssl]=openssl [nghttp]=nghttp2-client
-                     [h2load]=nghttp2-client)
+                     [h2load]=nghttp2-client [promtool]=prometheus [systemd-analyze]=systemd)
 missing=()
 for command in "${!packages[@]}"; do
     command -v "$command" > /dev/null 2>&1 || missing+=("${packages[$command]}")

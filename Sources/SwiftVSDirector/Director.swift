@@ -213,6 +213,9 @@ public final class Director: Sendable {
 
     /// Reads the config file again and applies it; an invalid file changes nothing and throws its problems.
     public func reloadFromFile() async throws -> ReloadSummary {
+        // systemd (Type=notify): RELOADING=1 now, READY=1 when done, whether the reload went through or not.
+        SystemdNotify.reloading()
+        defer { SystemdNotify.ready(status: "reloaded") }
         guard let path = self.configPath else {
             throw DirectorError(code: .reload, message: "this director was not started from a config file")
         }
@@ -418,7 +421,10 @@ public struct DirectorService: Service {
 
     public func run() async throws {
         try await self.director.start()
+        let services = self.director.services.filter { $0.config.poolOf == nil }.count
+        SystemdNotify.ready(status: "\(services) virtual service\(services == 1 ? "" : "s") listening")
         try? await gracefulShutdown()
+        SystemdNotify.stopping(status: "draining")
         _ = await self.director.drain(timeout: self.director.config.drainTimeout)
         await self.director.shutdown()
     }

@@ -46,8 +46,9 @@ enum Catalogue {
         family("channel_live", "gauge", "1 while the channel publishes segments.") { $0.live ? 1 : 0 }
         family("viewers", "gauge", "Viewers estimated from segment fetches in the last 30 s.") { $0.viewers }
         family("ingest_bytes_total", "counter", "TS bytes received.") { Double($0.bytesIn) }
-        family("ingest_bitrate_bits_per_second", "gauge", "Ingest bitrate over the last 5 s window.") {
-            $0.ingestBitrate
+        // Prometheus's base unit is bytes: the bitrate is exported in bytes per second (bits / 8).
+        family("ingest_bytes_per_second", "gauge", "Ingest rate over the last 5 s window, in bytes per second.") {
+            $0.ingestBitrate / 8
         }
         family("bytes_out_total", "counter", "Segment bytes sent to viewers.") { Double($0.bytesOut) }
         family("segment_requests_total", "counter", "Segment requests.") { Double($0.segmentRequests) }

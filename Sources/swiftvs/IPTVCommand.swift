@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import SwiftVSCore
 import SwiftVSIPTV
+import SwiftVSSystem
 
 struct IPTVCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -168,7 +169,10 @@ struct IPTVCommand: AsyncParsableCommand {
         let server: IPTVServer
         do {
             // The banner once the listener is bound: a port in use is said instead.
-            server = try IPTVServer(config: config, logger: logger) { print(banner) }
+            server = try IPTVServer(config: config, logger: logger) {
+                print(banner)
+                SystemdNotify.ready(status: "serving \(config.channels.count) channels")
+            }
         } catch {
             FileHandle.standardError.write(Data("swiftvs iptv: \(error)\n".utf8))
             throw ExitCode(2)

@@ -123,12 +123,18 @@ struct IPTVHTTPTests {
         let metrics = try curl("\(base)/metrics").body
         for name in [
             "swiftvs_iptv_viewers{channel=\"demo\"}", "swiftvs_iptv_bytes_out_total{channel=\"demo\"}",
-            "swiftvs_iptv_ingest_bitrate_bits_per_second{channel=\"pushed\"}",
+            "swiftvs_iptv_ingest_bytes_per_second{channel=\"pushed\"}",
             "swiftvs_iptv_cc_errors_total{channel=\"pushed\"} 0",
             "swiftvs_iptv_channel_live{channel=\"pushed\"} 1",
         ] {
             #expect(metrics.contains(name), "metrics lack \(name)")
         }
+        // In Prometheus's own format and naming rules (base units: bytes, seconds).
+        let file = "\(NSTemporaryDirectory())swiftvs-iptv-metrics-\(UUID().uuidString.prefix(8)).txt"
+        defer { unlink(file) }
+        try metrics.write(toFile: file, atomically: true, encoding: .utf8)
+        let promtool = try tool("sh", ["-c", "promtool check metrics < \(file)"])
+        #expect(promtool.code == 0, "promtool: \(promtool.out) \(promtool.err)")
 
         // VOD: an HLS folder as it is, an MP4 with ranges, nothing outside the library.
         let vod = try tool(
