@@ -8,7 +8,14 @@
 # order rotated by one each round (no proxy always follows the same one), so drift shows as spread rather than bias.
 # Reported: req/s, MiB/s, p50/p99, proxy CPU µs per request (per MiB on /1m) from /proc, and ratios against HAProxy.
 #
-# Needs: haproxy nginx libnginx-mod-stream wrk (apt-get install ...), a release build (swift build -c release).
+# MODES=https and h2 put TLS in front (ECDSA P-256, the same certificate for both; HAProxy and SwiftVS only, nginx is
+# left out of these): https runs wrk keep-alive on /small (SMALL_CONNS), then new TLS connections one after another
+# with openssl s_time (handshakes/s, a full handshake each (/hs-new) and resumed sessions (/hs-reuse)); h2 runs
+# h2load with 64 streams over 4 connections (/small, conns 4). ACCESS_LOG=1 adds "swiftlog" in http mode: the
+# director with its access log written to a file, to set against swiftvs without it.
+#
+# Needs: haproxy nginx libnginx-mod-stream wrk (apt-get install ...), for https/h2 also openssl and nghttp2-client
+# (h2load), a release build (swift build -c release).
 # Knobs (environment): DUR=10 seconds per load, WARM=2, ROUNDS=3, MODES="http tcp", SMALL_CONNS="64 256",
 # BIG_CONNS=64, PORT=18080, BACKEND_BASE=19001, SWIFTVS=.build/release/swiftvs, KEEP=0 (keep the work dir),
 # SUMMARY=results.csv (print the summary of an earlier run's results and exit; several files pool their rounds),
@@ -50,11 +57,13 @@ FNR == 1 { file++; next }
     err[k] += $10; cpu[k] = cpu[k] " " $11; us[k] = us[k] " " $12
     r = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4 SUBSEP $5; R6[r] = $6; R7[r] = $7; R9[r] = $9; R12[r] = $12; rounds[$2] = 1
     if ($3 == "baseline") has_baseline = 1
+    if ($3 == "swiftlog") has_log = 1
 } END {
     printf "\nmedians over rounds\n"
     printf "%-5s %-8s %-7s %5s %10s %9s %8s %8s %6s %7s %9s\n", "mode", "proxy", "path", "conns", "req/s", "MiB/s", "p50 ms", "p99 ms", "errors", "cpu %", "us/unit"
-    split("http tcp", modes, " "); split("direct haproxy nginx swiftvs baseline", names, " "); split("/small:64 /small:256 /1m:64", loads, " ")
-    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) for (ni = 1; ni <= 5; ni++) {
+    nm = split("http tcp https h2", modes, " "); nn = split("direct haproxy nginx swiftvs swiftlog baseline", names, " ")
+    nl = split("/small:64 /small:256 /1m:64 /small:4 /hs-new:1 /hs-reuse:1", loads, " ")
+    for (mi = 1; mi <= nm; mi++) for (li = 1; li <= nl; li++) for (ni = 1; ni <= nn; ni++) {
         split(loads[li], pc, ":"); k = modes[mi] SUBSEP names[ni] SUBSEP pc[1] SUBSEP pc[2]
         if (!(k in keys)) continue
         printf "%-5s %-8s %-7s %5s %10.0f %9.1f %8.3f %8.3f %6d %7.1f %9.1f\n", modes[mi], names[ni], pc[1], pc[2],
@@ -62,12 +71,13 @@ FNR == 1 { file++; next }
     }
     versus("swiftvs", "haproxy", "SwiftVS / HAProxy")
     if (has_baseline) versus("swiftvs", "baseline", "SwiftVS / baseline (the BASELINE binary)")
+    if (has_log) versus("swiftlog", "swiftvs", "SwiftVS with its access log / without")
 }
 function versus(a, b, title,    mi, li, pc, rd, s, h, found, behind, rounds_behind) {
     printf "\n%s, same round: median (range over rounds)\n", title
     printf "(req/s and MiB/s: higher is better; p99 and CPU per unit: lower is better)\n"
     printf "%-5s %-7s %5s %6s  %-17s  %-17s  %-17s  %s\n", "mode", "path", "conns", "rounds", "req/s", "MiB/s", "p99", "us/unit"
-    for (mi = 1; mi <= 2; mi++) for (li = 1; li <= 3; li++) {
+    for (mi = 1; mi <= nm; mi++) for (li = 1; li <= nl; li++) {
         split(loads[li], pc, ":")
         delete q6; delete q7; delete q9; delete q12; found = 0; behind = 0
         for (rd in rounds) {
@@ -94,6 +104,11 @@ for tool in haproxy nginx wrk; do
     command -v "$tool" > /dev/null || { echo "needs $tool: apt-get install haproxy nginx libnginx-mod-stream wrk" >&2; exit 1; }
 done
 [ -x "$SWIFTVS" ] || { echo "needs $SWIFTVS: swift build -c release" >&2; exit 1; }
+case " $MODES " in *" https "*|*" h2 "*)
+    for tool in openssl h2load; do
+        command -v "$tool" > /dev/null || { echo "MODES=https/h2 need $tool: apt-get install openssl nghttp2-client" >&2; exit 1; }
+    done ;;
+esac
 [ -z "${BASELINE:-}" ] || [ -x "$BASELINE" ] || { echo "BASELINE=$BASELINE is not an executable" >&2; exit 1; }
 STREAM_SO=$(nginx -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')/ngx_stream_module.so
 
@@ -159,6 +174,11 @@ NGX
 done
 for p in $BACKEND_PORTS; do wait_port "$p"; done
 
+# ---- one certificate for every TLS front (ECDSA P-256): PEM cert and key, and HAProxy's cert+key file
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/tls.key" -out "$W/tls.pem" -days 2 \
+    -subj /CN=bench.test -addext subjectAltName=DNS:bench.test 2> /dev/null
+cat "$W/tls.pem" "$W/tls.key" > "$W/haproxy.pem"
+
 # ---- proxies: start_proxy MODE NAME; sets PROXY_PID and TARGET
 start_proxy() {
     local mode=$1 name=$2 p
@@ -166,8 +186,10 @@ start_proxy() {
     case $name in
     direct) TARGET=$BACKEND_BASE; return 0 ;;
     haproxy)
-        { printf 'global\n  maxconn %s\n  nbthread 1\ndefaults\n  mode %s\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n' "$MAXCONN" "$mode"
-          printf 'frontend fe\n  bind %s:%s\n  default_backend be\nbackend be\n  balance roundrobin\n' "$HOST" "$PORT"
+        local hmode=$mode bind=""
+        case $mode in https|h2) hmode=http; bind=" ssl crt $W/haproxy.pem alpn h2,http/1.1" ;; esac
+        { printf 'global\n  maxconn %s\n  nbthread 1\ndefaults\n  mode %s\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n' "$MAXCONN" "$hmode"
+          printf 'frontend fe\n  bind %s:%s%s\n  default_backend be\nbackend be\n  balance roundrobin\n' "$HOST" "$PORT" "$bind"
           for p in $BACKEND_PORTS; do echo "  server s$p $HOST:$p"; done; } > "$W/haproxy.cfg"
         haproxy -db -f "$W/haproxy.cfg" >> "$W/haproxy.log" 2>&1 & ;;
     nginx)
@@ -185,9 +207,15 @@ start_proxy() {
               echo "} server { listen $HOST:$PORT backlog=4096; proxy_pass be; } }"; } > "$W/nginx.conf"
         fi
         nginx -e "$W/nginx.start.err" -p "$W" -c "$W/nginx.conf" & ;;
-    swiftvs|baseline)
-        { echo "threads: 1"; echo "services:"; echo "  - name: bench"; echo "    listen: $HOST:$PORT"
-          echo "    protocol: $mode"; echo "    scheduler: rr"; echo "    servers:"
+    swiftvs|baseline|swiftlog)
+        local smode=$mode
+        case $mode in https|h2) smode=http ;; esac
+        { echo "threads: 1"
+          [ "$name" = swiftlog ] && echo "access_log: $W/access.log"
+          echo "services:"; echo "  - name: bench"; echo "    listen: $HOST:$PORT"
+          echo "    protocol: $smode"; echo "    scheduler: rr"
+          case $mode in https|h2) echo "    tls: {certificates: [{cert: $W/tls.pem, key: $W/tls.key}]}" ;; esac
+          echo "    servers:"
           for p in $BACKEND_PORTS; do echo "      - $HOST:$p"; done; } > "$W/swiftvs.yaml"
         local binary=$SWIFTVS; [ "$name" = baseline ] && binary=$BASELINE
         "$binary" director --config "$W/swiftvs.yaml" --log-level error >> "$W/$name.log" 2>&1 & ;;
@@ -203,10 +231,43 @@ stop_proxy() {
 to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) printf "%.3f", v/1000; else if (v ~ /ms$/) printf "%.3f", v+0; else if (v ~ /s$/) printf "%.3f", v*1000; else print 0 }'; }
 to_mib() { awk -v v="$1" 'BEGIN{ if (v ~ /GB$/) printf "%.1f", v*1024; else if (v ~ /MB$/) printf "%.1f", v+0; else if (v ~ /KB$/) printf "%.3f", v/1024; else printf "%.4f", v/1048576 }'; }
 
+record() {  # MODE ROUND NAME PATH CONNS RPS P50MS P99MS ERRORS UNITS DT_TICKS W0 W1
+    awk -v m="$1" -v r="$2" -v n="$3" -v p="$4" -v c="$5" -v rps="${6:-0}" -v p50="${7:-0}" -v p99="${8:-0}" \
+        -v err="${9:-0}" -v units="${10:-0}" -v dt="${11:-0}" -v hz="$HZ" -v w0="${12}" -v w1="${13}" -v has="${PROXY_PID:+1}" 'BEGIN{
+            cpu = has ? 100 * dt / hz / (w1 - w0) : 0
+            per = (has && units > 0) ? 1e6 * dt / hz / units : 0
+            printf "%s,%s,%s,%s,%s,%.0f,0,%s,%s,%s,%.1f,%.1f\n", m, r, n, p, c, rps, p50, p99, err, cpu, per }' >> "$RES"
+    tail -n 1 "$RES" >&2
+}
+
+run_handshakes() {  # MODE ROUND NAME new|reuse: sequential TLS connections by openssl s_time, each fetching /small
+    local mode=$1 round=$2 name=$3 kind=$4 out="$W/stime-$1-$2-$3-$4.txt" t0 t1 w0 w1 conns secs
+    t0=$(cpu_ticks "$PROXY_PID"); w0=$(date +%s.%N)
+    timeout -k 5 $((DUR + 30)) openssl s_time -connect "$HOST:$TARGET" -"$kind" -time "$DUR" -www /small > "$out" 2>&1 || true
+    w1=$(date +%s.%N); t1=$(cpu_ticks "$PROXY_PID")
+    read -r conns secs < <(awk '/connections in .* real seconds/{print $1, $4}' "$out" | tail -n 1)
+    local rps; rps=$(awk -v n="${conns:-0}" -v s="${secs:-0}" 'BEGIN{ printf "%.0f", s > 0 ? n / s : 0 }')
+    record "$mode" "$round" "$name" "/hs-$kind" 1 "$rps" 0 0 0 "${conns:-0}" $((t1 - t0)) "$w0" "$w1"
+}
+
+run_h2() {  # MODE ROUND NAME: h2load, 64 streams over 4 connections on /small
+    local mode=$1 round=$2 name=$3 out="$W/h2load-$1-$2-$3.txt" t0 t1 w0 w1
+    t0=$(cpu_ticks "$PROXY_PID"); w0=$(date +%s.%N)
+    timeout -k 5 $((DUR + 30)) h2load -c 4 -m 16 -t 1 -D "$DUR" "https://$HOST:$TARGET/small" > "$out" 2>&1 || true
+    w1=$(date +%s.%N); t1=$(cpu_ticks "$PROXY_PID")
+    local rps done_ failed mean
+    rps=$(awk '/^finished in/{gsub(/,/,""); print $4}' "$out")
+    done_=$(awk '/^requests:/{print $8}' "$out"); failed=$(awk '/^requests:/{print $10 + $12}' "$out")
+    mean=$(awk '/^time for request:/{print $6}' "$out")
+    record "$mode" "$round" "$name" /small 4 "${rps:-0}" "$(to_ms "${mean:-0}")" 0 "${failed:-0}" "${done_:-0}" \
+        $((t1 - t0)) "$w0" "$w1"
+}
+
 run_load() {  # MODE ROUND NAME PATH CONNS
     local mode=$1 round=$2 name=$3 path=$4 c=$5 out="$W/wrk-$1-$2-$3-${4#/}-c$5.txt" t0 t1 w0 w1
     t0=$( [ -n "$PROXY_PID" ] && cpu_ticks "$PROXY_PID" || echo 0 ); w0=$(date +%s.%N)
-    timeout -k 5 $((DUR + 30)) wrk -t1 -c"$c" -d"${DUR}s" --latency "http://$HOST:$TARGET$path" > "$out" 2>&1 || true
+    local scheme=http; [ "$mode" = https ] && scheme=https
+    timeout -k 5 $((DUR + 30)) wrk -t1 -c"$c" -d"${DUR}s" --latency "$scheme://$HOST:$TARGET$path" > "$out" 2>&1 || true
     w1=$(date +%s.%N); t1=$( [ -n "$PROXY_PID" ] && cpu_ticks "$PROXY_PID" || echo 0 )
     local rps mib p50 p99 reqs err
     rps=$(awk '/^Requests\/sec/{print $2}' "$out"); reqs=$(awk '/requests in/{print $1}' "$out")
@@ -232,14 +293,28 @@ run_load() {  # MODE ROUND NAME PATH CONNS
 
 for mode in $MODES; do
     for round in $(seq "$ROUNDS"); do
-        order=(direct haproxy nginx swiftvs ${BASELINE:+baseline}); shift_by=$(( (round - 1) % ${#order[@]} ))
+        case $mode in
+        https|h2) order=(haproxy swiftvs ${BASELINE:+baseline}) ;;
+        http) order=(direct haproxy nginx swiftvs ${BASELINE:+baseline} ${ACCESS_LOG:+swiftlog}) ;;
+        *) order=(direct haproxy nginx swiftvs ${BASELINE:+baseline}) ;;
+        esac
+        shift_by=$(( (round - 1) % ${#order[@]} ))
         for name in "${order[@]:shift_by}" "${order[@]:0:shift_by}"; do
             [ "$mode" = tcp ] && [ "$name" = direct ] && continue
             echo "== $mode round $round: $name" >&2
             start_proxy "$mode" "$name"
-            timeout -k 5 $((WARM + 10)) wrk -t1 -c64 -d"${WARM}s" "http://$HOST:$TARGET/small" > /dev/null 2>&1 || true
-            for c in $SMALL_CONNS; do run_load "$mode" "$round" "$name" /small "$c"; done
-            for c in $BIG_CONNS; do run_load "$mode" "$round" "$name" /1m "$c"; done
+            scheme=http; case $mode in https|h2) scheme=https ;; esac
+            timeout -k 5 $((WARM + 10)) wrk -t1 -c64 -d"${WARM}s" "$scheme://$HOST:$TARGET/small" > /dev/null 2>&1 || true
+            case $mode in
+            https)
+                for c in $SMALL_CONNS; do run_load "$mode" "$round" "$name" /small "$c"; done
+                run_handshakes "$mode" "$round" "$name" new
+                run_handshakes "$mode" "$round" "$name" reuse ;;
+            h2) run_h2 "$mode" "$round" "$name" ;;
+            *)
+                for c in $SMALL_CONNS; do run_load "$mode" "$round" "$name" /small "$c"; done
+                for c in $BIG_CONNS; do run_load "$mode" "$round" "$name" /1m "$c"; done ;;
+            esac
             stop_proxy
         done
     done

@@ -79,3 +79,28 @@ for path in sorted(glob.glob(os.path.join(here, "examples", "*.yaml"))):
     put("config", os.path.basename(path), open(path, "rb").read())
 for path in sorted(glob.glob(os.path.join(here, "scenarios", "*.yaml"))):
     put("scenario", os.path.basename(path), open(path, "rb").read())
+
+# A connection's first bytes: PROXY headers (v1, v2 with a TLV, LOCAL), a TLS ClientHello with a server name
+# (made by Python's own TLS, into memory), the HTTP/2 preface, an HTTP/1 request.
+def front_seeds():
+    import ssl
+    put("front", "proxy-v1", "PROXY TCP4 192.168.1.10 10.0.0.1 51000 443\r\nGET / HTTP/1.1\r\n\r\n")
+    put("front", "proxy-v1-v6", "PROXY TCP6 2001:db8::7 ::1 1 65535\r\n")
+    put("front", "proxy-unknown", "PROXY UNKNOWN\r\n")
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    put("front", "proxy-v2", sig + b"\x21\x11\x00\x10" + bytes([192, 168, 1, 10, 10, 0, 0, 1, 0xC7, 0x38, 1, 0xBB]) + b"\x04\x00\x01\x55")
+    put("front", "proxy-v2-local", sig + b"\x20\x00\x00\x00")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = context.wrap_bio(incoming, outgoing, server_hostname="conference.example.com")
+    try:
+        client.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    put("front", "client-hello", outgoing.read())
+    put("front", "h2-preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    put("front", "http1", "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+
+front_seeds()

@@ -18,7 +18,33 @@ public enum FuzzTargets {
         "vrrp": vrrp,
         "config": config,
         "scenario": scenario,
+        "front": front,
     ]
+
+    /// A connection's first bytes, as the director reads them before any real server is chosen: what it speaks
+    /// (TLS, the HTTP/2 preface, HTTP/1), a PROXY header, a TLS ClientHello's server name.
+    static func front(_ bytes: UnsafeRawBufferPointer) {
+        let array = Array(bytes)
+        for tls in [false, true] { _ = FrontProtocol.classify(array, tls: tls, http2: true) }
+        if case .header(let header, let length) = ProxyHeader.parse(array) {
+            precondition(length > 0 && length <= array.count, "a PROXY header is within what was read")
+            if let header {
+                precondition([4, 16].contains(header.source.count), "an address of 4 or 16 bytes")
+                precondition(header.source.count == header.destination.count, "one family in a header")
+                precondition((0...65535).contains(header.sourcePort), "a port")
+                for version in ProxyHeader.Version.allCases {
+                    let again = header.encode(version)
+                    guard case .header(let back?, let backLength) = ProxyHeader.parse(again) else {
+                        preconditionFailure("a header the director writes parses back")
+                    }
+                    precondition(back == header && backLength == again.count, "the same header, every byte of it")
+                }
+            }
+        }
+        if case .name(let name) = ClientHello.serverName(array) {
+            precondition(!name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }, "a host name's bytes")
+        }
+    }
 
     /// A request head as the relay reads it: whole, and as a head still arriving.
     static func httpRequest(_ bytes: UnsafeRawBufferPointer) {

@@ -146,3 +146,43 @@ struct RouteTableTests {
         }
     }
 }
+
+extension RouteTableTests {
+    @Test("a tcp service routes by sni only, to pools; an http service does not take sni; sni picks by name")
+    func tcpRoutes() throws {
+        let bad = """
+            services:
+              - name: tls
+                listen: 127.0.0.1:443
+                protocol: tcp
+                routes: [{match: {host: a.test}, pool: a}, {match: {sni: b.test}, status: 403}]
+                pools: {a: {servers: [10.0.0.1:443]}}
+              - name: web
+                listen: 127.0.0.1:80
+                routes: [{match: {sni: a.test}, pool: a}]
+                pools: {a: {servers: [10.0.0.1:80]}}
+            """
+        do {
+            _ = try ConfigLoader.load(yaml: bad)
+            Issue.record("accepted")
+        } catch {
+            let said = error.problems.map { "\($0.path): \($0.message)" }
+            #expect(said.contains { $0.hasPrefix("services[0].routes[0].match: a tcp service routes by sni only") })
+            #expect(said.contains { $0.hasPrefix("services[0].routes[1]: a tcp service's routes send to a pool") })
+            #expect(said.contains { $0.hasPrefix("services[1].routes[0].match.sni: sni routes TLS") }, "\(said)")
+        }
+        let good = try ConfigLoader.load(
+            yaml: """
+                services:
+                  - name: tls
+                    listen: 127.0.0.1:443
+                    protocol: tcp
+                    routes: [{match: {sni: ["*.a.test", a.test]}, pool: a}, {pool: rest}]
+                    pools: {a: {servers: [10.0.0.1:443]}, rest: {servers: [10.0.0.2:443]}}
+                """)
+        let table = try RouteTable(good.services[0].routes)
+        #expect(table.route(.tls(serverName: "x.a.test")) == 0 && table.route(.tls(serverName: "A.test")) == 0)
+        #expect(table.route(.tls(serverName: "b.test")) == 1 && table.route(.tls(serverName: nil)) == 1)
+        #expect(good.services.first { $0.name == "tls/a" }?.proto == .tcp, "a tcp service's pools are tcp")
+    }
+}

@@ -260,3 +260,50 @@ extension IntegrationTests {
         }
     }
 }
+
+extension IntegrationTests.TLSFrontTests {
+    @Test("SNI passthrough: one tcp listener, two TLS backends with their own certificates; each name reaches its own")
+    func sniPassthrough() async throws {
+        let certs = try TestCertificates()
+        defer { certs.remove() }
+        let a = try certs.make("a", names: ["a.test"])
+        let b = try certs.make("b", names: ["*.b.test"], cn: "b.test")
+        let (rsA, rsB) = (try await TestBackend(name: "a"), try await TestBackend(name: "b"))
+        // The backends terminate TLS themselves (two SwiftVS directors, each with its own certificate).
+        let (tlsA, portA) = try DirectorProcess.inFront(
+            of: [rsA], extra: ["tls: {certificates: [{cert: \(a.cert), key: \(a.key)}]}"])
+        defer { tlsA.stop() }
+        let (tlsB, portB) = try DirectorProcess.inFront(
+            of: [rsB], extra: ["tls: {certificates: [{cert: \(b.cert), key: \(b.key)}]}"])
+        defer { tlsB.stop() }
+        let port = try freePort()
+        let front = try DirectorProcess(
+            yaml: """
+                threads: 1
+                admin: off
+                services:
+                  - name: passthrough
+                    listen: 127.0.0.1:\(port)
+                    protocol: tcp
+                    routes:
+                      - {match: {sni: a.test}, pool: a}
+                      - {match: {sni: "*.b.test"}, pool: b}
+                    pools:
+                      a: {servers: [127.0.0.1:\(portA)]}
+                      b: {servers: [127.0.0.1:\(portB)]}
+
+                """)
+        defer { front.stop() }
+        try front.waitForPort(port)
+        let toA = try curlTLS("a.test", port: port)
+        #expect(toA.subject == "CN=a.test" && toA.body == "a" && toA.version == "2", "\(toA)")
+        let toB = try curlTLS("www.b.test", port: port, ["--http1.1"])
+        #expect(toB.subject == "CN=b.test" && toB.body == "b", "\(toB)")
+        // A name no rule takes, and a client that sends no TLS: closed, nothing reaches a backend.
+        let nobody = try curlTLS("nobody.test", port: port)
+        #expect(nobody.code != 0 && nobody.body.isEmpty, "\(nobody)")
+        #expect(rsA.requests.load(ordering: .relaxed) == 1 && rsB.requests.load(ordering: .relaxed) == 1)
+        await rsA.shutdown()
+        await rsB.shutdown()
+    }
+}

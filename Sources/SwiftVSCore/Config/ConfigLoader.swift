@@ -407,6 +407,7 @@ extension NodeReader {
         if let pool {
             // The listener's settings; the pool has its own servers and how they are chosen.
             service.poolOf = pool.parent.name
+            service.proto = pool.parent.proto
             service.timeouts = pool.parent.timeouts
             service.limits = pool.parent.limits
             service.forwardedFor = pool.parent.forwardedFor
@@ -537,9 +538,7 @@ extension NodeReader {
         }
         if let node = keys["routes"] {
             service.routes = self.routes(node, "\(path).routes")
-            if service.proto != .http {
-                self.report("\(path).routes", node, "route requests on http services only; this one is tcp")
-            }
+            self.checkRouteKinds(service, node, "\(path).routes")
         }
         if let node = keys["pools"] {
             service.pools = self.pools(node, "\(path).pools", parent: service)
@@ -658,7 +657,7 @@ extension NodeReader {
         return out
     }
 
-    static let matchKeys = ["host", "path", "path_prefix", "path_regex", "method", "header", "query"]
+    static let matchKeys = ["host", "path", "path_prefix", "path_regex", "method", "header", "query", "sni"]
 
     mutating func routeMatch(_ node: Node, _ path: String) -> RouteConfig.Match {
         var match = RouteConfig.Match()
@@ -669,6 +668,7 @@ extension NodeReader {
             return self.strings(n, "\(path).\(key)", example: example) ?? []
         }
         match.hosts = list("host", "[example.com, '*.example.com']").map(RouteConfig.HostPattern.init)
+        match.sni = list("sni", "[example.com, '*.example.com']").map(RouteConfig.HostPattern.init)
         match.methods = list("method", "[GET, HEAD]").map { $0.uppercased() }
         let paths = ["path", "path_prefix", "path_regex"].filter { keys[$0] != nil }
         if paths.count > 1 {
@@ -690,6 +690,37 @@ extension NodeReader {
             RouteConfig.Header(name: $0.name, value: $0.value)
         }
         return match
+    }
+
+    /// A tcp service routes TLS it passes through by server name only; an http service by the request only.
+    mutating func checkRouteKinds(_ service: VirtualServiceConfig, _ node: Node, _ path: String) {
+        var items: [Node] = []
+        if case .sequence(let list) = node { items = Array(list) }
+        for (index, route) in service.routes.enumerated() {
+            let at = index < items.count ? items[index] : node
+            let match = route.match
+            if service.proto == .tcp {
+                var other = match
+                other.sni = []
+                if !other.isEmpty {
+                    self.report("\(path)[\(index)].match", at, "a tcp service routes by sni only (the TLS server name)")
+                }
+                if case .pool = route.action {
+                } else {
+                    self.report("\(path)[\(index)]", at, "a tcp service's routes send to a pool")
+                }
+                if route.rewritePrefix != nil || !route.setRequestHeaders.isEmpty || !route.removeRequestHeaders.isEmpty
+                    || !route.setResponseHeaders.isEmpty || !route.removeResponseHeaders.isEmpty
+                {
+                    self.report(
+                        "\(path)[\(index)]", at, "a tcp service passes bytes through: no paths or headers to edit")
+                }
+            } else if !match.sni.isEmpty {
+                self.report(
+                    "\(path)[\(index)].match.sni", at,
+                    "sni routes TLS a tcp service passes through; an http service matches host")
+            }
+        }
     }
 
     mutating func pools(_ node: Node, _ path: String, parent: VirtualServiceConfig) -> [VirtualServiceConfig] {

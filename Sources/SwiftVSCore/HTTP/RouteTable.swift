@@ -38,12 +38,14 @@ public struct RouteConfig: Sendable, Equatable {
         public var headers: [Header] = []
         /// Query parameter and value; a nil value: the parameter is present.
         public var query: [Header] = []
+        /// `tcp`: the TLS ClientHello's server name (TLS passed through, not terminated).
+        public var sni: [HostPattern] = []
 
         public init() {}
 
         public var isEmpty: Bool {
             self.hosts.isEmpty && self.path == nil && self.methods.isEmpty && self.headers.isEmpty
-                && self.query.isEmpty
+                && self.query.isEmpty && self.sni.isEmpty
         }
     }
 
@@ -138,12 +140,22 @@ public final class RouteTable: Sendable {
         public var target: String
         public var method: String
         public var header: (String) -> String?
+        /// The TLS server name, for a `tcp` service's `sni` rules.
+        public var sni: String?
 
-        public init(host: String?, target: String, method: String, header: @escaping (String) -> String?) {
+        public init(
+            host: String?, target: String, method: String, header: @escaping (String) -> String?, sni: String? = nil
+        ) {
             self.host = host
             self.target = target
             self.method = method
             self.header = header
+            self.sni = sni
+        }
+
+        /// A tcp connection: only its server name to match.
+        public static func tls(serverName: String?) -> Request {
+            Request(host: nil, target: "/", method: "", header: { _ in nil }, sni: serverName)
         }
     }
 
@@ -172,16 +184,8 @@ public final class RouteTable: Sendable {
         _ index: Int, _ match: RouteConfig.Match, _ request: Request, _ path: Substring, _ host: String?
     ) -> Bool {
         if !match.methods.isEmpty && !match.methods.contains(request.method) { return false }
-        if !match.hosts.isEmpty {
-            guard let host else { return false }
-            let hit = match.hosts.contains { pattern in
-                switch pattern {
-                case .exact(let name): return host == name
-                case .suffix(let suffix): return host.hasSuffix(suffix) && host.count > suffix.count
-                }
-            }
-            if !hit { return false }
-        }
+        if !match.hosts.isEmpty && !Self.matches(match.hosts, host) { return false }
+        if !match.sni.isEmpty && !Self.matches(match.sni, request.sni?.lowercased()) { return false }
         switch match.path {
         case nil: break
         case .exact(let exact)?: if path != exact { return false }
@@ -201,6 +205,16 @@ public final class RouteTable: Sendable {
             if let wanted = parameter.value, value != wanted { return false }
         }
         return true
+    }
+
+    static func matches(_ patterns: [RouteConfig.HostPattern], _ name: String?) -> Bool {
+        guard let name else { return false }
+        return patterns.contains { pattern in
+            switch pattern {
+            case .exact(let exact): return name == exact
+            case .suffix(let suffix): return name.hasSuffix(suffix) && name.count > suffix.count
+            }
+        }
     }
 
     /// `/api` is a prefix of `/api`, `/api/x` and `/api?x`, not of `/apix`; `/api/` of `/api/x` only.

@@ -133,8 +133,15 @@ final class RelaySession: RelayConnection {
     private let accepted: UInt64
     private var connectedAt: UInt64 = 0
     private var lastServer: Endpoint?
-    /// `accept_proxy`: the client's PROXY header is awaited (until this deadline) before a real server is chosen.
-    private var proxyDeadline: UInt64?
+    /// What is read of the client before a real server is chosen (until `awaitDeadline`): a trusted front's PROXY
+    /// header (`accept_proxy`), then, with `sni` routes, the TLS ClientHello. Peeked, never consumed past it.
+    enum Awaiting { case nothing, proxyHeader, clientHello }
+    private var awaiting = Awaiting.nothing
+    private var awaitDeadline: UInt64 = 0
+    /// The pool the connection goes to: the service itself, or the one its `sni` route chose.
+    private var pool: VirtualService
+    private var poolName: String?
+    private var route: Int?
     /// The address the client connected to, as its PROXY header said (else the socket's own).
     private var proxiedDestination: SocketAddress?
     private var clientWatched = false
@@ -145,6 +152,7 @@ final class RelaySession: RelayConnection {
         self.config = service.config
         self.clientFD = clientFD
         self.remote = remote
+        self.pool = service
         self.key = Self.key(service, self.config, remote)
         self.lastActivity = loop.now
         self.accepted = loop.now
@@ -160,27 +168,83 @@ final class RelaySession: RelayConnection {
         }
     }
 
-    /// A new connection: choose and connect, or (`accept_proxy`) first read the front's PROXY header.
+    /// A new connection: choose and connect, or first read what routing needs of the client (`Awaiting`).
     func start() {
-        guard !self.config.acceptProxy.isEmpty else { return self.connect() }
-        let trusted = self.remote.map { remote in
-            remote.withAddressBytes { bytes in self.config.acceptProxy.contains { $0.contains(Array(bytes)) } }
-        }
-        guard trusted == true else {
-            let (allowed, held) = LogThrottle.allows("proxy-untrusted \(self.config.name)")
-            if allowed {
-                self.service.logger.warning(
-                    "a client outside accept_proxy: closed",
-                    metadata: [
-                        "service": "\(self.config.name)", "client": "\(AccessRecord.address(self.remote))",
-                        "also_since_last": "\(held)",
-                    ])
+        if !self.config.acceptProxy.isEmpty {
+            let trusted = self.remote.map { remote in
+                remote.withAddressBytes { bytes in self.config.acceptProxy.contains { $0.contains(Array(bytes)) } }
             }
+            guard trusted == true else {
+                let (allowed, held) = LogThrottle.allows("proxy-untrusted \(self.config.name)")
+                if allowed {
+                    self.service.logger.warning(
+                        "a client outside accept_proxy: closed",
+                        metadata: [
+                            "service": "\(self.config.name)", "client": "\(AccessRecord.address(self.remote))",
+                            "also_since_last": "\(held)",
+                        ])
+                }
+                return self.close()
+            }
+            return self.await(.proxyHeader)
+        }
+        self.afterProxyHeader()
+    }
+
+    private func afterProxyHeader() {
+        if self.service.routing != nil { return self.await(.clientHello) }
+        self.connect()
+    }
+
+    /// Waits (under `timeouts.header_read`) for the client's first bytes.
+    private func await(_ what: Awaiting) {
+        self.awaiting = what
+        self.awaitDeadline = self.loop.now &+ UInt64(max(0, self.config.timeouts.headerRead) * 1e9)
+        if !self.clientWatched {
+            guard self.loop.watch(self.clientFD, self, tag: .client) else { return self.close() }
+            self.clientWatched = true
+        } else {
+            self.readAwaited()  // bytes after the PROXY header may be here already, their edge spent
+        }
+    }
+
+    private func readAwaited() {
+        switch self.awaiting {
+        case .proxyHeader: self.readProxyHeader()
+        case .clientHello: self.readClientHello()
+        case .nothing: return
+        }
+    }
+
+    /// Peeks the ClientHello for its server name and takes the route it matches (no name: the rules without sni).
+    private func readClientHello() {
+        var peeked = [UInt8](repeating: 0, count: ClientHello.maxBytes + 5)
+        let count = peeked.withUnsafeMutableBytes { recv(self.clientFD, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
+        if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+        guard count > 0 else { return self.close() }
+        var name: String?
+        switch ClientHello.serverName(Array(peeked[0..<count])) {
+        case .needMore:
+            if count < peeked.count { return }
+        case .name(let found):
+            name = found
+        case .noName, .notTLS:
+            break
+        }
+        self.awaiting = .nothing
+        guard let routing = self.service.routing, let index = routing.table.route(.tls(serverName: name)),
+            case .pool(let poolName) = routing.table.routes[index].action, let pool = routing.pools[poolName]
+        else {
+            self.service.logger.debug(
+                "no route for this TLS server name: closed",
+                metadata: ["service": "\(self.config.name)", "sni": "\(name ?? "(none)")"])
             return self.close()
         }
-        self.proxyDeadline = self.loop.now &+ UInt64(max(0, self.config.timeouts.headerRead) * 1e9)
-        guard self.loop.watch(self.clientFD, self, tag: .client) else { return self.close() }
-        self.clientWatched = true
+        self.route = index
+        self.poolName = poolName
+        self.pool = pool
+        self.key = Self.key(pool, pool.config, self.remote)
+        self.connect()
     }
 
     /// Reads the PROXY header without taking a byte past it (peek, then take its length).
@@ -191,25 +255,26 @@ final class RelaySession: RelayConnection {
         guard count > 0 else { return self.close() }
         switch ProxyHeader.parse(Array(peeked[0..<count])) {
         case .needMore:
-            if count == peeked.count { self.refuseProxy("a PROXY header over 4 KiB") }
+            if count == peeked.count { self.refuseClient("a PROXY header over 4 KiB") }
         case .invalid(let reason):
-            self.refuseProxy(reason)
+            self.refuseClient(reason)
         case .header(let header, let length):
             _ = peeked.withUnsafeMutableBytes { recv(self.clientFD, $0.baseAddress, length, 0) }
-            self.proxyDeadline = nil
+            self.awaiting = .nothing
             if let header {
                 self.remote = try? SocketAddress(ipAddress: Endpoint.format(header.source), port: header.sourcePort)
                 self.proxiedDestination = try? SocketAddress(
                     ipAddress: Endpoint.format(header.destination), port: header.destinationPort)
                 self.key = Self.key(self.service, self.config, self.remote)
             }
-            self.connect()
+            self.afterProxyHeader()
         }
     }
 
-    private func refuseProxy(_ reason: String) {
+    private func refuseClient(_ reason: String) {
         self.service.logger.debug(
-            "bad PROXY header: closed", metadata: ["service": "\(self.config.name)", "reason": "\(reason)"])
+            "closed before a real server was chosen",
+            metadata: ["service": "\(self.config.name)", "reason": "\(reason)"])
         self.close()
     }
 
@@ -247,7 +312,7 @@ final class RelaySession: RelayConnection {
 
     func connect() {
         guard
-            let slot = self.service.schedule(
+            let slot = self.pool.schedule(
                 key: self.key, remote: self.remote, now: self.loop.seconds, excluding: self.tried
             )
         else {
@@ -287,7 +352,7 @@ final class RelaySession: RelayConnection {
                 "cannot send the PROXY header: closed", metadata: ["service": "\(self.config.name)"])
             return self.close()
         }
-        if let slot = self.slot { self.service.succeeded(slot) }
+        if let slot = self.slot { self.pool.succeeded(slot) }
         self.up.writable = true
         self.lastActivity = self.loop.now
         // Only now is the client read: its bytes wait in the kernel while no real server is chosen.
@@ -314,7 +379,7 @@ final class RelaySession: RelayConnection {
         self.connecting = false
         guard let slot = self.slot else { return self.close() }
         self.slot = nil
-        self.service.connectFailed(slot, error: error)
+        self.pool.connectFailed(slot, error: error)
         if self.tried.count <= self.config.retries {
             self.connect()
         } else {
@@ -341,8 +406,9 @@ final class RelaySession: RelayConnection {
             if hangup { self.down.hangup = true }
             if writable { self.up.writable = true }
         } else {
-            if self.proxyDeadline != nil {
-                if readable { self.readProxyHeader() }
+            if self.awaiting != .nothing {
+                if readable { self.readAwaited() }
+                if writable { self.down.writable = true }
                 return
             }
             if readable { self.up.readable = true }
@@ -366,8 +432,13 @@ final class RelaySession: RelayConnection {
 
     /// The sweeper's look: connect timeout, then idle timeout.
     func checkTimeout(now: UInt64) {
-        if let deadline = self.proxyDeadline {
-            if now > deadline { self.refuseProxy("no PROXY header within timeouts.header_read") }
+        if self.awaiting != .nothing {
+            if now > self.awaitDeadline {
+                self.refuseClient(
+                    self.awaiting == .proxyHeader
+                        ? "no PROXY header within timeouts.header_read"
+                        : "no TLS ClientHello within timeouts.header_read")
+            }
         } else if self.connecting {
             if now > self.connectDeadline { self.connectFailed(ETIMEDOUT) }
         } else if now &- self.lastActivity > self.idleNanos {
@@ -403,6 +474,7 @@ final class RelaySession: RelayConnection {
         let now = self.loop.now
         return AccessRecord(
             time: Date().timeIntervalSince1970, client: AccessRecord.address(self.remote), service: self.service.name,
+            route: self.route, pool: self.poolName,
             server: self.lastServer?.description, proto: "TCP", bytesIn: self.up.total, bytesOut: self.down.total,
             retries: max(0, self.tried.count - 1),
             connect: self.connectedAt == 0 ? nil : Double(self.connectedAt &- self.accepted) / 1e9,

@@ -1,0 +1,79 @@
+/// The server name (SNI, RFC 6066 §3) of a TLS ClientHello, read from a connection's first bytes without
+/// terminating TLS: how a `tcp` service routes TLS it passes through (HAProxy's `req.ssl_sni`).
+public enum ClientHello {
+    public enum Parsed: Sendable, Equatable {
+        /// Too few bytes yet.
+        case needMore
+        /// Not a TLS handshake (the route falls to rules without `sni`).
+        case notTLS
+        /// A ClientHello without a server name (clients that connect by address).
+        case noName
+        case name(String)
+    }
+
+    /// The largest ClientHello read (several records may carry it); past this, no name is looked for.
+    public static let maxBytes = 16 * 1024
+
+    public static func serverName(_ bytes: [UInt8]) -> Parsed {
+        // Records: type 22 (handshake), version 3.x, length. The handshake may span records: join their bodies.
+        var handshake: [UInt8] = []
+        var at = 0
+        while true {
+            guard bytes.count >= at + 5 else {
+                return bytes.count == at && !handshake.isEmpty ? Self.parse(handshake) : .needMore
+            }
+            guard bytes[at] == 22, bytes[at + 1] == 3 else { return at == 0 ? .notTLS : Self.parse(handshake) }
+            let length = Int(bytes[at + 3]) << 8 | Int(bytes[at + 4])
+            guard bytes.count >= at + 5 + length else {
+                handshake += bytes[(at + 5)...]
+                return Self.complete(handshake) ? Self.parse(handshake) : .needMore
+            }
+            handshake += bytes[(at + 5)..<(at + 5 + length)]
+            at += 5 + length
+            if Self.complete(handshake) { return Self.parse(handshake) }
+            if at >= Self.maxBytes { return .noName }
+        }
+    }
+
+    /// The handshake message's whole body is there.
+    static func complete(_ h: [UInt8]) -> Bool {
+        h.count >= 4 && h.count >= 4 + (Int(h[1]) << 16 | Int(h[2]) << 8 | Int(h[3]))
+    }
+
+    static func parse(_ h: [UInt8]) -> Parsed {
+        guard h.count >= 4 else { return .needMore }
+        guard h[0] == 1 else { return .notTLS }  // ClientHello
+        let end = min(h.count, 4 + (Int(h[1]) << 16 | Int(h[2]) << 8 | Int(h[3])))
+        var at = 4 + 2 + 32  // version, random
+        func byte() -> Int? { at < end ? Int(h[at]) : nil }
+        func u16(_ i: Int) -> Int? { i + 1 < end ? Int(h[i]) << 8 | Int(h[i + 1]) : nil }
+        guard let session = byte() else { return .noName }
+        at += 1 + session
+        guard let suites = u16(at) else { return .noName }
+        at += 2 + suites
+        guard let compressions = byte() else { return .noName }
+        at += 1 + compressions
+        guard let extensionsLength = u16(at) else { return .noName }
+        at += 2
+        let extensionsEnd = min(end, at + extensionsLength)
+        while at + 4 <= extensionsEnd {
+            guard let type = u16(at), let length = u16(at + 2) else { return .noName }
+            let body = at + 4
+            if type == 0 {  // server_name: list length, then (type 0 host_name, length, name)
+                var item = body + 2
+                while item + 3 <= min(body + length, extensionsEnd) {
+                    guard let nameLength = u16(item + 1) else { return .noName }
+                    if h[item] == 0, item + 3 + nameLength <= end {
+                        let name = h[(item + 3)..<(item + 3 + nameLength)]
+                        guard name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return .noName }
+                        return .name(String(decoding: name, as: UTF8.self).lowercased())
+                    }
+                    item += 3 + nameLength
+                }
+                return .noName
+            }
+            at = body + length
+        }
+        return .noName
+    }
+}
