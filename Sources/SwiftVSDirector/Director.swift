@@ -55,13 +55,13 @@ public final class Director: Sendable {
         let services = try config.services.map {
             try VirtualService(config: $0, logger: logger, accessLog: accessLog)
         }
-        let fronts: [String: TLSFront]
+        let material: TLSMaterial
         do {
-            fronts = try TLSFront.load(config, configPath: configPath)
+            material = try TLSMaterial.load(config, configPath: configPath)
         } catch {
             throw DirectorError(code: .config, message: error.description)
         }
-        for service in services { service.tlsFront = fronts[service.name] }
+        material.install(on: services)
         try Self.link(services)
         self.state = Mutex(State(config: config, services: services))
     }
@@ -250,9 +250,9 @@ public final class Director: Sendable {
         let byName = Dictionary(uniqueKeysWithValues: running.map { ($0.name, $0) })
         // Certificates are read again on every reload, changed or not: a renewed file on disk is what a reload
         // is for. A file that fails refuses the whole reload, before anything changes.
-        let fronts: [String: TLSFront]
+        let material: TLSMaterial
         do {
-            fronts = try TLSFront.load(new, configPath: self.configPath)
+            material = try TLSMaterial.load(new, configPath: self.configPath)
         } catch {
             throw DirectorError(code: .config, message: "reload refused, nothing changed: \(error.description)")
         }
@@ -272,7 +272,7 @@ public final class Director: Sendable {
                     }
                 } else {
                     let service = try VirtualService(config: config, logger: self.logger, accessLog: self.accessLog)
-                    service.tlsFront = fronts[config.name]
+                    material.install(on: service)
                     if config.poolOf != nil {
                         freshPools.append(service)
                     } else {
@@ -290,7 +290,7 @@ public final class Director: Sendable {
         var closing: [Listener] = []
         for config in new.services {
             if let existing = byName[config.name] {
-                existing.tlsFront = fronts[config.name]
+                material.install(on: existing)
                 if existing.config == config {
                     summary.unchanged.append(config.name)
                 } else {

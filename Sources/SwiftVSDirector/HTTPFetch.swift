@@ -22,7 +22,8 @@ public struct FetchError: Error, CustomStringConvertible, Sendable {
 public enum HTTPFetch {
     public static func fetch(
         on eventLoop: EventLoop, to address: SocketAddress, method: HTTPMethod = .GET, path: String, host: String,
-        headers extra: [(String, String)] = [], body: [UInt8]? = nil, timeout: TimeAmount, maxBody: Int = 1 << 20
+        headers extra: [(String, String)] = [], body: [UInt8]? = nil, timeout: TimeAmount, maxBody: Int = 1 << 20,
+        tls: UpstreamTLS? = nil
     ) -> EventLoopFuture<FetchedResponse> {
         let promise = eventLoop.makePromise(of: FetchedResponse.self)
         let deadline = eventLoop.scheduleTask(in: timeout) {
@@ -33,6 +34,7 @@ public enum HTTPFetch {
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try tls.handler()) }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(FetchHandler(promise: promise, maxBody: maxBody))
                 }

@@ -158,7 +158,9 @@ final class RealServerChecker: Sendable {
             return HTTPFetch.fetch(
                 on: self.loop, to: address, path: check.path,
                 host: check.host ?? Endpoint.hostHeader(self.endpoint.host, port: port),
-                timeout: self.timeout
+                timeout: self.timeout,
+                // Over TLS when the server takes requests over TLS (on its own port; a check `port` is clear text).
+                tls: port == self.endpoint.port ? self.service.upstreamTLS[self.endpoint] : nil
             )
             .map { response in
                 let matches = regex.map { regex in

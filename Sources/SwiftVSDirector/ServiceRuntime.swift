@@ -108,6 +108,12 @@ public final class VirtualService: Sendable {
         get { self.routingBox.withLock { $0 } }
         set { self.routingBox.withLock { $0 = newValue } }
     }
+    /// TLS towards real servers with `tls`, by address, as last loaded.
+    private let upstreamTLSBox = Mutex<[Endpoint: UpstreamTLS]>([:])
+    var upstreamTLS: [Endpoint: UpstreamTLS] {
+        get { self.upstreamTLSBox.withLock { $0 } }
+        set { self.upstreamTLSBox.withLock { $0 = newValue } }
+    }
     /// TLS termination as last loaded (start, reload): new connections take it, open ones keep theirs.
     private let tls = Mutex<TLSFront?>(nil)
     var tlsFront: TLSFront? {

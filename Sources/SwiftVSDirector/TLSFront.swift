@@ -4,6 +4,105 @@ import NIOSSL
 import SwiftVSConfigKit
 import SwiftVSCore
 
+/// Every TLS file of a config, loaded and checked: the services' fronts (termination) and the contexts towards
+/// real servers with `tls`. Read at start, at every reload and by `--check-config`, which names the key of each
+/// file that is wrong.
+public struct TLSMaterial: Sendable {
+    /// By service name.
+    public var fronts: [String: TLSFront] = [:]
+    /// By service (or pool) name, then real server.
+    var upstreams: [String: [Endpoint: UpstreamTLS]] = [:]
+
+    public static func load(
+        _ config: DirectorConfig, configPath: String?, now: Date = Date()
+    ) throws(ConfigError)
+        -> TLSMaterial
+    {
+        var material = TLSMaterial()
+        var problems: [ConfigProblem] = []
+        let base = configPath.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "."
+        // Pools are listed after the listeners; their keys are `services[N].pools.NAME` in the file.
+        for (index, service) in config.services.enumerated() {
+            let path = Self.path(of: service, index: index, in: config)
+            if let tls = service.tls {
+                switch TLSFront.load(tls, http2: service.http2, path: "\(path).tls", base: base, now: now) {
+                case .success(let front): material.fronts[service.name] = front
+                case .failure(let error): problems += error.problems
+                }
+            }
+            for (serverIndex, server) in service.servers.enumerated() {
+                guard let tls = server.tls else { continue }
+                switch UpstreamTLS.load(tls, path: "\(path).servers[\(serverIndex)].tls", base: base) {
+                case .success(let upstream): material.upstreams[service.name, default: [:]][server.address] = upstream
+                case .failure(let error): problems += error.problems
+                }
+            }
+        }
+        guard problems.isEmpty else { throw ConfigError(source: configPath ?? "config", problems: problems) }
+        return material
+    }
+
+    /// `services[N]`, or `services[N].pools.NAME` for a pool.
+    static func path(of service: VirtualServiceConfig, index: Int, in config: DirectorConfig) -> String {
+        guard let parent = service.poolOf, let at = config.services.firstIndex(where: { $0.name == parent }) else {
+            return "services[\(index)]"
+        }
+        return "services[\(at)].pools.\(service.name.dropFirst(parent.count + 1))"
+    }
+
+    /// Hands each service its front and its real servers' TLS.
+    func install(on services: [VirtualService]) {
+        for service in services { self.install(on: service) }
+    }
+
+    func install(on service: VirtualService) {
+        service.tlsFront = self.fronts[service.name]
+        service.upstreamTLS = self.upstreams[service.name] ?? [:]
+    }
+}
+
+/// TLS towards one real server: its client context and the name it is asked for (SNI) and checked against.
+public final class UpstreamTLS: Sendable {
+    let context: NIOSSLContext
+    let serverName: String?
+
+    private init(context: NIOSSLContext, serverName: String?) {
+        self.context = context
+        self.serverName = serverName
+    }
+
+    static func load(_ config: UpstreamTLSConfig, path: String, base: String) -> Result<UpstreamTLS, TLSFront.Problems>
+    {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.applicationProtocols = ["http/1.1"]
+        if let ca = config.ca {
+            let file = ca.hasPrefix("/") ? ca : "\(base)/\(ca)"
+            guard let roots = try? NIOSSLCertificate.fromPEMFile(file), !roots.isEmpty else {
+                let reason = TLSFront.describe(CocoaError(.fileReadCorruptFile), file: file, what: "a PEM certificate")
+                return .failure(
+                    .init(problems: [ConfigProblem(path: "\(path).ca", line: nil, message: "\(file): \(reason)")]))
+            }
+            configuration.trustRoots = .certificates(roots)
+        }
+        configuration.certificateVerification =
+            !config.verify ? .none : config.serverName == nil ? .noHostnameVerification : .fullVerification
+        do {
+            return .success(
+                UpstreamTLS(context: try NIOSSLContext(configuration: configuration), serverName: config.serverName))
+        } catch {
+            return .failure(
+                .init(problems: [
+                    ConfigProblem(path: path, line: nil, message: "cannot build the TLS context: \(error)")
+                ]))
+        }
+    }
+
+    /// The handler that goes first on a new connection to the server.
+    func handler() throws -> NIOSSLClientHandler {
+        try NIOSSLClientHandler(context: self.context, serverHostname: self.serverName)
+    }
+}
+
 /// A service's TLS termination, loaded and checked: the server context (the first certificate, TLS versions,
 /// ciphers, ALPN, client certificates) and, for SNI, every certificate chain with the names it serves.
 ///

@@ -45,12 +45,14 @@ final class UpstreamConnection: ChannelDuplexHandler {
             serverID: slot.server.id, service: serviceID, loop: loop,
             idle: timeouts.idle)
         let bound = NIOLoopBound(connection, eventLoop: loop.eventLoop)
+        let tls = owner.pool.upstreamTLS[slot.server.endpoint]
         ClientBootstrap(group: loop.eventLoop)
             .connectTimeout(.nanoseconds(Int64(timeouts.connect * 1e9)))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(try tls.handler()) }
                     try Owner.addCodecs(sync)
                     try sync.addHandler(bound.value)
                 }

@@ -124,7 +124,7 @@ func loadOrExit(_ path: String) throws -> DirectorConfig {
     try loadOrExit(path) { (yaml, source) throws(ConfigError) in
         let config = try ConfigLoader.load(yaml: yaml, source: source)
         // The certificate and key files too: a missing, expired or mismatched one is named by its key.
-        _ = try TLSFront.load(config, configPath: source)
+        _ = try TLSMaterial.load(config, configPath: source)
         return config
     }
 }

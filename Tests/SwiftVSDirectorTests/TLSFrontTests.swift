@@ -307,3 +307,47 @@ extension IntegrationTests.TLSFrontTests {
         await rsB.shutdown()
     }
 }
+
+extension IntegrationTests.TLSFrontTests {
+    @Test("TLS to real servers: verified against a CA and a name (SNI), health checks over TLS; a wrong CA fails")
+    func upstreamTLS() async throws {
+        let certs = try TestCertificates()
+        defer { certs.remove() }
+        let a = try certs.make("a", names: ["a.test"])
+        let other = try certs.make("other", names: ["other.test"])
+        let rs = try await TestBackend(name: "rs1")
+        // The real server speaks TLS only (a SwiftVS director terminating it, in front of the test backend).
+        let (server, serverPort) = try DirectorProcess.inFront(
+            of: [rs], extra: ["tls: {certificates: [{cert: \(a.cert), key: \(a.key)}]}"])
+        defer { server.stop() }
+        let admin = try freePort()
+        let port = try freePort()
+        let director = try DirectorProcess(
+            yaml: """
+                threads: 1
+                admin: {listen: 127.0.0.1:\(admin), socket: off}
+                services:
+                  - name: good
+                    listen: 127.0.0.1:\(port)
+                    health: {check: http, path: /, interval: 300ms, timeout: 200ms, rise: 1, fall: 1, alpha: true}
+                    servers: [{address: 127.0.0.1:\(serverPort), tls: {ca: \(a.cert), server_name: a.test}}]
+                  - name: wrongca
+                    listen: 127.0.0.1:\(port + 1 == serverPort ? port + 2 : port + 1)
+                    retries: 0
+                    servers: [{address: 127.0.0.1:\(serverPort), tls: {ca: \(other.cert), server_name: a.test}}]
+
+                """)
+        defer { director.stop() }
+        try director.waitForPort(port)
+        try waitUntilBlocking("the TLS health check passes", seconds: 10) {
+            (try? curl("http://127.0.0.1:\(admin)/api/services/good").body.contains("200 OK")) == true
+        }
+        let answer = try curl("http://127.0.0.1:\(port)/headers")
+        #expect(answer.status == 200 && answer.body.contains("x-forwarded-proto: https"), "\(answer)")
+        let wrongPort = port + 1 == serverPort ? port + 2 : port + 1
+        try director.waitForPort(wrongPort)
+        let refused = try curl("http://127.0.0.1:\(wrongPort)/")
+        #expect(refused.status == 502, "a certificate the CA did not sign: \(refused)")
+        await rs.shutdown()
+    }
+}

@@ -551,6 +551,11 @@ extension NodeReader {
             }
         } else if let serversNode = keys["servers"] {
             service.servers = self.servers(serversNode, "\(path).servers")
+            if service.proto == .tcp, let index = service.servers.firstIndex(where: { $0.tls != nil }) {
+                self.report(
+                    "\(path).servers[\(index)].tls", serversNode,
+                    "TLS to real servers is for http services; a tcp service passes the client's TLS through")
+            }
         } else {
             self.report("\(path).servers", node, "missing: list the real servers (address, weight)")
         }
@@ -1110,6 +1115,20 @@ extension NodeReader {
         return config
     }
 
+    /// `tls: true`, or `{ca, server_name, verify}`.
+    mutating func upstreamTLS(_ node: Node, _ path: String) -> UpstreamTLSConfig? {
+        if case .scalar = node {
+            guard let on = self.bool(node, path) else { return nil }
+            return on ? UpstreamTLSConfig() : nil
+        }
+        guard let keys = self.mapping(node, path, allowed: ["ca", "server_name", "verify"]) else { return nil }
+        var config = UpstreamTLSConfig()
+        if let n = keys["ca"] { config.ca = self.string(n, "\(path).ca") }
+        if let n = keys["server_name"] { config.serverName = self.string(n, "\(path).server_name") }
+        if let n = keys["verify"], let v = self.bool(n, "\(path).verify") { config.verify = v }
+        return config
+    }
+
     mutating func servers(_ node: Node, _ path: String) -> [RealServerConfig] {
         guard case .sequence(let list) = node else {
             self.report(path, node, "expected a list of real servers, got \(Self.kind(node))")
@@ -1133,7 +1152,8 @@ extension NodeReader {
                 }
                 continue
             }
-            guard let keys = self.mapping(item, itemPath, allowed: ["address", "weight", "upper", "lower"]) else {
+            guard let keys = self.mapping(item, itemPath, allowed: ["address", "weight", "upper", "lower", "tls"])
+            else {
                 continue
             }
             guard let addressNode = keys["address"] else {
@@ -1153,6 +1173,7 @@ extension NodeReader {
                 server.weight = v
             }
             if let n = keys["upper"], let v = self.int(n, "\(itemPath).upper", 0...1_000_000) { server.upper = v }
+            if let n = keys["tls"] { server.tls = self.upstreamTLS(n, "\(itemPath).tls") }
             if let n = keys["lower"], let v = self.int(n, "\(itemPath).lower", 0...1_000_000) { server.lower = v }
             if server.lower > 0 && server.upper == 0 {
                 self.report("\(itemPath).lower", keys["lower"], "lower needs upper: it is where a full server reopens")

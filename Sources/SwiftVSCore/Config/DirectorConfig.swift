@@ -134,6 +134,23 @@ public struct SchedulerFlags: Sendable, Equatable {
     }
 }
 
+/// TLS towards a real server (`servers[M].tls`).
+public struct UpstreamTLSConfig: Sendable, Equatable {
+    /// PEM file of the CAs that sign the server's certificate; nil = the system's trust store.
+    public var ca: String?
+    /// Sent as SNI and checked against the certificate; nil = no SNI, and the certificate's chain is checked
+    /// but not its name.
+    public var serverName: String?
+    /// Check the certificate at all (off only for tests and throw-away setups).
+    public var verify = true
+
+    public init(ca: String? = nil, serverName: String? = nil, verify: Bool = true) {
+        self.ca = ca
+        self.serverName = serverName
+        self.verify = verify
+    }
+}
+
 /// One real server of a virtual service.
 public struct RealServerConfig: Sendable, Equatable {
     /// The weights a real server may have (IPVS's): the config, `adm weight` and `adm add` all check this one range.
@@ -146,6 +163,8 @@ public struct RealServerConfig: Sendable, Equatable {
     public var upper: Int = 0
     /// Lower threshold (ipvsadm `-y`); the server takes connections again below it. 0 = three quarters of `upper`.
     public var lower: Int = 0
+    /// http: requests (and health checks) go to this server over TLS; nil = clear text.
+    public var tls: UpstreamTLSConfig?
 
     public init(address: Endpoint, weight: Int = 1, upper: Int = 0, lower: Int = 0) {
         self.address = address

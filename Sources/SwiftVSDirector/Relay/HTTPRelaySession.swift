@@ -55,7 +55,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     /// which needs the parsed request (the NIOHTTP1 proxy serves those services).
     static func serves(_ config: VirtualServiceConfig) -> Bool {
         (!config.scheduler.isHashing || config.effectiveHash == .source) && config.tls == nil
-            && config.httpsRedirect == nil && config.routes.isEmpty
+            && config.httpsRedirect == nil && config.routes.isEmpty && !config.servers.contains { $0.tls != nil }
     }
 
     /// Room before a response's bytes in its buffer, so that its head can grow in place (`Connection: close`).
