@@ -246,7 +246,7 @@ run_handshakes() {  # MODE ROUND NAME new|reuse: sequential TLS connections by o
     timeout -k 5 $((DUR + 30)) openssl s_time -connect "$HOST:$TARGET" -"$kind" -time "$DUR" -www /small > "$out" 2>&1 || true
     w1=$(date +%s.%N); t1=$(cpu_ticks "$PROXY_PID")
     read -r conns secs < <(awk '/connections in .* real seconds/{print $1, $4}' "$out" | tail -n 1)
-    local rps; rps=$(awk -v n="${conns:-0}" -v s="${secs:-0}" 'BEGIN{ printf "%.0f", s > 0 ? n / s : 0 }')
+    local rps; rps=$(awk -v n="${conns:-0}" -v s="${secs:-0}" 'BEGIN{ printf "%.0f", (s > 0 ? n / s : 0) }')
     record "$mode" "$round" "$name" "/hs-$kind" 1 "$rps" 0 0 0 "${conns:-0}" $((t1 - t0)) "$w0" "$w1"
 }
 

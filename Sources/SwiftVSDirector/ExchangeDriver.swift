@@ -21,8 +21,9 @@ protocol ExchangeDriver: AnyObject {
     var failureDetail: String { get }
     /// The request in flight, as the access log tells it (filled only while the log is on).
     var access: AccessFacts { get set }
-    /// The client's address and the driver's clock (nanoseconds), for the access log.
-    var clientAddress: SocketAddress? { get }
+    /// The client's address as the access log writes it (made once per connection), and the driver's clock
+    /// (nanoseconds).
+    var clientText: String { get }
     var nowNanos: UInt64 { get }
     /// Hands the upstream connection to the pool (closing it if the pool will not have it).
     func parkUpstream()
@@ -47,7 +48,7 @@ struct AccessFacts {
     var status: Int?
     var bytesIn = 0
     var bytesOut = 0
-    var server: Endpoint?
+    var server: String?
     /// The route that matched (its index) and the pool it chose.
     var route: Int?
     var pool: String?
@@ -114,9 +115,9 @@ extension ExchangeDriver {
         }
         let access = self.access
         return AccessRecord(
-            time: Date().timeIntervalSince1970, client: AccessRecord.address(self.clientAddress),
+            time: Date().timeIntervalSince1970, client: self.clientText,
             service: self.service.name, route: access.route, pool: access.pool,
-            server: access.server?.description, method: access.method, target: access.target, proto: access.version,
+            server: access.server, method: access.method, target: access.target, proto: access.version,
             status: access.status, bytesIn: access.bytesIn, bytesOut: access.bytesOut,
             retries: max(0, self.exchange.tried.count - 1), head: seconds(timing.headStart, timing.request),
             connect: seconds(timing.request, timing.connected), firstByte: seconds(timing.request, timing.firstByte),
@@ -131,7 +132,7 @@ extension ExchangeDriver {
         }
         let slot = self.pool.schedule(key: key, remote: remote, now: now, excluding: self.exchange.tried)
         self.slot = slot
-        if let slot { self.access.server = slot.server.endpoint }
+        if let slot { self.access.server = slot.server.endpointText }
         self.perform(self.exchange.handle(.picked(server: slot?.server.id, now: nanos)))
     }
 }

@@ -58,7 +58,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     private var clientVersion: HTTPVersion = .http1_1
     var failureDetail = ""
     var access = AccessFacts()
-    var clientAddress: SocketAddress? { self.client.remote }
+    lazy var clientText = AccessRecord.address(self.client.remote)
     var nowNanos: UInt64 { self.loop.now }
 
     // Pipelined parts of later requests.

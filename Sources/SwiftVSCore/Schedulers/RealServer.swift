@@ -93,6 +93,8 @@ public struct RealServer: Sendable {
     /// Stable across snapshots (persistence templates and upstream pools refer to it).
     public let id: Int
     public let endpoint: Endpoint
+    /// `endpoint` as text, made once per snapshot rather than per logged request.
+    public let endpointText: String
     /// The weight new connections see: the configured one, or 0 while out of rotation.
     public let weight: Int
     /// The weight from the config or `adm weight`, whatever the server's health.
@@ -109,6 +111,7 @@ public struct RealServer: Sendable {
     ) {
         self.id = id
         self.endpoint = endpoint
+        self.endpointText = endpoint.description
         self.configuredWeight = weight
         self.weight = inRotation ? weight : 0
         self.inRotation = inRotation

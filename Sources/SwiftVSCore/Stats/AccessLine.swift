@@ -95,21 +95,128 @@ public enum AccessLine {
         }
     }
 
+    /// The line appended to `out`.
+    public static func render(_ record: AccessRecord, _ format: AccessLogConfig.Format, into out: inout [UInt8]) {
+        switch format {
+        case .text: self.text(record, into: &out)
+        case .json: out.append(contentsOf: self.json(record).utf8)
+        }
+    }
+
     /// `127.0.0.1:40000 - - [01/Dec/2026:10:33:00.123 +0000] "GET /x HTTP/1.1" 200 12 service=web
     /// server=127.0.0.1:8081 in=0 retries=0 head=0.000 connect=0.001 ttfb=0.003 total=0.004`
     public static func text(_ r: AccessRecord) -> String {
-        var line = "\(r.client) - - [\(self.clf(r.time))] \""
+        var bytes: [UInt8] = []
+        self.text(r, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The same line, appended to `out` byte by byte: no intermediate strings (String building was a fifth of the
+    /// director's time with the log on).
+    public static func text(_ r: AccessRecord, into out: inout [UInt8]) {
+        out.reserveCapacity(out.count + 256)
+        out.append(contentsOf: r.client.utf8)
+        out.append(contentsOf: " - - [".utf8)
+        let t = UTCTime(r.time)
+        self.digits(t.day, 2, &out)
+        out.append(UInt8(ascii: "/"))
+        out.append(contentsOf: Self.monthBytes[t.month - 1])
+        out.append(UInt8(ascii: "/"))
+        self.digits(t.year, 4, &out)
+        out.append(UInt8(ascii: ":"))
+        self.digits(t.hour, 2, &out)
+        out.append(UInt8(ascii: ":"))
+        self.digits(t.minute, 2, &out)
+        out.append(UInt8(ascii: ":"))
+        self.digits(t.second, 2, &out)
+        out.append(UInt8(ascii: "."))
+        self.digits(t.millisecond, 3, &out)
+        out.append(contentsOf: " +0000] \"".utf8)
         if let method = r.method {
-            line += "\(self.escaped(method)) \(self.escaped(r.target ?? "-")) \(r.proto)"
+            self.escaped(method, &out)
+            out.append(UInt8(ascii: " "))
+            self.escaped(r.target ?? "-", &out)
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: r.proto.utf8)
         } else {
-            line += r.proto == "TCP" ? "- - TCP" : "-"
+            out.append(contentsOf: (r.proto == "TCP" ? "- - TCP" : "-").utf8)
         }
-        line += "\" \(r.status.map(String.init) ?? "-") \(r.bytesOut) service=\(r.service)"
-        if let route = r.route { line += " route=\(route) pool=\(r.pool ?? "-")" }
-        line += " server=\(r.server ?? "-") in=\(r.bytesIn) retries=\(r.retries)"
-        line += " head=\(self.seconds(r.head)) connect=\(self.seconds(r.connect)) ttfb=\(self.seconds(r.firstByte))"
-        line += " total=\(self.seconds(r.total))\n"
-        return line
+        out.append(contentsOf: "\" ".utf8)
+        if let status = r.status { self.digits(status, 1, &out) } else { out.append(UInt8(ascii: "-")) }
+        out.append(UInt8(ascii: " "))
+        self.digits(r.bytesOut, 1, &out)
+        out.append(contentsOf: " service=".utf8)
+        out.append(contentsOf: r.service.utf8)
+        if let route = r.route {
+            out.append(contentsOf: " route=".utf8)
+            self.digits(route, 1, &out)
+            out.append(contentsOf: " pool=".utf8)
+            out.append(contentsOf: (r.pool ?? "-").utf8)
+        }
+        out.append(contentsOf: " server=".utf8)
+        out.append(contentsOf: (r.server ?? "-").utf8)
+        out.append(contentsOf: " in=".utf8)
+        self.digits(r.bytesIn, 1, &out)
+        out.append(contentsOf: " retries=".utf8)
+        self.digits(r.retries, 1, &out)
+        out.append(contentsOf: " head=".utf8)
+        self.seconds(r.head, &out)
+        out.append(contentsOf: " connect=".utf8)
+        self.seconds(r.connect, &out)
+        out.append(contentsOf: " ttfb=".utf8)
+        self.seconds(r.firstByte, &out)
+        out.append(contentsOf: " total=".utf8)
+        self.seconds(r.total, &out)
+        out.append(UInt8(ascii: "\n"))
+    }
+
+    static let monthBytes = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].map {
+        Array($0.utf8)
+    }
+
+    /// `value` in decimal, zero-padded to `width`.
+    static func digits(_ value: Int, _ width: Int, _ out: inout [UInt8]) {
+        var v = max(0, value)
+        var buffer:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+            ) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &buffer) { raw in
+            repeat {
+                raw[19 - count] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+                count += 1
+            } while v > 0 && count < 20
+            while count < width && count < 20 {
+                raw[19 - count] = UInt8(ascii: "0")
+                count += 1
+            }
+            out.append(contentsOf: raw[(20 - count)...])
+        }
+    }
+
+    /// Seconds with milliseconds (`0.004`), or `-`.
+    static func seconds(_ value: Double?, _ out: inout [UInt8]) {
+        guard let value else { return out.append(UInt8(ascii: "-")) }
+        let millis = Int((max(0, value) * 1000).rounded())
+        self.digits(millis / 1000, 1, &out)
+        out.append(UInt8(ascii: "."))
+        self.digits(millis % 1000, 3, &out)
+    }
+
+    static func escaped(_ text: String, _ out: inout [UInt8]) {
+        for byte in text.utf8 {
+            if byte < 0x20 || byte == 0x22 || byte == 0x5C || byte >= 0x7F {
+                let hex = Array("0123456789ABCDEF".utf8)
+                out.append(contentsOf: [
+                    UInt8(ascii: "\\"), UInt8(ascii: "x"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)],
+                ])
+            } else {
+                out.append(byte)
+            }
+        }
     }
 
     public static func json(_ r: AccessRecord) -> String {
@@ -134,12 +241,6 @@ public enum AccessLine {
         return "{" + fields.joined(separator: ",") + "}\n"
     }
 
-    /// Seconds with milliseconds (`0.004`), or `-`.
-    static func seconds(_ value: Double?) -> String {
-        guard let value else { return "-" }
-        return self.fixed(max(0, value), places: 3)
-    }
-
     static func millis(_ value: Double?) -> String {
         guard let value else { return "null" }
         return self.fixed(max(0, value) * 1000, places: 3)
@@ -151,21 +252,6 @@ public enum AccessLine {
         let whole = Int((value * Double(scale)).rounded())
         let fraction = String(whole % scale)
         return "\(whole / scale).\(String(repeating: "0", count: places - fraction.count))\(fraction)"
-    }
-
-    /// Quotes and control bytes as `\xHH` (nginx's escaping), so a line stays one line with its fields apart.
-    static func escaped(_ text: String) -> String {
-        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 >= 0x7F }) else { return text }
-        var out = ""
-        for byte in text.utf8 {
-            if byte < 0x20 || byte == 0x22 || byte == 0x5C || byte >= 0x7F {
-                let hex = String(byte, radix: 16, uppercase: true)
-                out += "\\x" + (hex.count == 1 ? "0" + hex : hex)
-            } else {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            }
-        }
-        return out
     }
 
     /// A JSON string.

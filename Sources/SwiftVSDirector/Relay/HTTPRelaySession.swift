@@ -100,7 +100,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     var access = AccessFacts()
     /// The relay serves services without routes: the pool is the service.
     var pool: VirtualService { self.service }
-    var clientAddress: SocketAddress? { self.remote }
+    lazy var clientText = AccessRecord.address(self.remote)
     var nowNanos: UInt64 { self.loop.now }
 
     // The response in flight.
