@@ -63,5 +63,6 @@ struct ClientHelloTests {
         serverHello[5] = 2
         #expect(ClientHello.serverName(serverHello) == .notTLS)
         #expect(ClientHello.serverName(Self.hello("a b.test")) == .noName)
+        #expect(ClientHello.serverName(Self.hello("")) == .noName, "an empty name (the fuzzer found it)")
     }
 }

@@ -44,6 +44,8 @@ struct ProxyHeaderTests {
         ("v1 with LF only", Array("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n".utf8)),
         ("v1 with a port past 65535", Array("PROXY TCP4 1.2.3.4 5.6.7.8 70000 2\r\n".utf8)),
         ("v1 with a leading zero port", Array("PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n".utf8)),
+        ("v1 with a negative port (the fuzzer found it)", Array("PROXY TCP6 8::7 6::0 1 -34\r\n".utf8)),
+        ("v1 with a signed port", Array("PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n".utf8)),
         ("v1 TCP4 with an IPv6 address", Array("PROXY TCP4 ::1 5.6.7.8 1 2\r\n".utf8)),
         ("v1 with a field missing", Array("PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n".utf8)),
         ("v1 past 107 bytes", Array(("PROXY TCP6 " + String(repeating: "1", count: 100)).utf8)),

@@ -65,7 +65,8 @@ public enum ClientHello {
                     guard let nameLength = u16(item + 1) else { return .noName }
                     if h[item] == 0, item + 3 + nameLength <= end {
                         let name = h[(item + 3)..<(item + 3 + nameLength)]
-                        guard name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return .noName }
+                        // An empty name, or bytes no host name has, is no name to route by.
+                        guard !name.isEmpty, name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return .noName }
                         return .name(String(decoding: name, as: UTF8.self).lowercased())
                     }
                     item += 3 + nameLength

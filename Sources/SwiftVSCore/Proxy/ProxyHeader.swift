@@ -98,7 +98,8 @@ public struct ProxyHeader: Sendable, Equatable {
     }
 
     static func port(_ text: Substring) -> Int? {
-        guard !text.isEmpty, text.count <= 5, text.allSatisfy(\.isASCII), text.first != "0" || text == "0",
+        guard !text.isEmpty, text.count <= 5, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            text.first != "0" || text == "0",
             let value = Int(text), value <= 65535
         else { return nil }
         return value
