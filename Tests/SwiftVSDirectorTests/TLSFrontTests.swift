@@ -351,3 +351,37 @@ extension IntegrationTests.TLSFrontTests {
         await rs.shutdown()
     }
 }
+
+extension IntegrationTests.TLSFrontTests {
+    @Test("client certificates: required refuses a client without one the CA signed; optional lets it in")
+    func clientCertificates() async throws {
+        let certs = try TestCertificates()
+        defer { certs.remove() }
+        let server = try certs.make("server", names: ["a.test"])
+        let client = try certs.make("client", names: ["client.test"])  // self-signed: its own CA
+        let stranger = try certs.make("stranger", names: ["stranger.test"])
+        let rs = try await TestBackend(name: "rs1")
+        let (required, requiredPort) = try DirectorProcess.inFront(
+            of: [rs],
+            extra: [
+                "tls: {certificates: [{cert: \(server.cert), key: \(server.key)}], client_auth: required, client_ca: \(client.cert)}"
+            ])
+        defer { required.stop() }
+        let (optional, optionalPort) = try DirectorProcess.inFront(
+            of: [rs],
+            extra: [
+                "tls: {certificates: [{cert: \(server.cert), key: \(server.key)}], client_auth: optional, client_ca: \(client.cert)}"
+            ])
+        defer { optional.stop() }
+        let with = try curlTLS("a.test", port: requiredPort, ["--cert", client.cert, "--key", client.key])
+        #expect(with.body == "rs1", "\(with)")
+        let without = try curlTLS("a.test", port: requiredPort)
+        #expect(without.body != "rs1", "no certificate: refused \(without)")
+        let wrong = try curlTLS("a.test", port: requiredPort, ["--cert", stranger.cert, "--key", stranger.key])
+        #expect(wrong.body != "rs1", "a certificate the CA did not sign: refused \(wrong)")
+        #expect(try curlTLS("a.test", port: optionalPort).body == "rs1", "optional: in without one")
+        #expect(
+            try curlTLS("a.test", port: optionalPort, ["--cert", client.cert, "--key", client.key]).body == "rs1")
+        await rs.shutdown()
+    }
+}
