@@ -78,7 +78,7 @@ public final class UpstreamTLS: Sendable {
         if let ca = config.ca {
             let file = ca.hasPrefix("/") ? ca : "\(base)/\(ca)"
             guard let roots = try? NIOSSLCertificate.fromPEMFile(file), !roots.isEmpty else {
-                let reason = TLSFront.describe(CocoaError(.fileReadCorruptFile), file: file, what: "a PEM certificate")
+                let reason = TLSFront.describe(file: file, what: "a PEM certificate")
                 return .failure(
                     .init(problems: [ConfigProblem(path: "\(path).ca", line: nil, message: "\(file): \(reason)")]))
             }
@@ -185,7 +185,8 @@ public final class TLSFront: Sendable {
                 chain = try NIOSSLCertificate.fromPEMFile(certFile)
             } catch {
                 problem(
-                    "\(key).cert", "\(certFile): \(Self.describe(error, file: certFile, what: "a PEM certificate"))")
+                    "\(key).cert",
+                    "\(certFile): \(Self.describe(file: certFile, what: "a PEM certificate", error: error))")
                 continue
             }
             guard let leaf = chain.first else {
@@ -196,7 +197,9 @@ public final class TLSFront: Sendable {
             do {
                 privateKey = try NIOSSLPrivateKey(file: keyFile, format: .pem)
             } catch {
-                problem("\(key).key", "\(keyFile): \(Self.describe(error, file: keyFile, what: "a PEM private key"))")
+                problem(
+                    "\(key).key", "\(keyFile): \(Self.describe(file: keyFile, what: "a PEM private key", error: error))"
+                )
                 continue
             }
             let notAfter = Date(timeIntervalSince1970: TimeInterval(leaf.notValidAfter))
@@ -233,7 +236,7 @@ public final class TLSFront: Sendable {
         if let ca = config.clientCA {
             let caFile = resolve(ca)
             if (try? NIOSSLCertificate.fromPEMFile(caFile))?.isEmpty ?? true {
-                problem("\(path).client_ca", "\(caFile): cannot read a PEM certificate from it")
+                problem("\(path).client_ca", "\(caFile): \(Self.describe(file: caFile, what: "a PEM certificate"))")
             }
             configuration.trustRoots = .file(caFile)
             configuration.sendCANameList = true
@@ -276,10 +279,11 @@ public final class TLSFront: Sendable {
         }
     }
 
-    static func describe(_ error: Error, file: String, what: String) -> String {
+    /// Why `file` could not be read as `what`: missing, unreadable, or not that (with the parser's error).
+    static func describe(file: String, what: String, error: Error? = nil) -> String {
         if !FileManager.default.fileExists(atPath: file) { return "no such file" }
         if !FileManager.default.isReadableFile(atPath: file) { return "not readable by this user" }
-        return "not \(what) (\(error))"
+        return "not \(what)" + (error.map { " (\($0))" } ?? "")
     }
 
     static func day(_ date: Date) -> String {

@@ -75,14 +75,7 @@ public struct HTTPSRedirect: Sendable, Equatable {
 
     /// `https://HOST[:PORT]TARGET` for a request's Host and target; nil when the Host is missing or not a host name.
     public func location(host: String?, target: String) -> String? {
-        guard let host, !host.isEmpty else { return nil }
-        var name = Substring(host)
-        if name.hasPrefix("[") {
-            guard let close = name.firstIndex(of: "]") else { return nil }
-            name = name[...close]
-        } else if let colon = name.lastIndex(of: ":") {
-            name = name[..<colon]
-        }
+        guard let host, !host.isEmpty, let name = RouteTable.withoutPort(host) else { return nil }
         let allowed = { (c: Character) in c.isLetter || c.isNumber || "-._[]:".contains(c) }
         guard !name.isEmpty, name.allSatisfy(allowed) else { return nil }
         // An absolute-form target (`http://host/path`) keeps its path; `*` and the like become `/`.

@@ -171,13 +171,18 @@ public final class RouteTable: Sendable {
 
     /// The Host header without its port, lower-case.
     static func hostName(_ host: String) -> String {
-        var name = Substring(host)
+        (Self.withoutPort(host) ?? Substring(host)).lowercased()
+    }
+
+    /// A Host header's name without its port (`[v6]` keeps its brackets); nil for an IPv6 literal left unclosed.
+    public static func withoutPort(_ host: String) -> Substring? {
+        let name = Substring(host)
         if name.hasPrefix("[") {
-            if let close = name.firstIndex(of: "]") { name = name[...close] }
-        } else if let colon = name.lastIndex(of: ":") {
-            name = name[..<colon]
+            guard let close = name.firstIndex(of: "]") else { return nil }
+            return name[...close]
         }
-        return name.lowercased()
+        guard let colon = name.lastIndex(of: ":") else { return name }
+        return name[..<colon]
     }
 
     private func matches(

@@ -88,13 +88,6 @@ public struct AccessRecord: Sendable, Equatable {
 
 /// Renders access records, one line each (with its newline).
 public enum AccessLine {
-    public static func render(_ record: AccessRecord, _ format: AccessLogConfig.Format) -> String {
-        switch format {
-        case .text: return self.text(record)
-        case .json: return self.json(record)
-        }
-    }
-
     /// The line appended to `out`.
     public static func render(_ record: AccessRecord, _ format: AccessLogConfig.Format, into out: inout [UInt8]) {
         switch format {
