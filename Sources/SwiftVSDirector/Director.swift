@@ -149,12 +149,17 @@ public final class Director: Sendable {
             ])
     }
 
-    /// Every 2 s: the `--rate` estimators sample their counters and persistence templates expire.
+    /// Every 0.5 s: the weights of servers in `slow_start` step up. Every 2 s: the `--rate` estimators sample
+    /// their counters and persistence templates expire.
     private func startHousekeeping() -> RepeatedTask? {
         guard let loop = self.loops.all.first else { return nil }
-        return loop.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { _ in
+        let ticks = Atomic<Int>(0)
+        return loop.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { _ in
+            let services = self.services
+            for service in services { service.rampTick() }
+            guard ticks.wrappingAdd(1, ordering: .relaxed).newValue % 4 == 0 else { return }
             let now = Monotonic.seconds()
-            for service in self.services {
+            for service in services {
                 service.sampleRates(now: now)
                 service.expireTemplates(now: loop.seconds)
             }

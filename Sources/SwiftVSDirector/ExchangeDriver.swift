@@ -25,6 +25,10 @@ protocol ExchangeDriver: AnyObject {
     /// (nanoseconds).
     var clientText: String { get }
     var nowNanos: UInt64 { get }
+    /// The request's place in its pool's queue while it waits (`HTTPExchange.State.queued`).
+    var queueTicket: UInt64? { get set }
+    /// Hands a slot the queue gives this request to the driver's own thread, where it calls `delivered`.
+    func queueDelivery() -> @Sendable (RealServerSlot) -> Void
     /// Hands the upstream connection to the pool (closing it if the pool will not have it).
     func parkUpstream()
     func closeUpstream()
@@ -73,10 +77,17 @@ extension ExchangeDriver {
         if let failure = action.failure, let slot = self.slot {
             self.pool.upstreamFailed(slot, failure, detail: self.failureDetail)
         }
+        if action.leaveQueue, let ticket = self.queueTicket {
+            self.queueTicket = nil
+            var timedOut = false
+            if case .respond = action.next { timedOut = true }
+            self.pool.queue.cancel(ticket, timedOut: timedOut)
+        }
         if case .respond(let status, _) = action.next, status >= 500 { self.warnAnswered(status) }
         if action.release {
             self.slot?.release()
             self.slot = nil
+            self.pool.slotFreed(now: self.nowNanos)
         }
         switch action.upstream {
         case .keep: break
@@ -94,7 +105,7 @@ extension ExchangeDriver {
         var metadata: Logger.Metadata = ["service": "\(service)", "status": "\(status)"]
         if let slot = self.slot { metadata["server"] = "\(slot.server.endpoint)" }
         metadata["reason"] =
-            "\(status == 503 && self.exchange.tried.isEmpty ? "no real server available" : self.failureDetail)"
+            "\(status == 503 && self.exchange.tried.isEmpty ? self.noSlotReason : self.failureDetail)"
         if held > 0 { metadata["also_since_last"] = "\(held)" }
         self.service.logger.warning("answered the client with \(status)", metadata: metadata)
     }
@@ -124,13 +135,58 @@ extension ExchangeDriver {
             total: seconds(timing.headStart, now) ?? 0)
     }
 
+    /// Why a request found no slot, for the 503's warning.
+    var noSlotReason: String {
+        self.exchange.timing.queued != 0
+            ? "waited \(self.pool.config.queue.timeout) s in the queue (queue.timeout) without a free server"
+            : self.pool.queue.length.load(ordering: .relaxed) >= self.pool.config.queue.size
+                && self.pool.mayQueue() ? "the queue is full (queue.size)" : "no real server available"
+    }
+
+    /// The queue handed this request a slot (on the driver's thread). A request that left the line meanwhile
+    /// gives it straight back, for the next waiter.
+    func delivered(_ slot: RealServerSlot, nanos: UInt64) {
+        self.queueTicket = nil
+        guard self.exchange.state == .queued else {
+            slot.release()
+            self.pool.slotFreed(now: nanos)
+            return
+        }
+        self.slot = slot
+        self.access.server = slot.server.endpointText
+        self.perform(self.exchange.handle(.picked(server: slot.server.id, now: nanos)))
+    }
+
     /// Chooses a real server for the request in flight, not one already tried for it, and tells the exchange.
+    /// With every server full (or replicas on their way) the request waits in the pool's queue instead; while
+    /// anyone waits, a new request joins the line rather than take a slot a waiter is owed.
     @inline(__always)
     func pick(key: UInt32, remote: SocketAddress?, now: Double, nanos: UInt64) {
-        if !self.exchange.tried.isEmpty {
+        let first = self.exchange.tried.isEmpty
+        if !first {
             self.service.logger.debug("retrying on another real server", metadata: ["service": "\(self.service.name)"])
         }
-        let slot = self.pool.schedule(key: key, remote: remote, now: now, excluding: self.exchange.tried)
+        let queue = self.pool.queue
+        let waiting = first && queue.length.load(ordering: .relaxed) > 0
+        var slot: RealServerSlot?
+        if !waiting {
+            slot = self.pool.schedule(
+                key: key, remote: remote, now: now, excluding: self.exchange.tried, counting: false)
+        }
+        if slot == nil && first && self.pool.mayQueue() {
+            let settings = self.pool.config.queue
+            if let ticket = queue.enqueue(
+                key: key, remote: remote, now: nanos, limit: settings.size, deliver: self.queueDelivery())
+            {
+                self.queueTicket = ticket
+                let until = nanos &+ UInt64(settings.timeout * 1e9)
+                self.perform(self.exchange.handle(.queued(until: until, now: nanos)))
+                // A slot may have come free between the miss and joining the line: nobody waits beside one.
+                self.pool.slotFreed(now: nanos)
+                return
+            }
+        }
+        if slot == nil { self.pool.stats.noServer.wrappingAdd(1, ordering: .relaxed) }
         self.slot = slot
         if let slot { self.access.server = slot.server.endpointText }
         self.perform(self.exchange.handle(.picked(server: slot?.server.id, now: nanos)))

@@ -60,6 +60,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     var access = AccessFacts()
     lazy var clientText = AccessRecord.address(self.client.remote)
     var nowNanos: UInt64 { self.loop.now }
+    var queueTicket: UInt64?
+
+    func queueDelivery() -> @Sendable (RealServerSlot) -> Void {
+        let handler = NIOLoopBound(self, eventLoop: self.loop.eventLoop)
+        let loop = self.loop
+        return { slot in
+            loop.eventLoop.execute {
+                let handler = handler.value
+                handler.delivered(slot, nanos: loop.now)
+                // Outside a read cycle, no channelReadComplete flushes what a pooled connection was given.
+                if handler.upstreamNeedsFlush {
+                    handler.upstreamNeedsFlush = false
+                    handler.upstream?.flush()
+                }
+            }
+        }
+    }
 
     // Pipelined parts of later requests.
     private var pending = CircularBuffer<HTTPServerRequestPart>()
@@ -137,7 +154,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
         case .idle:
             guard case .head(let head) = part else { return }  // stray parts of a request we answered early
             self.start(head)
-        case .choosing, .connecting, .exchanging:
+        case .choosing, .queued, .connecting, .exchanging:
             if self.requestComplete {
                 self.pending.append(part)
                 return
@@ -489,7 +506,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
             return self.pending.count < Self.maxPendingParts
         // While the request's own remaining parts wait in `pending` (a pipelined request started from there), it
         // needs no more bytes: reading on would let a client that pipelines queue any number of requests.
-        case .choosing, .connecting:
+        case .choosing, .queued, .connecting:
             return self.requestComplete
                 ? self.pending.count < Self.maxPendingParts : self.pending.isEmpty && self.bufferedBytes < 65536
         case .exchanging:

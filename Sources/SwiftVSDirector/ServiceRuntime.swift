@@ -72,6 +72,10 @@ public final class VirtualService: Sendable {
         var rates = ServerRates()
         /// Response-time snapshots, every 2 s, the oldest first: p50/p99 are over the last 10 s.
         var latencyHistory: [[Int]] = []
+        /// When it last joined the rotation (added, up, enabled), for `slow_start`; nil = in at full weight.
+        var joined: Double?
+        /// Whether it was in rotation at the last publish (to see it join).
+        var wasInRotation = false
     }
 
     struct ServerRates {
@@ -87,6 +91,8 @@ public final class VirtualService: Sendable {
         var quorum: Quorum
         var rotation: Rotation
         var sorry: RealServerSlot?
+        /// The first publish has happened: servers that join after it ramp up (`slow_start`).
+        var started = false
     }
 
     /// What the pick path reads and changes.
@@ -123,6 +129,11 @@ public final class VirtualService: Sendable {
 
     /// The director's access log, nil when off (set at start: `access_log` changes on restart only).
     let accessLog: AccessLog?
+    /// Requests waiting for a slot (`maxconn`, scale from zero).
+    let queue = RequestQueue()
+    /// Set by the autoscaler while replicas are on their way and none serves yet (scale from zero): requests
+    /// wait for them instead of getting 503.
+    let replicasComing = Atomic<Bool>(false)
 
     init(config: VirtualServiceConfig, logger: Logger, accessLog: AccessLog? = nil) throws {
         self.name = config.name
@@ -180,7 +191,11 @@ public final class VirtualService: Sendable {
 
     /// Chooses a real server (the sorry server while the quorum is lost) and counts the new connection or request.
     @inline(__always)
-    func schedule(key: UInt32, remote: SocketAddress?, now: Double, excluding: [Int] = []) -> RealServerSlot? {
+    func schedule(
+        key: UInt32, remote: SocketAddress?, now: Double, excluding: [Int] = [], counting: Bool = true
+    )
+        -> RealServerSlot?
+    {
         let (slot, template) = self.picker.withLock { picker -> (RealServerSlot?, (PersistenceKey, Endpoint)?) in
             if let sorry = picker.sorry {
                 guard !excluding.contains(sorryServerID) else { return (nil, nil) }
@@ -206,7 +221,7 @@ public final class VirtualService: Sendable {
             return (RealServerSlot(server: server, address: address), template)
         }
         guard let slot else {
-            self.stats.noServer.wrappingAdd(1, ordering: .relaxed)
+            if counting { self.stats.noServer.wrappingAdd(1, ordering: .relaxed) }
             return nil
         }
         if let (client, endpoint) = template, let sink = self.templateSink.withLock({ $0 }) {
@@ -304,6 +319,7 @@ public final class VirtualService: Sendable {
         guard let (address, transition, quorumChanged) = event else { return }
         self.logTransition(address, transition)
         if let up = quorumChanged { self.logQuorum(up) }
+        if transition.to == .up { self.capacityChanged() }
     }
 
     private func logTransition(_ address: String, _ transition: HealthTransition) {
@@ -350,21 +366,37 @@ public final class VirtualService: Sendable {
         }
         let (rotation, changed) = Rotation.plan(realServers, quorum: &state.quorum, hasSorry: state.sorry != nil)
         state.rotation = rotation
+        let config = state.config
+        let now = Monotonic.seconds()
+        let ramp = SlowStart(duration: config.slowStart)
         var servers: [RealServer] = []
         var addresses: [Int: SocketAddress] = [:]
+        for (id, status) in zip(ids, realServers) {
+            // A server joining the rotation starts its ramp (not those in it when the service started).
+            if status.inRotation && !state.realServers[id]!.wasInRotation && state.started {
+                state.realServers[id]!.joined = ramp.duration > 0 ? now : nil
+            }
+            state.realServers[id]!.wasInRotation = status.inRotation
+        }
+        state.started = true
         if !rotation.sorry {
             servers.reserveCapacity(ids.count)
             for (id, pool) in zip(ids, realServers) {
                 let member = state.realServers[id]!
+                let maxconn = member.config.maxconn > 0 ? member.config.maxconn : config.maxconn
+                let weight = ramp.weight(member.config.weight, joined: member.joined, now: now)
+                if member.joined != nil && weight == ramp.scaled(member.config.weight) {
+                    state.realServers[id]!.joined = nil
+                }
                 servers.append(
                     RealServer(
-                        id: id, endpoint: member.config.address, weight: member.config.weight,
-                        upper: member.config.upper, lower: member.config.lower,
+                        id: id, endpoint: member.config.address, weight: weight,
+                        upper: maxconn > 0 ? maxconn : member.config.upper,
+                        lower: maxconn > 0 ? maxconn : member.config.lower,
                         counters: member.counters, inRotation: pool.inRotation))
                 addresses[id] = member.address
             }
         }
-        let config = state.config
         // The slow part, outside the picker's lock.
         let scheduler = Scheduler(kind: config.scheduler, servers: servers, flags: config.flags)
         let fresh = newScheduling ? Self.scheduling(config) : nil
@@ -440,6 +472,7 @@ public final class VirtualService: Sendable {
     public func setWeight(_ address: Endpoint, _ weight: Int) throws(ControlError) {
         guard RealServerConfig.weights.contains(weight) else { throw .badWeight(weight) }
         try self.withMember(address) { member, _ in member.config.weight = weight }
+        self.capacityChanged()
         self.logger.notice(
             "weight changed",
             metadata: [
@@ -451,6 +484,7 @@ public final class VirtualService: Sendable {
     /// Takes a real server out of rotation (`enabled: false`) or puts it back; its health checks go on.
     public func setEnabled(_ address: Endpoint, _ enabled: Bool) throws(ControlError) {
         try self.withMember(address) { member, _ in member.enabled = enabled }
+        if enabled { self.capacityChanged() }
         self.logger.notice(
             enabled ? "real server enabled" : "real server disabled",
             metadata: ["service": "\(self.name)", "server": "\(address)"])
@@ -484,6 +518,7 @@ public final class VirtualService: Sendable {
                 "weight": "\(server.weight)",
             ])
         self.checks.sync(self)
+        self.capacityChanged()
     }
 
     public func removeServer(_ address: Endpoint) throws(ControlError) {
@@ -549,6 +584,7 @@ public final class VirtualService: Sendable {
         }
         if let up = quorumChanged { self.logQuorum(up) }
         self.checks.sync(self)
+        self.capacityChanged()
     }
 
     /// The realServers the health checks should run for: id, address and the check settings.
@@ -556,6 +592,38 @@ public final class VirtualService: Sendable {
         self.state.withLock { state in
             (state.config.health, state.realServers.map { ($0.key, $0.value.config.address) })
         }
+    }
+
+    // MARK: the queue and the ramp
+
+    /// A request that found no free slot may wait: some server in rotation is only full, or replicas are coming.
+    func mayQueue() -> Bool {
+        if self.replicasComing.load(ordering: .relaxed) { return true }
+        return self.picker.withLock { picker in
+            picker.sorry == nil && picker.scheduling.servers.contains { $0.inRotation && $0.weight > 0 }
+        }
+    }
+
+    /// A slot was given back: the oldest waiter gets it (one atomic load when nobody waits).
+    @inline(__always)
+    func slotFreed(now: UInt64) {
+        guard self.queue.length.load(ordering: .relaxed) > 0 else { return }
+        self.queue.serve(self, now: now)
+    }
+
+    /// Servers or weights changed (or a replica came): waiters may fit now.
+    func capacityChanged() {
+        self.slotFreed(now: Monotonic.nanoseconds())
+    }
+
+    /// Steps the weights of servers ramping up (`slow_start`); called every half second.
+    func rampTick() {
+        let ramping = self.state.withLock { state in
+            guard state.realServers.values.contains(where: { $0.joined != nil }) else { return false }
+            self.publish(&state)
+            return true
+        }
+        if ramping { self.capacityChanged() }
     }
 
     /// Requests (http) or connections (tcp) in flight on this service's real servers.

@@ -228,6 +228,42 @@ struct HTTPExchangeTests {
             steps: [(request(get), pick), (picked(1), connect(1)), (failed(.connect(timedOut: false)), fail(502))],
             state: .closing),
 
+        // MARK: the queue (every server full, or replicas on their way)
+        Case(
+            why: "a queued request takes the slot the queue hands it and goes on as any other",
+            steps: [
+                (request(get), pick), (.queued(until: s(5), now: 0), wait), (tick(1), wait),
+                (picked(2, at: 2), connect(2)), (connected(), send),
+            ], state: .exchanging(server: 2), holding: 2),
+        Case(
+            why: "timeout queue: no slot by its deadline is a 503, the request leaves the line, the connection stays",
+            steps: [
+                (request(get), pick), (.queued(until: s(5), now: 0), wait), (tick(4.9), wait),
+                (
+                    tick(5),
+                    {
+                        var a = answer(503, close: false); a.leaveQueue = true; return a
+                    }()
+                ),
+            ], state: .idle),
+        Case(
+            why: "a client gone while queued leaves the line and holds nothing",
+            steps: [
+                (request(get), pick), (.queued(until: s(5), now: 0), wait),
+                (
+                    .clientClosed,
+                    {
+                        var a = A(.closeNow); a.leaveQueue = true; return a
+                    }()
+                ),
+            ], state: .closed),
+        Case(
+            why: "a retry after a failure is not queued: the queued event is ignored while the machine chooses",
+            steps: sentGET + [
+                (failed(.connect(timedOut: false)), retry), (.queued(until: s(5), now: 0), wait),
+                (picked(nil), answer(502, close: true)),
+            ], state: .closing),
+
         // MARK: timeouts
         Case(
             why: "an idle keep-alive connection closes after timeouts.idle",
@@ -384,7 +420,8 @@ struct HTTPExchangeTests {
             }
         }
         switch exchange.state {
-        case .choosing, .connecting, .exchanging, .tunnel: #expect(open, "a request in flight is still open")
+        case .choosing, .queued, .connecting, .exchanging, .tunnel:
+            #expect(open, "a request in flight is still open")
         case .idle, .closing, .closed: #expect(!open, "a request left over was never finished")
         }
     }

@@ -358,3 +358,22 @@ struct SchedulerCarryTests {
         #expect(state.schedule(PickInput(now: 3), client: client)?.id == 1, "down: the client moves")
     }
 }
+
+@Suite("slow_start: the weight ramp")
+struct SlowStartTests {
+    @Test(
+        "From 10 % to all of the weight, scaled by 16 so that weight 1 ramps too",
+        arguments: [
+            // (weight, seconds since joined, expected) over a 10 s ramp
+            (1, 0.0, 2), (1, 5.0, 8), (1, 10.0, 16), (1, 60.0, 16), (3, 0.0, 5), (3, 2.5, 12), (0, 5.0, 0),
+        ])
+    func ramp(_ c: (Int, Double, Int)) {
+        #expect(SlowStart(duration: 10).weight(c.0, joined: 100, now: 100 + c.1) == c.2)
+    }
+
+    @Test("Off, or a server that did not join lately: its weight, scaled only while slow start is on")
+    func off() {
+        #expect(SlowStart(duration: 0).weight(5, joined: 0, now: 1) == 5)
+        #expect(SlowStart(duration: 10).weight(5, joined: nil, now: 1) == 80)
+    }
+}

@@ -27,6 +27,9 @@ final class TestBackend: Sendable {
     let listener: Mutex<Channel?> = Mutex(nil)
     let children: Mutex<[ObjectIdentifier: Channel]> = Mutex([:])
     let requests = Atomic<Int>(0)
+    /// Requests being answered now, and the most at once (what `maxconn` bounds).
+    let inFlight = Atomic<Int>(0)
+    let peakInFlight = Atomic<Int>(0)
     /// What `/health` answers (health checks are not counted in `requests`).
     let healthStatus = Atomic<Int>(200)
     let healthBody = Mutex<String>("ok\n")
@@ -167,6 +170,10 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             self.backend.requests.wrappingAdd(1, ordering: .relaxed)
+            let now = self.backend.inFlight.wrappingAdd(1, ordering: .relaxed).newValue
+            if now > self.backend.peakInFlight.load(ordering: .relaxed) {
+                self.backend.peakInFlight.store(now, ordering: .relaxed)
+            }
             if self.backend.failing.load(ordering: .relaxed) {
                 self.send(context: context, head: head, status: .internalServerError, text: self.backend.name)
                 return
@@ -252,6 +259,7 @@ final class BackendHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, text: String,
         extra: [(String, String)] = []
     ) {
+        if head.uri != "/health" { self.backend.inFlight.wrappingSubtract(1, ordering: .relaxed) }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Length", value: String(text.utf8.count))
         headers.add(name: "X-Real-Server", value: self.backend.name)

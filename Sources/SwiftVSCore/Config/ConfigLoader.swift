@@ -367,13 +367,14 @@ extension NodeReader {
     static let serviceKeys = [
         "name", "listen", "protocol", "scheduler", "scheduler_flags", "hash", "persistence", "retries", "timeouts",
         "limits", "forwarded_for", "max_idle_per_server", "health", "ejection", "quorum", "quorum_hysteresis", "sorry",
-        "servers", "tls", "http2", "https_redirect", "proxy_protocol", "accept_proxy", "routes", "pools",
+        "servers", "tls", "http2", "https_redirect", "proxy_protocol", "accept_proxy", "routes", "pools", "maxconn",
+        "queue", "slow_start", "autoscale",
     ]
 
     /// What a pool has of a service: who its real servers are and how they are chosen and checked.
     static let poolKeys = [
         "scheduler", "scheduler_flags", "hash", "persistence", "retries", "max_idle_per_server", "health", "ejection",
-        "quorum", "quorum_hysteresis", "sorry", "servers",
+        "quorum", "quorum_hysteresis", "sorry", "servers", "maxconn", "queue", "slow_start", "autoscale",
     ]
 
     /// A service; or, with `pool`, one of a service's pools (its name and its service's config so far).
@@ -544,6 +545,29 @@ extension NodeReader {
             service.pools = self.pools(node, "\(path).pools", parent: service)
             if keys["routes"] == nil { self.report("\(path).pools", node, "pools need routes that send to them") }
         }
+        if let node = keys["maxconn"], let value = self.int(node, "\(path).maxconn", 0...1_000_000) {
+            service.maxconn = value
+        }
+        if let node = keys["queue"],
+            let m = self.mapping(node, "\(path).queue", allowed: ["size", "timeout"])
+        {
+            if let n = m["size"], let v = self.int(n, "\(path).queue.size", 0...1_000_000) { service.queue.size = v }
+            if let n = m["timeout"], let v = self.duration(n, "\(path).queue.timeout", max: 3600) {
+                service.queue.timeout = v
+            }
+            if service.proto == .tcp {
+                self.report("\(path).queue", node, "queues http requests; a tcp connection finding all full is closed")
+            }
+        }
+        if let node = keys["slow_start"], let value = self.durationOrZero(node, "\(path).slow_start") {
+            service.slowStart = value
+        }
+        if let node = keys["autoscale"] {
+            service.autoscale = self.autoscale(node, "\(path).autoscale")
+            if keys["routes"] != nil {
+                self.report("\(path).autoscale", node, "a service with routes autoscales in its pools")
+            }
+        }
         if keys["routes"] != nil {
             self.checkRoutes(service, keys, path)
             if let n = keys["servers"] {
@@ -556,7 +580,7 @@ extension NodeReader {
                     "\(path).servers[\(index)].tls", serversNode,
                     "TLS to real servers is for http services; a tcp service passes the client's TLS through")
             }
-        } else {
+        } else if keys["autoscale"] == nil {
             self.report("\(path).servers", node, "missing: list the real servers (address, weight)")
         }
 
@@ -1152,7 +1176,9 @@ extension NodeReader {
                 }
                 continue
             }
-            guard let keys = self.mapping(item, itemPath, allowed: ["address", "weight", "upper", "lower", "tls"])
+            guard
+                let keys = self.mapping(
+                    item, itemPath, allowed: ["address", "weight", "upper", "lower", "tls", "maxconn"])
             else {
                 continue
             }
@@ -1175,6 +1201,10 @@ extension NodeReader {
             if let n = keys["upper"], let v = self.int(n, "\(itemPath).upper", 0...1_000_000) { server.upper = v }
             if let n = keys["tls"] { server.tls = self.upstreamTLS(n, "\(itemPath).tls") }
             if let n = keys["lower"], let v = self.int(n, "\(itemPath).lower", 0...1_000_000) { server.lower = v }
+            if let n = keys["maxconn"], let v = self.int(n, "\(itemPath).maxconn", 0...1_000_000) {
+                server.maxconn = v
+                if server.upper > 0 { self.report("\(itemPath).maxconn", n, "give maxconn or upper, not both") }
+            }
             if server.lower > 0 && server.upper == 0 {
                 self.report("\(itemPath).lower", keys["lower"], "lower needs upper: it is where a full server reopens")
             } else if server.upper > 0 && server.lower >= server.upper {

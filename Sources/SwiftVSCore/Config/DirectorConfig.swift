@@ -165,12 +165,28 @@ public struct RealServerConfig: Sendable, Equatable {
     public var lower: Int = 0
     /// http: requests (and health checks) go to this server over TLS; nil = clear text.
     public var tls: UpstreamTLSConfig?
+    /// Requests (http) or connections (tcp) in flight at most (HAProxy's `maxconn`); 0 = the service's `maxconn`.
+    /// A full server takes nothing new; http requests that find every server full wait in the service's `queue`.
+    public var maxconn: Int = 0
 
     public init(address: Endpoint, weight: Int = 1, upper: Int = 0, lower: Int = 0) {
         self.address = address
         self.weight = weight
         self.upper = upper
         self.lower = lower
+    }
+}
+
+/// `queue`: HAProxy's server queue and `timeout queue`.
+public struct QueueConfig: Sendable, Equatable {
+    /// Requests waiting at most; beyond, 503 at once. Default 1000.
+    public var size = 1000
+    /// How long a request waits for a slot before it gets 503. Default 5 s.
+    public var timeout: Double = 5
+
+    public init(size: Int = 1000, timeout: Double = 5) {
+        self.size = size
+        self.timeout = timeout
     }
 }
 
@@ -225,6 +241,15 @@ public struct VirtualServiceConfig: Sendable, Equatable {
     /// tcp: clients from these networks start with a PROXY header, whose source is then the client's address;
     /// others are refused. Empty = no PROXY header is read.
     public var acceptProxy: [IPNetwork] = []
+    /// Every real server's `maxconn` unless it has its own (HAProxy's `default-server maxconn`); 0 = no limit.
+    public var maxconn: Int = 0
+    /// http: requests that find every real server full (or, autoscaled from zero, no replica yet) wait here.
+    public var queue = QueueConfig()
+    /// A real server that joins the rotation (added, or back up) ramps from 10 % of its weight to all of it over
+    /// this long (HAProxy's `slowstart`, Envoy's slow start); 0 = at once. Weighted schedulers only.
+    public var slowStart: Double = 0
+    /// Replicas started and stopped by the director with HPA's algorithm; nil = the servers are as listed.
+    public var autoscale: AutoscaleConfig?
     public var servers: [RealServerConfig]
 
     public init(

@@ -10,6 +10,7 @@
 /// ```
 ///  idle ──request──▶ choosing ──picked(s)──▶ connecting(s) ──connected──▶ exchanging(s) ──responseEnded──▶ idle
 ///   │                   │ picked(nil): 503        │ failed: retry ──▶ choosing   │ 101 + upgrade ──▶ tunnel(s)
+///   │                   │ queued ──▶ queued ──picked(s)──▶ connecting(s); tick past the queue timeout: 503
 ///   │ tick: 408, idle   ▼                         ▼                              ▼ failed: retry, 502/504, close
 ///   └────────────────▶ closing (an answer or a response goes out, then the connection closes) ──▶ closed
 /// ```
@@ -26,6 +27,9 @@ public struct HTTPExchange: Sendable {
         case idle
         /// A request's head is in; the driver is choosing a real server (`Action.Next.pick`).
         case choosing
+        /// Every real server is full (`maxconn`), or there is none yet (scale from zero): the request waits in the
+        /// service's queue until a slot is handed to it (`picked`) or the queue's timeout passes (503).
+        case queued
         /// Connecting to real server `server` (or taking a pooled connection to it).
         case connecting(server: Int)
         /// The request goes to, and its response comes from, `server`.
@@ -90,6 +94,9 @@ public struct HTTPExchange: Sendable {
         case answer(status: Int)
         /// The driver chose real server `server` (it holds a slot of it now), or none is left to try (`nil`).
         case picked(server: Int?, now: UInt64)
+        /// No server had a free slot and the driver put the request in the service's queue, to wait until `until`
+        /// at most; only while choosing the first server (a retry after a failure is answered, not queued).
+        case queued(until: UInt64, now: UInt64)
         /// A connection to the chosen server is ready (new, or taken from the pool).
         case connected(now: UInt64)
         /// Bytes of the request's body reached the real server: the request cannot be sent again.
@@ -158,6 +165,9 @@ public struct HTTPExchange: Sendable {
         /// The request's life ended with this action (its response is out, it was answered, or it was cut): the
         /// driver writes its access-log line. Once per request, and once per malformed head answered.
         public var finished = false
+        /// The request left the service's queue without being handed a slot (timeout, client gone, drain): the
+        /// driver takes its place out of the queue.
+        public var leaveQueue = false
         /// The held server failed so, and it counts toward its ejection (the driver counts and logs it before the
         /// slot goes back). Nil when nothing failed, or the failure says nothing of the server's health: a server
         /// that is slow is not down, one that failed mid-response had answered, and the director running out of
@@ -224,6 +234,9 @@ public struct HTTPExchange: Sendable {
         public var connected: UInt64 = 0
         /// The real server's final (or 101) head came.
         public var firstByte: UInt64 = 0
+        /// It entered the service's queue, and left it with a slot (0 = it did not wait).
+        public var queued: UInt64 = 0
+        public var dequeued: UInt64 = 0
 
         @inlinable
         public init() {}
@@ -238,6 +251,7 @@ public struct HTTPExchange: Sendable {
     @usableFromInline var requestSince: UInt64 = 0
     @usableFromInline var sentAt: UInt64 = 0
     @usableFromInline var connectDeadline: UInt64 = 0
+    @usableFromInline var queueDeadline: UInt64 = 0
 
     public init(_ settings: Settings, now: UInt64) {
         self.settings = settings
@@ -249,7 +263,7 @@ public struct HTTPExchange: Sendable {
     public var holding: Int? {
         switch self.state {
         case .connecting(let server), .exchanging(let server), .tunnel(let server): return server
-        case .idle, .choosing, .closing, .closed: return nil
+        case .idle, .choosing, .queued, .closing, .closed: return nil
         }
     }
 
@@ -268,11 +282,12 @@ public struct HTTPExchange: Sendable {
         let headSince = self.headSince
         var action = self.step(event)
         switch before {
-        case .choosing, .connecting, .exchanging, .tunnel:
+        case .choosing, .queued, .connecting, .exchanging, .tunnel:
             switch self._state {
             case .idle, .closing, .closed: action.finished = true
-            case .choosing, .connecting, .exchanging, .tunnel: break
+            case .choosing, .queued, .connecting, .exchanging, .tunnel: break
             }
+            if before == .queued && self._state != .queued && self.holding == nil { action.leaveQueue = true }
         case .idle:
             if case .respond = action.next {
                 // A head answered that was no request (malformed, or not whole in time): its own log line, with
@@ -306,6 +321,12 @@ public struct HTTPExchange: Sendable {
             return self.respond(status, close: !self.bodyComplete)
         case .picked(let server, let now):
             return self.picked(server, now: now)
+        case .queued(let until, let now):
+            guard self._state == .choosing, self._tried.isEmpty else { return .wait }
+            self._state = .queued
+            self.queueDeadline = until
+            self._timing.queued = max(1, now)
+            return .wait
         case .connected(let now):
             guard case .connecting(let server) = self._state else { return .wait }
             self._state = .exchanging(server: server)
@@ -369,6 +390,10 @@ public struct HTTPExchange: Sendable {
 
     @inlinable
     mutating func picked(_ server: Int?, now: UInt64) -> Action {
+        if self._state == .queued, server != nil {
+            self._state = .choosing
+            self._timing.dequeued = now
+        }
         guard self._state == .choosing else { return .wait }
         guard let server else {
             // Nothing (left) to try: after failures, say what failed; with no server at all, 503. The connection
@@ -464,7 +489,7 @@ public struct HTTPExchange: Sendable {
         switch self.state {
         case .closing, .closed, .tunnel:
             return .wait
-        case .idle, .choosing, .connecting, .exchanging:
+        case .idle, .choosing, .queued, .connecting, .exchanging:
             let held = self.holding != nil
             if self._responseStarted && self._state != .idle {
                 // Part of a response is out: an error page would be read as part of it.
@@ -509,7 +534,7 @@ public struct HTTPExchange: Sendable {
         case .closing, .closed, .tunnel:
             // A tunnel has no request boundary to stop at: it ends with its peers, or with the drain timeout.
             return .wait
-        case .idle, .choosing, .connecting, .exchanging:
+        case .idle, .choosing, .queued, .connecting, .exchanging:
             switch ConnectionReuse.onDrain(
                 betweenRequests: self._state == .idle, bytesPending: bytesPending || self.headSince != nil)
             {
@@ -545,6 +570,11 @@ public struct HTTPExchange: Sendable {
             return self.exchangeTimeouts(now, awaitingServer: false)
         case .exchanging:
             return self.exchangeTimeouts(now, awaitingServer: self.bodyComplete || self._responseStarted)
+        case .queued:
+            // `timeout queue`: no slot came in time. The client may keep its connection if nothing of the request
+            // is left unread.
+            guard now >= self.queueDeadline else { return .wait }
+            return self.respond(503, close: !self.bodyComplete)
         case .choosing, .tunnel, .closing, .closed:
             return .wait
         }

@@ -102,6 +102,20 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     var pool: VirtualService { self.service }
     lazy var clientText = AccessRecord.address(self.remote)
     var nowNanos: UInt64 { self.loop.now }
+    var queueTicket: UInt64?
+
+    func queueDelivery() -> @Sendable (RealServerSlot) -> Void {
+        let session = LoopConfined(self)
+        let loop = self.loop
+        return { slot in
+            loop.post(
+                .run {
+                    let session = session.value
+                    session.delivered(slot, nanos: loop.now)
+                    if !session.closed { session.pump() }
+                })
+        }
+    }
 
     // The response in flight.
     private var scanner = HTTPResponseScanner.forProxy()
@@ -178,7 +192,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     }
 
     /// Does everything that can be done without blocking: flush to the client, then the request's next step.
-    private func pump() {
+    func pump() {
         while !self.closed {
             if !self.flush() { return }
             switch self.exchange.state {
@@ -193,7 +207,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
                     guard let upstream = self.upstream, upstream.readable else { return }
                     if !self.receive(upstream) { return }
                 }
-            case .choosing, .connecting, .tunnel, .closed:
+            case .choosing, .queued, .connecting, .tunnel, .closed:
                 return
             }
         }

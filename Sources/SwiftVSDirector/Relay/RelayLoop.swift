@@ -51,6 +51,8 @@ final class RelayLoop: @unchecked Sendable {
 
     enum Command: Sendable {
         case add(RelayListener)
+        /// Run on the loop's thread (a queued request's slot arriving from another thread).
+        case run(@Sendable () -> Void)
         case remove(RelayListener)
         case drain
         case stop
@@ -204,6 +206,8 @@ final class RelayLoop: @unchecked Sendable {
                 self.sessions.forEach { $0.drain() }
             case .stop:
                 self.running = false
+            case .run(let body):
+                body()
             }
         }
     }
