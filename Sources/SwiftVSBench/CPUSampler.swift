@@ -19,7 +19,7 @@ public struct WatchTarget: Sendable {
     /// `1234` watches that PID; anything else watches every process whose command name is that word.
     public static func parse(_ text: String) -> WatchTarget {
         if let pid = Int32(text), pid > 0 {
-            let name = ProcFiles.read("/proc/\(pid)/stat").flatMap(ProcStat.processName) ?? "pid"
+            let name = ProcStat.read("/proc/\(pid)/stat").flatMap(ProcStat.processName) ?? "pid"
             return WatchTarget(name: "\(name)[\(pid)]", resolve: { [pid] })
         }
         return WatchTarget(name: text, resolve: { ProcFiles.pids(named: text) })
@@ -32,21 +32,6 @@ public struct WatchTarget: Sendable {
 }
 
 enum ProcFiles {
-    static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 4096) }
-            if n <= 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-            if out.count > 1 << 20 { break }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// Every process: PID and the text of its /proc/PID/stat.
     static func allProcesses() -> [(pid: Int32, stat: String)] {
         guard let dir = opendir("/proc") else { return [] }
@@ -56,7 +41,7 @@ enum ProcFiles {
             let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            guard let pid = Int32(entryName), let stat = read("/proc/\(pid)/stat") else { continue }
+            guard let pid = Int32(entryName), let stat = ProcStat.read("/proc/\(pid)/stat") else { continue }
             out.append((pid, stat))
         }
         return out
@@ -102,7 +87,7 @@ final class CPUSampler: @unchecked Sendable {  // used from one task at a time
         for (i, target) in self.targets.enumerated() {
             var percent = 0.0
             for pid in target.resolve() {
-                guard let text = ProcFiles.read("/proc/\(pid)/stat"), let ticks = ProcStat.processTicks(text) else {
+                guard let text = ProcStat.read("/proc/\(pid)/stat"), let ticks = ProcStat.processTicks(text) else {
                     continue
                 }
                 current[pid] = ticks

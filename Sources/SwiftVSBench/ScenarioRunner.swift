@@ -267,7 +267,7 @@ extension String {
 extension ManagedProcess {
     /// The last `lines` lines of the log.
     func logTail(lines: Int = 10) -> String {
-        guard self.logPath != "/dev/null", let text = ProcFiles.read(self.logPath) else { return "" }
+        guard self.logPath != "/dev/null", let text = ProcStat.read(self.logPath) else { return "" }
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 }

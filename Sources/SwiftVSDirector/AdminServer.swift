@@ -61,6 +61,9 @@ struct AdminResponse: Sendable {
 ///     DELETE /api/services/NAME/servers/ADDRESS     remove one
 ///     POST   /api/reload                            read the config file again
 ///     GET    /api/ha                                VRRP instances: state, priority, master, adverts
+///     GET    /api/scale                             autoscaled services: replicas, metrics, decisions
+///     GET    /api/scale/NAME                        one of them
+///     PATCH  /api/scale/NAME                        new bounds: {"min": 1, "max": 8}
 ///     GET    /metrics                               Prometheus text
 ///     GET    /healthz                               200 while the director runs
 struct AdminAPI: Sendable {
@@ -120,8 +123,55 @@ struct AdminAPI: Sendable {
             return .json(ha.status)
         case (_, "api") where path.count >= 2 && path[1] == "services":
             return self.services(request)
+        case (_, "api") where path.count >= 2 && path[1] == "scale":
+            return self.scale(request)
         default:
             return .error(.notFound, "no such endpoint: \(request.method) /\(path.joined(separator: "/"))")
+        }
+    }
+
+    struct ScaleChange: Decodable {
+        var min: Int?
+        var max: Int?
+    }
+
+    private func scale(_ request: AdminRequest) -> AdminResponse {
+        let path = request.path
+        let autoscaling = self.director.autoscaling
+        if path.count == 2 {
+            guard request.method == .GET else { return .error(.methodNotAllowed, "use GET") }
+            return .json(autoscaling.all.map { $0.status() })
+        }
+        guard path.count == 3, let controller = autoscaling.controller(for: path[2]) else {
+            let names = autoscaling.all.map(\.service.name)
+            return .error(
+                .notFound,
+                "no autoscaled service named '\(path.count > 2 ? path[2] : "")'"
+                    + (names.isEmpty ? " (no service has autoscale)" : "; autoscaled: \(names.joined(separator: ", "))")
+            )
+        }
+        switch request.method {
+        case .GET:
+            return .json(controller.status())
+        case .PATCH, .POST, .PUT:
+            let change: ScaleChange
+            do {
+                change = try JSONDecoder().decode(
+                    ScaleChange.self, from: Data(request.body.isEmpty ? Array("{}".utf8) : request.body))
+            } catch {
+                return .error(.badRequest, "the body is not the JSON expected ({\"min\": 1, \"max\": 8}): \(error)")
+            }
+            guard change.min != nil || change.max != nil else {
+                return .error(.badRequest, "give min and/or max, like {\"max\": 8}")
+            }
+            do {
+                try controller.setBounds(min: change.min, max: change.max)
+            } catch {
+                return .error(.badRequest, error.description)
+            }
+            return .json(controller.status())
+        default:
+            return .error(.methodNotAllowed, "use GET or PATCH")
         }
     }
 

@@ -24,6 +24,8 @@ public final class Director: Sendable {
     let logger: Logger
     /// The access log, when `access_log` is on; `AccessLogService` reopens it on SIGUSR1 and stops it.
     public let accessLog: AccessLog?
+    /// The autoscaled services' controllers, run by `AutoscaleService`.
+    public let autoscaling: Autoscaling
 
     typealias Listener = RelayListener
 
@@ -52,6 +54,7 @@ public final class Director: Sendable {
         }
         let accessLog = try config.accessLog.map { try AccessLog($0, configPath: configPath, logger: logger) }
         self.accessLog = accessLog
+        self.autoscaling = Autoscaling(logger: logger)
         let services = try config.services.map {
             try VirtualService(config: $0, logger: logger, accessLog: accessLog)
         }

@@ -81,6 +81,53 @@ enum Metrics {
         ) {
             $0.checkMsSum / 1000
         }
+        Self.queue(director, &out)
+        Self.autoscale(director, &out)
         return out.text
+    }
+
+    /// The request queues (`maxconn`, scale from zero).
+    static func queue(_ director: Director, _ out: inout PrometheusText) {
+        let queues = director.services.filter { $0.config.proto == .http }.map { ($0.name, $0.queue) }
+        func family(_ name: String, _ kind: PrometheusText.Kind, _ help: String, _ value: (RequestQueue) -> Double) {
+            out.family(name, kind, help: help, queues.map { ([("service", $0.0)], value($0.1)) })
+        }
+        family("swiftvs_queue_length", .gauge, "Requests waiting for a free real server.") {
+            Double($0.length.load(ordering: .relaxed))
+        }
+        family("swiftvs_queue_served_total", .counter, "Requests that waited and got a real server.") {
+            Double($0.served.load(ordering: .relaxed))
+        }
+        family("swiftvs_queue_wait_seconds_total", .counter, "Time those requests waited, for the mean.") {
+            Double($0.waitedNanos.load(ordering: .relaxed)) / 1e9
+        }
+        family("swiftvs_queue_refused_total", .counter, "Requests answered 503 because the queue was full.") {
+            Double($0.refused.load(ordering: .relaxed))
+        }
+        family("swiftvs_queue_timeouts_total", .counter, "Requests answered 503 after queue.timeout.") {
+            Double($0.timedOut.load(ordering: .relaxed))
+        }
+    }
+
+    /// The autoscaler: replicas, and each metric's value and target as it last computed them.
+    static func autoscale(_ director: Director, _ out: inout PrometheusText) {
+        let statuses = director.autoscaling.all.map { $0.status() }
+        guard !statuses.isEmpty else { return }
+        func family(_ name: String, _ help: String, _ value: (ScaleStatus) -> Int) {
+            out.family(name, .gauge, help: help, statuses.map { ([("service", $0.service)], Double(value($0))) })
+        }
+        family("swiftvs_autoscale_replicas", "Replicas counting toward the desired number.") { $0.current }
+        family("swiftvs_autoscale_ready_replicas", "Replicas in rotation.") { $0.ready }
+        family("swiftvs_autoscale_desired_replicas", "The replica count the autoscaler decided.") { $0.desired }
+        family("swiftvs_autoscale_min_replicas", "The lower bound.") { $0.min }
+        family("swiftvs_autoscale_max_replicas", "The upper bound.") { $0.max }
+        out.family(
+            "swiftvs_autoscale_metric_value", .gauge,
+            help: "Each metric's current value (cpu and memory utilization in percent, times in seconds).",
+            statuses.flatMap { status in
+                status.metrics.compactMap { metric in
+                    metric.current.map { ([("service", status.service), ("metric", metric.name)], $0) }
+                }
+            })
     }
 }

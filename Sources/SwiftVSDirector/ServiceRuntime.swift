@@ -76,6 +76,8 @@ public final class VirtualService: Sendable {
         var joined: Double?
         /// Whether it was in rotation at the last publish (to see it join).
         var wasInRotation = false
+        /// A replica the autoscaler added: a reload keeps it, whatever the config's `servers` say.
+        var managed = false
     }
 
     struct ServerRates {
@@ -490,7 +492,8 @@ public final class VirtualService: Sendable {
             metadata: ["service": "\(self.name)", "server": "\(address)"])
     }
 
-    public func addServer(_ server: RealServerConfig) throws(ControlError) {
+    /// Adds a real server (`managed`: a replica of the autoscaler's, which a reload keeps).
+    public func addServer(_ server: RealServerConfig, managed: Bool = false) throws(ControlError) {
         guard RealServerConfig.weights.contains(server.weight) else { throw .badWeight(server.weight) }
         let address: SocketAddress
         do {
@@ -507,8 +510,8 @@ public final class VirtualService: Sendable {
             state.nextID += 1
             state.realServers[id] = RealServerState(
                 config: server, address: address, counters: ServerCounters(),
-                health: Self.tracker(state.config.health, now: now))
-            state.config.servers.append(server)
+                health: Self.tracker(state.config.health, now: now), managed: managed)
+            if !managed { state.config.servers.append(server) }
             self.publish(&state)
         }
         self.logger.notice(
@@ -547,8 +550,10 @@ public final class VirtualService: Sendable {
             let old = state.config
             var byAddress: [Endpoint: Int] = [:]
             for (id, member) in state.realServers { byAddress[member.config.address] = id }
-            var realServers: [Int: RealServerState] = [:]
-            for server in config.servers {
+            // The autoscaler's replicas stay; the config lists the servers that are not its.
+            var realServers = state.realServers.filter { $0.value.managed }
+            for server in config.servers
+            where !realServers.values.contains(where: { $0.config.address == server.address }) {
                 if let id = byAddress[server.address], var member = state.realServers[id] {
                     member.config = server
                     if old.health != config.health {
@@ -624,6 +629,29 @@ public final class VirtualService: Sendable {
             return true
         }
         if ramping { self.capacityChanged() }
+    }
+
+    /// What the autoscaler reads of each real server: in rotation, requests in flight, requests so far, and the
+    /// response-time histogram.
+    struct ServerView {
+        var inRotation: Bool
+        var active: Int
+        var total: Int
+        var latency: [Int]
+    }
+
+    func serverViews() -> [Endpoint: ServerView] {
+        self.state.withLock { state in
+            var out: [Endpoint: ServerView] = [:]
+            for member in state.realServers.values {
+                let counters = member.counters
+                out[member.config.address] = ServerView(
+                    inRotation: member.enabled && (member.health?.state ?? .up) == .up,
+                    active: counters.active.load(ordering: .relaxed), total: counters.total.load(ordering: .relaxed),
+                    latency: counters.latency.snapshot())
+            }
+            return out
+        }
     }
 
     /// Requests (http) or connections (tcp) in flight on this service's real servers.

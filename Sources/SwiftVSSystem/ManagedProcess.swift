@@ -25,9 +25,10 @@ public final class ManagedProcess: Sendable {
     /// Starts `argv` with output where `stdout` and `stderr` say.
     public init(
         _ argv: [String], environment: [String: String]? = nil, stdout: Spawn.Output,
-        stderr: Spawn.Output, logPath: String = "/dev/null"
+        stderr: Spawn.Output, logPath: String = "/dev/null", directory: String? = nil
     ) throws(Spawn.Failure) {
-        self.pid = try Spawn.start(argv, environment: environment, stdout: stdout, stderr: stderr)
+        self.pid = try Spawn.start(
+            argv, environment: environment, stdout: stdout, stderr: stderr, directory: directory)
         self.logPath = logPath
     }
 

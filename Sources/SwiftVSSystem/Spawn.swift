@@ -17,6 +17,8 @@ public enum Spawn {
         case file(String, append: Bool)
         /// Standard error only: wherever standard output goes.
         case sameAsOutput
+        /// Where ours goes.
+        case inherit
     }
 
     public struct Failure: Error, CustomStringConvertible, Sendable {
@@ -26,10 +28,11 @@ public enum Spawn {
     }
 
     /// Starts `argv` and returns its PID. `environment` is the child's whole environment (nil: ours); with
-    /// `ownProcessGroup` the child leads a new process group, so that `kill(-pid, …)` reaches what it starts too.
+    /// `ownProcessGroup` the child leads a new process group, so that `kill(-pid, …)` reaches what it starts too;
+    /// `directory` is its working directory (nil: ours).
     public static func start(
         _ argv: [String], environment: [String: String]? = nil, stdout: Output = .discard,
-        stderr: Output = .discard, ownProcessGroup: Bool = false
+        stderr: Output = .discard, ownProcessGroup: Bool = false, directory: String? = nil
     ) throws(Failure) -> pid_t {
         precondition(!argv.isEmpty, "Spawn.start needs a command")
         var actions = posix_spawn_file_actions_t()
@@ -39,6 +42,7 @@ public enum Spawn {
         Self.redirect(&actions, 1, stdout)
         Self.redirect(&actions, 2, stderr)
         posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+        if let directory { posix_spawn_file_actions_addchdir_np(&actions, directory) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -69,6 +73,8 @@ public enum Spawn {
                 0o644)
         case .sameAsOutput:
             posix_spawn_file_actions_adddup2(&actions, 1, fd)
+        case .inherit:
+            break
         }
     }
 

@@ -129,6 +129,8 @@ struct AdmCommand: AsyncParsableCommand {
               swiftvs adm enable web 10.0.0.12:80
               swiftvs adm reload                        read the config file again (as SIGHUP)
               swiftvs adm metrics                       the Prometheus text of /metrics
+              swiftvs adm scale                         autoscaled services: replicas, metrics, decisions
+              swiftvs adm scale api --max 8             new bounds for the autoscaler of 'api'
 
             swiftvs adm talks to the director's admin socket (admin.socket; default /run/swiftvs/admin.sock for root,
             else $XDG_RUNTIME_DIR/swiftvs/admin.sock or /tmp/swiftvs-UID/admin.sock): whoever may open that file may
@@ -137,7 +139,7 @@ struct AdmCommand: AsyncParsableCommand {
             """,
         subcommands: [
             AdmList.self, AdmWeight.self, AdmAdd.self, AdmRemove.self, AdmEnable.self, AdmDisable.self, AdmReload.self,
-            AdmMetrics.self, AdmHA.self,
+            AdmMetrics.self, AdmHA.self, AdmScale.self,
         ],
         defaultSubcommand: AdmList.self
     )
@@ -440,5 +442,105 @@ struct AdmHA: AsyncParsableCommand {
                     + (sync.lastLagMs.map { String(format: ", last lag %.1f ms", $0) } ?? ""))
         }
         print(lines.joined(separator: "\n"))
+    }
+}
+
+struct AdmScale: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "Show autoscaled services (replicas, metrics, HPA's conditions, decisions), or change their bounds.",
+        discussion: """
+            Examples:
+              swiftvs adm scale                 every autoscaled service
+              swiftvs adm scale api             one of them
+              swiftvs adm scale api --max 8     at most 8 replicas from now on (until a reload or restart)
+              swiftvs adm scale api --min 2 --max 4
+
+            Replica states: starting (its health check has not passed), warming (in rotation, within slow_start),
+            serving, draining (weight 0, its requests finish), stopping (SIGTERM sent), killing (SIGKILL sent),
+            crashed (exited on its own; restarted after a back-off that doubles while it keeps failing).
+            """
+    )
+    @OptionGroup var options: AdminOptions
+
+    @Argument(help: "The service; every autoscaled service when left out.")
+    var service: String?
+
+    @Option(name: .long, help: "New minimum number of replicas.")
+    var min: Int?
+
+    @Option(name: .long, help: "New maximum number of replicas.")
+    var max: Int?
+
+    @Flag(name: .long, help: "The raw JSON of GET /api/scale.")
+    var json = false
+
+    func run() async throws {
+        var statuses: [ScaleStatus]
+        if self.min != nil || self.max != nil {
+            guard let service = self.service else { throw ValidationError("--min and --max need the service's name") }
+            var body: [String: Any] = [:]
+            if let min = self.min { body["min"] = min }
+            if let max = self.max { body["max"] = max }
+            let reply = try await self.options.call(.PATCH, "/api/scale/\(pathComponent(service))", body: body)
+            statuses = [try JSONDecoder().decode(ScaleStatus.self, from: Data(reply))]
+        } else if let service = self.service {
+            let reply = try await self.options.call(.GET, "/api/scale/\(pathComponent(service))")
+            if self.json { return FileHandle.standardOutput.write(Data(reply)) }
+            statuses = [try JSONDecoder().decode(ScaleStatus.self, from: Data(reply))]
+        } else {
+            let reply = try await self.options.call(.GET, "/api/scale")
+            if self.json { return FileHandle.standardOutput.write(Data(reply)) }
+            statuses = try JSONDecoder().decode([ScaleStatus].self, from: Data(reply))
+        }
+        if statuses.isEmpty {
+            print("No service has autoscale.")
+            return
+        }
+        print(statuses.map(Self.render).joined(separator: "\n\n"))
+    }
+
+    static func render(_ s: ScaleStatus) -> String {
+        var lines = [
+            "\(s.service): \(s.current) replicas (\(s.ready) ready), desired \(s.desired), min \(s.min), max \(s.max), "
+                + "every \(AdmTable.duration(s.syncPeriodSeconds))"
+                + (s.queueLength > 0 ? ", \(s.queueLength) queued" : "")
+        ]
+        for metric in s.metrics {
+            let current = metric.current.map { String(format: "%g", $0) } ?? "<unknown>"
+            lines.append(
+                "  \(BenchFormat.pad(metric.name, 20)) \(metric.type): \(current) / \(metric.target)"
+                    + (metric.proposal.map { " → \($0) replicas" } ?? "") + (metric.error.map { " (\($0))" } ?? ""))
+        }
+        for (name, condition) in [
+            ("AbleToScale", s.ableToScale), ("ScalingActive", s.scalingActive), ("ScalingLimited", s.scalingLimited),
+        ] {
+            guard let condition else { continue }
+            lines.append(
+                "  \(BenchFormat.pad(name, 15)) \(condition.status ? "True " : "False") \(condition.reason): \(condition.message)"
+            )
+        }
+        if !s.replicas.isEmpty {
+            lines.append("  Replica               PID      State     Up       CPU     Memory  Req/s   Active  p90")
+            for r in s.replicas {
+                var line =
+                    "  " + BenchFormat.pad(r.address, 21) + " " + BenchFormat.pad(r.pid.map(String.init) ?? "-", 8)
+                line += " " + BenchFormat.pad(r.state, 9) + " " + BenchFormat.pad(AdmTable.duration(r.upSeconds), 8)
+                line += " " + BenchFormat.pad(r.cpuMillis.map { "\($0)m" } ?? "-", 7)
+                line += " " + BenchFormat.pad(r.memoryBytes.map { "\($0 >> 20)Mi" } ?? "-", 7)
+                line += " " + BenchFormat.pad(r.requestsPerSecond.map { String(format: "%.1f", $0) } ?? "-", 7)
+                line += " " + BenchFormat.pad(r.concurrency.map { String(Int($0)) } ?? "-", 7)
+                line += " " + (r.p90Ms.map { String(format: "%.1fms", $0) } ?? "-")
+                if !r.detail.isEmpty { line += "  (\(r.detail))" }
+                lines.append(line)
+            }
+        }
+        if !s.decisions.isEmpty {
+            lines.append("  Last decisions:")
+            for d in s.decisions.prefix(5) {
+                lines.append("    \(AdmTable.duration(d.secondsAgo)) ago: \(d.from) → \(d.to): \(d.reason)")
+            }
+        }
+        return lines.joined(separator: "\n")
     }
 }

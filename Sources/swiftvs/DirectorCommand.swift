@@ -94,6 +94,8 @@ struct DirectorCommand: AsyncParsableCommand {
             // Before the director: it stops after the drain, so the last requests are written.
             services.append(.init(service: AccessLogService(log: log)))
         }
+        // Before the director: on shutdown the director drains first, then the replicas it started stop.
+        services.append(.init(service: AutoscaleService(director: director)))
         services.append(.init(service: DirectorService(director: director)))
         if let admin = config.admin {
             services.append(.init(service: AdminService(director: director, config: admin)))

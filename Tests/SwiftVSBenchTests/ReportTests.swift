@@ -1,5 +1,6 @@
 @testable import SwiftVSBench
 import SwiftVSConfigKit
+import SwiftVSSystem
 import Testing
 @testable import SwiftVSCore
 

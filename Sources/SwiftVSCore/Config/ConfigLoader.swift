@@ -564,6 +564,11 @@ extension NodeReader {
         }
         if let node = keys["autoscale"] {
             service.autoscale = self.autoscale(node, "\(path).autoscale")
+            // A replica takes requests only once its check passes: it starts down (alpha). Without a check of
+            // the config's, a TCP connect every 250 ms tells when it listens.
+            var health = service.health ?? Self.replicaCheck
+            health.alpha = true
+            service.health = health
             if keys["routes"] != nil {
                 self.report("\(path).autoscale", node, "a service with routes autoscales in its pools")
             }
@@ -586,6 +591,16 @@ extension NodeReader {
 
         guard self.problems.count == problemsBefore, name != nil, listen != nil else { return nil }
         return service
+    }
+
+    /// The check autoscaled replicas get when the service has none.
+    static var replicaCheck: HealthCheckConfig {
+        var check = HealthCheckConfig(kind: .tcp)
+        check.interval = 0.25
+        check.timeout = 0.25
+        check.rise = 1
+        check.fall = 2
+        return check
     }
 
     static let routeKeys = [

@@ -1,29 +1,5 @@
 import SwiftVSCore
 /// Parsers for the Linux /proc files the CPU sampler reads. Pure: the driver reads the files and passes the text.
-public enum ProcStat {
-    /// utime + stime (jiffies) of a process, from /proc/PID/stat. The command name may hold spaces and
-    /// parentheses, so fields are counted from the last ')'.
-    public static func processTicks(_ text: String) -> UInt64? {
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // fields[0] is the state (field 3 of the man page); utime and stime are fields 14 and 15.
-        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
-        return user + system
-    }
-
-    /// The command name in /proc/PID/stat (between the first '(' and the last ')').
-    public static func processName(_ text: String) -> String? {
-        guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")"), open < close else { return nil }
-        return String(text[text.index(after: open)..<close])
-    }
-
-    /// Percent of one core used between two readings of a process: 100 = one core busy the whole time.
-    public static func percent(ticks: UInt64, previous: UInt64, seconds: Double, ticksPerSecond: Double) -> Double {
-        guard seconds > 0, ticks >= previous else { return 0 }
-        return Double(ticks - previous) / ticksPerSecond / seconds * 100
-    }
-}
-
 /// The rate sweep of the first study: offer rates in rising order, one fixed-length step each, and find the highest
 /// rate the target sustains (loss under the limit and nearly all of the rate achieved). After the first rate that
 /// fails it can bisect between the last good and the first bad rate a few times.

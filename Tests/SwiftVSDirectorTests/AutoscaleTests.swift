@@ -1,0 +1,198 @@
+import Foundation
+import Glibc
+import SwiftVSCore
+import SwiftVSTestSupport
+import Synchronization
+import Testing
+
+@testable import SwiftVSDirector
+
+/// `count` consecutive loopback ports that nothing listens on now (a random base, tried until one fits).
+func freePortRange(_ count: Int) -> ClosedRange<Int> {
+    for _ in 0..<200 {
+        let base = Int.random(in: 30000...55000)
+        let free = (base..<(base + count)).allSatisfy { port in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
+            }
+        }
+        if free { return base...(base + count - 1) }
+    }
+    return 40000...(40000 + count - 1)
+}
+
+/// Requests at about `rate` per second from `clients` keep-alive clients for `seconds` (bounded in count and
+/// time); every status but 200 is a failure.
+func pacedLoad(
+    port: Int, rate: Double, seconds: Double, clients: Int = 4, failures: Counter, done: Counter
+)
+    async throws
+{
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for _ in 0..<clients {
+            group.addTask {
+                try await onThread {
+                    let client = BlockingClient(port: port, timeout: 10)
+                    defer { client.close() }
+                    let gap = Double(clients) / rate
+                    let start = Date()
+                    var next = start
+                    for _ in 0..<Int(rate * seconds / Double(clients) + 1) {
+                        let wait = next.timeIntervalSinceNow
+                        if wait > 0 { usleep(useconds_t(wait * 1e6)) }
+                        next = next.addingTimeInterval(gap)
+                        if Date().timeIntervalSince(start) > seconds { break }
+                        let response = try? client.request("GET", "/")
+                        if response?.status != 200 {
+                            failures.add()
+                            client.close()
+                        }
+                        done.add()
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+}
+
+extension IntegrationTests {
+    @Suite("Autoscaling: replicas the director starts", .serialized, .timeLimit(.minutes(4)))
+    struct AutoscaleTests {
+        static func yaml(ports: ClosedRange<Int>, command: [String]? = nil, extra: String = "") -> String {
+            let argv =
+                command
+                ?? [
+                    swiftvsBinary.path, "realserver", "--listen", "{host}:{port}", "--workers", "4",
+                    "--service-time", "20ms",
+                ]
+            let list = argv.map { "\"\($0)\"" }.joined(separator: ", ")
+            return """
+                threads: 1
+                services:
+                  - name: api
+                    listen: 127.0.0.1:0
+                    scheduler: wlc
+                    slow_start: 1s
+                \(extra.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n"))
+                    autoscale:
+                      min_replicas: 1
+                      max_replicas: 3
+                      sync_period: 500ms
+                      drain_timeout: 5s
+                      stop_timeout: 2s
+                      metrics: [{type: requests_per_second, average: 10}]
+                      behavior:
+                        scale_down: {stabilization_window: 3s}
+                      process:
+                        command: [\(list)]
+                        ports: \(ports.lowerBound)-\(ports.upperBound)
+                        restart_delay: 200ms
+                        max_restart_delay: 2s
+
+                """
+        }
+
+        /// Runs the director with its autoscaler (as `swiftvs director` does, outside a service group).
+        static func withAutoscaled(
+            _ yaml: String, _ body: (RunningDirector, ReplicaController) async throws -> Void
+        )
+            async throws
+        {
+            try await withDirector(yaml) { director in
+                let service = AutoscaleService(director: director.director)
+                let task = Task { try await service.run() }
+                do {
+                    let found = try await Self.until(5) { director.director.autoscaling.controller(for: "api") }
+                    try await body(director, try #require(found))
+                } catch {
+                    task.cancel()
+                    _ = try? await task.value
+                    throw error
+                }
+                task.cancel()
+                _ = try? await task.value
+                // Every replica the director started has stopped.
+                #expect(director.director.autoscaling.all.isEmpty)
+            }
+        }
+
+        static func until<T>(_ seconds: Double, _ value: () -> T?) async throws -> T? {
+            let start = Date()
+            while Date().timeIntervalSince(start) < seconds {
+                if let v = value() { return v }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return nil
+        }
+
+        @Test(
+            "A load step adds replicas that serve only after their check passed; the fall drains them with 0 failures")
+        func riseAndFall() async throws {
+            let ports = freePortRange(3)
+            try await Self.withAutoscaled(Self.yaml(ports: ports)) { director, controller in
+                #expect(try await Self.until(10) { controller.status().ready == 1 ? true : nil } != nil)
+                let failures = Counter(), done = Counter()
+                // 40 req/s against a target of 10 per replica: 4 wanted, 3 at most.
+                async let step: Void = pacedLoad(
+                    port: director.port, rate: 40, seconds: 8, failures: failures, done: done)
+                let rose = try await Self.until(8) { controller.status().ready == 3 ? true : nil }
+                try await step
+                #expect(rose != nil, "\(controller.status())")
+                let peak = controller.status()
+                #expect(peak.decisions.contains { $0.to == 3 })
+                // Every replica got requests, each only once in rotation (a replica out of rotation gets none).
+                let views = director.service.serverViews()
+                #expect(views.count == 3)
+                #expect(views.values.allSatisfy { $0.total > 0 }, "\(views)")
+
+                // The load falls to 3 req/s: after the 3 s window the surplus drains and stops.
+                async let fall: Void = pacedLoad(
+                    port: director.port, rate: 3, seconds: 10, clients: 1, failures: failures, done: done)
+                let back = try await Self.until(12) {
+                    let status = controller.status()
+                    return status.current == 1 && status.replicas.count == 1 ? true : nil
+                }
+                try await fall
+                #expect(back != nil, "\(controller.status())")
+                #expect(failures.value == 0, "\(failures.value) failed of \(done.value)")
+                #expect(director.service.serverViews().count == 1)
+            }
+        }
+
+        @Test("A replica killed with SIGKILL is replaced; a command that exits at once backs off and shows crashed")
+        func crashes() async throws {
+            let ports = freePortRange(3)
+            try await Self.withAutoscaled(Self.yaml(ports: ports)) { _, controller in
+                let serving = try await Self.until(10) { controller.status().replicas.first { $0.state != "starting" } }
+                let pid = try #require(serving?.pid)
+                kill(pid, SIGKILL)
+                let replaced = try await Self.until(10) {
+                    controller.status().replicas.first {
+                        $0.restarts == 1 && $0.state != "starting" && $0.state != "crashed" && $0.pid != pid
+                    }
+                }
+                #expect(replaced != nil, "\(controller.status())")
+                #expect(replaced?.lastExit == "killed by signal 9")
+            }
+            let crashing = Self.yaml(ports: freePortRange(3), command: ["/bin/sh", "-c", "exit 3", "{port}"])
+            try await Self.withAutoscaled(crashing) { _, controller in
+                let crashed = try await Self.until(10) {
+                    controller.status().replicas.first { $0.state == "crashed" && $0.restarts >= 3 }
+                }
+                let replica = try #require(crashed, "\(controller.status())")
+                #expect(replica.detail.hasPrefix("exit 3, restart in"))
+                // 200 ms, then 400, 800, 1.6 s: three restarts take more than a second, not a tight loop.
+                #expect(replica.restarts <= 5)
+            }
+        }
+    }
+}
