@@ -67,7 +67,10 @@ func pacedLoad(
 extension IntegrationTests {
     @Suite("Autoscaling: replicas the director starts", .serialized, .timeLimit(.minutes(4)))
     struct AutoscaleTests {
-        static func yaml(ports: ClosedRange<Int>, command: [String]? = nil, extra: String = "") -> String {
+        static func yaml(
+            ports: ClosedRange<Int>, command: [String]? = nil, extra: String = "", min: Int = 1,
+            metrics: String = "[{type: requests_per_second, average: 10}]", autoscaleExtra: String = ""
+        ) -> String {
             let argv =
                 command
                 ?? [
@@ -84,12 +87,13 @@ extension IntegrationTests {
                     slow_start: 1s
                 \(extra.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n"))
                     autoscale:
-                      min_replicas: 1
+                      min_replicas: \(min)
                       max_replicas: 3
                       sync_period: 500ms
                       drain_timeout: 5s
                       stop_timeout: 2s
-                      metrics: [{type: requests_per_second, average: 10}]
+                      metrics: \(metrics)
+                \(autoscaleExtra.split(separator: "\n").map { "      \($0)" }.joined(separator: "\n"))
                       behavior:
                         scale_down: {stabilization_window: 3s}
                       process:
@@ -149,6 +153,28 @@ extension IntegrationTests {
                 #expect(rose != nil, "\(controller.status())")
                 let peak = controller.status()
                 #expect(peak.decisions.contains { $0.to == 3 })
+                // What adm scale shows of it, through the real binary and the admin API.
+                let admin = try await director.startAdmin(token: "autoscale-token")
+                let shown = try await runSwiftVSAsync([
+                    "adm", "scale", "--admin", "127.0.0.1:\(admin)", "--token", "autoscale-token",
+                ])
+                #expect(shown.code == 0, "\(shown.stderr)")
+                #expect(shown.stdout.contains("api: 3 replicas"), "\(shown.stdout)")
+                #expect(shown.stdout.contains("requests_per_second") && shown.stdout.contains("Pods"))
+                #expect(shown.stdout.contains("ScalingActive") && shown.stdout.contains("serving"))
+                let bounded = try await runSwiftVSAsync([
+                    "adm", "scale", "api", "--max", "2", "--admin", "127.0.0.1:\(admin)", "--token", "autoscale-token",
+                ])
+                #expect(bounded.code == 0, "\(bounded.stderr)")
+                #expect(controller.status().max == 2)
+                let refused = try await runSwiftVSAsync([
+                    "adm", "scale", "api", "--min", "3", "--admin", "127.0.0.1:\(admin)", "--token", "autoscale-token",
+                ])
+                #expect(refused.code == 1 && refused.stderr.contains("min must be 0...max (2)"), "\(refused.stderr)")
+                let metrics = try await runSwiftVSAsync([
+                    "adm", "metrics", "--admin", "127.0.0.1:\(admin)", "--token", "autoscale-token",
+                ])
+                #expect(metrics.stdout.contains("swiftvs_autoscale_max_replicas{service=\"api\"} 2"))
                 // Every replica got requests, each only once in rotation (a replica out of rotation gets none).
                 let views = director.service.serverViews()
                 #expect(views.count == 3)
@@ -165,6 +191,39 @@ extension IntegrationTests {
                 #expect(back != nil, "\(controller.status())")
                 #expect(failures.value == 0, "\(failures.value) failed of \(done.value)")
                 #expect(director.service.serverViews().count == 1)
+            }
+        }
+
+        @Test("From zero: the first request waits for the replica it wakes and is answered; idle, the replicas go")
+        func scaleFromZero() async throws {
+            let ports = freePortRange(3)
+            let yaml = Self.yaml(
+                ports: ports, extra: "queue: {timeout: 10s}", min: 0,
+                metrics: "[{type: concurrency, average: 5}]", autoscaleExtra: "scale_to_zero_after: 2s")
+            try await Self.withAutoscaled(yaml) { director, controller in
+                #expect(controller.status().current == 0)
+                for round in 0..<2 {
+                    let start = Date()
+                    let port = director.port
+                    let status = try await onThread {
+                        let client = BlockingClient(port: port, timeout: 10)
+                        defer { client.close() }
+                        return try client.request("GET", "/").status
+                    }
+                    #expect(status == 200, "round \(round)")
+                    let waited = Date().timeIntervalSince(start)
+                    // The wait is reported: the queue's served count and time.
+                    let queue = director.service.queue
+                    #expect(queue.served.load(ordering: .relaxed) == round + 1)
+                    #expect(queue.waitedNanos.load(ordering: .relaxed) > 0)
+                    #expect(waited < 5, "a cold start took \(waited) s")
+                    // Idle for scale_to_zero_after: back to zero replicas, none left running.
+                    let zero = try await Self.until(10) {
+                        let status = controller.status()
+                        return status.current == 0 && status.replicas.isEmpty ? true : nil
+                    }
+                    #expect(zero != nil, "\(controller.status())")
+                }
             }
         }
 
