@@ -7,9 +7,9 @@ import Testing
 @Suite("docs/config.md states the defaults the config structs declare")
 struct DocumentedDefaultsTests {
     /// key → the default column of its row in docs/config.md.
-    static func documented() throws -> [String: String] {
+    static func documented(_ file: String = "docs/config.md") throws -> [String: String] {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("docs/config.md")
+            .deletingLastPathComponent().appendingPathComponent(file)
         var out: [String: String] = [:]
         for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") where line.hasPrefix("| `") {
             let cells = line.split(separator: "|", omittingEmptySubsequences: false).map {
@@ -46,12 +46,43 @@ struct DocumentedDefaultsTests {
             "max_idle_per_server": "\(service.maxIdlePerServer)",
             "quorum": "\(service.quorum)",
             "quorum_hysteresis": "\(service.quorumHysteresis)",
+            "queue.size": "\(service.queue.size)",
+            "queue.timeout": Self.seconds(service.queue.timeout),
+            "slow_start": Self.seconds(service.slowStart),
             "drain_timeout": Self.seconds(DirectorConfig(threads: nil, services: [], admin: nil).drainTimeout),
         ]
         for (key, value) in expected.sorted(by: { $0.key < $1.key }) {
             #expect(
                 docs[key] == value,
                 "docs/config.md gives \(key) the default \(docs[key] ?? "nothing"); the code \(value)")
+        }
+    }
+
+    @Test("the autoscale section's defaults (docs/autoscale.md)")
+    func autoscaleDefaults() throws {
+        let docs = try Self.documented("docs/autoscale.md")
+        let config = AutoscaleConfig(maxReplicas: 1, provider: ProcessProviderConfig(command: [], ports: 1...1))
+        let provider = config.provider
+        let expected: [String: String] = [
+            "min_replicas": "\(config.minReplicas)",
+            "sync_period": Self.seconds(config.syncPeriod),
+            "tolerance": "\(config.tolerances.scaleUp)",
+            "downscale_stabilization": Self.seconds(config.downscaleStabilization),
+            "cpu_initialization_period": Self.seconds(config.cpuInitializationPeriod),
+            "initial_readiness_delay": Self.seconds(config.initialReadinessDelay),
+            "drain_timeout": Self.seconds(config.drainTimeout),
+            "stop_timeout": Self.seconds(config.stopTimeout),
+            "metrics": "[{type: cpu, utilization: 80}]",
+            "process.host": provider.host,
+            "process.weight": "\(provider.weight)",
+            "process.restart_delay": Self.seconds(provider.restartDelay),
+            "process.max_restart_delay": Self.seconds(provider.maxRestartDelay),
+        ]
+        #expect(config.metrics == [AutoscaleMetric(source: .cpu, target: .utilization(80))])
+        for (key, value) in expected.sorted(by: { $0.key < $1.key }) {
+            #expect(
+                docs[key] == value,
+                "docs/autoscale.md gives \(key) the default \(docs[key] ?? "nothing"); the code \(value)")
         }
     }
 }
