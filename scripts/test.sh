@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 # in network namespaces), chromium and its driver (the bench's HTML report and the IPTV player are opened in headless
 # Chromium), ffmpeg and ffprobe (streams for the TS parser tests, live feeds and players for the IPTV tests), openssl
 # (certificates, and s_client against the TLS front), nghttp and h2load (HTTP/2 clients), promtool (the metrics'
-# format) and systemd-analyze (the units).
+# format), systemd-analyze (the units) and kubectl (Debian's kubernetes-client, against the in-test API server of
+# the autoscaler's kubernetes provider).
 declare -A packages=([curl]=curl [chromium]=chromium [chromedriver]=chromium-driver [pip3]=python3-pip [keepalived]=keepalived
                      [ip]=iproute2 [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [openssl]=openssl [nghttp]=nghttp2-client
-                     [h2load]=nghttp2-client [promtool]=prometheus [systemd-analyze]=systemd)
+                     [h2load]=nghttp2-client [promtool]=prometheus [systemd-analyze]=systemd
+                     [kubectl]=kubernetes-client)
 missing=()
 for command in "${!packages[@]}"; do
     command -v "$command" > /dev/null 2>&1 || missing+=("${packages[$command]}")

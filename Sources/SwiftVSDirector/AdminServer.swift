@@ -140,7 +140,7 @@ struct AdminAPI: Sendable {
         let autoscaling = self.director.autoscaling
         if path.count == 2 {
             guard request.method == .GET else { return .error(.methodNotAllowed, "use GET") }
-            return .json(autoscaling.all.map { $0.status() })
+            return .json(autoscaling.statuses)
         }
         guard path.count == 3, let controller = autoscaling.controller(for: path[2]) else {
             let names = autoscaling.all.map(\.service.name)

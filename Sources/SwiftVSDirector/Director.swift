@@ -54,7 +54,9 @@ public final class Director: Sendable {
         }
         let accessLog = try config.accessLog.map { try AccessLog($0, configPath: configPath, logger: logger) }
         self.accessLog = accessLog
-        self.autoscaling = Autoscaling(logger: logger)
+        self.autoscaling = Autoscaling(
+            logger: logger, group: self.group,
+            base: configPath.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path })
         let services = try config.services.map {
             try VirtualService(config: $0, logger: logger, accessLog: accessLog)
         }

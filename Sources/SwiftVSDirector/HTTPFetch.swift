@@ -145,3 +145,77 @@ private final class FetchHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 }
+
+extension HTTPFetch {
+    /// One request whose response body is handed over as it comes (a Kubernetes watch): `onHead` with the status,
+    /// then `onBody` with each chunk. Completes when the server ends the response or closes; fails on a connect
+    /// or TLS error. Closing the returned channel ends it early.
+    public static func stream(
+        on eventLoop: EventLoop, to address: SocketAddress, path: String, host: String,
+        headers extra: [(String, String)] = [], timeout: TimeAmount, tls: UpstreamTLS? = nil,
+        onHead: @escaping @Sendable (Int) -> Void, onBody: @escaping @Sendable (ByteBuffer) -> Void
+    ) -> EventLoopFuture<(Channel, EventLoopFuture<Void>)> {
+        let done = eventLoop.makePromise(of: Void.self)
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try tls.handler()) }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(
+                        StreamHandler(done: done, onHead: onHead, onBody: onBody))
+                }
+            }
+            .connect(to: address)
+            .flatMapErrorThrowing { error in
+                done.fail(error)
+                throw FetchError(description: Self.describe(error), errno: Self.errno(of: error))
+            }
+            .map { channel in
+                var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+                head.headers.add(name: "Host", value: host)
+                head.headers.add(name: "User-Agent", value: "swiftvs")
+                for (name, value) in extra { head.headers.add(name: name, value: value) }
+                channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                return (channel, done.futureResult)
+            }
+    }
+}
+
+private final class StreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    let done: EventLoopPromise<Void>
+    let onHead: @Sendable (Int) -> Void
+    let onBody: @Sendable (ByteBuffer) -> Void
+
+    init(
+        done: EventLoopPromise<Void>, onHead: @escaping @Sendable (Int) -> Void,
+        onBody: @escaping @Sendable (ByteBuffer) -> Void
+    ) {
+        self.done = done
+        self.onHead = onHead
+        self.onBody = onBody
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            if head.status.code >= 200 { self.onHead(Int(head.status.code)) }
+        case .body(let buffer):
+            self.onBody(buffer)
+        case .end:
+            self.done.succeed(())
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.done.succeed(())
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.done.fail(FetchError(description: HTTPFetch.describe(error)))
+        context.close(promise: nil)
+    }
+}

@@ -111,7 +111,7 @@ enum Metrics {
 
     /// The autoscaler: replicas, and each metric's value and target as it last computed them.
     static func autoscale(_ director: Director, _ out: inout PrometheusText) {
-        let statuses = director.autoscaling.all.map { $0.status() }
+        let statuses = director.autoscaling.statuses
         guard !statuses.isEmpty else { return }
         func family(_ name: String, _ help: String, _ value: (ScaleStatus) -> Int) {
             out.family(name, .gauge, help: help, statuses.map { ([("service", $0.service)], Double(value($0))) })

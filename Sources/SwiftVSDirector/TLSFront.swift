@@ -66,7 +66,7 @@ public final class UpstreamTLS: Sendable {
     let context: NIOSSLContext
     let serverName: String?
 
-    private init(context: NIOSSLContext, serverName: String?) {
+    init(context: NIOSSLContext, serverName: String?) {
         self.context = context
         self.serverName = serverName
     }

@@ -1,4 +1,5 @@
 @testable import SwiftVSCore
+import Foundation
 import SwiftVSConfigKit
 import Testing
 
@@ -219,8 +220,8 @@ struct AutoscaleConfigTests {
         #expect(autoscale.behavior?.scaleUp.policies == [.init(.pods, 2, period: 10)])
         #expect(autoscale.behavior?.scaleDown.stabilizationWindow == 60)
         #expect(autoscale.behavior?.scaleDown.policies == ScaleNormalizer.Rules.defaultDown.policies)
-        #expect(autoscale.provider.ports == 20000...20009)
-        #expect(autoscale.provider.expand("api-{index}", port: 20003, index: 3) == "api-3")
+        #expect(autoscale.process?.ports == 20000...20009)
+        #expect(autoscale.process?.expand("api-{index}", port: 20003, index: 3) == "api-3")
         #expect(service.health?.kind == .tcp && service.health?.alpha == true)
         #expect(service.servers.isEmpty)
     }
@@ -253,8 +254,16 @@ struct AutoscaleConfigTests {
                 "autoscale.min_replicas", "needs scale_to_zero_after"
             ),
             (
-                "max_replicas: 2\nprovider: kubernetes\nprocess: {command: [x, \"{port}\"], ports: 1-9}",
-                "autoscale.provider", "kubernetes is not available"
+                "max_replicas: 2\nprovider: kubernetes\nkubernetes: {namespace: web}",
+                "autoscale.kubernetes.deployment", "missing: the Deployment to scale"
+            ),
+            (
+                "max_replicas: 2\nprovider: kubernetes\nkubernetes: {deployment: web, api: \"http://k:6443\"}",
+                "autoscale.kubernetes.api", "expected the API server as https://host:port"
+            ),
+            (
+                "max_replicas: 2\nprovider: ecs\nprocess: {command: [x, \"{port}\"], ports: 1-9}",
+                "autoscale.provider", "'ecs' is not a provider"
             ),
             (
                 "max_replicas: 2\nmetrics: [{type: requests_per_second, utilization: 50}]\nprocess: {command: [x, \"{port}\"], ports: 1-9}",
@@ -269,5 +278,78 @@ struct AutoscaleConfigTests {
             let text = error.description
             #expect(text.contains("services[0].\(c.1)") && text.contains(c.2), "\(text)")
         }
+    }
+}
+
+@Suite("Autoscale: EndpointSlices as the pool")
+struct EndpointSlicesTests {
+    static func slice(_ name: String, port: Int = 8080, _ endpoints: [(String, Bool?, Bool?, Bool?)]) -> String {
+        let list = endpoints.map { address, ready, serving, terminating in
+            var conditions: [String] = []
+            if let ready { conditions.append("\"ready\":\(ready)") }
+            if let serving { conditions.append("\"serving\":\(serving)") }
+            if let terminating { conditions.append("\"terminating\":\(terminating)") }
+            return #"{"addresses":["\#(address)"],"conditions":{\#(conditions.joined(separator: ","))}}"#
+        }.joined(separator: ",")
+        return
+            #"{"metadata":{"name":"\#(name)","resourceVersion":"7"},"addressType":"IPv4","endpoints":[\#(list)],"ports":[{"name":"http","port":\#(port)},{"name":"metrics","port":9090}]}"#
+    }
+
+    @Test(
+        "Conditions as the API reference reads them: nil ready is ready, serving and terminating drains, the rest leave"
+    )
+    func roles() throws {
+        var slices = EndpointSlices()
+        let json =
+            #"{"metadata":{"resourceVersion":"41"},"items":["#
+            + Self.slice(
+                "a",
+                [
+                    ("10.0.0.1", true, true, false), ("10.0.0.2", nil, nil, nil), ("10.0.0.3", false, true, true),
+                    ("10.0.0.4", false, false, true), ("10.0.0.5", false, nil, nil),
+                ]) + "]}"
+        slices.replace(with: try JSONDecoder().decode(EndpointSlices.List.self, from: Data(json.utf8)))
+        #expect(slices.resourceVersion == "41")
+        let members = slices.members(port: "http")
+        #expect(members[try Endpoint(parsing: "10.0.0.1:8080")] == .ready)
+        #expect(members[try Endpoint(parsing: "10.0.0.2:8080")] == .ready)
+        #expect(members[try Endpoint(parsing: "10.0.0.3:8080")] == .draining)
+        #expect(members.count == 3, "not serving, or not ready and not terminating: out")
+        #expect(slices.members(port: "metrics").keys.map(\.port).allSatisfy { $0 == 9090 })
+        #expect(slices.members(port: nil).keys.map(\.port).allSatisfy { $0 == 8080 }, "the first port by default")
+        #expect(slices.members(port: "grpc").isEmpty)
+    }
+
+    @Test("Watch lines: ADDED/MODIFIED/DELETED change the slices, BOOKMARK the version, ERROR 410 says list again")
+    func events() throws {
+        var slices = EndpointSlices()
+        let added = try #require(
+            EndpointSlices.Event.decode(
+                Array(#"{"type":"ADDED","object":\#(Self.slice("b", [("10.0.0.9", true, nil, nil)]))}"#.utf8)))
+        let appliedAdded = slices.apply(added)
+        #expect(appliedAdded)
+        #expect(slices.members(port: nil).count == 1 && slices.resourceVersion == "7")
+        let bookmark = try #require(
+            EndpointSlices.Event.decode(
+                Array(
+                    #"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","metadata":{"resourceVersion":"99"}}}"#.utf8))
+        )
+        let appliedBookmark = slices.apply(bookmark)
+        #expect(appliedBookmark)
+        #expect(slices.resourceVersion == "99" && slices.slices.count == 1)
+        let deleted = try #require(
+            EndpointSlices.Event.decode(Array(#"{"type":"DELETED","object":\#(Self.slice("b", []))}"#.utf8)))
+        let appliedDeleted = slices.apply(deleted)
+        #expect(appliedDeleted)
+        #expect(slices.slices.isEmpty)
+        let gone = try #require(
+            EndpointSlices.Event.decode(
+                Array(
+                    #"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version"}}"#
+                        .utf8)))
+        #expect(gone.code == 410)
+        let appliedGone = slices.apply(gone)
+        #expect(!appliedGone)
+        #expect(EndpointSlices.Event.decode(Array("not json".utf8)) == nil)
     }
 }

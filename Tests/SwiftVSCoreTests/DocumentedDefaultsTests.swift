@@ -62,7 +62,7 @@ struct DocumentedDefaultsTests {
     func autoscaleDefaults() throws {
         let docs = try Self.documented("docs/autoscale.md")
         let config = AutoscaleConfig(maxReplicas: 1, provider: ProcessProviderConfig(command: [], ports: 1...1))
-        let provider = config.provider
+        let provider = try #require(config.process)
         let expected: [String: String] = [
             "min_replicas": "\(config.minReplicas)",
             "sync_period": Self.seconds(config.syncPeriod),

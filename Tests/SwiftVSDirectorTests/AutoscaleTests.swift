@@ -115,7 +115,9 @@ extension IntegrationTests {
                 let service = AutoscaleService(director: director.director)
                 let task = Task { try await service.run() }
                 do {
-                    let found = try await Self.until(5) { director.director.autoscaling.controller(for: "api") }
+                    let found = try await Self.until(5) {
+                        director.director.autoscaling.controller(for: "api") as? ReplicaController
+                    }
                     try await body(director, try #require(found))
                 } catch {
                     task.cancel()

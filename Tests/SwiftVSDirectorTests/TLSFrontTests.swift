@@ -32,6 +32,40 @@ struct TestCertificates {
         return (cert, key)
     }
 
+    /// A CA (`ca.pem`, `ca.key`) and a certificate it signs for `names` and `ips` (as a cluster's API server has).
+    func makeSigned(_ file: String, names: [String], ips: [String]) throws -> (ca: String, cert: String, key: String) {
+        let ca = "\(self.dir)/ca.pem"
+        let caKey = "\(self.dir)/ca.key"
+        let made = try tool(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", caKey,
+                "-out", ca, "-days", "30", "-subj", "/CN=swiftvs-test-ca", "-addext",
+                "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            ])
+        guard made.code == 0 else { throw TestSupportError("openssl req (CA): \(made.err)") }
+        let key = "\(self.dir)/\(file).key"
+        let cert = "\(self.dir)/\(file).pem"
+        let csr = try tool(
+            "openssl",
+            [
+                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                "-out", "\(self.dir)/\(file).csr", "-subj", "/CN=\(names.first ?? ips[0])",
+            ])
+        guard csr.code == 0 else { throw TestSupportError("openssl req: \(csr.err)") }
+        let san = (names.map { "DNS:\($0)" } + ips.map { "IP:\($0)" }).joined(separator: ",")
+        try "subjectAltName=\(san)\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n".write(
+            toFile: "\(self.dir)/\(file).ext", atomically: true, encoding: .utf8)
+        let signed = try tool(
+            "openssl",
+            [
+                "x509", "-req", "-in", "\(self.dir)/\(file).csr", "-CA", ca, "-CAkey", caKey, "-CAcreateserial",
+                "-out", cert, "-days", "30", "-extfile", "\(self.dir)/\(file).ext",
+            ])
+        guard signed.code == 0 else { throw TestSupportError("openssl x509: \(signed.err)") }
+        return (ca, cert, key)
+    }
+
     /// A certificate that expired in 2020 (openssl ca takes explicit dates where req does not).
     func makeExpired(_ file: String) throws -> (cert: String, key: String) {
         let work = "\(self.dir)/ca-\(file)"

@@ -34,11 +34,56 @@ public struct AutoscaleConfig: Sendable, Equatable {
     /// Per replica: what 100 % utilization is. cpu in millicores (`500m`, `1`), memory in bytes (`256Mi`).
     public var cpuRequest: Int64?
     public var memoryRequest: Int64?
-    public var provider: ProcessProviderConfig
+    public var provider: Provider
 
-    public init(maxReplicas: Int, provider: ProcessProviderConfig) {
+    /// Who runs the replicas.
+    public enum Provider: Sendable, Equatable {
+        /// Processes the director starts itself.
+        case process(ProcessProviderConfig)
+        /// A Deployment's scale subresource, and the Service's EndpointSlices for the pool.
+        case kubernetes(KubernetesProviderConfig)
+    }
+
+    public init(maxReplicas: Int, provider: Provider) {
         self.maxReplicas = maxReplicas
         self.provider = provider
+    }
+
+    public init(maxReplicas: Int, provider: ProcessProviderConfig) {
+        self.init(maxReplicas: maxReplicas, provider: .process(provider))
+    }
+
+    /// The process provider's settings, nil with kubernetes.
+    public var process: ProcessProviderConfig? {
+        if case .process(let config) = self.provider { return config }
+        return nil
+    }
+}
+
+/// `autoscale.kubernetes`: the director scales a Deployment and takes its pool from the Service's EndpointSlices.
+public struct KubernetesProviderConfig: Sendable, Equatable {
+    /// The Deployment whose `scale` subresource is read and patched.
+    public var deployment: String
+    /// nil: the pod's own namespace (the service account's `namespace` file), else `default`.
+    public var namespace: String?
+    /// The Service whose EndpointSlices make the pool (`kubernetes.io/service-name`); nil = the Deployment's name.
+    public var service: String?
+    /// The EndpointSlice port (name or number) the director sends to; nil = each slice's first.
+    public var port: String?
+    /// The API server, `https://host:port`; nil = in the cluster (`KUBERNETES_SERVICE_HOST`/`_PORT_HTTPS`), or the
+    /// `kubeconfig`'s current context.
+    public var api: String?
+    /// A kubeconfig file (its current context's server, CA and token); nil = in-cluster credentials.
+    public var kubeconfig: String?
+    /// The bearer token, read again every 5 minutes and after a 401 (projected tokens rotate).
+    public var tokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    /// The CA that signs the API server's certificate.
+    public var caFile = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    /// Each endpoint's weight in the pool. Default 1.
+    public var weight = 1
+
+    public init(deployment: String) {
+        self.deployment = deployment
     }
 }
 
@@ -131,7 +176,7 @@ extension NodeReader {
     static let autoscaleKeys = [
         "min_replicas", "max_replicas", "sync_period", "tolerance", "metrics", "behavior", "downscale_stabilization",
         "cpu_initialization_period", "initial_readiness_delay", "scale_to_zero_after", "drain_timeout",
-        "stop_timeout", "requests", "provider", "process",
+        "stop_timeout", "requests", "provider", "process", "kubernetes",
     ]
 
     mutating func autoscale(_ node: Node, _ path: String) -> AutoscaleConfig? {
@@ -143,18 +188,27 @@ extension NodeReader {
         } else if keys["max_replicas"] == nil {
             self.report("\(path).max_replicas", node, "missing: the most replicas the autoscaler may run")
         }
-        var provider = ProcessProviderConfig(command: [], ports: 0...0)
-        if let n = keys["provider"], let text = self.scalar(n, "\(path).provider"), text != "process" {
-            if text == "kubernetes" {
-                self.report(
-                    "\(path).provider", n,
-                    "kubernetes is not available in this version; use process (replicas the director starts)")
+        var provider = AutoscaleConfig.Provider.process(ProcessProviderConfig(command: [], ports: 0...0))
+        var kind = "process"
+        if let n = keys["provider"], let text = self.scalar(n, "\(path).provider") {
+            if ["process", "kubernetes"].contains(text) {
+                kind = text
             } else {
-                self.report("\(path).provider", n, "'\(text)' is not a provider; use process")
+                self.report("\(path).provider", n, "'\(text)' is not a provider; use process or kubernetes")
             }
         }
-        if let n = keys["process"] {
-            provider = self.processProvider(n, "\(path).process", maxReplicas: maxReplicas) ?? provider
+        if kind == "kubernetes" {
+            if let n = keys["kubernetes"] {
+                if let k = self.kubernetesProvider(n, "\(path).kubernetes") { provider = .kubernetes(k) }
+            } else {
+                self.report("\(path).kubernetes", node, "missing: the deployment to scale, like {deployment: web}")
+            }
+            if let n = keys["process"] { self.report("\(path).process", n, "is for provider: process") }
+        } else if let n = keys["process"] {
+            if let p = self.processProvider(n, "\(path).process", maxReplicas: maxReplicas) { provider = .process(p) }
+            if let k = keys["kubernetes"] {
+                self.report("\(path).kubernetes", k, "is for provider: kubernetes (add provider: kubernetes)")
+            }
         } else {
             self.report("\(path).process", node, "missing: the command that starts a replica, and its ports")
         }
@@ -213,6 +267,12 @@ extension NodeReader {
             config.metrics = self.autoscaleMetrics(n, "\(path).metrics")
         }
         for (index, metric) in config.metrics.enumerated() {
+            if case .kubernetes = config.provider, metric.source == .cpu || metric.source == .memory {
+                self.report(
+                    "\(path).metrics[\(index)].type", keys["metrics"] ?? node,
+                    "\(metric.source.rawValue) is read from the replicas' processes (provider: process); with "
+                        + "kubernetes follow requests_per_second, concurrency, response_time_p90 or the queue")
+            }
             guard case .utilization = metric.target else { continue }
             if metric.source == .cpu && config.cpuRequest == nil {
                 self.report(
@@ -320,6 +380,33 @@ extension NodeReader {
         if let n = keys["max_restart_delay"], let v = self.duration(n, "\(path).max_restart_delay") {
             config.maxRestartDelay = v
         }
+        return self.problems.count == before ? config : nil
+    }
+
+    mutating func kubernetesProvider(_ node: Node, _ path: String) -> KubernetesProviderConfig? {
+        let allowed = [
+            "deployment", "namespace", "service", "port", "api", "kubeconfig", "token_file", "ca_file", "weight",
+        ]
+        guard let keys = self.mapping(node, path, allowed: allowed) else { return nil }
+        let before = self.problems.count
+        guard let d = keys["deployment"], let deployment = self.string(d, "\(path).deployment") else {
+            if keys["deployment"] == nil { self.report("\(path).deployment", node, "missing: the Deployment to scale") }
+            return nil
+        }
+        var config = KubernetesProviderConfig(deployment: deployment)
+        if let n = keys["namespace"] { config.namespace = self.string(n, "\(path).namespace") }
+        if let n = keys["service"] { config.service = self.string(n, "\(path).service") }
+        if let n = keys["port"] { config.port = self.string(n, "\(path).port") }
+        if let n = keys["api"], let text = self.string(n, "\(path).api") {
+            if !text.hasPrefix("https://") {
+                self.report("\(path).api", n, "expected the API server as https://host:port, got '\(text)'")
+            }
+            config.api = text
+        }
+        if let n = keys["kubeconfig"] { config.kubeconfig = self.string(n, "\(path).kubeconfig") }
+        if let n = keys["token_file"], let v = self.string(n, "\(path).token_file") { config.tokenFile = v }
+        if let n = keys["ca_file"], let v = self.string(n, "\(path).ca_file") { config.caFile = v }
+        if let n = keys["weight"], let v = self.int(n, "\(path).weight", 1...65535) { config.weight = v }
         return self.problems.count == before ? config : nil
     }
 

@@ -10,22 +10,13 @@ import Synchronization
 /// replicas, moves the ones whose health check passed into `serving`, and lets drained ones stop; every
 /// `sync_period` it samples each replica (CPU and memory from /proc, requests, concurrency and p90 from the
 /// director's own counters) and runs the calculation. Each decision is one log line with its inputs.
-public final class ReplicaController: Sendable {
+public final class ReplicaController: ScaledController {
     public let service: VirtualService
     let logger: Logger
 
-    /// One decision that changed the count, for `adm scale` and the log.
-    public struct DecisionRecord: Sendable, Codable, Equatable {
-        public var secondsAgo: Double
-        public var from: Int
-        public var to: Int
-        public var reason: String
-    }
-
-    struct Previous {
+    /// CPU time of a replica's process at the last sample.
+    struct CPU {
         var ticks: UInt64
-        var total: Int
-        var latency: [Int]
         var time: Double
     }
 
@@ -37,10 +28,11 @@ public final class ReplicaController: Sendable {
         var autoscaler: Autoscaler
         var replicas: ReplicaSet
         var processes: [Int: ManagedProcess] = [:]
-        var previous: [Int: Previous] = [:]
+        var cpu: [Int: CPU] = [:]
+        var sampler = DirectorSampler<Int>()
         var lastEvaluation = -Double.infinity
         var requestsTotal: Int?
-        var decisions: [(time: Double, from: Int, to: Int, reason: String)] = []
+        var history = DecisionHistory()
         var last: Autoscaler.Decision?
         var samples: [Autoscaler.ReplicaSample] = []
         var stopping = false
@@ -48,10 +40,13 @@ public final class ReplicaController: Sendable {
 
     private let state: Mutex<State>
 
-    init(service: VirtualService, config: AutoscaleConfig, logger: Logger) {
+    /// The process provider's settings, as at start (they change on restart only).
+    let process: ProcessProviderConfig
+
+    init(service: VirtualService, config: AutoscaleConfig, process provider: ProcessProviderConfig, logger: Logger) {
         self.service = service
         self.logger = logger
-        let provider = config.provider
+        self.process = provider
         self.state = Mutex(
             State(
                 config: config, fileConfig: config, autoscaler: Autoscaler(config),
@@ -65,7 +60,14 @@ public final class ReplicaController: Sendable {
     func start(now: Double) {
         self.state.withLock { state in
             let actions = state.replicas.scale(to: state.config.minReplicas, now: now)
-            self.log(state, from: 0, to: state.config.minReplicas, reason: "min_replicas at start", inputs: "")
+            if state.config.minReplicas > 0 {
+                self.logger.notice(
+                    "autoscale",
+                    metadata: [
+                        "service": "\(self.service.name)", "from": "0", "to": "\(state.config.minReplicas)",
+                        "reason": "min_replicas at start",
+                    ])
+            }
             self.perform(actions, &state, now: now)
             self.updateComing(state)
         }
@@ -98,7 +100,7 @@ public final class ReplicaController: Sendable {
             }
             self.reap(&state, now: now)
             let views = self.service.serverViews()
-            let host = state.config.provider.host
+            let host = self.process.host
             for replica in state.replicas.replicas.values where replica.phase == .starting {
                 if let view = views[Self.endpoint(host, replica.port)], view.inRotation {
                     state.replicas.ready(port: replica.port, now: now)
@@ -145,13 +147,15 @@ public final class ReplicaController: Sendable {
 
     // MARK: control
 
+    func run() async {}
+
     public func setBounds(min: Int?, max: Int?) throws(ScaleError) {
         try self.state.withLock { state throws(ScaleError) in
             let newMin = min ?? state.config.minReplicas
             let newMax = max ?? state.config.maxReplicas
-            guard newMax >= 1, newMax <= state.config.provider.ports.count else {
+            guard newMax >= 1, newMax <= self.process.ports.count else {
                 throw ScaleError(
-                    "max must be 1...\(state.config.provider.ports.count) (the ports of autoscale.process.ports)")
+                    "max must be 1...\(self.process.ports.count) (the ports of autoscale.process.ports)")
             }
             guard newMin >= 0, newMin <= newMax else { throw ScaleError("min must be 0...max (\(newMax))") }
             guard newMin > 0 || state.config.scaleToZeroAfter != nil else {
@@ -166,15 +170,10 @@ public final class ReplicaController: Sendable {
         }
     }
 
-    public struct ScaleError: Error, CustomStringConvertible {
-        public let description: String
-        init(_ description: String) { self.description = description }
-    }
-
     // MARK: one period
 
     private func evaluate(_ state: inout State, views: [Endpoint: VirtualService.ServerView], now: Double) {
-        let host = state.config.provider.host
+        let host = self.process.host
         var samples: [Autoscaler.ReplicaSample] = []
         var requests = 0
         for index in state.replicas.replicas.keys.sorted() {
@@ -182,8 +181,6 @@ public final class ReplicaController: Sendable {
             guard let process = state.processes[index] else { continue }
             let view = views[Self.endpoint(host, replica.port)]
             let ticks = ProcStat.ticks(of: process.pid)
-            let total = view?.total ?? 0
-            let latency = view?.latency ?? []
             var sample = Autoscaler.ReplicaSample(name: "\(host):\(replica.port)", phase: .leaving)
             switch replica.phase {
             case .starting: sample.phase = .starting(since: replica.started)
@@ -191,20 +188,12 @@ public final class ReplicaController: Sendable {
             default: break
             }
             sample.memoryBytes = ProcStat.residentBytes(of: process.pid)
-            sample.concurrency = Double(view?.active ?? 0)
-            if let previous = state.previous[index], now > previous.time {
+            requests += state.sampler.sample(index, view: view, now: now, into: &sample)
+            if let previous = state.cpu[index], now > previous.time, let ticks, ticks >= previous.ticks {
                 let seconds = now - previous.time
-                if let ticks, ticks >= previous.ticks {
-                    sample.cpuMillis = Int64(Double(ticks - previous.ticks) / ProcStat.ticksPerSecond / seconds * 1000)
-                }
-                let served = max(0, total - previous.total)
-                requests += served
-                sample.requestsPerSecond = Double(served) / seconds
-                if latency.count == previous.latency.count {
-                    sample.p90 = LatencyHistogram.quantile(0.9, newer: latency, older: previous.latency)
-                }
+                sample.cpuMillis = Int64(Double(ticks - previous.ticks) / ProcStat.ticksPerSecond / seconds * 1000)
             }
-            state.previous[index] = Previous(ticks: ticks ?? 0, total: total, latency: latency, time: now)
+            state.cpu[index] = CPU(ticks: ticks ?? 0, time: now)
             samples.append(sample)
         }
         let queue = self.service.queue
@@ -217,24 +206,9 @@ public final class ReplicaController: Sendable {
         let decision = state.autoscaler.evaluate(observation)
         state.last = decision
         guard decision.rescale else { return }
-        let inputs = decision.metrics.map { metric in
-            "\(metric.name)=\(metric.current.map { Self.number($0) } ?? "?")/\(metric.target)"
-                + (metric.proposal.map { "→\($0)" } ?? "") + (metric.error.map { " (\($0))" } ?? "")
-        }.joined(separator: " ")
-        self.log(state, from: decision.current, to: decision.desired, reason: decision.reason, inputs: inputs)
-        state.decisions.append((now, decision.current, decision.desired, decision.reason))
-        if state.decisions.count > 20 { state.decisions.removeFirst() }
+        state.history.record(decision, now: now, service: self.service.name, logger: self.logger)
         let connections = Self.connections(views, host: host, state.replicas)
         self.perform(state.replicas.scale(to: decision.desired, now: now, connections: connections), &state, now: now)
-    }
-
-    private func log(_ state: State, from: Int, to: Int, reason: String, inputs: String) {
-        guard from != to else { return }
-        var metadata: Logger.Metadata = [
-            "service": "\(self.service.name)", "from": "\(from)", "to": "\(to)", "reason": "\(reason)",
-        ]
-        if !inputs.isEmpty { metadata["metrics"] = "\(inputs)" }
-        self.logger.notice("autoscale", metadata: metadata)
     }
 
     // MARK: processes and the pool
@@ -243,7 +217,8 @@ public final class ReplicaController: Sendable {
         for (index, process) in state.processes {
             guard let code = process.exitCode else { continue }
             state.processes[index] = nil
-            state.previous[index] = nil
+            state.sampler.forget(index)
+            state.cpu[index] = nil
             let wasLeaving = state.replicas.replicas[index].map { !$0.active } ?? true
             let port = state.replicas.replicas[index]?.port ?? 0
             if !wasLeaving && !state.stopping {
@@ -259,7 +234,7 @@ public final class ReplicaController: Sendable {
     }
 
     private func perform(_ actions: [ReplicaSet.Action], _ state: inout State, now: Double) {
-        let provider = state.config.provider
+        let provider = self.process
         for action in actions {
             switch action {
             case .spawn(let index, let port):
@@ -335,9 +310,6 @@ public final class ReplicaController: Sendable {
 
     static func describe(_ code: Int32) -> String { code > 128 ? "killed by signal \(code - 128)" : "exit \(code)" }
     static func seconds(_ value: Double) -> String { String(format: "%.2fs", value) }
-    static func number(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(format: "%.3g", value)
-    }
 
     // MARK: status
 
@@ -361,67 +333,17 @@ public final class ReplicaController: Sendable {
                 }
                 let sample = state.samples.first { $0.name.hasSuffix(":\(replica.port)") }
                 return ScaleStatus.Replica(
-                    address: "\(state.config.provider.host):\(replica.port)", pid: state.processes[index]?.pid,
+                    address: "\(self.process.host):\(replica.port)", pid: state.processes[index]?.pid,
                     state: phase, detail: detail, restarts: replica.restarts,
                     lastExit: replica.lastExit.map(Self.describe), upSeconds: now - replica.started,
                     cpuMillis: sample?.cpuMillis, memoryBytes: sample?.memoryBytes,
                     requestsPerSecond: sample?.requestsPerSecond, concurrency: sample?.concurrency,
                     p90Ms: sample?.p90.map { $0 * 1000 })
             }
-            let hpa = state.last?.hpa
-            func condition(_ c: ScaleNormalizer.Condition?) -> ScaleStatus.Condition? {
-                c.map { ScaleStatus.Condition(status: $0.status, reason: $0.reason, message: $0.message) }
-            }
             return ScaleStatus(
-                service: self.service.name, current: state.replicas.current, desired: state.replicas.desired,
-                ready: state.replicas.ready, min: state.config.minReplicas, max: state.config.maxReplicas,
-                syncPeriodSeconds: state.config.syncPeriod, metrics: state.last?.metrics ?? [],
-                ableToScale: condition(hpa?.ableToScale), scalingActive: condition(hpa?.scalingActive),
-                scalingLimited: condition(hpa?.scalingLimited ?? nil),
-                queueLength: self.service.queue.length.load(ordering: .relaxed),
-                decisions: state.decisions.reversed().map {
-                    DecisionRecord(secondsAgo: now - $0.time, from: $0.from, to: $0.to, reason: $0.reason)
-                }, replicas: replicas)
+                service: self.service, current: state.replicas.current, desired: state.replicas.desired,
+                ready: state.replicas.ready, config: state.config, last: state.last,
+                decisions: state.history.records(now: now), replicas: replicas)
         }
     }
-}
-
-/// `GET /api/scale/SERVICE`: one autoscaled service as `adm scale` shows it.
-public struct ScaleStatus: Sendable, Codable, Equatable {
-    public struct Condition: Sendable, Codable, Equatable {
-        public var status: Bool
-        public var reason: String
-        public var message: String
-    }
-
-    public struct Replica: Sendable, Codable, Equatable {
-        public var address: String
-        public var pid: Int32?
-        /// starting, warming, serving, draining, stopping, killing, crashed.
-        public var state: String
-        public var detail: String
-        public var restarts: Int
-        public var lastExit: String?
-        public var upSeconds: Double
-        public var cpuMillis: Int64?
-        public var memoryBytes: Int64?
-        public var requestsPerSecond: Double?
-        public var concurrency: Double?
-        public var p90Ms: Double?
-    }
-
-    public var service: String
-    public var current: Int
-    public var desired: Int
-    public var ready: Int
-    public var min: Int
-    public var max: Int
-    public var syncPeriodSeconds: Double
-    public var metrics: [Autoscaler.MetricStatus]
-    public var ableToScale: Condition?
-    public var scalingActive: Condition?
-    public var scalingLimited: Condition?
-    public var queueLength: Int
-    public var decisions: [ReplicaController.DecisionRecord]
-    public var replicas: [Replica]
 }
