@@ -20,14 +20,17 @@ struct AdminRequest: Sendable {
 struct Overview: Encodable {
     var services: [ServiceStatus]
     var ha: HAStatus?
+    /// The autoscaled services.
+    var scale: [ScaleStatus] = []
 
     func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(self.services, forKey: .services)
         try container.encode(self.ha, forKey: .ha)  // null, not absent, without HA
+        try container.encode(self.scale, forKey: .scale)
     }
 
-    enum CodingKeys: String, CodingKey { case services, ha }
+    enum CodingKeys: String, CodingKey { case services, ha, scale }
 }
 
 /// An answer of the admin API.
@@ -117,7 +120,10 @@ struct AdminAPI: Sendable {
                 return .error(.unprocessableEntity, "\(error)")
             }
         case (.GET, "api") where path.count == 2 && path[1] == "overview":
-            return .json(Overview(services: self.director.services.map { $0.status() }, ha: self.director.ha?.status))
+            return .json(
+                Overview(
+                    services: self.director.services.map { $0.status() }, ha: self.director.ha?.status,
+                    scale: self.director.autoscaling.statuses))
         case (.GET, "api") where path.count == 2 && path[1] == "ha":
             guard let ha = self.director.ha else { return .error(.notFound, "this director has no 'ha' section") }
             return .json(ha.status)

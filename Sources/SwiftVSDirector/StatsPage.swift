@@ -1,7 +1,8 @@
 /// The admin API's `/`: a live stats page, as HAProxy's stats page, compiled into the binary. It reads
 /// `/api/overview` (the services and HA at one moment) every second with the same credentials the page came with, and draws every
 /// service and pool with each real server's state and why, weight, connections, rates, error rate and response
-/// times. No build step, no outside asset: one HTML file with its CSS and script.
+/// times; for an autoscaled service, its replicas and a chart of their count (and the desired count) over the last
+/// five minutes. No build step, no outside asset: one HTML file with its CSS and script.
 enum StatsPage {
     static let html = #"""
         <!doctype html>
@@ -32,6 +33,9 @@ enum StatsPage {
         .state.up { color: var(--up); } .state.down { color: var(--down); } .state.disabled { color: var(--off); }
         .badge { border-radius: 1em; padding: 0 .6em; font-size: .85em; color: #fff; }
         .badge.up { background: var(--up); } .badge.down { background: var(--down); }
+        .scale { padding: .4em .8em; border-bottom: 1px solid var(--line); display: flex; flex-wrap: wrap; gap: .3em 1.5em; align-items: center; color: var(--muted); }
+        .scale svg { width: 320px; max-width: 100%; height: 64px; background: #f6f8fa; border-radius: 4px; }
+        .scale .current { stroke: #0969da; fill: none; stroke-width: 2; } .scale .desired { stroke: #bf8700; fill: none; stroke-dasharray: 4 3; }
         #error { display: none; margin: .5em; padding: .6em .8em; background: #ffebe9; border: 1px solid var(--down); border-radius: 6px; }
         @media (max-width: 700px) { th.optional, td.optional { display: none; } body { font-size: 13px; } }
         </style>
@@ -43,6 +47,41 @@ enum StatsPage {
         <script>
         "use strict";
         const previous = new Map();
+        // Replica counts seen, per autoscaled service: [time, current, desired], the last five minutes.
+        const replicaHistory = new Map();
+        function replicaChart(scale) {
+          const now = Date.now() / 1000;
+          const points = (replicaHistory.get(scale.service) || []).filter(p => now - p[0] <= 300);
+          points.push([now, scale.current, scale.desired]);
+          replicaHistory.set(scale.service, points);
+          const top = Math.max(scale.max, 1);
+          const x = t => (300 - (now - t)) / 300 * 320;
+          const y = v => 60 - v / top * 54;
+          const line = index => points.map((p, i) => (i ? "L" : "M") + x(p[0]).toFixed(1) + " " + y(p[index]).toFixed(1)).join(" ");
+          const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+          svg.setAttribute("viewBox", "0 0 320 64");
+          svg.setAttribute("role", "img");
+          svg.setAttribute("aria-label", "replicas over the last five minutes");
+          for (const [cls, index] of [["desired", 2], ["current", 1]]) {
+            const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+            path.setAttribute("class", cls);
+            path.setAttribute("d", line(index));
+            svg.append(path);
+          }
+          return svg;
+        }
+        function scaleLine(scale) {
+          const div = document.createElement("div");
+          div.className = "scale";
+          div.dataset.scale = scale.service;
+          const replicas = scale.replicas.map(r => r.state).reduce((m, s) => (m[s] = (m[s] || 0) + 1, m), {});
+          div.append(text("span", "replicas " + scale.current + " (" + scale.ready + " ready), desired " + scale.desired +
+            ", min " + scale.min + " max " + scale.max + " · " +
+            Object.entries(replicas).map(([s, n]) => n + " " + s).join(", ") +
+            (scale.decisions.length ? " · last: " + scale.decisions[0].from + " → " + scale.decisions[0].to + ", " + scale.decisions[0].reason : "")),
+            replicaChart(scale));
+          return div;
+        }
         const text = (tag, value, cls) => { const e = document.createElement(tag); e.textContent = value; if (cls) e.className = cls; return e; };
         const ms = v => v == null ? "–" : (v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)) + " ms";
         const bytes = v => v < 1024 ? v.toFixed(0) + " B" : v < 1048576 ? (v / 1024).toFixed(1) + " KiB" : (v / 1048576).toFixed(1) + " MiB";
@@ -70,7 +109,8 @@ enum StatsPage {
           if (!before || all === before.all) return all === 0 ? "–" : (100 * server.responses[4] / all).toFixed(1) + "%";
           return (100 * (server.responses[4] - before.errors) / (all - before.all)).toFixed(1) + "%";
         }
-        function draw(services) {
+        function draw(services, scales) {
+          const byService = new Map((scales || []).map(s => [s.service, s]));
           const main = document.getElementById("services");
           const sections = services.map(service => {
             const section = document.createElement("section");
@@ -82,6 +122,7 @@ enum StatsPage {
               (service.noServer ? " · " + service.noServer + " found no server" : "") +
               (service.sorryActive ? " · sorry server active" : ""), "facts"));
             section.append(h2);
+            if (byService.has(service.name)) section.append(scaleLine(byService.get(service.name)));
             if (service.servers.length) {
               const table = document.createElement("table");
               const head = document.createElement("tr");
@@ -113,7 +154,7 @@ enum StatsPage {
             const answer = await fetch("/api/overview", { headers: { Accept: "application/json" }, cache: "no-store" });
             if (!answer.ok) throw new Error("GET /api/overview: " + answer.status + " " + (await answer.text()));
             const overview = await answer.json();
-            draw(overview.services);
+            draw(overview.services, overview.scale);
             document.getElementById("error").style.display = "none";
             document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
             const instances = overview.ha ? overview.ha.instances : [];

@@ -154,6 +154,19 @@ struct AutoscalerTests {
         #expect(decision.desired == 3)
     }
 
+    @Test("metrics_delay: the calculation sees the samples of that long ago, as HPA through its metrics pipeline")
+    func delayed() {
+        var config = Self.config(metrics: [.init(source: .requestsPerSecond, target: .average(10))])
+        config.metricsDelay = 20
+        var autoscaler = Autoscaler(config)
+        // Nothing 20 s old yet: no metric, no scaling (HPA before its first metrics).
+        let early = autoscaler.evaluate(.init(now: 0, current: 1, replicas: [Self.ready("a", rps: 50)]))
+        #expect(early.desired == 1 && early.metrics.first?.error != nil)
+        #expect(autoscaler.evaluate(.init(now: 10, current: 1, replicas: [Self.ready("a", rps: 50)])).desired == 1)
+        // At 20 s the 50 req/s of 0 s arrive: 5 replicas wanted, 4 by the legacy cap.
+        #expect(autoscaler.evaluate(.init(now: 20, current: 1, replicas: [Self.ready("a", rps: 5)])).desired == 4)
+    }
+
     @Test("From zero: a waiting request brings the first replica; with none waiting it stays at zero")
     func fromZero() {
         var autoscaler = Autoscaler(

@@ -9,6 +9,8 @@ public struct Autoscaler: Sendable {
     let calculator: ReplicaCalculator
     /// When the service last had a request, or one waiting or in flight.
     private var lastBusy: Double?
+    /// With `metricsDelay`: the observations of the last `metricsDelay`, the oldest first.
+    private var delayed: [Observation] = []
 
     public init(_ config: AutoscaleConfig) {
         self.config = config
@@ -107,7 +109,8 @@ public struct Autoscaler: Sendable {
         public var rescale: Bool { self.desired != self.current }
     }
 
-    public mutating func evaluate(_ observation: Observation) -> Decision {
+    public mutating func evaluate(_ fresh: Observation) -> Decision {
+        let observation = self.delay(fresh)
         let now = observation.now
         if observation.requests > 0 || observation.queueLength > 0
             || observation.replicas.contains(where: { $0.concurrency > 0 }) || self.lastBusy == nil
@@ -151,6 +154,24 @@ public struct Autoscaler: Sendable {
         let decision = self.hpa.reconcile(current: current, metrics: outcomes, now: now)
         return Decision(
             desired: decision.desired, current: current, reason: decision.reason, metrics: statuses, hpa: decision)
+    }
+
+    /// With `metricsDelay`, what the calculation sees: the samples of that long ago (none before then), with the
+    /// replica count and the time of now, as HPA reads the scale now and metrics through its pipeline.
+    mutating func delay(_ fresh: Observation) -> Observation {
+        let delay = self.config.metricsDelay
+        guard delay > 0 else { return fresh }
+        self.delayed.append(fresh)
+        var seen: Observation?
+        while let first = self.delayed.first, first.now <= fresh.now - delay {
+            seen = first
+            self.delayed.removeFirst()
+        }
+        if let seen { self.delayed.insert(seen, at: 0) }
+        var out = seen ?? Observation(now: fresh.now, current: fresh.current, replicas: [])
+        out.now = fresh.now
+        out.current = fresh.current
+        return out
     }
 
     /// One metric's proposal, and its current value in the metric's unit (for display).

@@ -24,6 +24,9 @@ public struct AutoscaleConfig: Sendable, Equatable {
     /// replica count.
     public var cpuInitializationPeriod: Double = 300
     public var initialReadinessDelay: Double = 30
+    /// For comparisons with HPA: each calculation sees the samples of this long ago, as HPA sees metrics through
+    /// kubelet and metrics-server (10–60 s). 0 = the last period's.
+    public var metricsDelay: Double = 0
     /// With `minReplicas` 0: idle this long (no request, none queued) → 0 replicas. nil = never.
     public var scaleToZeroAfter: Double?
     /// A replica leaving (scale-in) gets weight 0 and this long for its requests and connections to finish, then
@@ -176,7 +179,7 @@ extension NodeReader {
     static let autoscaleKeys = [
         "min_replicas", "max_replicas", "sync_period", "tolerance", "metrics", "behavior", "downscale_stabilization",
         "cpu_initialization_period", "initial_readiness_delay", "scale_to_zero_after", "drain_timeout",
-        "stop_timeout", "requests", "provider", "process", "kubernetes",
+        "stop_timeout", "requests", "provider", "process", "kubernetes", "metrics_delay",
     ]
 
     mutating func autoscale(_ node: Node, _ path: String) -> AutoscaleConfig? {
@@ -243,6 +246,9 @@ extension NodeReader {
             self.report(
                 "\(path).min_replicas", keys["min_replicas"],
                 "0 needs scale_to_zero_after: how long without requests before the last replica stops")
+        }
+        if let n = keys["metrics_delay"], let v = self.durationOrZero(n, "\(path).metrics_delay") {
+            config.metricsDelay = v
         }
         if let n = keys["drain_timeout"], let v = self.durationOrZero(n, "\(path).drain_timeout") {
             config.drainTimeout = v
