@@ -1,3 +1,4 @@
+import Glibc
 import SwiftVSSystem
 import NIOCore
 import NIOHTTP1
@@ -15,6 +16,9 @@ public final class DemoRealServer: Sendable {
     let group: EventLoopGroup
     /// When set, every request holds one of a fixed number of emulated workers for a fixed time.
     let workers: EmulatedWorkers?
+    /// When above 0, every request first burns this many seconds of CPU on its event loop (a CPU-bound application,
+    /// for the autoscaler's CPU metric).
+    let cpuTime: Double
     private let listener = Mutex<Channel?>(nil)
     private let children = Mutex<[ObjectIdentifier: Channel]>([:])
 
@@ -23,10 +27,10 @@ public final class DemoRealServer: Sendable {
     ///   machine's CPU). Needs a one-thread `group`, so the workers' queue lives on one event loop.
     public static func start(
         name: String, host: String, port: Int, group: EventLoopGroup,
-        capacity: (workers: Int, serviceTime: Double)? = nil
+        capacity: (workers: Int, serviceTime: Double)? = nil, cpuTime: Double = 0
     ) async throws -> DemoRealServer {
         let server = DemoRealServer(
-            name: name, host: host, port: port, group: group,
+            name: name, host: host, port: port, group: group, cpuTime: cpuTime,
             workers: capacity.map {
                 EmulatedWorkers(
                     loop: group.next(), count: $0.workers,
@@ -36,8 +40,11 @@ public final class DemoRealServer: Sendable {
         return server
     }
 
-    private init(name: String, host: String, port: Int, group: EventLoopGroup, workers: EmulatedWorkers?) {
+    private init(
+        name: String, host: String, port: Int, group: EventLoopGroup, cpuTime: Double, workers: EmulatedWorkers?
+    ) {
         self.workers = workers
+        self.cpuTime = cpuTime
         self.name = name
         self.host = host
         self.port = port
@@ -113,6 +120,7 @@ private final class DemoHandler: ChannelInboundHandler {
             break
         case .end:
             guard let head = self.head else { return }
+            if self.server.cpuTime > 0 && !head.uri.hasPrefix("/demo/") { CPUBurn.spin(seconds: self.server.cpuTime) }
             guard let workers = self.server.workers, !head.uri.hasPrefix("/demo/") else {
                 self.respond(context: context, head: head)
                 return
@@ -222,4 +230,23 @@ final class EmulatedWorkers: @unchecked Sendable {
 struct ListenError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Work for the CPU: spins until this thread has used `seconds` of CPU time (not wall time, so a busy machine
+/// stretches the request, as it would a real CPU-bound one).
+enum CPUBurn {
+    static func spin(seconds: Double) {
+        let start = Self.threadCPU()
+        var sink: UInt64 = 0
+        while Self.threadCPU() - start < seconds {
+            for i in 0..<2000 { sink = sink &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+        }
+        if sink == 42 { print("") }  // keeps the loop from being optimized away
+    }
+
+    static func threadCPU() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
 }

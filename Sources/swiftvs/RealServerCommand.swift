@@ -22,6 +22,7 @@ struct RealServerCommand: AsyncParsableCommand {
 
               swiftvs realserver --listen 127.0.0.1:9001
               swiftvs realserver --listen 127.0.0.1:9001 --workers 4 --service-time 2ms   # at most 2000 req/s
+              swiftvs realserver --listen 127.0.0.1:9001 --cpu-time 20ms    # 20 ms of CPU per request: 50 req/s a core
 
             Stops on SIGTERM or Ctrl-C.
             """
@@ -38,6 +39,12 @@ struct RealServerCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Time each request holds a worker (with --workers), e.g. 2ms.", valueName: "DURATION"))
     var serviceTime: DurationArgument?
+
+    @Option(
+        help: ArgumentHelp(
+            "CPU time each request burns before it is answered, e.g. 20ms (a CPU-bound application, for the "
+                + "autoscaler's cpu metric).", valueName: "DURATION"))
+    var cpuTime: DurationArgument?
 
     @Option(help: ArgumentHelp("Event loops [default: 1].", valueName: "N"))
     var threads = 1
@@ -62,7 +69,7 @@ struct RealServerCommand: AsyncParsableCommand {
         let capacity = self.workers.flatMap { w in self.serviceTime.map { (workers: w, serviceTime: $0.seconds) } }
         let server = try await DemoRealServer.start(
             name: self.name ?? endpoint.description, host: endpoint.host,
-            port: endpoint.port, group: group, capacity: capacity)
+            port: endpoint.port, group: group, capacity: capacity, cpuTime: self.cpuTime?.seconds ?? 0)
         print(
             "real server \(server.name) listening on http://\(endpoint)/"
                 + (capacity.map { " (\($0.workers) workers × \(BenchFormat.ms($0.serviceTime * 1000)) ms)" } ?? ""))

@@ -145,13 +145,24 @@ extension IntegrationTests {
         func riseAndFall() async throws {
             let ports = freePortRange(3)
             try await Self.withAutoscaled(Self.yaml(ports: ports)) { director, controller in
-                #expect(try await Self.until(10) { controller.status().ready == 1 ? true : nil } != nil)
+                #expect(try await secondsUntil(10) { controller.status().ready == 1 } != nil)
                 let failures = Counter(), done = Counter()
                 // 40 req/s against a target of 10 per replica: 4 wanted, 3 at most.
-                async let step: Void = pacedLoad(
-                    port: director.port, rate: 40, seconds: 8, failures: failures, done: done)
-                let rose = try await Self.until(8) { controller.status().ready == 3 ? true : nil }
-                try await step
+                let step = Task {
+                    try await pacedLoad(port: director.port, rate: 40, seconds: 8, failures: failures, done: done)
+                }
+                // Every 20 ms: a replica the director has never had in rotation has been sent nothing.
+                let early = Counter()
+                var everIn: Set<String> = []
+                let rose = try await secondsUntil(8) {
+                    for (address, view) in director.service.serverViews() {
+                        if view.inRotation { everIn.insert(address.description) }
+                        if !everIn.contains(address.description) && view.total > 0 { early.add() }
+                    }
+                    return controller.status().ready == 3
+                }
+                try await step.value
+                #expect(early.value == 0, "a replica got requests before its check passed")
                 #expect(rose != nil, "\(controller.status())")
                 let peak = controller.status()
                 #expect(peak.decisions.contains { $0.to == 3 })
@@ -177,19 +188,32 @@ extension IntegrationTests {
                     "adm", "metrics", "--admin", "127.0.0.1:\(admin)", "--token", "autoscale-token",
                 ])
                 #expect(metrics.stdout.contains("swiftvs_autoscale_max_replicas{service=\"api\"} 2"))
+                // The stats page's feed carries the replicas it charts.
+                let overview = try curl(
+                    "http://127.0.0.1:\(admin)/api/overview", ["-H", "Authorization: Bearer autoscale-token"])
+                #expect(
+                    overview.status == 200 && overview.body.contains("\"scale\"")
+                        && overview.body.contains("\"desired\""))
+                let file = "\(NSTemporaryDirectory())swiftvs-metrics-\(UUID().uuidString.prefix(8)).txt"
+                defer { unlink(file) }
+                try metrics.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+                let promtool = try tool("sh", ["-c", "promtool check metrics < \(file)"])
+                #expect(promtool.code == 0, "\(promtool.out) \(promtool.err)")
                 // Every replica got requests, each only once in rotation (a replica out of rotation gets none).
                 let views = director.service.serverViews()
                 #expect(views.count == 3)
                 #expect(views.values.allSatisfy { $0.total > 0 }, "\(views)")
 
                 // The load falls to 3 req/s: after the 3 s window the surplus drains and stops.
-                async let fall: Void = pacedLoad(
-                    port: director.port, rate: 3, seconds: 10, clients: 1, failures: failures, done: done)
-                let back = try await Self.until(12) {
-                    let status = controller.status()
-                    return status.current == 1 && status.replicas.count == 1 ? true : nil
+                let fall = Task {
+                    try await pacedLoad(
+                        port: director.port, rate: 3, seconds: 10, clients: 1, failures: failures, done: done)
                 }
-                try await fall
+                let back = try await secondsUntil(12) {
+                    let status = controller.status()
+                    return status.current == 1 && status.replicas.count == 1
+                }
+                try await fall.value
                 #expect(back != nil, "\(controller.status())")
                 #expect(failures.value == 0, "\(failures.value) failed of \(done.value)")
                 #expect(director.service.serverViews().count == 1)
@@ -220,12 +244,42 @@ extension IntegrationTests {
                     #expect(queue.waitedNanos.load(ordering: .relaxed) > 0)
                     #expect(waited < 5, "a cold start took \(waited) s")
                     // Idle for scale_to_zero_after: back to zero replicas, none left running.
-                    let zero = try await Self.until(10) {
+                    let zero = try await secondsUntil(10) {
                         let status = controller.status()
-                        return status.current == 0 && status.replicas.isEmpty ? true : nil
+                        return status.current == 0 && status.replicas.isEmpty
                     }
                     #expect(zero != nil, "\(controller.status())")
                 }
+            }
+        }
+
+        @Test("CPU utilization (HPA's Resource metric) against requests.cpu: CPU-bound replicas scale out and back")
+        func cpuUtilization() async throws {
+            let ports = freePortRange(3)
+            let yaml = Self.yaml(
+                ports: ports,
+                command: [swiftvsBinary.path, "realserver", "--listen", "{host}:{port}", "--cpu-time", "10ms"],
+                metrics: "[{type: cpu, utilization: 50}]", autoscaleExtra: "requests: {cpu: 100m}")
+            try await Self.withAutoscaled(yaml) { director, controller in
+                #expect(try await secondsUntil(10) { controller.status().ready == 1 } != nil)
+                // 20 req/s × 10 ms = 200 millicores on one replica: 200 % of its 100m request against 50 %.
+                let failures = Counter(), done = Counter()
+                let load = Task {
+                    try await pacedLoad(
+                        port: director.port, rate: 20, seconds: 8, clients: 2, failures: failures, done: done)
+                }
+                let rose = try await secondsUntil(8) { controller.status().ready >= 2 }
+                let during = controller.status()
+                print(
+                    "DEBUG rose=\(String(describing: rose)) ready=\(during.ready) decisions=\(during.decisions.count)")
+                try await load.value
+                #expect(rose != nil, "\(controller.status())")
+                #expect(during.decisions.contains { $0.reason == "cpu above target" }, "\(during)")
+                #expect(during.metrics.first?.type == "Resource")
+                // Idle: back to min_replicas after the 3 s window.
+                let back = try await secondsUntil(15) { controller.status().current == 1 }
+                #expect(back != nil, "\(controller.status())")
+                #expect(failures.value == 0, "\(failures.value) failed of \(done.value)")
             }
         }
 

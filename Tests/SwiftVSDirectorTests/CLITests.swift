@@ -48,11 +48,40 @@ extension IntegrationTests {
             #expect(missing.code == 2 && missing.stderr.contains("cannot read config"))
         }
 
+        @Test("--check-config refuses a bad autoscale section, naming each key at fault")
+        func badAutoscale() async throws {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvs-\(UUID().uuidString).yaml")
+            defer { try? FileManager.default.removeItem(at: url) }
+            try """
+            services:
+              - name: api
+                listen: 127.0.0.1:8080
+                autoscale:
+                  min_replicas: 5
+                  max_replicas: 4
+                  metrics: [{type: latency, average: 1}]
+                  process:
+                    command: [swiftvs, realserver]
+                    ports: 20000-20001
+            """.write(to: url, atomically: true, encoding: .utf8)
+            let check = try await runSwiftVSAsync(["director", "--check-config", url.path])
+            #expect(check.code == 2)
+            for expected in [
+                "services[0].autoscale.min_replicas (line 5): must not exceed max_replicas (4)",
+                "services[0].autoscale.metrics[0].type (line 7): 'latency' is not a metric",
+                "services[0].autoscale.process.command (line 9): has no {port}",
+                "services[0].autoscale.process.ports (line 10): 20000-20001 has 2 ports, fewer than max_replicas (4)",
+            ] {
+                #expect(check.stderr.contains(expected), "\(check.stderr)")
+            }
+        }
+
         @Test("every subcommand's --help explains its options with an example")
         func help() async throws {
             for arguments in [
                 ["--help"], ["director", "--help"], ["demo", "--help"], ["adm", "--help"], ["adm", "list", "--help"],
-                ["adm", "weight", "--help"], ["adm", "reload", "--help"],
+                ["adm", "weight", "--help"], ["adm", "reload", "--help"], ["adm", "scale", "--help"],
+                ["realserver", "--help"],
             ] {
                 let result = try await runSwiftVSAsync(arguments)
                 #expect(result.code == 0)

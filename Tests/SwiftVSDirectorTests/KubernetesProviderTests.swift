@@ -119,10 +119,11 @@ extension IntegrationTests {
                     // A load step: the director patches the scale (the first PATCH meets a 409 and is read again).
                     api.injectConflicts(1)
                     let failures = Counter(), done = Counter()
-                    async let load: Void = pacedLoad(
-                        port: director.port, rate: 40, seconds: 6, failures: failures, done: done)
+                    let load = Task {
+                        try await pacedLoad(port: director.port, rate: 40, seconds: 6, failures: failures, done: done)
+                    }
                     let rose = try await secondsUntil(6) { api.replicas == 3 && inRotation().count == 3 }
-                    try await load
+                    try await load.value
                     #expect(rose != nil, "replicas \(api.replicas), in rotation \(inRotation())")
                     #expect(failures.value == 0, "\(failures.value) failed of \(done.value)")
                     let patches = api.state.withLock { $0.patches }
