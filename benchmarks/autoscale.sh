@@ -10,6 +10,8 @@
 #   - seconds until p99 is back under TARGET_P99_MS (and stays there for 5 s);
 #   - requests failed, and requests answered in seconds whose p99 was over the target, during the step;
 #   - scale events during the STEADY part (flapping).
+# Each variant's `swiftvs bench` report (VARIANT.html in the output directory) charts the replicas over time beside
+# throughput, response time and CPU, with each decision marked.
 #
 #   swift build -c release --product swiftvs
 #   bash benchmarks/autoscale.sh                         # about 2 × (10 + 60 + 300) s
@@ -93,7 +95,8 @@ for variant in $VARIANTS; do
         > /dev/null
     date +%s.%N > "$OUT/$variant.step"
     "$BIN" bench http "http://127.0.0.1:$PORT/" --rate "$HIGH" -d "$((STEP + STEADY))s" --interval 1s --timeout 5s \
-        -c 2000 --quiet --json "$OUT/$variant.json" > /dev/null
+        -c 2000 --quiet --json "$OUT/$variant.json" --html "$OUT/$variant.html" --replicas-from "127.0.0.1:$ADMIN" \
+        > "$OUT/$variant.txt"
     kill "$poller" 2> /dev/null || true
     wait "$poller" 2> /dev/null || true
     kill "$director"
@@ -152,4 +155,5 @@ print(f"{'variant':9} {'decision':>9} {'serving':>9} {'p99 ok':>8} {'failed':>7}
 for v, d, s, r, f, o, e, peak, rps in rows:
     print(f"{v:9} {fmt(d):>9} {fmt(s):>9} {fmt(r):>8} {f:>7} {o:>9} {e:>14} {peak:>9} {rps:>8.1f}")
 print(f"\np99 target {target:g} ms; 'over p99' counts the requests answered in 1-s buckets whose p99 was over it.")
+print(f"Charts (replicas beside throughput, p99 and CPU): {' '.join(f'{out}/{v}.html' for v in variants)}")
 EOF

@@ -12,18 +12,21 @@ public final class LoadPhase: Sendable {
     public let spec: LoadSpec
     let group: EventLoopGroup
     let watch: [WatchTarget]
+    /// The admin API of a director whose autoscaler to read during the phase (`host:port`), or nil.
+    let replicasFrom: String?
     let progress: (@Sendable (String) -> Void)?
     private let start = Mutex<UInt64>(0)
     private let marks = Mutex<[(at: Double, action: String)]>([])
 
     public init(
-        name: String, spec: LoadSpec, group: EventLoopGroup, watch: [WatchTarget] = [],
+        name: String, spec: LoadSpec, group: EventLoopGroup, watch: [WatchTarget] = [], replicasFrom: String? = nil,
         progress: (@Sendable (String) -> Void)? = nil
     ) {
         self.name = name
         self.spec = spec
         self.group = group
         self.watch = watch
+        self.replicasFrom = replicasFrom
         self.progress = progress
     }
 
@@ -87,6 +90,11 @@ public final class LoadPhase: Sendable {
 
         let sampler = CPUSampler(targets: self.watch)
         sampler.sample(t: 0)
+        let replicas = self.replicasFrom.flatMap { ReplicaPoller(address: $0) }
+        if self.replicasFrom != nil && replicas == nil {
+            throw BenchSpecError("--replicas-from: '\(self.replicasFrom!)' is not the admin API's host:port")
+        }
+        replicas?.sample(t: 0)
         let t0 = Monotonic.nanoseconds() + 2_000_000
         self.start.withLock { $0 = t0 }
         let finished = EventLoopFuture.andAllComplete(drivers.map { $0.start(at: t0) }, on: loops[0])
@@ -110,6 +118,7 @@ public final class LoadPhase: Sendable {
             let t = Double(after &- t0) / 1e9
             if t >= nextCPU {
                 sampler.sample(t: t)
+                replicas?.sample(t: t)
                 nextCPU = t.rounded(.down) + 1
             }
             guard after >= due else { continue }
@@ -148,11 +157,13 @@ public final class LoadPhase: Sendable {
         var faults = FaultAnalysis.analyze(timeline: wholeBuckets, interval: self.spec.interval, faults: marks)
         // Failures in the tail still count against the last fault.
         if !faults.isEmpty && timeline.count > wholeBuckets.count { faults[faults.count - 1].lost += tail.failed }
-        return PhaseReport(
+        var report = PhaseReport(
             name: self.name, spec: self.spec, elapsedSeconds: max(elapsed, 0.001), counters: counters,
             unfinished: unfinished, latency: Self.summary(histogram),
             percentiles: Self.curve(histogram), timeline: timeline, cpu: sampler.series,
             machineCPU: sampler.machine, faults: faults)
+        report.replicas = replicas?.all ?? []
+        return report
     }
 
     static func collect(

@@ -190,7 +190,7 @@ public final class ScenarioRunner: Sendable {
         self.say("load \(load.name): \(load.spec.model.label), \(load.spec.targets.map(\.url).joined(separator: " "))")
         let phase = LoadPhase(
             name: load.name, spec: load.spec, group: self.group,
-            watch: self.watchTargets(load.watch), progress: self.progress)
+            watch: self.watchTargets(load.watch), replicasFrom: load.replicasFrom, progress: self.progress)
         let faults = load.faults
         let injector = Task {
             let start = ContinuousClock.now

@@ -141,6 +141,13 @@ struct BenchHTTPCommand: AsyncParsableCommand {
             valueName: "PID|NAME"))
     var watch: [String] = []
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Read a director's autoscaler every second (its admin API's /api/scale; $SWIFTVS_ADMIN_TOKEN if it has "
+                + "a token): replicas and decisions go in the report and its charts.", valueName: "HOST:PORT"))
+    var replicasFrom: String?
+
     @OptionGroup var report: ReportOptions
 
     func validate() throws {
@@ -195,7 +202,8 @@ struct BenchHTTPCommand: AsyncParsableCommand {
             : { @Sendable line in
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
-        let phase = LoadPhase(name: "http", spec: spec, group: group, watch: watch, progress: progress)
+        let phase = LoadPhase(
+            name: "http", spec: spec, group: group, watch: watch, replicasFrom: self.replicasFrom, progress: progress)
         let result: PhaseReport
         do {
             result = try await phase.run()

@@ -283,6 +283,42 @@ extension IntegrationTests {
             }
         }
 
+        @Test(
+            "swiftvs bench --replicas-from reads the autoscaler during the load: replicas and decisions in the report")
+        func benchReadsReplicas() async throws {
+            let ports = freePortRange(3)
+            try await Self.withAutoscaled(Self.yaml(ports: ports)) { director, controller in
+                #expect(try await secondsUntil(10) { controller.status().ready == 1 } != nil)
+                let admin = try await director.startAdmin()
+                let dir = try temporaryDirectory("bench-replicas")
+                defer { try? FileManager.default.removeItem(atPath: dir) }
+                let run = try await runSwiftVSAsync([
+                    "bench", "http", "http://127.0.0.1:\(director.port)/", "--rate", "40", "-d", "5s", "--quiet",
+                    "--replicas-from", "127.0.0.1:\(admin)", "--json", "\(dir)/out.json", "--html", "\(dir)/out.html",
+                ])
+                #expect(run.code == 0, "\(run.stderr)")
+                #expect(run.stdout.contains("Replicas       api: 1 →"), "\(run.stdout)")
+                let json = try String(contentsOfFile: "\(dir)/out.json", encoding: .utf8)
+                struct Report: Decodable {
+                    struct Series: Decodable {
+                        struct Point: Decodable { var t: Double, current: Int, desired: Int, ready: Int }
+                        struct Decision: Decodable { var t: Double, from: Int, to: Int, reason: String }
+                        var service: String
+                        var samples: [Point]
+                        var decisions: [Decision]
+                    }
+                    struct Phase: Decodable { var replicas: [Series] }
+                    var phases: [Phase]
+                }
+                let series = try #require(
+                    try JSONDecoder().decode(Report.self, from: Data(json.utf8)).phases.first?.replicas.first)
+                #expect(series.service == "api" && series.samples.count >= 4)
+                #expect(series.decisions.contains { $0.from == 1 && $0.to >= 2 }, "\(series.decisions)")
+                let html = try String(contentsOfFile: "\(dir)/out.html", encoding: .utf8)
+                #expect(html.contains("Replicas (the director"))
+            }
+        }
+
         @Test("A replica killed with SIGKILL is replaced; a command that exits at once backs off and shows crashed")
         func crashes() async throws {
             let ports = freePortRange(3)

@@ -139,6 +139,22 @@ public enum BenchHTML {
         out += self.chart(
             id: "cpu-\(index)", title: "CPU % (process: 100 = one core; machine: all cores)", xLabel: "s",
             series: cpuSeries, markers: markers)
+        if !p.replicas.isEmpty {
+            // The autoscaler's replicas beside the figures above, each decision marked.
+            let series = p.replicas.flatMap { r in
+                [
+                    ("\(r.service) replicas", r.samples.map { ($0.t, Double($0.current)) }),
+                    ("\(r.service) ready", r.samples.map { ($0.t, Double($0.ready)) }),
+                    ("\(r.service) desired", r.samples.map { ($0.t, Double($0.desired)) }),
+                ]
+            }
+            let decisions = p.replicas.flatMap { r in
+                r.decisions.map { (x: $0.t, label: "\(r.service) \($0.from)→\($0.to)") }
+            }
+            out += self.chart(
+                id: "replicas-\(index)", title: "Replicas (the director's autoscaler)", xLabel: "s", series: series,
+                markers: markers + decisions)
+        }
         out += self.percentileChart(id: "percentiles-\(index)", points: p.percentiles)
         return out + "</div>\n"
     }

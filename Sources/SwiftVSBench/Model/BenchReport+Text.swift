@@ -50,6 +50,15 @@ extension PhaseReport {
                 out += "\(f.pad(f.fixed(s.maxPercent, 1), 6, right: true))\(pids)\n"
             }
         }
+        for r in self.replicas {
+            let counts = r.samples.map(\.current)
+            out +=
+                "Replicas       \(r.service): \(counts.first ?? 0) → \(counts.last ?? 0), at most \(counts.max() ?? 0)"
+            out += "; \(r.decisions.count) decision\(r.decisions.count == 1 ? "" : "s")\n"
+            for d in r.decisions.prefix(8) {
+                out += "  at \(f.fixed(d.t, 1)) s: \(d.from) → \(d.to): \(d.reason)\n"
+            }
+        }
         for fault in self.faults {
             out += "Fault at \(f.fixed(fault.at, 1)) s: \(fault.action): \(fault.lost) requests lost, "
             out += "full rate again after \(f.fixed(fault.secondsToFullRate, 1)) s\n"

@@ -208,6 +208,35 @@ public struct FaultReport: Codable, Sendable, Equatable {
     }
 }
 
+/// An autoscaled service's replicas during a phase, read from the director's admin API.
+public struct ReplicaSeries: Codable, Sendable, Equatable {
+    public var service: String
+    public var samples: [ReplicaPoint] = []
+    public var decisions: [ReplicaDecision] = []
+
+    public init(service: String, samples: [ReplicaPoint] = [], decisions: [ReplicaDecision] = []) {
+        self.service = service
+        self.samples = samples
+        self.decisions = decisions
+    }
+}
+
+public struct ReplicaPoint: Codable, Sendable, Equatable {
+    /// Seconds since the phase started.
+    public var t: Double
+    /// Replicas counting toward the desired number, the desired number, and those in rotation.
+    public var current: Int
+    public var desired: Int
+    public var ready: Int
+}
+
+public struct ReplicaDecision: Codable, Sendable, Equatable {
+    public var t: Double
+    public var from: Int
+    public var to: Int
+    public var reason: String
+}
+
 /// The result of one load phase.
 public struct PhaseReport: Codable, Sendable, Equatable {
     public var name: String
@@ -228,6 +257,8 @@ public struct PhaseReport: Codable, Sendable, Equatable {
     public var cpu: [CPUSeries]
     public var machineCPU: CPUSeries
     public var faults: [FaultReport]
+    /// With `--replicas-from`: each autoscaled service's replicas and decisions.
+    public var replicas: [ReplicaSeries] = []
 
     public init(
         name: String, spec: LoadSpec, elapsedSeconds: Double, counters: LoadCounters, unfinished: Int,

@@ -69,6 +69,8 @@ public struct ScenarioLoad: Sendable, Equatable {
     /// Processes whose CPU to sample (default: every process of the scenario with `watch: true`).
     public var watch: [String]?
     public var faults: [ScenarioFault] = []
+    /// A director's admin API (`host:port`) whose autoscaler to read during the phase.
+    public var replicasFrom: String? = nil
 }
 
 public struct ScenarioSweep: Sendable, Equatable {

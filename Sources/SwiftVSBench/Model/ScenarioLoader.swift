@@ -296,7 +296,9 @@ struct ScenarioReader {
     }
 
     mutating func load(_ node: Node, _ path: String) -> ScenarioLoad? {
-        guard let map = self.reader.mapping(node, path, allowed: Self.loadKeys + ["faults"]) else { return nil }
+        guard let map = self.reader.mapping(node, path, allowed: Self.loadKeys + ["faults", "replicas_from"]) else {
+            return nil
+        }
         let name = map["name"].flatMap { self.reader.string($0, "\(path).name") } ?? "load"
         let spec = self.spec(map, path, node: node)
         var faults: [ScenarioFault] = []
@@ -334,7 +336,8 @@ struct ScenarioReader {
         }
         return ScenarioLoad(
             name: name, spec: spec, watch: self.watch(map, path),
-            faults: faults.sorted { $0.at < $1.at })
+            faults: faults.sorted { $0.at < $1.at },
+            replicasFrom: map["replicas_from"].flatMap { self.reader.string($0, "\(path).replicas_from") })
     }
 
     mutating func sweep(_ node: Node, _ path: String) -> ScenarioSweep? {
