@@ -33,6 +33,7 @@ final class KubeAPIServer: Sendable {
     let endpointPort: Int
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let channel: Mutex<Channel?> = Mutex(nil)
+    private let children = Mutex<[ObjectIdentifier: Channel]>([:])
     private let boundPort = Atomic<Int>(0)
     var port: Int { self.boundPort.load(ordering: .relaxed) }
 
@@ -49,7 +50,8 @@ final class KubeAPIServer: Sendable {
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                self.children.withLock { $0[ObjectIdentifier(channel)] = channel }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(KubeAPIHandler(server: self))
@@ -61,9 +63,19 @@ final class KubeAPIServer: Sendable {
     }
 
     func shutdown() async {
+        await self.goAway()
+        try? await self.group.shutdownGracefully()
+    }
+
+    /// The API server becomes unreachable: no listener, every connection closed (the event loops stay).
+    func goAway() async {
         let channel = self.channel.withLock { $0 }
         try? await channel?.close()
-        try? await self.group.shutdownGracefully()
+        let children = self.children.withLock { children in
+            defer { children = [:] }
+            return Array(children.values)
+        }
+        for child in children { try? await child.close() }
     }
 
     // MARK: what the test does

@@ -160,6 +160,22 @@ extension IntegrationTests {
                     let lines = watch.stdout.split(separator: "\n").count
                     #expect(try await secondsUntil(10) { watch.stdout.split(separator: "\n").count > lines } != nil)
 
+                    // The API goes away: the pool stays as last known, requests are still served, and it is said.
+                    await api.goAway()
+                    let kube = try #require(director.director.autoscaling.controller(for: "web"))
+                    let unreachable = try await secondsUntil(10) {
+                        kube.status().replicas.contains { $0.detail.hasPrefix("API unreachable") }
+                    }
+                    #expect(unreachable != nil, "\(kube.status())")
+                    #expect(!inRotation().isEmpty)
+                    let port = director.port
+                    let status = try await onThread {
+                        let client = BlockingClient(port: port, timeout: 5)
+                        defer { client.close() }
+                        return try client.request("GET", "/").status
+                    }
+                    #expect(status == 200)
+
                     task.cancel()
                     _ = try? await task.value
                 }

@@ -61,14 +61,14 @@ extension IntegrationTests {
         func fullQueueAndTimeout() async throws {
             try await withBackends(1) { backends in
                 let yaml = serviceYAML(
-                    backends: backends, extra: "maxconn: 1\nqueue: {size: 2, timeout: 300ms}")
+                    backends: backends, extra: "maxconn: 1\nqueue: {size: 2, timeout: 800ms}")
                 try await withDirector(yaml) { director in
                     // 1 in service, 2 queued, the other 5 refused at once.
-                    let results = try await Self.burst(port: director.port, count: 8, path: "/delay/1000")
-                    let refused = results.filter { $0.status == 503 && $0.seconds < 0.25 }
+                    let results = try await Self.burst(port: director.port, count: 8, path: "/delay/2000")
+                    let refused = results.filter { $0.status == 503 && $0.seconds < 0.6 }
                     #expect(refused.count == 5, "\(results)")
-                    // The two queued waited out the 300 ms timeout behind the 1 s request.
-                    let waited = results.filter { $0.status == 503 && $0.seconds >= 0.25 }
+                    // The two queued waited out the 800 ms timeout behind the 2 s request.
+                    let waited = results.filter { $0.status == 503 && $0.seconds >= 0.75 }
                     #expect(waited.count == 2, "\(results)")
                     #expect(results.filter { $0.status == 200 }.count == 1)
                     let queue = director.service.queue
