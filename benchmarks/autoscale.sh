@@ -95,7 +95,7 @@ for variant in $VARIANTS; do
         > /dev/null
     date +%s.%N > "$OUT/$variant.step"
     "$BIN" bench http "http://127.0.0.1:$PORT/" --rate "$HIGH" -d "$((STEP + STEADY))s" --interval 1s --timeout 5s \
-        -c 2000 --quiet --json "$OUT/$variant.json" --html "$OUT/$variant.html" --replicas-from "127.0.0.1:$ADMIN" \
+        -c 2000 --quiet --json "$OUT/$variant.json" --html "$OUT/$variant.html" --replicas-from "127.0.0.1:$ADMIN" --watch "$director" \
         > "$OUT/$variant.txt"
     kill "$poller" 2> /dev/null || true
     wait "$poller" 2> /dev/null || true
