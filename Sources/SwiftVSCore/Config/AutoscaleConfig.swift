@@ -361,7 +361,7 @@ extension NodeReader {
         }
         var config = ProcessProviderConfig(command: command, ports: ports)
         if let n = keys["host"], let text = self.string(n, "\(path).host") {
-            if (try? Endpoint(parsing: "\(text.contains(":") ? "[\(text)]" : text):1")) == nil {
+            if Endpoint.parseIP(text) == nil {
                 self.report("\(path).host", n, "'\(text)' is not an IP address")
             }
             config.host = text

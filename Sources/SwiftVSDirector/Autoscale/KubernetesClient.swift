@@ -16,7 +16,6 @@ import Yams
 final class KubernetesClient: Sendable {
     struct Failure: Error, CustomStringConvertible {
         let description: String
-        var status: Int? = nil
     }
 
     let host: String

@@ -33,7 +33,6 @@ final class KubernetesController: ScaledController {
         var history = DecisionHistory()
         var last: Autoscaler.Decision?
         var samples: [Autoscaler.ReplicaSample] = []
-        var lists = 0
     }
 
     private let state: Mutex<State>
@@ -141,14 +140,10 @@ final class KubernetesController: ScaledController {
                 let response = try await self.client.call(.GET, path)
                 guard response.status == 200 else {
                     throw KubernetesClient.Failure(
-                        description: "\(response.status) \(String(decoding: response.body.prefix(200), as: UTF8.self))",
-                        status: response.status)
+                        description: "\(response.status) \(String(decoding: response.body.prefix(200), as: UTF8.self))")
                 }
                 let list = try JSONDecoder().decode(EndpointSlices.List.self, from: Data(response.body))
-                self.state.withLock { state in
-                    state.slices.replace(with: list)
-                    state.lists += 1
-                }
+                self.state.withLock { $0.slices.replace(with: list) }
                 self.reached()
                 self.applyPool()
             } catch {
@@ -184,7 +179,7 @@ final class KubernetesController: ScaledController {
                         started: { channel in self.watchChannel.withLock { $0 = channel } })
                     if status == 410 || expired.load(ordering: .relaxed) { relist = true }
                     if status != 200 && status != 410 {
-                        throw KubernetesClient.Failure(description: "watch answered \(status)", status: status)
+                        throw KubernetesClient.Failure(description: "watch answered \(status)")
                     }
                     self.reached()
                 } catch {
@@ -336,9 +331,6 @@ final class KubernetesController: ScaledController {
             state.specReplicas = decision.desired
         }
     }
-
-    /// Lists of endpointslices so far (the first, and one per expired watch).
-    var listCount: Int { self.state.withLock { $0.lists } }
 
     func status() -> ScaleStatus {
         let views = self.service.serverViews()

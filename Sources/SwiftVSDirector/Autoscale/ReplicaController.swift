@@ -292,8 +292,7 @@ public final class ReplicaController: ScaledController {
     }
 
     static func endpoint(_ host: String, _ port: Int) -> Endpoint {
-        (try? Endpoint(parsing: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"))
-            ?? .loopback(port: port)
+        (try? Endpoint(host: host, port: port)) ?? .loopback(port: port)
     }
 
     static func connections(
