@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // Reading YAML configs: key paths, line numbers, "did you mean", every problem at once; Endpoint. Every
@@ -79,6 +82,22 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // The video-conference service (`swiftvs conference`): the room hub and signaling protocol (pure), the web,
+        // api and signal servers on Hummingbird, the browser client, TURN credentials; and the signaling client the
+        // bench and the tests join rooms with.
+        .target(
+            name: "SwiftVSConference",
+            dependencies: [
+                "SwiftVSConfigKit",
+                "SwiftVSSystem",
+                "SwiftVSDirector",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Load generator, CPU sampler, scenario runner. Talks to directors and real servers only over the network.
         .target(
             name: "SwiftVSBench",
@@ -86,6 +105,7 @@ let package = Package(
                 "SwiftVSConfigKit",
                 "SwiftVSCore",
                 "SwiftVSSystem",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -125,6 +145,7 @@ let package = Package(
                 "SwiftVSDirector",
                 "SwiftVSIPTV",
                 "SwiftVSBench",
+                "SwiftVSConference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -167,6 +188,13 @@ let package = Package(
                 "SwiftVSTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SwiftVSConferenceTests",
+            dependencies: [
+                "SwiftVSConference", "SwiftVSConfigKit", "SwiftVSTestSupport", "SwiftVSBench",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(

@@ -627,7 +627,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
 
     private func hashKey(_ head: HTTPRequestHead) -> UInt32 {
         let config = self.poolConfig
-        guard config.scheduler.isHashing else { return self.client.sourceKey }
+        guard config.scheduler.isHashing || config.persistence?.key == .hash else { return self.client.sourceKey }
         let value: Substring?
         switch config.effectiveHash {
         case .source: return self.client.sourceKey

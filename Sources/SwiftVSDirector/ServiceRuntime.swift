@@ -16,9 +16,12 @@ import Synchronization
 struct RealServerSlot {
     let server: RealServer
     let address: SocketAddress
+    /// The persistence template this connection holds open (IPVS's controlled connections), if any.
+    var hold: (service: VirtualService, key: PersistenceKey)? = nil
 
     @inline(__always) func release() {
         self.server.counters.close(upper: self.server.upper, lower: self.server.lower)
+        if let hold { hold.service.releaseTemplate(hold.key, server: self.server.id) }
     }
 }
 
@@ -105,6 +108,8 @@ public final class VirtualService: Sendable {
         /// The sorry server while it takes all new traffic (quorum lost), else nil.
         var sorry: RealServerSlot?
         var prefix: (v4: Int, v6: Int)?
+        /// `persistence: {key: hash}`: templates are keyed by the pick's hash key, not the client.
+        var keyed = false
         var destinationKey: UInt32
     }
 
@@ -204,12 +209,15 @@ public final class VirtualService: Sendable {
                 sorry.server.counters.open(upper: 0)
                 return (sorry, nil)
             }
-            let client = picker.prefix.flatMap { prefix in
-                remote?.withAddressBytes { PersistenceKey(address: $0, prefixV4: prefix.v4, prefixV6: prefix.v6) }
-            }
+            let client =
+                picker.keyed
+                ? PersistenceKey(hashed: key)
+                : picker.prefix.flatMap { prefix in
+                    remote?.withAddressBytes { PersistenceKey(address: $0, prefixV4: prefix.v4, prefixV6: prefix.v6) }
+                }
             guard
                 let server = picker.scheduling.schedule(
-                    PickInput(key: key, now: now), client: client, excluding: excluding),
+                    PickInput(key: key, now: now), client: client, excluding: excluding, hold: client != nil),
                 let address = picker.addresses[server.id]
             else {
                 return (nil, nil)
@@ -220,7 +228,9 @@ public final class VirtualService: Sendable {
                 picker.scheduling.newTemplate = nil
                 template = (made.client, server.endpoint)
             }
-            return (RealServerSlot(server: server, address: address), template)
+            var slot = RealServerSlot(server: server, address: address)
+            if let client, picker.prefix != nil { slot.hold = (self, client) }
+            return (slot, template)
         }
         guard let slot else {
             if counting { self.stats.noServer.wrappingAdd(1, ordering: .relaxed) }
@@ -408,6 +418,7 @@ public final class VirtualService: Sendable {
         self.picker.withLock { picker in
             if let fresh { picker.scheduling = fresh }
             picker.prefix = prefix
+            picker.keyed = config.persistence?.key == .hash
             picker.destinationKey = destinationKey
             picker.scheduling.install(servers, scheduler)
             picker.addresses = addresses
@@ -415,6 +426,15 @@ public final class VirtualService: Sendable {
         }
         return changed
     }
+
+    /// A connection that held `key`'s template open (to `server`) closed.
+    func releaseTemplate(_ key: PersistenceKey, server: Int) {
+        let now = Monotonic.seconds()
+        self.picker.withLock { $0.scheduling.release(client: key, server: server, now: now) }
+    }
+
+    /// Open connections the template of `key` controls (tests).
+    func templateHolders(_ key: PersistenceKey) -> Int { self.picker.withLock { $0.scheduling.holders(key) } }
 
     func expireTemplates(now: Double) {
         self.picker.withLock { _ = $0.scheduling.expireTemplates(now: now) }

@@ -21,7 +21,7 @@ struct SwiftVS: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             DirectorCommand.self, AdmCommand.self, DemoCommand.self, IPTVCommand.self, BenchCommand.self,
-            RealServerCommand.self,
+            RealServerCommand.self, ConferenceCommand.self,
         ]
     )
 }

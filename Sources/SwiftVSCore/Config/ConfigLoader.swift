@@ -439,6 +439,12 @@ extension NodeReader {
         }
         if let persistenceNode = keys["persistence"] {
             service.persistence = self.persistence(persistenceNode, "\(path).persistence")
+            if service.persistence?.key == .hash && !(service.hash?.needsHTTP ?? false) {
+                self.report(
+                    "\(path).persistence.key", persistenceNode,
+                    "key: hash holds requests by the service's hash key; give hash: {query: NAME}, {header: NAME}, "
+                        + "{cookie: NAME} or path (for client addresses, key: source)")
+            }
         }
         if let retriesNode = keys["retries"], let value = self.int(retriesNode, "\(path).retries", 0...16) {
             service.retries = value
@@ -1095,9 +1101,19 @@ extension NodeReader {
             config.timeout = timeout
             return config
         }
-        guard let keys = self.mapping(node, path, allowed: ["timeout", "netmask", "netmask6"]) else { return nil }
+        guard let keys = self.mapping(node, path, allowed: ["timeout", "netmask", "netmask6", "key"]) else {
+            return nil
+        }
         if let timeoutNode = keys["timeout"], let value = self.duration(timeoutNode, "\(path).timeout") {
             config.timeout = value
+        }
+        if let keyNode = keys["key"], let text = self.scalar(keyNode, "\(path).key") {
+            if let key = PersistenceConfig.Key(rawValue: text) {
+                config.key = key
+            } else {
+                self.report(
+                    "\(path).key", keyNode, "expected source (the client's network) or hash (the service's hash key)")
+            }
         }
         if let maskNode = keys["netmask"], let text = self.scalar(maskNode, "\(path).netmask") {
             if let prefix = Self.prefixLength(text, bits: 32) {

@@ -65,10 +65,21 @@ public enum HashKey: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// IPVS persistence: a client (its address masked by `netmask`) keeps its real server for `timeout`.
+/// IPVS persistence: a client (its address masked by `netmask`) keeps its real server for `timeout`; or, with
+/// `key: hash`, every request with the same hash key (a room, a session) does: affinity that survives pool changes.
 public struct PersistenceConfig: Sendable, Equatable {
-    /// Seconds a template lives after its last use. Default 300 (ipvsadm `-p`).
+    /// What a template is keyed by.
+    public enum Key: String, Sendable, Equatable {
+        /// The client's address under the netmask (IPVS).
+        case source
+        /// The service's `hash` key: a query parameter, header, cookie or the path.
+        case hash
+    }
+
+    /// Seconds a template lives after the last connection it controls closed. Default 300 (ipvsadm `-p`).
     public var timeout: Double = 300
+    /// Default `source`.
+    public var key: Key = .source
     /// IPv4 prefix length the client address is masked with. Default 32 (ipvsadm `-M 255.255.255.255`).
     public var prefixV4: Int = 32
     /// IPv6 prefix length. Default 128.

@@ -36,17 +36,33 @@ public struct PersistenceKey: Hashable, Sendable {
     public init(address bytes: [UInt8], prefixV4: Int = 32, prefixV6: Int = 128) {
         self = bytes.withUnsafeBytes { PersistenceKey(address: $0, prefixV4: prefixV4, prefixV6: prefixV6) }
     }
+
+    /// The key of an affinity template (`persistence: {key: hash}`): the request field's hash (`KeyHash.string`),
+    /// marked apart from every client address (whose `high` is 0 for IPv4) so that both kinds sync alike.
+    public init(hashed key: UInt32) {
+        self.high = Self.hashedMarker
+        self.low = UInt64(key)
+        self.isIPv6 = false
+    }
+
+    static let hashedMarker: UInt64 = 0x5357_5653_4B45_5900  // "SWVSKEY"
+
+    /// Whether this is a request field's hash rather than a client network.
+    public var isHashed: Bool { !self.isIPv6 && self.high == Self.hashedMarker }
 }
 
-/// IPVS persistence templates: masked client → real server id, consulted before the scheduler.
+/// IPVS persistence templates: masked client (or a request field's hash) → real server id, consulted before the
+/// scheduler.
 ///
-/// A template lives `timeout` seconds after its last use (IPVS keeps it while connections it controls are open
-/// and `timeout` after; refreshing on every use is the same for a client that keeps coming back). Time is given
-/// by the caller.
+/// As in IPVS, a template lives while connections it controls are open and `timeout` seconds after the last one
+/// closed: `lookup` and `record` with `hold` count a connection, `release` uncounts it. So a room's template lasts
+/// as long as any of its WebSockets, however long that is, and a pool change in the meantime does not move it.
+/// Time is given by the caller.
 public struct PersistenceTable: Sendable {
     struct Template {
         var server: Int
         var expires: Double
+        var holders: Int = 0
     }
 
     public let timeout: Double
@@ -57,20 +73,36 @@ public struct PersistenceTable: Sendable {
     }
 
     /// The server id this client is held to, if its template is alive; refreshes it.
-    public mutating func lookup(_ key: PersistenceKey, now: Double) -> Int? {
+    public mutating func lookup(_ key: PersistenceKey, now: Double, hold: Bool = false) -> Int? {
         guard var template = self.templates[key] else { return nil }
-        guard template.expires > now else {
+        guard template.expires > now || template.holders > 0 else {
             self.templates[key] = nil
             return nil
         }
         template.expires = now + self.timeout
+        if hold { template.holders += 1 }
         self.templates[key] = template
         return template.server
     }
 
-    public mutating func record(_ key: PersistenceKey, server: Int, now: Double) {
-        self.templates[key] = Template(server: server, expires: now + self.timeout)
+    /// A new template, or one moved to another server (the old server's connections no longer count: they
+    /// release against their own server).
+    public mutating func record(_ key: PersistenceKey, server: Int, now: Double, hold: Bool = false) {
+        let old = self.templates[key]
+        let holders = old?.server == server ? old!.holders : 0
+        self.templates[key] = Template(server: server, expires: now + self.timeout, holders: holders + (hold ? 1 : 0))
     }
+
+    /// A connection the template controlled (to `server`) closed: the template lives `timeout` after the last one.
+    public mutating func release(_ key: PersistenceKey, server: Int, now: Double) {
+        guard var template = self.templates[key], template.server == server else { return }
+        template.holders = max(0, template.holders - 1)
+        template.expires = now + self.timeout
+        self.templates[key] = template
+    }
+
+    /// Open connections a template controls (tests and the admin API).
+    public func holders(_ key: PersistenceKey) -> Int { self.templates[key]?.holders ?? 0 }
 
     /// Drops the templates of a server that left the pool.
     public mutating func forget(server: Int) {
@@ -81,7 +113,7 @@ public struct PersistenceTable: Sendable {
     @discardableResult
     public mutating func expire(now: Double) -> Int {
         let before = self.templates.count
-        self.templates = self.templates.filter { $0.value.expires > now }
+        self.templates = self.templates.filter { $0.value.expires > now || $0.value.holders > 0 }
         return before - self.templates.count
     }
 
@@ -89,6 +121,6 @@ public struct PersistenceTable: Sendable {
 
     /// The live templates at `now`: client → server id (a peer director that (re)connects is sent them all).
     public func live(now: Double) -> [(client: PersistenceKey, server: Int)] {
-        self.templates.compactMap { $0.value.expires > now ? ($0.key, $0.value.server) : nil }
+        self.templates.compactMap { $0.value.expires > now || $0.value.holders > 0 ? ($0.key, $0.value.server) : nil }
     }
 }

@@ -49,15 +49,20 @@ public struct SchedulingState: Sendable {
     /// Chooses a real server: the client's persistence template first (as IPVS, even when its server has weight
     /// 0: a quiesced server keeps its persistent clients, but one out of rotation does not), then the scheduler. Servers in `excluding` (ids already
     /// tried for this request) are passed over; if the scheduler insists on one of them, wlc picks among the rest.
+    ///
+    /// With `hold`, the connection counts toward the template's life until `release` (IPVS's controlled
+    /// connections).
     public mutating func schedule(
         _ input: PickInput,
         client: PersistenceKey? = nil,
-        excluding: [Int] = []
+        excluding: [Int] = [],
+        hold: Bool = false
     ) -> RealServer? {
         if let client, self.persistence != nil {
             if let id = self.persistence!.lookup(client, now: input.now),
                 let server = self.servers.first(where: { $0.id == id }), server.inRotation, !excluding.contains(id)
             {
+                if hold { _ = self.persistence!.lookup(client, now: input.now, hold: true) }
                 return server
             }
         }
@@ -71,11 +76,19 @@ public struct SchedulingState: Sendable {
         guard let index else { return nil }
         let server = self.servers[index]
         if let client, self.persistence != nil {
-            self.persistence!.record(client, server: server.id, now: input.now)
+            self.persistence!.record(client, server: server.id, now: input.now, hold: hold)
             self.newTemplate = (client, server.id)
         }
         return server
     }
+
+    /// A connection scheduled with `hold` closed.
+    public mutating func release(client: PersistenceKey, server: Int, now: Double) {
+        self.persistence?.release(client, server: server, now: now)
+    }
+
+    /// Open connections the client's template controls.
+    public func holders(_ client: PersistenceKey) -> Int { self.persistence?.holders(client) ?? 0 }
 
     /// The template the last `schedule` created, if it created one; cleared on reading. The director sends it to the
     /// backup director (persistence sync).

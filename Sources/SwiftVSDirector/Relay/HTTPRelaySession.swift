@@ -54,7 +54,8 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     /// Whether the relay serves a service's requests: not when a hashing scheduler hashes on a request field,
     /// which needs the parsed request (the NIOHTTP1 proxy serves those services).
     static func serves(_ config: VirtualServiceConfig) -> Bool {
-        (!config.scheduler.isHashing || config.effectiveHash == .source) && config.tls == nil
+        (!config.scheduler.isHashing || config.effectiveHash == .source) && config.persistence?.key != .hash
+            && config.tls == nil
             && config.httpsRedirect == nil && config.routes.isEmpty && !config.servers.contains { $0.tls != nil }
     }
 
