@@ -120,7 +120,7 @@ public final class ConferenceServer: Service, Sendable {
 
     func addAPIRoutes(to router: Router<BasicRequestContext>) {
         let api = router.group("/api")
-        api.post("/rooms") { request, context -> Response in
+        api.post("/rooms", use: Self.answering { request, context -> Response in
             let body = try await Self.jsonBody(request, context)
             let result = Result { () throws(APIProblem) in
                 try self.registry.withLock { registry throws(APIProblem) in
@@ -140,7 +140,7 @@ public final class ConferenceServer: Service, Sendable {
                         "url": "/?room=\(record.policy.room)",
                     ])
             }
-        }
+        })
         api.get("/rooms") { request, _ -> Response in
             guard let key = request.uri.queryParameters.get("hostKey") else {
                 return Self.problem(
@@ -197,7 +197,7 @@ public final class ConferenceServer: Service, Sendable {
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: Array(data))))
         }
-        api.put("/internal/presence") { request, context -> Response in
+        api.put("/internal/presence", use: Self.answering { request, context -> Response in
             guard self.authorized(request) else {
                 return Self.problem(APIProblem(403, "wrong or missing X-SwiftVS-Secret"))
             }
@@ -208,7 +208,7 @@ public final class ConferenceServer: Service, Sendable {
             }
             self.registry.withLock { $0.report(replica: replica, rooms: rooms, now: Date().timeIntervalSince1970) }
             return Response(status: .noContent)
-        }
+        })
     }
 
     func authorized(_ request: Request) -> Bool {
@@ -222,9 +222,20 @@ public final class ConferenceServer: Service, Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)),
             let body = object as? [String: Any]
         else {
-            throw HTTPError(.badRequest, message: APIProblem(400, field: "body", "the body is one JSON object").json)
+            throw APIProblem(400, field: "body", "the body is one JSON object")
         }
         return body
+    }
+
+    /// A handler whose `APIProblem`s become their JSON answers.
+    static func answering(_ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response)
+        -> @Sendable (Request, BasicRequestContext) async throws -> Response
+    {
+        { request, context in
+            do { return try await handler(request, context) } catch let problem as APIProblem {
+                return Self.problem(problem)
+            }
+        }
     }
 
     static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
