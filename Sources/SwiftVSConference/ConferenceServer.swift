@@ -105,7 +105,9 @@ public final class ConferenceServer: Service, Sendable {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 self.bound.withLock { $0 = port }
-                self.signal?.replica.withLock { $0 = self.options.replicaName ?? "\(self.options.host):\(port)" }
+                let name = self.options.replicaName ?? "\(self.options.host):\(port)"
+                self.signal?.replica.withLock { $0 = name }
+                self.signal?.hub.withLock { $0.replica = name }
                 self.logger.notice(
                     "conference listening",
                     metadata: ["roles": "\(self.options.roles.names)", "address": "\(self.options.host):\(port)"])
@@ -113,34 +115,41 @@ public final class ConferenceServer: Service, Sendable {
             },
             logger: self.logger
         )
-        try await app.run()
+        // WebSockets are closed first, so that the server's own drain does not wait on them.
+        try await withGracefulShutdownHandler {
+            try await app.run()
+        } onGracefulShutdown: {
+            signal?.closeAll()
+        }
     }
 
     // MARK: api
 
     func addAPIRoutes(to router: Router<BasicRequestContext>) {
         let api = router.group("/api")
-        api.post("/rooms", use: Self.answering { request, context -> Response in
-            let body = try await Self.jsonBody(request, context)
-            let result = Result { () throws(APIProblem) in
-                try self.registry.withLock { registry throws(APIProblem) in
-                    try registry.create(
-                        body, randomName: Self.randomToken(8), randomKey: Self.randomToken(24),
-                        now: Date().timeIntervalSince1970)
+        api.post(
+            "/rooms",
+            use: Self.answering { request, context -> Response in
+                let body = try await Self.jsonBody(request, context)
+                let result = Result { () throws(APIProblem) in
+                    try self.registry.withLock { registry throws(APIProblem) in
+                        try registry.create(
+                            body, randomName: Self.randomToken(8), randomKey: Self.randomToken(24),
+                            now: Date().timeIntervalSince1970)
+                    }
                 }
-            }
-            switch result {
-            case .failure(let problem): return Self.problem(problem)
-            case .success(let (record, hostKey)):
-                return Self.json(
-                    .created,
-                    [
-                        "room": record.policy.room, "hostKey": hostKey,
-                        "passwordRequired": record.policy.passwordDigest != nil, "lobby": record.policy.lobby,
-                        "url": "/?room=\(record.policy.room)",
-                    ])
-            }
-        })
+                switch result {
+                case .failure(let problem): return Self.problem(problem)
+                case .success(let (record, hostKey)):
+                    return Self.json(
+                        .created,
+                        [
+                            "room": record.policy.room, "hostKey": hostKey,
+                            "passwordRequired": record.policy.passwordDigest != nil, "lobby": record.policy.lobby,
+                            "url": "/?room=\(record.policy.room)",
+                        ])
+                }
+            })
         api.get("/rooms") { request, _ -> Response in
             guard let key = request.uri.queryParameters.get("hostKey") else {
                 return Self.problem(
@@ -197,18 +206,20 @@ public final class ConferenceServer: Service, Sendable {
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: Array(data))))
         }
-        api.put("/internal/presence", use: Self.answering { request, context -> Response in
-            guard self.authorized(request) else {
-                return Self.problem(APIProblem(403, "wrong or missing X-SwiftVS-Secret"))
-            }
-            let body = try await Self.jsonBody(request, context)
-            guard let replica = body["replica"] as? String, let rooms = body["rooms"] as? [String: Int] else {
-                return Self.problem(
-                    APIProblem(400, field: "rooms", "presence is {\"replica\": name, \"rooms\": {room: count}}"))
-            }
-            self.registry.withLock { $0.report(replica: replica, rooms: rooms, now: Date().timeIntervalSince1970) }
-            return Response(status: .noContent)
-        })
+        api.put(
+            "/internal/presence",
+            use: Self.answering { request, context -> Response in
+                guard self.authorized(request) else {
+                    return Self.problem(APIProblem(403, "wrong or missing X-SwiftVS-Secret"))
+                }
+                let body = try await Self.jsonBody(request, context)
+                guard let replica = body["replica"] as? String, let rooms = body["rooms"] as? [String: Int] else {
+                    return Self.problem(
+                        APIProblem(400, field: "rooms", "presence is {\"replica\": name, \"rooms\": {room: count}}"))
+                }
+                self.registry.withLock { $0.report(replica: replica, rooms: rooms, now: Date().timeIntervalSince1970) }
+                return Response(status: .noContent)
+            })
     }
 
     func authorized(_ request: Request) -> Bool {
@@ -228,7 +239,9 @@ public final class ConferenceServer: Service, Sendable {
     }
 
     /// A handler whose `APIProblem`s become their JSON answers.
-    static func answering(_ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response)
+    static func answering(
+        _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response
+    )
         -> @Sendable (Request, BasicRequestContext) async throws -> Response
     {
         { request, context in

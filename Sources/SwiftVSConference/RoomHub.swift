@@ -113,6 +113,8 @@ public struct RoomHub: Sendable {
     }
 
     public let settings: HubSettings
+    /// This replica's name (host:port), told to joiners so that a person (or a test) can see where a room lives.
+    public var replica = ""
     let digest: Digest
     var rooms: [String: Room] = [:]
     var policies: [String: RoomPolicy] = [:]
@@ -319,7 +321,7 @@ public struct RoomHub: Sendable {
         let others = live.order.compactMap { id in id == participant.id ? nil : live.participants[id] }
         return Self.encode([
             "type": "joined", "room": room, "id": participant.id, "token": participant.token,
-            "host": participant.host, "limit": self.settings.roomLimit,
+            "host": participant.host, "limit": self.settings.roomLimit, "replica": self.replica,
             "participants": others.map(Self.describe),
             "chat": live.chat.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) },
         ])

@@ -59,9 +59,14 @@ final class SignalService: Service, Sendable {
                 }
             }
         } onGracefulShutdown: {
-            let all = self.writers.withLock { Array($0.values) }
-            for writer in all { writer.yield(.close(1001, "the signal replica is going away; reconnect")) }
+            self.closeAll()
         }
+    }
+
+    /// Closes every WebSocket with 1001 (going away): clients reconnect, through the director, to another replica.
+    func closeAll() {
+        let all = self.writers.withLock { Array($0.values) }
+        for writer in all { writer.yield(.close(1001, "the signal replica is going away; reconnect")) }
     }
 
     /// One WebSocket, from upgrade to close.

@@ -27,7 +27,9 @@ func withConference<T: Sendable>(
     return result
 }
 
-func joinRoom(_ port: Int, _ room: String, _ name: String, extra: [String: Any] = [:]) async throws
+func joinRoom(
+    _ port: Int, _ room: String, _ name: String, extra: [String: Any] = [:]
+) async throws
     -> (SignalClient, [String: Any])
 {
     let client = try await SignalClient.connect(url: "ws://127.0.0.1:\(port)/ws?room=\(room)")
@@ -49,7 +51,8 @@ struct ConferenceServerTests {
             #expect(room["room"] as? String == "standup" && room["passwordRequired"] as? Bool == true)
             let hostKey = room["hostKey"] as! String
             let got = try curl("\(base)/rooms/standup")
-            #expect(got.status == 200 && got.body.contains(#""passwordRequired":true"#) && !got.body.contains("hunter22"))
+            #expect(
+                got.status == 200 && got.body.contains(#""passwordRequired":true"#) && !got.body.contains("hunter22"))
             #expect(try curl("\(base)/rooms/nope").status == 404)
             // a host lists their rooms by key
             let listed = try curl("\(base)/rooms?hostKey=\(hostKey)")
@@ -124,12 +127,16 @@ struct ConferenceServerTests {
             let again = try curlHeaders("http://127.0.0.1:\(port)/", ["-H", "If-None-Match: \(page.headers["etag"]!)"])
             #expect(again.status == 304)
             let html = try curl("http://127.0.0.1:\(port)/").body
-            let script = html.range(of: #"/assets/app\.js\?v=[0-9a-f]+"#, options: .regularExpression).map { String(html[$0]) }
+            let script = html.range(of: #"/assets/app\.js\?v=[0-9a-f]+"#, options: .regularExpression).map {
+                String(html[$0])
+            }
             #expect(script != nil)
             let js = try curlHeaders("http://127.0.0.1:\(port)\(script ?? "/assets/app.js")")
             #expect(js.status == 200 && js.headers["content-type"] == "text/javascript; charset=utf-8")
             #expect(js.headers["cache-control"] == "public, max-age=31536000, immutable")
-            #expect(try curlHeaders("http://127.0.0.1:\(port)/assets/app.css").headers["content-type"] == "text/css; charset=utf-8")
+            #expect(
+                try curlHeaders("http://127.0.0.1:\(port)/assets/app.css").headers["content-type"]
+                    == "text/css; charset=utf-8")
             #expect(try curl("http://127.0.0.1:\(port)/healthz").status == 200)
         }
     }
@@ -137,7 +144,10 @@ struct ConferenceServerTests {
     /// Hostile input over a real WebSocket: each bad frame gets its error, and neither the server nor another
     /// room notices; then 10 000 random and mutated frames, and the server still serves.
     @Test func hostileFramesAndFuzz() async throws {
-        try await withConference({ $0.hub.maxMessageBytes = 4096; $0.hub.messageRate = 1e6; $0.hub.messageBurst = 1e6; $0.hub.failedJoins = 1_000_000 }) { port in
+        try await withConference({
+            $0.hub.maxMessageBytes = 4096; $0.hub.messageRate = 1e6; $0.hub.messageBurst = 1e6;
+            $0.hub.failedJoins = 1_000_000
+        }) { port in
             let (calm, _) = try await joinRoom(port, "calm", "Calm")
             let (peer, _) = try await joinRoom(port, "calm", "Peer")
             _ = await calm.waitFor("peer-joined", timeout: 5)
@@ -173,11 +183,14 @@ struct ConferenceServerTests {
             for i in 0..<10_000 {
                 var bytes: [UInt8]
                 if i % 2 == 0 {
-                    bytes = (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                    bytes = (0..<Int.random(in: 0...64, using: &generator)).map { _ in
+                        UInt8.random(in: 0...255, using: &generator)
+                    }
                 } else {
                     bytes = Array(seeds[i % seeds.count].utf8)
                     for _ in 0..<Int.random(in: 1...4, using: &generator) where !bytes.isEmpty {
-                        bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0x20...0x7e, using: &generator)
+                        bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(
+                            in: 0x20...0x7e, using: &generator)
                     }
                 }
                 bad.sendText(String(decoding: bytes, as: UTF8.self))

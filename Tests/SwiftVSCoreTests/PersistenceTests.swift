@@ -16,6 +16,36 @@ struct PersistenceTests {
         #expect(table.count == 0)
     }
 
+    @Test("a template lives while connections it placed are open, and timeout after the last one closes (IPVS)")
+    func heldByOpenConnections() {
+        var table = PersistenceTable(timeout: 30)
+        let room = PersistenceKey(hashed: KeyHash.string("room-7".utf8))
+        #expect(room.isHashed && !self.clientA.isHashed)
+        table.record(room, server: 1, now: 0, hold: true)
+        #expect(table.lookup(room, now: 10, hold: true) == 1)
+        #expect(table.holders(room) == 2)
+        // an hour of WebSockets: still held, whatever the timeout
+        #expect(table.expire(now: 3600) == 0)
+        #expect(table.lookup(room, now: 3600) == 1)
+        table.release(room, server: 1, now: 3600)
+        table.release(room, server: 1, now: 3610)
+        #expect(table.holders(room) == 0)
+        #expect(table.lookup(room, now: 3630) == 1, "timeout runs from the last close")
+        #expect(table.expire(now: 3661) == 1)
+        #expect(table.lookup(room, now: 3661) == nil)
+    }
+
+    @Test("a template moved to another server counts only its new connections; releases of the old ones are ignored")
+    func movedTemplateCountsAfresh() {
+        var table = PersistenceTable(timeout: 30)
+        let room = PersistenceKey(hashed: 42)
+        table.record(room, server: 1, now: 0, hold: true)
+        table.record(room, server: 2, now: 5, hold: true)  // server 1 went away; the room re-formed on 2
+        table.release(room, server: 1, now: 6)
+        #expect(table.holders(room) == 1)
+        #expect(table.expire(now: 1000) == 0)
+    }
+
     @Test("a netmask groups clients: /24 makes one template for the whole subnet")
     func netmask() {
         let a = PersistenceKey(address: [10, 1, 2, 3], prefixV4: 24)
