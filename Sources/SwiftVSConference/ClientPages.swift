@@ -129,7 +129,8 @@ async function receive(m) {
     case "joined": {
       const fresh = m.id !== conf.id;
       if (fresh) for (const id of Object.keys(conf.peers)) dropPeer(id);  // a new replica: the room re-forms
-      conf.id = m.id; conf.token = m.token; conf.host = m.host; conf.limit = m.limit; conf.state = "joined";
+      conf.id = m.id; conf.token = m.token; conf.host = m.host; conf.limit = m.limit; conf.replica = m.replica;
+      conf.state = "joined";
       notice("");
       $("#host-tools").hidden = !conf.host;
       for (const p of m.participants) addParticipant(p);
@@ -247,8 +248,8 @@ function renderPeople() {
   const me = { name: conf.name + " (you)", state: myState(), host: conf.host };
   for (const [id, p] of [["local", me], ...Object.entries(conf.participants)]) {
     const s = p.state || {};
-    const badges = (s.audio === false ? "🔇 muted " : "") + (s.video === false ? "📷 off " : "") +
-      (s.screen ? "🖥 sharing " : "") + (s.hand ? "✋ " : "") + (p.host ? "★ host " : "") + (p.away ? "… reconnecting" : "");
+    const badges = (s.audio === false ? "· muted " : "") + (s.video === false ? "· camera off " : "") +
+      (s.screen ? "· sharing " : "") + (s.hand ? "· hand up " : "") + (p.host ? "★ host " : "") + (p.away ? "· reconnecting" : "");
     const li = document.createElement("li");
     li.dataset.id = id; li.dataset.audio = s.audio === false ? "off" : "on";
     li.textContent = p.name + " " + badges;

@@ -252,6 +252,14 @@ public final class VirtualService: Sendable {
         return templates.compactMap { template in addresses[template.server].map { (template.client, $0) } }
     }
 
+    /// The templates open connections hold, with their real servers' addresses (re-sent to the peer director).
+    public func heldTemplates() -> [(client: PersistenceKey, server: Endpoint)] {
+        let templates = self.picker.withLock { $0.scheduling.heldTemplates() }
+        guard !templates.isEmpty else { return [] }
+        let addresses = self.state.withLock { state in state.realServers.mapValues(\.config.address) }
+        return templates.compactMap { template in addresses[template.server].map { (template.client, $0) } }
+    }
+
     /// A template the peer director made: `client` goes to the real server at `server` here too.
     public func adoptTemplate(_ client: PersistenceKey, server: Endpoint) {
         let now = Monotonic.seconds()

@@ -119,6 +119,12 @@ public struct PersistenceTable: Sendable {
 
     public var count: Int { self.templates.count }
 
+    /// The templates that open connections hold (rooms in session): re-sent to the peer director now and then, so
+    /// that its copies, which only a timeout keeps, outlive any session here.
+    public func held() -> [(client: PersistenceKey, server: Int)] {
+        self.templates.compactMap { $0.value.holders > 0 ? ($0.key, $0.value.server) : nil }
+    }
+
     /// The live templates at `now`: client → server id (a peer director that (re)connects is sent them all).
     public func live(now: Double) -> [(client: PersistenceKey, server: Int)] {
         self.templates.compactMap { $0.value.expires > now || $0.value.holders > 0 ? ($0.key, $0.value.server) : nil }

@@ -105,6 +105,9 @@ public struct SchedulingState: Sendable {
         self.persistence?.live(now: now) ?? []
     }
 
+    /// The templates open connections hold.
+    public func heldTemplates() -> [(client: PersistenceKey, server: Int)] { self.persistence?.held() ?? [] }
+
     /// Expires persistence templates; the data plane calls it now and then.
     @discardableResult
     public mutating func expireTemplates(now: Double) -> Int {

@@ -23,8 +23,12 @@ public struct SyncStatus: Codable, Sendable, Equatable {
 /// streamed to the peer directors over TCP, and theirs are adopted here, so that a client keeps its real server when
 /// the backup takes over. One line per template: `T <service> <key high> <key low> <v6> <ip:port> <sent ms>`. Each
 /// time a connection to a peer is made (it started, restarted, or the network came back), every live template is
-/// sent first: a full resync, as keepalived's conntrackd does.
+/// sent first: a full resync, as keepalived's conntrackd does. Templates that open connections hold (a room's, while
+/// its WebSockets last) are re-sent every `refreshPeriod`, as IPVS's sync daemon refreshes long-lived entries, so the
+/// peer's copies, which only their timeout keeps, live as long as the session here.
 public final class PersistenceSync: Sendable {
+    /// How often held templates are re-sent; templates with a shorter timeout may lapse on the peer mid-session.
+    static let refreshPeriod: TimeAmount = .seconds(10)
     let config: SyncConfig
     let director: Director
     let logger: Logger
@@ -34,6 +38,7 @@ public final class PersistenceSync: Sendable {
         var connecting: Set<Int> = []
         var listener: Channel?
         var flush: RepeatedTask?
+        var refresh: RepeatedTask?
         var sent = 0
         var received = 0
         var resyncs = 0
@@ -79,9 +84,17 @@ public final class PersistenceSync: Sendable {
         ) { _ in
             self.flush()
         }
+        let refresh = self.director.group.next().scheduleRepeatedTask(
+            initialDelay: Self.refreshPeriod, delay: Self.refreshPeriod
+        ) { _ in
+            for service in self.director.services {
+                for (key, server) in service.heldTemplates() { self.enqueue(service.name, key, server) }
+            }
+        }
         self.state.withLock {
             $0.listener = listener
             $0.flush = flush
+            $0.refresh = refresh
         }
         self.logger.info(
             "persistence sync listening",
@@ -92,11 +105,12 @@ public final class PersistenceSync: Sendable {
     }
 
     public func stop() async {
-        let (listener, peers, flush) = self.state.withLock { s in
-            defer { s.listener = nil; s.peers = [:]; s.flush = nil }
-            return (s.listener, Array(s.peers.values), s.flush)
+        let (listener, peers, flush, refresh) = self.state.withLock { s in
+            defer { s.listener = nil; s.peers = [:]; s.flush = nil; s.refresh = nil }
+            return (s.listener, Array(s.peers.values), s.flush, s.refresh)
         }
         flush?.cancel()
+        refresh?.cancel()
         try? await listener?.close()
         for peer in peers { try? await peer.close() }
     }
