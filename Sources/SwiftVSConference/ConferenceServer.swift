@@ -49,6 +49,8 @@ public struct ConferenceOptions: Sendable {
     public var turnTTL = 86_400
     /// This replica's name in the presence reports (default host:port).
     public var replicaName: String?
+    /// Event loops; nil = one per core.
+    public var threads: Int?
 
     public init() {}
 }
@@ -113,6 +115,9 @@ public final class ConferenceServer: Service, Sendable {
                     metadata: ["roles": "\(self.options.roles.names)", "address": "\(self.options.host):\(port)"])
                 self.ready(port)
             },
+            eventLoopGroupProvider: self.options.threads.map {
+                .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0))
+            } ?? .singleton,
             logger: self.logger
         )
         // WebSockets are closed first, so that the server's own drain does not wait on them.

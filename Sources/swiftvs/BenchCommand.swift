@@ -19,7 +19,9 @@ struct BenchCommand: AsyncParsableCommand {
               swiftvs bench http http://127.0.0.1:8080/ --rate 3000 --close -d 30s --watch swiftvs --html report.html
               swiftvs bench scenario scenarios/interruption.yaml --json out.json
             """,
-        subcommands: [BenchHTTPCommand.self, BenchHLSCommand.self, BenchScenarioCommand.self]
+        subcommands: [
+            BenchHTTPCommand.self, BenchHLSCommand.self, BenchConferenceCommand.self, BenchScenarioCommand.self,
+        ]
     )
 }
 
@@ -409,5 +411,93 @@ struct BenchHLSCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: path))
         }
+    }
+}
+
+struct BenchConferenceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conference",
+        abstract: "Load conference signaling: rooms × participants over WebSocket, joining, then chatting.",
+        discussion: """
+            Participants join over --ramp (spread evenly), each on its own WebSocket to URL/ws?room=ROOM, and wait \
+            for "joined"; then every participant sends a chat message --rate times a second, stamped with the time \
+            it was sent, until the hold (--duration) ends, and reads everything its room-mates send.
+
+            Reported: join time (connect, upgrade and join to "joined") and delivery latency (a message's send to \
+            a room-mate's receipt) as percentiles, messages sent and delivered, errors by cause (connect, \
+            join-timeout, the server's error codes, closes), and the CPU and memory of --watch processes, with \
+            memory per connected participant. Text on stdout; --json and --html write the full report.
+
+            Examples:
+              swiftvs conference signal --listen 127.0.0.1:8621 --threads 1 &
+              swiftvs bench conference ws://127.0.0.1:8621 --rooms 1000 --participants 4 --ramp 20s -d 60s \\
+                  --watch PID_OF_SIGNAL --html conference.html
+              swiftvs bench conference ws://127.0.0.1:8600 --rooms 200 --participants 4 --watch swiftvs   # via the director
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The signal service, or the director in front of it.", valueName: "ws://HOST:PORT"))
+    var url: String
+
+    @Option(help: "Rooms.")
+    var rooms = 100
+
+    @Option(help: "Participants per room.")
+    var participants = 4
+
+    @Option(help: "Joins are spread over this long.")
+    var ramp: DurationArgument = DurationArgument(seconds: 10)
+
+    @Option(name: .shortAndLong, help: "How long everyone chats once all have joined.")
+    var duration: DurationArgument = DurationArgument(seconds: 30)
+
+    @Option(help: ArgumentHelp("Chat messages per participant per second (0: join only).", valueName: "N"))
+    var rate: Double = 1
+
+    @Option(help: "Time allowed to connect and join.")
+    var joinTimeout: DurationArgument = DurationArgument(seconds: 10)
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Sample the CPU and memory of this process, by PID or command name (repeatable).", valueName: "PID|NAME"))
+    var watch: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Write the report as JSON.", valueName: "FILE"))
+    var json: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write a self-contained HTML report with charts.", valueName: "FILE"))
+    var html: String?
+
+    @Flag(name: .long, help: "No progress lines.")
+    var quiet = false
+
+    func validate() throws {
+        guard (1...100_000).contains(self.rooms) else { throw ValidationError("--rooms must be 1...100000") }
+        guard (1...16).contains(self.participants) else { throw ValidationError("--participants must be 1...16") }
+        guard self.rate >= 0 && self.rate <= 100 else { throw ValidationError("--rate must be 0...100") }
+    }
+
+    func run() async throws {
+        var spec: ConferenceLoadSpec
+        do {
+            spec = try ConferenceLoadSpec(
+                url: self.url, rooms: self.rooms, participants: self.participants, ramp: self.ramp.seconds,
+                duration: self.duration.seconds)
+        } catch { throw ValidationError(error.description) }
+        spec.rate = self.rate
+        spec.joinTimeout = self.joinTimeout.seconds
+        let progress: (@Sendable (String) -> Void)? =
+            self.quiet ? nil : { @Sendable line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        let report = await ConferenceLoad.run(
+            spec, watch: [WatchTarget.current] + self.watch.map(WatchTarget.parse), progress: progress)
+        print(report.text(), terminator: "")
+        if let path = self.json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: path))
+        }
+        if let path = self.html { try report.html().write(toFile: path, atomically: true, encoding: .utf8) }
+        if report.joinFailed > 0 || !report.errors.isEmpty { throw ExitCode(1) }
     }
 }

@@ -90,6 +90,9 @@ struct ConferenceCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long TURN credentials last.", valueName: "DURATION"))
     var turnTtl: DurationArgument = DurationArgument(seconds: 86_400)
 
+    @Option(help: ArgumentHelp("Event loops (threads) [default: one per core].", valueName: "N"))
+    var threads: Int?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
 
@@ -99,6 +102,7 @@ struct ConferenceCommand: AsyncParsableCommand {
         guard (1024...1_048_576).contains(self.maxMessage) else {
             throw ValidationError("--max-message must be 1024...1048576")
         }
+        if let threads = self.threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
         guard (0...10_000).contains(self.chatHistory) else { throw ValidationError("--chat-history must be 0...10000") }
         if let api = self.api {
             guard api.hasPrefix("http://"),
@@ -145,6 +149,7 @@ struct ConferenceCommand: AsyncParsableCommand {
         options.turn = self.turn
         options.turnSecret = self.turnSecret
         options.turnTTL = Int(self.turnTtl.seconds)
+        options.threads = self.threads
         if let code = ListenFailure.probe(host: endpoint.host, port: endpoint.port) {
             FileHandle.standardError.write(
                 Data(

@@ -207,3 +207,24 @@ struct ConferenceServerTests {
         }
     }
 }
+
+/// `swiftvs bench conference`'s engine against a server in this process: every participant joins, every chat
+/// message reaches each room-mate, and the report adds up.
+@Test func benchConferenceReportAddsUp() async throws {
+    try await withConference { port in
+        var spec = try ConferenceLoadSpec(
+            url: "ws://127.0.0.1:\(port)", rooms: 5, participants: 3, ramp: 0.5, duration: 1.5)
+        spec.rate = 2
+        let report = await ConferenceLoad.run(spec, watch: [.current], progress: nil)
+        #expect(report.joined == 15 && report.joinFailed == 0)
+        #expect(report.errors.isEmpty, "\(report.errors)")
+        #expect(report.sent > 0 && report.expected == report.sent * 2)
+        #expect(report.delivered == report.expected, "\(report.delivered) of \(report.expected)")
+        #expect(report.delivery.count == report.delivered && report.joinTime.count == 15)
+        #expect(report.text().contains("Joined         15 of 15"))
+        #expect(report.html().contains("<svg") && report.memory.first?.peakMiB ?? 0 > 0)
+    }
+    #expect(throws: BenchSpecError.self) {
+        try ConferenceLoadSpec(url: "http://x", rooms: 1, participants: 1, ramp: 0, duration: 1)
+    }
+}

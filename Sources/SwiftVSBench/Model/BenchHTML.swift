@@ -26,26 +26,31 @@ public enum BenchHTML {
         if report.phases.count > 1 { body += self.phaseTable(report.phases) }
         for sweep in report.sweeps { body += self.sweep(sweep) }
         for (i, phase) in report.phases.enumerated() { body += self.phase(phase, index: i) }
-        return """
-            <!doctype html>
-            <html lang="en"><head><meta charset="utf-8">
-            <meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(escape(report.title))</title>
-            <style>
-            body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 12px}
-            h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}h3{font-size:15px}
-            table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-            th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
-            .meta{color:#666}.notes{background:#fff3cd;padding:4px 12px}
-            .charts{display:flex;flex-wrap:wrap;gap:12px}svg.chart{background:#fff;border:1px solid #e4e4e4}
-            svg text{font:11px system-ui,sans-serif;fill:#333}.grid{stroke:#eee}.axis{stroke:#999}
-            .fault{stroke:#d62728;stroke-dasharray:4 3}.fault-label{fill:#d62728}
-            .gain{font-size:18px;font-weight:600}
-            </style></head><body>
-            \(body)
-            </body></html>
+        return self.page(title: report.title, body: body)
+    }
 
-            """
+    /// A self-contained page with the reports' style around `body`.
+    static func page(title: String, body: String) -> String {
+        """
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>\(escape(title))</title>
+        <style>
+        body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 12px}
+        h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}h3{font-size:15px}
+        table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+        th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+        .meta{color:#666}.notes{background:#fff3cd;padding:4px 12px}
+        .charts{display:flex;flex-wrap:wrap;gap:12px}svg.chart{background:#fff;border:1px solid #e4e4e4}
+        svg text{font:11px system-ui,sans-serif;fill:#333}.grid{stroke:#eee}.axis{stroke:#999}
+        .fault{stroke:#d62728;stroke-dasharray:4 3}.fault-label{fill:#d62728}
+        .gain{font-size:18px;font-weight:600}
+        </style></head><body>
+        \(body)
+        </body></html>
+
+        """
     }
 
     static func escape(_ text: String) -> String {
