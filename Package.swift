@@ -193,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "SwiftVSConferenceTests",
             dependencies: [
-                "SwiftVSConference", "SwiftVSConfigKit", "SwiftVSTestSupport", "SwiftVSBench",
+                "SwiftVSConference", "SwiftVSConfigKit", "SwiftVSTestSupport", "SwiftVSBench", "SwiftVSCore",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -287,7 +287,11 @@ public enum ConferenceLoad {
                 }
                 t += 1
             }
-            for client in tally.clients.withLock({ $0 }) { client.close() }
+            // Leave, as a participant who hangs up does (else each waits out the server's reconnect grace).
+            for client in tally.clients.withLock({ $0 }) {
+                client.send(["type": "leave"])
+                client.close()
+            }
             await group.waitForAll()
         }
 

@@ -45,7 +45,7 @@ public final class SignalClient: Sendable {
             Task {
                 do {
                     var configuration = WebSocketClientConfiguration()
-                    configuration.maxFrameSize = 1 << 22
+                    configuration.maxFrameSize = 1 << 20
                     let close = try await WebSocketClient.connect(
                         url: url, configuration: configuration, logger: logger
                     ) {
@@ -67,7 +67,7 @@ public final class SignalClient: Sendable {
                             }
                             group.addTask {
                                 do {
-                                    for try await message in inbound.messages(maxSize: 1 << 22) {
+                                    for try await message in inbound.messages(maxSize: 1 << 20) {
                                         if case .text(let text) = message { client.deliver(text) }
                                     }
                                 } catch {}

@@ -128,7 +128,10 @@ async function receive(m) {
   switch (m.type) {
     case "joined": {
       const fresh = m.id !== conf.id;
-      if (fresh) for (const id of Object.keys(conf.peers)) dropPeer(id);  // a new replica: the room re-forms
+      if (fresh && conf.id) {  // a new replica: the room re-forms, with new ids
+        for (const id of Object.keys(conf.participants)) { dropPeer(id); removeTile(id); }
+        conf.participants = {};
+      }
       conf.id = m.id; conf.token = m.token; conf.host = m.host; conf.limit = m.limit; conf.replica = m.replica;
       conf.state = "joined";
       notice("");

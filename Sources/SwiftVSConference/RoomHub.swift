@@ -350,9 +350,11 @@ public struct RoomHub: Sendable {
             return out.append(Self.error(connection, "bad-message", "chat needs \"text\": 1 to 2000 characters"))
         }
         let name = self.rooms[room]?.participants[id]?.name ?? ""
-        var entry: [String: Any] = ["type": "chat", "from": id, "name": name, "text": text, "at": Int(now * 1000)]
-        if let sent = message["sent"] as? Double { entry["sent"] = sent }
-        let line = Self.encode(entry)
+        // The busiest message, written by hand: JSONSerialization's encoder was a tenth of a loaded replica's CPU.
+        var line = "{\"type\":\"chat\",\"from\":" + Self.quoted(id) + ",\"name\":" + Self.quoted(name)
+        line += ",\"text\":" + Self.quoted(text) + ",\"at\":" + String(Int(now * 1000))
+        if let sent = message["sent"] as? Double, sent.isFinite { line += ",\"sent\":" + String(sent) }
+        line += "}"
         self.rooms[room]!.chat.append(line)
         if self.rooms[room]!.chat.count > self.settings.chatHistory { self.rooms[room]!.chat.removeFirst() }
         self.send(room, except: nil, line, out: &out)
@@ -512,9 +514,28 @@ public struct RoomHub: Sendable {
     public static func encode(_ object: [String: Any]) -> String {
         guard
             let data = try? JSONSerialization.data(
-                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                withJSONObject: object, options: [.withoutEscapingSlashes])
         else { return "{}" }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        out.reserveCapacity(text.utf8.count + 2)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 
     public static func validRoom(_ room: String) -> Bool {

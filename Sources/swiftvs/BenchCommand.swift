@@ -1,3 +1,4 @@
+import SwiftVSConference
 import ArgumentParser
 import Foundation
 import NIOCore
@@ -457,6 +458,9 @@ struct BenchConferenceCommand: AsyncParsableCommand {
     @Option(help: "Time allowed to connect and join.")
     var joinTimeout: DurationArgument = DurationArgument(seconds: 10)
 
+    @Option(help: ArgumentHelp("Rooms are named PREFIX-0, PREFIX-1, …", valueName: "PREFIX"))
+    var roomPrefix = "bench"
+
     @Option(
         name: .long,
         help: ArgumentHelp(
@@ -487,6 +491,10 @@ struct BenchConferenceCommand: AsyncParsableCommand {
         } catch { throw ValidationError(error.description) }
         spec.rate = self.rate
         spec.joinTimeout = self.joinTimeout.seconds
+        guard RoomHub.validRoom("\(self.roomPrefix)-0") else {
+            throw ValidationError("--room-prefix '\(self.roomPrefix)': letters, digits, '-' and '_' only")
+        }
+        spec.roomPrefix = self.roomPrefix
         let progress: (@Sendable (String) -> Void)? =
             self.quiet ? nil : { @Sendable line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
         let report = await ConferenceLoad.run(

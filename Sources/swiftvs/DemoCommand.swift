@@ -5,6 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 import SwiftVSCore
 import SwiftVSDirector
+import SwiftVSConference
 import SwiftVSIPTV
 
 struct DemoCommand: AsyncParsableCommand {
@@ -46,6 +47,14 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Leave out the IPTV service and its replicas.")
     var noIptv = false
 
+    @Option(
+        help: "The director's video-conference port; its web, api and two signal replicas take the four ports after it."
+    )
+    var conferencePort: Int = 8600
+
+    @Flag(help: "Leave out the video-conference service and its microservices.")
+    var noConference = false
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -56,6 +65,18 @@ struct DemoCommand: AsyncParsableCommand {
         if !self.noIptv, abs(self.iptvPort - self.port) <= max(self.servers, 2) {
             throw ValidationError(
                 "--iptv-port \(self.iptvPort) overlaps the ports of --port \(self.port) and its real servers")
+        }
+        if !self.noConference {
+            guard (1...65500).contains(self.conferencePort) else {
+                throw ValidationError("--conference-port must be 1...65500")
+            }
+            let conference = self.conferencePort...(self.conferencePort + 4)
+            if conference.overlaps(self.port...(self.port + self.servers))
+                || (!self.noIptv && conference.overlaps(self.iptvPort...(self.iptvPort + 2)))
+            {
+                throw ValidationError(
+                    "--conference-port \(self.conferencePort) and the four ports after it overlap the other demo ports")
+            }
         }
         guard SchedulerKind(rawValue: self.scheduler) != nil else {
             let all = SchedulerKind.allCases.map(\.rawValue).joined(separator: " ")
@@ -97,6 +118,16 @@ struct DemoCommand: AsyncParsableCommand {
                   - address: 127.0.0.1:\(self.iptvPort + 1)
                   - address: 127.0.0.1:\(self.iptvPort + 2)
             """
+        var conference: [ConferenceServer] = []
+        if !self.noConference {
+            let secret = (0..<24).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
+            var quiet = logger
+            quiet.logLevel = max(logger.logLevel, .warning)
+            conference = ConferenceLayout.servers(port: self.conferencePort, secret: secret).map {
+                ConferenceServer(options: $0, logger: quiet)
+            }
+        }
+        let conferenceService = self.noConference ? "" : "\n" + ConferenceLayout.serviceYAML(port: self.conferencePort)
         let yaml = """
             admin: 127.0.0.1:\(self.adminPort)
             services:
@@ -106,7 +137,7 @@ struct DemoCommand: AsyncParsableCommand {
                 scheduler: \(self.scheduler)
                 health: {check: http, path: /, interval: 1s, timeout: 500ms, rise: 2, fall: 2}
                 servers:
-            \(realServers.map { "      - address: 127.0.0.1:\($0.port)" }.joined(separator: "\n"))\(iptvService)
+            \(realServers.map { "      - address: 127.0.0.1:\($0.port)" }.joined(separator: "\n"))\(iptvService)\(conferenceService)
             """
         let config = try ConfigLoader.load(yaml: yaml, source: "demo")
         let director = try Director(config: config, logger: logger)
@@ -121,6 +152,10 @@ struct DemoCommand: AsyncParsableCommand {
               IPTV (rr over 2 replicas): http://127.0.0.1:\(self.iptvPort)/   (web player)
                                         http://127.0.0.1:\(self.iptvPort)/live/demo/index.m3u8
               IPTV replicas:            http://127.0.0.1:\(self.iptvPort + 1)/  http://127.0.0.1:\(self.iptvPort + 2)/
+            """)\(self.noConference ? "" : """
+
+              video conference:         http://127.0.0.1:\(self.conferencePort)/   (open it in two tabs, join one room)
+                web, api, 2 × signal:   127.0.0.1:\(self.conferencePort + 1)-\(self.conferencePort + 4) (rooms kept whole by persistence {key: hash})
             """)
 
             Try:  for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:\(self.port)/; done
@@ -129,10 +164,11 @@ struct DemoCommand: AsyncParsableCommand {
             """)
         let group = ServiceGroup(
             configuration: .init(
-                services: replicas.flatMap { $0.services.map { .init(service: $0) } } + [
-                    .init(service: DirectorService(director: director)),
-                    .init(service: AdminService(director: director, config: config.admin ?? AdminConfig())),
-                ],
+                services: replicas.flatMap { $0.services.map { .init(service: $0) } }
+                    + conference.map { .init(service: $0) } + [
+                        .init(service: DirectorService(director: director)),
+                        .init(service: AdminService(director: director, config: config.admin ?? AdminConfig())),
+                    ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             ))

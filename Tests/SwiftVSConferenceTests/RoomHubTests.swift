@@ -125,6 +125,18 @@ struct RoomHubTests {
         #expect(Self.types(s.send(2, ["type": "ping"])[2]) == ["pong"])
     }
 
+    @Test(arguments: [
+        "plain", "quote \" and \\ backslash", "line\nbreak\ttab\r", "bell \u{07} nul-free", "ünïcødé 🎥", "</script>",
+    ])
+    func chatTextRoundTrips(text: String) {
+        var s = Script()
+        _ = s.join(1, "r", "Name \"quoted\"")
+        let out = s.send(1, ["type": "chat", "text": text, "sent": 12.5])
+        #expect(out[1]?.first?["text"] as? String == text)
+        #expect(out[1]?.first?["name"] as? String == "Name \"quoted\"")
+        #expect(out[1]?.first?["sent"] as? Double == 12.5)
+    }
+
     @Test func tooLargeAndNotJoined() {
         var settings = HubSettings()
         settings.maxMessageBytes = 1024

@@ -188,11 +188,13 @@ extension IntegrationTests {
         static func demoBody() throws {
             // The demo also listens on the ports after these two (real servers, IPTV replicas).
             let port = try freePortBlock(4), iptvPort = try freePortBlock(3), adminPort = try freePort()
+            let conferencePort = try freePortBlock(5)
             let demo = try ChildProcess(
                 swiftvsBinary.path,
                 [
                     "demo", "--port", String(port), "--iptv-port", String(iptvPort),
-                    "--admin-port", String(adminPort), "--log-level", "warning",
+                    "--admin-port", String(adminPort), "--conference-port", String(conferencePort),
+                    "--log-level", "warning",
                 ])
             defer {
                 demo.stop()
@@ -206,6 +208,13 @@ extension IntegrationTests {
                 Issue.record("demo on \(port): running \(demo.isRunning); stderr: \(demo.stderr.suffix(2000))")
                 throw error
             }
+            // The video conference behind its own entry point: page, api and a WebSocket route.
+            try waitUntilBlocking("the demo's conference answers through the director", seconds: 20) {
+                try runTool("curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(conferencePort)/api/ice"]).stdout
+                    .contains("iceServers")
+            }
+            let page = try runTool("curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(conferencePort)/"])
+            #expect(page.stdout.contains("SwiftVS conference"))
             let client = BlockingClient(port: port)
             let names = try (0..<6).map { _ in try client.request("GET", "/").text }
             #expect(
