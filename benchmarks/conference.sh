@@ -5,7 +5,8 @@
 #   2. the same load through the director (one thread, room affinity: mh on the room + persistence {key: hash})
 #      over two signal replicas: how it scales, and the director's CPU per message it relays.
 # Reported by `swiftvs bench conference` (join time and delivery p50/p99, errors, CPU and memory per process, memory
-# per participant); this script adds the director's CPU microseconds per WebSocket message (frames in + frames out).
+# per participant); this script adds the director's CPU microseconds per WebSocket frame it relays (each chat
+# message in once, out to every participant of its room).
 #
 #   swift build -c release --product swiftvs
 #   bash benchmarks/conference.sh                              # 1000 rooms × 4, 20 s ramp, 60 s hold: about 3 min
@@ -79,7 +80,8 @@ for name in ("direct", "director"):
         if c["name"].endswith(f"[{director}]"):
             busy = [p for p in c["samples"] if p["t"] > r["rampSeconds"]]
             cpu_seconds = sum(p["percent"] for p in busy) / 100  # one sample a second
-            frames = (r["sent"] + r["delivered"]) * len(busy) / max(r["durationSeconds"], 1)
+            # each chat message crosses the director once in and once out to every participant (its sender's echo too)
+            frames = r["sent"] * (1 + r["participants"]) * len(busy) / max(r["durationSeconds"], 1)
             if frames:
                 print(f"director  {cpu_seconds / len(busy) * 100:.0f}% of a core during the hold; "
                       f"{cpu_seconds / frames * 1e6:.1f} µs CPU per WebSocket message relayed")

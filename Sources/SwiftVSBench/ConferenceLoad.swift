@@ -147,6 +147,8 @@ public enum ConferenceLoad {
         }
         let state = Mutex(State())
         let clients = Mutex<[SignalClient]>([])
+        /// Set once the last deliveries are in (or given up on): readers stop.
+        let done = Atomic<Bool>(false)
         func error(_ cause: String) { self.state.withLock { $0.errors[cause, default: 0] += 1 } }
     }
 
@@ -215,8 +217,12 @@ public enum ConferenceLoad {
                         pair.addTask {  // sender
                             guard spec.rate > 0 else { return }
                             let period = 1 / spec.rate
-                            // Everyone chats once all have joined (the hold), so each message has its whole room.
-                            var next = start + spec.ramp + Double.random(in: 0..<period)
+                            // Everyone chats once all have joined (the hold), so each message has its whole room:
+                            // from the ramp's end, or later if joins are still settling.
+                            while tally.state.withLock({ $0.joined + $0.joinFailed }) < total && Self.now() < holdEnd {
+                                try? await Task.sleep(for: .milliseconds(50))
+                            }
+                            var next = max(Self.now(), start + spec.ramp) + Double.random(in: 0..<period)
                             while next < holdEnd && !client.isClosed {
                                 try? await Task.sleep(for: .seconds(max(0, next - Self.now())))
                                 guard Self.now() < holdEnd else { break }
@@ -225,8 +231,8 @@ public enum ConferenceLoad {
                                 next += period
                             }
                         }
-                        pair.addTask {  // reader
-                            while let text = await client.nextText(timeout: max(0.01, holdEnd + 2 - Self.now())) {
+                        pair.addTask {  // reader: frames handled as they arrive, until the hold is over
+                            client.consume { text in
                                 let now = Self.now()
                                 if text.contains("\"chat\""), let range = text.range(of: "\"sent\":") {
                                     let digits = text[range.upperBound...].prefix {
@@ -242,12 +248,13 @@ public enum ConferenceLoad {
                                         }
                                     }
                                 } else if text.contains("\"error\"") {
-                                    let code =
-                                        (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?[
-                                            "code"] as? String
-                                    tally.error(code ?? "error")
+                                    let object =
+                                        try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                                    tally.error(object?["code"] as? String ?? "error")
                                 }
-                                if now > holdEnd + 2 { break }
+                            }
+                            while !tally.done.load(ordering: .relaxed) && !client.isClosed {
+                                try? await Task.sleep(for: .milliseconds(100))
                             }
                             if client.isClosed && Self.now() < holdEnd {
                                 tally.error("closed by server (\(client.closeCode.map(String.init) ?? "no code"))")
@@ -287,6 +294,13 @@ public enum ConferenceLoad {
                 }
                 t += 1
             }
+            // The last messages of the hold still on their way: wait for them (at most 5 s), then stop reading.
+            while Self.now() < holdEnd + 5 {
+                let (delivered, sent) = tally.state.withLock { ($0.delivered, $0.sent) }
+                if delivered >= sent * (spec.participants - 1) { break }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            tally.done.store(true, ordering: .relaxed)
             // Leave, as a participant who hangs up does (else each waits out the server's reconnect grace).
             for client in tally.clients.withLock({ $0 }) {
                 client.send(["type": "leave"])

@@ -16,10 +16,14 @@ public final class SignalClient: Sendable {
     struct Mailbox {
         var frames: [String] = []
         var head = 0
-        var waiter: (id: Int, continuation: CheckedContinuation<String?, Never>)?
+        /// A reader waiting, with the timer that ends its wait (cancelled when a frame or the close comes first, so
+        /// that no sleeping task outlives its read: a busy client reads thousands of frames a minute).
+        var waiter: (id: Int, continuation: CheckedContinuation<String?, Never>, timer: Task<Void, Never>)?
         var nextWaiter = 0
         var closed = false
         var closeCode: Int?
+        /// Set by `consume`: frames go straight to it, on the connection's reading task.
+        var handler: (@Sendable (String) -> Void)?
     }
 
     let mailbox = Mutex(Mailbox())
@@ -96,15 +100,36 @@ public final class SignalClient: Sendable {
     }
 
     func deliver(_ text: String) {
+        var handler: (@Sendable (String) -> Void)?
         let waiter = self.mailbox.withLock { box -> CheckedContinuation<String?, Never>? in
+            if let consumer = box.handler {
+                handler = consumer
+                return nil
+            }
             if let waiter = box.waiter {
                 box.waiter = nil
+                waiter.timer.cancel()
                 return waiter.continuation
             }
             box.frames.append(text)
             return nil
         }
         waiter?.resume(returning: text)
+        handler?(text)
+    }
+
+    /// From now on every frame goes to `handler` as it arrives (those already waiting first), with no task hop or
+    /// timer per frame: how the bench reads thousands of frames a second. `nextText` then sees nothing more.
+    public func consume(_ handler: @escaping @Sendable (String) -> Void) {
+        let queued = self.mailbox.withLock { box -> ArraySlice<String> in
+            box.handler = handler
+            defer {
+                box.frames.removeAll()
+                box.head = 0
+            }
+            return box.frames[box.head...]
+        }
+        for frame in queued { handler(frame) }
     }
 
     func finish(code: Int?) {
@@ -113,6 +138,7 @@ public final class SignalClient: Sendable {
             box.closed = true
             box.closeCode = code
             defer { box.waiter = nil }
+            box.waiter?.timer.cancel()
             return box.waiter?.continuation
         }
         waiter?.resume(returning: nil)
@@ -148,32 +174,36 @@ public final class SignalClient: Sendable {
         }
         if let immediate { return immediate }
         return await withCheckedContinuation { continuation in
-            let id = self.mailbox.withLock { box -> Int? in
+            self.mailbox.withLock { box in
                 if box.head < box.frames.count {
                     let frame = box.frames[box.head]
                     box.head += 1
                     continuation.resume(returning: frame)
-                    return nil
+                    return
                 }
                 if box.closed {
                     continuation.resume(returning: nil)
-                    return nil
+                    return
                 }
                 box.nextWaiter += 1
-                box.waiter = (box.nextWaiter, continuation)
-                return box.nextWaiter
-            }
-            guard let id else { return }
-            Task {
-                try? await Task.sleep(for: .seconds(timeout))
-                let expired = self.mailbox.withLock { box -> CheckedContinuation<String?, Never>? in
-                    guard let waiter = box.waiter, waiter.id == id else { return nil }
-                    box.waiter = nil
-                    return waiter.continuation
+                let id = box.nextWaiter
+                let timer = Task { [weak self] in
+                    try? await Task.sleep(for: .seconds(timeout))
+                    guard !Task.isCancelled else { return }
+                    self?.expire(waiter: id)
                 }
-                expired?.resume(returning: nil)
+                box.waiter = (id, continuation, timer)
             }
         }
+    }
+
+    func expire(waiter id: Int) {
+        let expired = self.mailbox.withLock { box -> CheckedContinuation<String?, Never>? in
+            guard let waiter = box.waiter, waiter.id == id else { return nil }
+            box.waiter = nil
+            return waiter.continuation
+        }
+        expired?.resume(returning: nil)
     }
 
     /// The next message as a JSON object.

@@ -87,3 +87,30 @@ public func waitUntilBlocking(_ what: String, seconds: Double = 10, _ condition:
     if try condition() { return }
     throw TestSupportError("waited \(seconds) s, and still not: \(what)")
 }
+
+/// Runs blocking work on its own thread so that the test's async context (and the cooperative pool, two threads on
+/// a two-core machine, which in-process servers need) stay free.
+public func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        }
+        thread.stackSize = 1 << 22
+        thread.start()
+    }
+}
+
+/// `waitUntil` for a condition that awaits (a request to a server in this same process must not block the pool).
+public func waitUntilAsync(
+    _ what: String, seconds: Double = 10, _ condition: @Sendable () async throws -> Bool
+)
+    async throws
+{
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    if try await condition() { return }
+    throw TestSupportError("waited \(seconds) s, and still not: \(what)")
+}

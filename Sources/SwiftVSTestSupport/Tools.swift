@@ -52,3 +52,25 @@ public func temporaryDirectory(_ name: String) throws -> String {
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+/// `curl`, `curlHeaders` and `tool` on a thread of their own, for async tests (above all those with a server in the
+/// same process, which needs the cooperative pool these would block).
+public func curlAsync(_ url: String, _ extra: [String] = []) async throws -> (status: Int, body: String) {
+    try await onThread { try curl(url, extra) }
+}
+
+public func curlHeadersAsync(
+    _ url: String, _ extra: [String] = []
+) async throws
+    -> (status: Int, headers: [String: String], bodyBytes: Int)
+{
+    try await onThread { try curlHeaders(url, extra) }
+}
+
+public func toolAsync(
+    _ name: String, _ args: [String], seconds: Double = 60
+) async throws
+    -> (code: Int32, out: String, err: String)
+{
+    try await onThread { try tool(name, args, seconds: seconds) }
+}

@@ -62,8 +62,8 @@ struct AffinityTests {
         var replicas = try ports.prefix(2).map(Self.startSignal)
         defer { for r in replicas { _ = r.stop() } }
         for port in ports.prefix(2) {
-            try await waitUntil("signal replica \(port) serves") {
-                (try? curl("http://127.0.0.1:\(port)/healthz").status) == 200
+            try await waitUntilAsync("signal replica \(port) serves") {
+                (try? await curlAsync("http://127.0.0.1:\(port)/healthz").status) == 200
             }
         }
         let config = "\(dir)/director.yaml"
@@ -84,7 +84,9 @@ struct AffinityTests {
         defer { _ = director.stop() }
         let url = "ws://127.0.0.1:\(front)"
         let adm = ["--admin", "127.0.0.1:\(admin)", "--token", "affinity-token"]
-        try await waitUntil("the director serves") { (try? curl("http://127.0.0.1:\(front)/healthz").status) == 200 }
+        try await waitUntilAsync("the director serves") {
+            (try? await curlAsync("http://127.0.0.1:\(front)/healthz").status) == 200
+        }
 
         let rooms = (0..<50).map { "room-\($0)" }
         var members: [String: [Member]] = [:]
@@ -100,11 +102,13 @@ struct AffinityTests {
 
         // Scale out: a third replica through the admin API.
         replicas.append(try Self.startSignal(ports[2]))
-        try await waitUntil("replica 3 serves") { (try? curl("http://127.0.0.1:\(ports[2])/healthz").status) == 200 }
-        let added = try tool(swiftvsBinary.path, ["adm", "add", "signal", "127.0.0.1:\(ports[2])"] + adm)
+        try await waitUntilAsync("replica 3 serves") {
+            (try? await curlAsync("http://127.0.0.1:\(ports[2])/healthz").status) == 200
+        }
+        let added = try await toolAsync(swiftvsBinary.path, ["adm", "add", "signal", "127.0.0.1:\(ports[2])"] + adm)
         #expect(added.code == 0, "\(added.err)")
-        try await waitUntil("replica 3 is up in the director") {
-            let listing = try tool(swiftvsBinary.path, ["adm", "list"] + adm).out
+        try await waitUntilAsync("replica 3 is up in the director") {
+            let listing = try await toolAsync(swiftvsBinary.path, ["adm", "list"] + adm).out
             return listing.split(separator: "\n").contains { $0.contains("127.0.0.1:\(ports[2])") && $0.contains("up") }
         }
         // A fourth participant per room: every one lands with its room and sees the other three.
@@ -130,11 +134,11 @@ struct AffinityTests {
         let drained = "127.0.0.1:\(ports[0])"
         let moved = rooms.filter { members[$0]![0].replica == drained }
         #expect(!moved.isEmpty)
-        #expect(try tool(swiftvsBinary.path, ["adm", "weight", "signal", drained, "0"] + adm).code == 0)
+        #expect(try await toolAsync(swiftvsBinary.path, ["adm", "weight", "signal", drained, "0"] + adm).code == 0)
         #expect(replicas[0].stop() == 0, "the replica stops on SIGTERM once its sockets are closed")
-        #expect(try tool(swiftvsBinary.path, ["adm", "remove", "signal", drained] + adm).code == 0)
+        #expect(try await toolAsync(swiftvsBinary.path, ["adm", "remove", "signal", drained] + adm).code == 0)
         let movedMembers = moved.flatMap { members[$0]! }
-        try await waitUntil("every member of the drained rooms noticed", seconds: 20) {
+        try await waitUntilAsync("every member of the drained rooms noticed", seconds: 20) {
             movedMembers.allSatisfy { $0.client?.isClosed == true }
         }
         try await Self.joinAll(moved.flatMap { members[$0]! })

@@ -11,10 +11,10 @@ struct BrowserTests {
     @Test(
         .enabled(if: getuid() == 0, "a network namespace needs root (CI runs as root)"),
         .timeLimit(.minutes(5)))
-    func threeParticipantsInChromium() throws {
+    func threeParticipantsInChromium() async throws {
         let out = try temporaryDirectory("conference-browser")
         let script = repositoryRoot.appendingPathComponent("Tests/browser/conference_netns.sh").path
-        let run = try tool("unshare", ["-n", "bash", script, swiftvsBinary.path, out], seconds: 240)
+        let run = try await toolAsync("unshare", ["-n", "bash", script, swiftvsBinary.path, out], seconds: 240)
         let screenshots = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter {
             $0.hasSuffix(".png")
         }

@@ -20,7 +20,7 @@ func withConference<T: Sendable>(
     let server = ConferenceServer(options: options, logger: logger) { bound in port.withLock { $0 = bound } }
     let task = Task { try await server.run() }
     defer { task.cancel() }
-    try await waitUntil("the conference server listens") { port.withLock { $0 } != nil }
+    try await waitUntilAsync("the conference server listens") { port.withLock { $0 } != nil }
     let result = try await body(port.withLock { $0 }!)
     task.cancel()
     _ = await task.result
@@ -45,19 +45,20 @@ struct ConferenceServerTests {
     @Test func apiRoomsPasswordsAndBadInput() async throws {
         try await withConference { port in
             let base = "http://127.0.0.1:\(port)/api"
-            let created = try curl("\(base)/rooms", ["-X", "POST", "-d", #"{"name":"standup","password":"hunter22"}"#])
+            let created = try await curlAsync(
+                "\(base)/rooms", ["-X", "POST", "-d", #"{"name":"standup","password":"hunter22"}"#])
             #expect(created.status == 201, "\(created.body)")
             let room = try JSONSerialization.jsonObject(with: Data(created.body.utf8)) as! [String: Any]
             #expect(room["room"] as? String == "standup" && room["passwordRequired"] as? Bool == true)
             let hostKey = room["hostKey"] as! String
-            let got = try curl("\(base)/rooms/standup")
+            let got = try await curlAsync("\(base)/rooms/standup")
             #expect(
                 got.status == 200 && got.body.contains(#""passwordRequired":true"#) && !got.body.contains("hunter22"))
-            #expect(try curl("\(base)/rooms/nope").status == 404)
+            #expect(try await curlAsync("\(base)/rooms/nope").status == 404)
             // a host lists their rooms by key
-            let listed = try curl("\(base)/rooms?hostKey=\(hostKey)")
+            let listed = try await curlAsync("\(base)/rooms?hostKey=\(hostKey)")
             #expect(listed.status == 200 && listed.body.contains("standup"))
-            #expect(try curl("\(base)/rooms").status == 400)
+            #expect(try await curlAsync("\(base)/rooms").status == 400)
             // bad input: 400 naming the field
             let cases: [(String, String, Int)] = [
                 (#"{"name":"has space"}"#, "name", 400),
@@ -70,7 +71,7 @@ struct ConferenceServerTests {
                 ("not json", "body", 400),
             ]
             for (body, field, status) in cases {
-                let r = try curl("\(base)/rooms", ["-X", "POST", "-d", body])
+                let r = try await curlAsync("\(base)/rooms", ["-X", "POST", "-d", body])
                 #expect(r.status == status, "\(body): \(r.body)")
                 #expect(r.body.contains(#""field":"\#(field)""#), "\(body): \(r.body)")
             }
@@ -83,8 +84,8 @@ struct ConferenceServerTests {
             let (guest, ok) = try await joinRoom(port, "standup", "Guest", extra: ["password": "hunter22"])
             #expect(ok["type"] as? String == "joined" && ok["host"] as? Bool == false)
             // counts reach the registry with the next report (every second while they change)
-            try await waitUntil("the api counts 2 participants") {
-                (try? curl("\(base)/rooms/standup").body.contains(#""participants":2"#)) == true
+            try await waitUntilAsync("the api counts 2 participants") {
+                (try? await curlAsync("\(base)/rooms/standup").body.contains(#""participants":2"#)) == true
             }
             host.close()
             guest.close()
@@ -101,7 +102,7 @@ struct ConferenceServerTests {
             $0.stun = ["stun:127.0.0.1:3478"]
         }) { port in
             let before = Int(Date().timeIntervalSince1970)
-            let r = try curl("http://127.0.0.1:\(port)/api/ice?user=alice")
+            let r = try await curlAsync("http://127.0.0.1:\(port)/api/ice?user=alice")
             #expect(r.status == 200)
             let answer = try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as! [String: Any]
             let servers = answer["iceServers"] as! [[String: Any]]
@@ -112,32 +113,33 @@ struct ConferenceServerTests {
             #expect(parts.count == 2 && parts[1] == "alice")
             let expiry = Int(parts[0])!
             #expect(expiry >= before + 3600 && expiry <= before + 3700)
-            let openssl = try tool(
+            let openssl = try await toolAsync(
                 "sh", ["-c", "printf '%s' '\(username)' | openssl dgst -sha1 -hmac 'north-sea' -binary | base64"])
             #expect(turn["credential"] as? String == openssl.out.trimmingCharacters(in: .whitespacesAndNewlines))
-            #expect(try curl("http://127.0.0.1:\(port)/api/ice?user=a:b").body.contains(#""field":"user""#))
+            #expect(try await curlAsync("http://127.0.0.1:\(port)/api/ice?user=a:b").body.contains(#""field":"user""#))
         }
     }
 
     @Test func webClientIsCacheable() async throws {
         try await withConference { port in
-            let page = try curlHeaders("http://127.0.0.1:\(port)/")
+            let page = try await curlHeadersAsync("http://127.0.0.1:\(port)/")
             #expect(page.status == 200 && page.headers["content-type"] == "text/html; charset=utf-8")
             #expect(page.headers["cache-control"] == "no-cache" && page.headers["etag"] != nil)
-            let again = try curlHeaders("http://127.0.0.1:\(port)/", ["-H", "If-None-Match: \(page.headers["etag"]!)"])
+            let again = try await curlHeadersAsync(
+                "http://127.0.0.1:\(port)/", ["-H", "If-None-Match: \(page.headers["etag"]!)"])
             #expect(again.status == 304)
-            let html = try curl("http://127.0.0.1:\(port)/").body
+            let html = try await curlAsync("http://127.0.0.1:\(port)/").body
             let script = html.range(of: #"/assets/app\.js\?v=[0-9a-f]+"#, options: .regularExpression).map {
                 String(html[$0])
             }
             #expect(script != nil)
-            let js = try curlHeaders("http://127.0.0.1:\(port)\(script ?? "/assets/app.js")")
+            let js = try await curlHeadersAsync("http://127.0.0.1:\(port)\(script ?? "/assets/app.js")")
             #expect(js.status == 200 && js.headers["content-type"] == "text/javascript; charset=utf-8")
             #expect(js.headers["cache-control"] == "public, max-age=31536000, immutable")
             #expect(
-                try curlHeaders("http://127.0.0.1:\(port)/assets/app.css").headers["content-type"]
+                try await curlHeadersAsync("http://127.0.0.1:\(port)/assets/app.css").headers["content-type"]
                     == "text/css; charset=utf-8")
-            #expect(try curl("http://127.0.0.1:\(port)/healthz").status == 200)
+            #expect(try await curlAsync("http://127.0.0.1:\(port)/healthz").status == 200)
         }
     }
 
@@ -202,7 +204,7 @@ struct ConferenceServerTests {
             calm.send(["type": "chat", "text": "still here"])
             let heard = await peer.waitFor("chat", timeout: 5)
             #expect(heard?["text"] as? String == "still here")
-            #expect(try curl("http://127.0.0.1:\(port)/healthz").status == 200)
+            #expect(try await curlAsync("http://127.0.0.1:\(port)/healthz").status == 200)
             for c in flood + [calm, peer, bad] { c.close() }
         }
     }

@@ -4,6 +4,16 @@ import Testing
 
 /// Each case: a config with one kind of mistake, the key path the message must name, and a word it must use.
 let invalidConfigs: [(String, String, String, String)] = [
+    (
+        "persistence keyed by a hash the service does not have",
+        "services:\n  - name: a\n    listen: 1.2.3.4:80\n    protocol: http\n    persistence: {key: hash}\n    servers: [1.2.3.4:81]\n",
+        "services[0].persistence.key", "give hash: {query: NAME}"
+    ),
+    (
+        "persistence keyed by something unknown",
+        "services:\n  - name: a\n    listen: 1.2.3.4:80\n    persistence: {key: room}\n    servers: [1.2.3.4:81]\n",
+        "services[0].persistence.key", "expected source"
+    ),
     ("YAML syntax", "services: [\n  - name: x\n", "config (line", "YAML syntax"),
     ("no services", "threads: 2\n", "services", "missing"),
     (

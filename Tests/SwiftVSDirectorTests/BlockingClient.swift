@@ -1,3 +1,4 @@
+import SwiftVSTestSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -289,16 +290,5 @@ final class BlockingClient {
             length = Int(ext[0]) << 8 | Int(ext[1])
         }
         return String(decoding: try self.bytes(length), as: UTF8.self)
-    }
-}
-
-/// Runs blocking work on its own thread so that the test's async context (and the cooperative pool) stay free.
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
-        }
-        thread.stackSize = 1 << 22
-        thread.start()
     }
 }

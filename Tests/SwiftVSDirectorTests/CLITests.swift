@@ -81,7 +81,7 @@ extension IntegrationTests {
             for arguments in [
                 ["--help"], ["director", "--help"], ["demo", "--help"], ["adm", "--help"], ["adm", "list", "--help"],
                 ["adm", "weight", "--help"], ["adm", "reload", "--help"], ["adm", "scale", "--help"],
-                ["realserver", "--help"],
+                ["realserver", "--help"], ["conference", "--help"], ["bench", "conference", "--help"],
             ] {
                 let result = try await runSwiftVSAsync(arguments)
                 #expect(result.code == 0)

@@ -1,3 +1,4 @@
+import SwiftVSTestSupport
 import Foundation
 import NIOCore
 import SwiftVSCore
