@@ -11,11 +11,14 @@ import SwiftVSIPTV
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a director in front of three built-in HTTP real servers, and of two IPTV replicas, on loopback.",
+        abstract:
+            "Run a director in front of three built-in HTTP real servers, two IPTV replicas and the video conference, on loopback.",
         discussion: """
             Nothing else is needed: the real servers are part of the binary. Each answers with a line naming itself, so you can watch the scheduler spread requests. The director listens on 127.0.0.1:PORT, the real servers on the ports after it.
 
             The director also serves IPTV on 127.0.0.1:IPTV-PORT (round robin over two swiftvs iptv replicas on the two ports after it, each playing the built-in channel 'demo'): open http://127.0.0.1:8090/ in a browser with native HLS, or play http://127.0.0.1:8090/live/demo/index.m3u8. Both replicas serve the same segments, so the viewer does not notice which one answers.
+
+            The director also serves the video conference on 127.0.0.1:CONFERENCE-PORT (8600): web, api and two signal replicas on the four ports after it, routed by path, each room kept on one signal replica (docs/conference.md). Open http://127.0.0.1:8600/ in two browser tabs and join the same room.
 
             Examples:
               swiftvs demo
