@@ -73,6 +73,17 @@ struct ConferenceCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Messages per second one connection may send on average (more: closed with 1008).", valueName: "N"))
+    var messageRate: Double = 50
+
+    @Option(help: ArgumentHelp("The burst a connection may send above --message-rate.", valueName: "N"))
+    var messageBurst: Double = 200
+
+    @Option(help: ArgumentHelp("Failed joins one connection may make before it is closed.", valueName: "N"))
+    var failedJoins = 5
+
+    @Option(
+        help: ArgumentHelp(
             "A STUN server for browsers, e.g. stun:stun.example.org:3478 (repeatable).", valueName: "URL"))
     var stun: [String] = []
 
@@ -103,6 +114,15 @@ struct ConferenceCommand: AsyncParsableCommand {
             throw ValidationError("--max-message must be 1024...1048576")
         }
         if let threads = self.threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
+        guard (1...1_000_000).contains(self.messageRate) else {
+            throw ValidationError("--message-rate must be 1...1000000")
+        }
+        guard (1...1_000_000).contains(self.messageBurst) else {
+            throw ValidationError("--message-burst must be 1...1000000")
+        }
+        guard (1...1_000_000).contains(self.failedJoins) else {
+            throw ValidationError("--failed-joins must be 1...1000000")
+        }
         guard (0...10_000).contains(self.chatHistory) else { throw ValidationError("--chat-history must be 0...10000") }
         if let api = self.api {
             guard api.hasPrefix("http://"),
@@ -145,6 +165,9 @@ struct ConferenceCommand: AsyncParsableCommand {
         options.hub.maxMessageBytes = self.maxMessage
         options.hub.grace = self.grace.seconds
         options.hub.chatHistory = self.chatHistory
+        options.hub.messageRate = self.messageRate
+        options.hub.messageBurst = self.messageBurst
+        options.hub.failedJoins = self.failedJoins
         options.stun = self.stun
         options.turn = self.turn
         options.turnSecret = self.turnSecret

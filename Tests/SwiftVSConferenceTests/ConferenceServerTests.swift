@@ -1,30 +1,25 @@
 import Foundation
-import Logging
 import SwiftVSBench
 import SwiftVSTestSupport
-import Synchronization
 import Testing
 
 @testable import SwiftVSConference
 
-/// Runs a conference server in this process on a free port for `body`, then stops it.
-func withConference<T: Sendable>(
-    _ configure: (inout ConferenceOptions) -> Void = { _ in }, _ body: (Int) async throws -> T
-) async throws -> T {
-    var options = ConferenceOptions()
-    options.port = 0
-    configure(&options)
-    let port = Mutex<Int?>(nil)
-    var logger = Logger(label: "test.conference")
-    logger.logLevel = .warning
-    let server = ConferenceServer(options: options, logger: logger) { bound in port.withLock { $0 = bound } }
-    let task = Task { try await server.run() }
-    defer { task.cancel() }
-    try await waitUntilAsync("the conference server listens") { port.withLock { $0 } != nil }
-    let result = try await body(port.withLock { $0 }!)
-    task.cancel()
-    _ = await task.result
-    return result
+/// Runs `swiftvs conference` (with `arguments`) on a free port for `body`, then stops it by PID. A child process,
+/// as users run it, so that the test process's cooperative pool (which other tests may keep busy) does not serve it.
+func withConference<T: Sendable>(_ arguments: [String] = [], _ body: (Int) async throws -> T) async throws -> T {
+    let port = try freePort()
+    let server = try ChildProcess(
+        swiftvsBinary.path, ["conference", "--listen", "127.0.0.1:\(port)", "--log-level", "warning"] + arguments)
+    defer {
+        _ = server.stop()
+        server.removeOutput()
+    }
+    try await waitUntilAsync("the conference server listens", seconds: 30) {
+        (try? await curlAsync("http://127.0.0.1:\(port)/healthz").status) == 200 || !server.isRunning
+    }
+    guard server.isRunning else { throw TestSupportError("swiftvs conference exited: \(server.stderr)") }
+    return try await body(port)
 }
 
 func joinRoom(
@@ -95,12 +90,10 @@ struct ConferenceServerTests {
     /// TURN credentials as coturn checks them: username `expiry:user`, password base64(HMAC-SHA1(secret, username)),
     /// recomputed here with openssl.
     @Test func turnCredentialsMatchCoturnScheme() async throws {
-        try await withConference({
-            $0.turn = ["turn:127.0.0.1:3478?transport=udp"]
-            $0.turnSecret = "north-sea"
-            $0.turnTTL = 3600
-            $0.stun = ["stun:127.0.0.1:3478"]
-        }) { port in
+        try await withConference([
+            "--turn", "turn:127.0.0.1:3478?transport=udp", "--turn-secret", "north-sea", "--turn-ttl", "3600s",
+            "--stun", "stun:127.0.0.1:3478",
+        ]) { port in
             let before = Int(Date().timeIntervalSince1970)
             let r = try await curlAsync("http://127.0.0.1:\(port)/api/ice?user=alice")
             #expect(r.status == 200)
@@ -146,10 +139,10 @@ struct ConferenceServerTests {
     /// Hostile input over a real WebSocket: each bad frame gets its error, and neither the server nor another
     /// room notices; then 10 000 random and mutated frames, and the server still serves.
     @Test func hostileFramesAndFuzz() async throws {
-        try await withConference({
-            $0.hub.maxMessageBytes = 4096; $0.hub.messageRate = 1e6; $0.hub.messageBurst = 1e6;
-            $0.hub.failedJoins = 1_000_000
-        }) { port in
+        try await withConference([
+            "--max-message", "4096", "--message-rate", "1000000", "--message-burst", "1000000",
+            "--failed-joins", "1000000",
+        ]) { port in
             let (calm, _) = try await joinRoom(port, "calm", "Calm")
             let (peer, _) = try await joinRoom(port, "calm", "Peer")
             _ = await calm.waitFor("peer-joined", timeout: 5)
