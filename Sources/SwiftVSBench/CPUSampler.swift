@@ -1,3 +1,4 @@
+import Synchronization
 import SwiftVSSystem
 import SwiftVSCore
 
@@ -16,18 +17,57 @@ public struct WatchTarget: Sendable {
         self.resolve = resolve
     }
 
-    /// `1234` watches that PID; anything else watches every process whose command name is that word.
-    public static func parse(_ text: String) -> WatchTarget {
+    /// `1234` watches that PID. A command name watches the one process of that name, and follows it when it is
+    /// restarted under a new PID (while exactly one runs); never every process of that name on the machine: if
+    /// several run when the bench starts, it says so and asks for a PID (a scenario watches the processes it
+    /// started, by their PIDs).
+    public static func parse(_ text: String) throws(BenchSpecError) -> WatchTarget {
         if let pid = Int32(text), pid > 0 {
             let name = ProcStat.read("/proc/\(pid)/stat").flatMap(ProcStat.processName) ?? "pid"
             return WatchTarget(name: "\(name)[\(pid)]", resolve: { [pid] })
         }
-        return WatchTarget(name: text, resolve: { ProcFiles.pids(named: text) })
+        let running = ProcFiles.pids(named: text)
+        guard running.count <= 1 else {
+            let pids = running.map(String.init).joined(separator: ", ")
+            throw BenchSpecError(
+                "--watch \(text): \(running.count) processes are named \(text) (pids \(pids)); give the PID of the one to watch"
+            )
+        }
+        let followed = FollowedProcess(name: text, pid: running.first)
+        return WatchTarget(name: text, resolve: { followed.current() })
     }
+
+    /// Resident memory of its processes now, summed (bytes).
+    public func residentBytes() -> Int64 { self.resolve().compactMap(ProcStat.residentBytes).reduce(0, +) }
 
     public static var current: WatchTarget {
         let pid = getpid()
         return WatchTarget(name: "bench", resolve: { [pid] })
+    }
+}
+
+/// The one process of a name that a `--watch NAME` follows: its PID while it runs, then the next one of that name
+/// if exactly one runs.
+final class FollowedProcess: Sendable {
+    let name: String
+    let pid: Mutex<Int32?>
+
+    init(name: String, pid: Int32?) {
+        self.name = name
+        self.pid = Mutex(pid)
+    }
+
+    func current() -> [Int32] {
+        self.pid.withLock { pid in
+            if let known = pid, let stat = ProcStat.read("/proc/\(known)/stat"),
+                ProcStat.processName(stat) == String(self.name.prefix(15))
+            {
+                return [known]
+            }
+            let running = ProcFiles.pids(named: self.name)
+            pid = running.count == 1 ? running[0] : nil
+            return running.count == 1 ? running : []
+        }
     }
 }
 
@@ -56,7 +96,8 @@ enum ProcFiles {
     }
 }
 
-/// Samples /proc once per call: each watched process's utime + stime, and the whole machine's.
+/// Samples /proc once per call: each watched process's utime + stime and resident memory, and the whole machine's
+/// CPU and used memory.
 ///
 /// The machine figure is the sum over every process, not /proc/stat: this kernel (like many) counts /proc/stat by
 /// sampling on the scheduler tick, and a load driven by timers (an open-loop bench, or servers answering it) can
@@ -86,6 +127,7 @@ final class CPUSampler: @unchecked Sendable {  // used from one task at a time
         var current: [Int32: UInt64] = [:]
         for (i, target) in self.targets.enumerated() {
             var percent = 0.0
+            let resident = target.residentBytes()
             for pid in target.resolve() {
                 guard let text = ProcStat.read("/proc/\(pid)/stat"), let ticks = ProcStat.processTicks(text) else {
                     continue
@@ -98,7 +140,9 @@ final class CPUSampler: @unchecked Sendable {  // used from one task at a time
                         ticksPerSecond: self.ticksPerSecond)
                 }
             }
-            if !first { self.series[i].samples.append(CPUPoint(t: t, percent: percent)) }
+            if !first {
+                self.series[i].samples.append(CPUPoint(t: t, percent: percent, rssMiB: Double(resident) / 1_048_576))
+            }
         }
         var all: [Int32: UInt64] = [:]
         var busy = 0.0
@@ -111,7 +155,10 @@ final class CPUSampler: @unchecked Sendable {  // used from one task at a time
             }
         }
         if self.previousAll != nil && !first {
-            self.machine.samples.append(CPUPoint(t: t, percent: min(100, busy / self.cores)))
+            self.machine.samples.append(
+                CPUPoint(
+                    t: t, percent: min(100, busy / self.cores),
+                    rssMiB: ProcStat.machineUsedBytes().map { Double($0) / 1_048_576 }))
         }
         self.previousAll = all
         self.previous = current

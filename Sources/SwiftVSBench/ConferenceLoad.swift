@@ -163,9 +163,7 @@ public enum ConferenceLoad {
         let total = spec.rooms * spec.participants
         let sampler = CPUSampler(targets: watch)
         sampler.sample(t: 0)
-        var startRSS: [Int64] = watch.map { target in target.resolve().compactMap(ProcStat.residentBytes).reduce(0, +) }
-        var peakRSS = startRSS
-        var peakConnected = Array(repeating: 0, count: watch.count)
+        let startRSS = watch.map { $0.residentBytes() }
         var timeline: [ConferencePoint] = []
 
         await withTaskGroup(of: Void.self) { group in
@@ -279,14 +277,6 @@ public enum ConferenceLoad {
                 timeline.append(
                     ConferencePoint(
                         t: t, connected: connected, deliveredPerSecond: Double(delivered), deliveryP99Ms: p99))
-                for (i, target) in watch.enumerated() {
-                    let rss = target.resolve().compactMap(ProcStat.residentBytes).reduce(0, +)
-                    if startRSS[i] == 0 { startRSS[i] = rss }
-                    if rss > peakRSS[i] {
-                        peakRSS[i] = rss
-                        peakConnected[i] = connected
-                    }
-                }
                 if let progress, Int(t) % 5 == 0 {
                     progress(
                         String(
@@ -310,11 +300,16 @@ public enum ConferenceLoad {
         }
 
         let s = tally.state.withLock { $0 }
-        let memory = watch.enumerated().map { i, target in
-            MemoryFigure(
-                name: target.name, startMiB: Double(startRSS[i]) / 1_048_576, peakMiB: Double(peakRSS[i]) / 1_048_576,
-                perParticipantKiB: peakConnected[i] > 0
-                    ? Double(peakRSS[i] - startRSS[i]) / 1024 / Double(peakConnected[i]) : nil)
+        // Memory from the sampler's resident figures: the peak, and who was connected then.
+        let connectedAt = Dictionary(timeline.map { ($0.t, $0.connected) }, uniquingKeysWith: { a, _ in a })
+        let memory = sampler.series.enumerated().map { i, series in
+            let start = Double(startRSS[i]) / 1_048_576
+            let peak = series.samples.filter { $0.rssMiB != nil }.max { $0.rssMiB! < $1.rssMiB! }
+            let connected = peak.flatMap { connectedAt[$0.t] } ?? 0
+            let peakMiB = max(start, peak?.rssMiB ?? 0)
+            return MemoryFigure(
+                name: series.name, startMiB: start, peakMiB: peakMiB,
+                perParticipantKiB: connected > 0 ? (peakMiB - start) * 1024 / Double(connected) : nil)
         }
         return ConferenceLoadReport(
             url: spec.url, rooms: spec.rooms, participants: spec.participants, rampSeconds: spec.ramp,

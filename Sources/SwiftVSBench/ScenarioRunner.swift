@@ -205,7 +205,7 @@ public final class ScenarioRunner: Sendable {
                 }
             }
         }
-        let result: PhaseReport
+        var result: PhaseReport
         do {
             result = try await phase.run()
         } catch {
@@ -214,6 +214,9 @@ public final class ScenarioRunner: Sendable {
         }
         injector.cancel()
         _ = await injector.result
+        result.nodes = self.scenario.nodes.map { node in
+            CPUSeries.sum(name: node.name, of: result.cpu.filter { node.processes.contains($0.name) })
+        }
         self.say(
             "\(load.name): \(BenchFormat.number(result.requestsPerSecond, decimals: 1)) req/s, "
                 + "loss \(BenchFormat.fixed(result.lossPercent, 2))% (\(result.counters.failed) of \(result.counters.attempted)), "

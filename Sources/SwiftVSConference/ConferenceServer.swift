@@ -93,7 +93,7 @@ public final class ConferenceServer: Service, Sendable {
         let app = Application(
             router: router,
             server: .http1WebSocketUpgrade(
-                configuration: .init(maxFrameSize: maxFrame, autoPing: .enabled(timePeriod: .seconds(15)))
+                configuration: .init(ws: .init(maxFrameSize: maxFrame, autoPing: .enabled(timePeriod: .seconds(15))))
             ) { request, _, _ in
                 guard let signal, request.path?.split(separator: "?").first == "/ws" else { return .dontUpgrade }
                 return .upgrade([:]) { inbound, outbound, _ in

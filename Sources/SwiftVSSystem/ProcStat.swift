@@ -35,6 +35,22 @@ public enum ProcStat {
         return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
     }
 
+    /// The machine's used memory in bytes: MemTotal − MemAvailable from /proc/meminfo (what `free` shows as used
+    /// plus what the kernel could not give back at once); nil if it cannot be read.
+    public static func machineUsedBytes() -> Int64? {
+        guard let text = Self.read("/proc/meminfo") else { return nil }
+        var total: Int64?
+        var available: Int64?
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 2, let kib = Int64(fields[1]) else { continue }
+            if fields[0] == "MemTotal:" { total = kib * 1024 }
+            if fields[0] == "MemAvailable:" { available = kib * 1024 }
+        }
+        guard let total, let available else { return nil }
+        return total - available
+    }
+
     /// utime + stime (jiffies) of a process, from /proc/PID/stat. The command name may hold spaces and
     /// parentheses, so fields are counted from the last ')'.
     public static func processTicks(_ text: String) -> UInt64? {

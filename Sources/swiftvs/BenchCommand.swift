@@ -198,7 +198,10 @@ struct BenchHTTPCommand: AsyncParsableCommand {
     func run() async throws {
         let spec = try self.makeSpec()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: spec.threads)
-        let watch = [WatchTarget.current] + self.watch.map(WatchTarget.parse)
+        let watch: [WatchTarget]
+        do { watch = [WatchTarget.current] + (try self.watch.map(WatchTarget.parse)) } catch {
+            throw ValidationError("\(error)")
+        }
         let progress: (@Sendable (String) -> Void)? =
             self.report.quiet
             ? nil
@@ -402,7 +405,7 @@ struct BenchHLSCommand: AsyncParsableCommand {
         let report: HLSViewerReport
         do {
             report = try await HLSViewerRun.run(
-                spec, watch: [WatchTarget.current] + self.watch.map(WatchTarget.parse), progress: progress)
+                spec, watch: [WatchTarget.current] + (try self.watch.map(WatchTarget.parse)), progress: progress)
         } catch let error as BenchSpecError {
             throw ValidationError(error.description)
         }
@@ -497,8 +500,11 @@ struct BenchConferenceCommand: AsyncParsableCommand {
         spec.roomPrefix = self.roomPrefix
         let progress: (@Sendable (String) -> Void)? =
             self.quiet ? nil : { @Sendable line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
-        let report = await ConferenceLoad.run(
-            spec, watch: [WatchTarget.current] + self.watch.map(WatchTarget.parse), progress: progress)
+        let watch: [WatchTarget]
+        do { watch = [WatchTarget.current] + (try self.watch.map(WatchTarget.parse)) } catch {
+            throw ValidationError("\(error)")
+        }
+        let report = await ConferenceLoad.run(spec, watch: watch, progress: progress)
         print(report.text(), terminator: "")
         if let path = self.json {
             let encoder = JSONEncoder()

@@ -113,6 +113,14 @@ extension BenchIntegration {
             #expect(http.faults.map(\.action) == ["kill rs1", "start rs1"])
             #expect(tcp.faults.map(\.action) == ["kill rs1", "start rs1"])
             #expect(tcp.counters.succeeded > 2000)
+            // Nodes: the processes' CPU and memory summed per node, sample by sample.
+            #expect(http.nodes.map(\.name) == ["master", "worker-1", "worker-2"])
+            for node in http.nodes {
+                #expect(!node.samples.isEmpty && (node.maxMiB ?? 0) > 1, "\(node.name)")
+            }
+            let workerOne = try #require(http.nodes.first { $0.name == "worker-1" })
+            let rs1 = try #require(http.cpu.first { $0.name == "rs1" })
+            #expect((workerOne.maxMiB ?? 0) >= (rs1.maxMiB ?? 0))
             // The tcp service has no retries: what it lost is whatever was in flight on rs1 when it died, and is
             // reported, not asserted to be zero.
             #expect(tcp.faults[0].lost == tcp.counters.failed - tcp.faults[1].lost)

@@ -94,6 +94,44 @@ struct ReportTests {
         #expect(load.faults[0].action == .signal(process: "rs1", signal: Signals.parse("STOP")!))
     }
 
+    @Test func scenarioNodesAndTheirSums() throws {
+        let scenario = try self.load(
+            """
+            processes:
+              a: {command: "true", ready: 1s}
+              b: {command: "true", ready: 1s}
+              c: {command: "true", ready: 1s}
+            nodes:
+              master: [a]
+              worker: [b, c]
+            steps: [{start: a}]
+            """)
+        #expect(
+            scenario.nodes == [
+                ScenarioNode(name: "master", processes: ["a"]), ScenarioNode(name: "worker", processes: ["b", "c"]),
+            ])
+        let b = CPUSeries(
+            name: "b", pids: [2],
+            samples: [CPUPoint(t: 1, percent: 10, rssMiB: 5), CPUPoint(t: 2, percent: 20, rssMiB: 6)])
+        let c = CPUSeries(
+            name: "c", pids: [3],
+            samples: [CPUPoint(t: 1, percent: 1, rssMiB: 50), CPUPoint(t: 2, percent: 2, rssMiB: 60)])
+        let worker = CPUSeries.sum(name: "worker", of: [b, c])
+        #expect(worker.samples == [CPUPoint(t: 1, percent: 11, rssMiB: 55), CPUPoint(t: 2, percent: 22, rssMiB: 66)])
+        #expect(worker.maxMiB == 66 && worker.pids == [2, 3])
+        for (yaml, path, message) in [
+            ("nodes: {m: [zz]}", "nodes.m[0]", "no process 'zz'"),
+            ("nodes: {m: [a], n: [a]}", "nodes.n[0]", "already on node 'm'"),
+            ("nodes: {m: a}", "nodes.m", "expected a list"),
+        ] {
+            #expect {
+                _ = try self.load("processes: {a: {command: 'true', ready: 1s}}\n\(yaml)\nsteps: [{start: a}]")
+            } throws: { error in
+                "\(error)".contains(path) && "\(error)".contains(message)
+            }
+        }
+    }
+
     @Test(
         "bad scenarios: every problem named by key path",
         arguments: [

@@ -121,6 +121,15 @@ public enum BenchHTML {
                 "<tr><td>CPU \(escape(s.name))</td><td>mean \(f.fixed(s.meanPercent, 1))% · max \(f.fixed(s.maxPercent, 1))%"
             out += "</td></tr>\n"
         }
+        for s in p.cpu + [p.machineCPU] {
+            guard let peak = s.maxMiB else { continue }
+            out += "<tr><td>Memory \(escape(s.name))</td><td>mean \(f.fixed(s.meanMiB ?? 0, 1)) MiB · max "
+            out += "\(f.fixed(peak, 1)) MiB\(s.name == "machine" ? " used" : " resident")</td></tr>\n"
+        }
+        for n in p.nodes {
+            out += "<tr><td>Node \(escape(n.name))</td><td>CPU mean \(f.fixed(n.meanPercent, 1))% · max "
+            out += "\(f.fixed(n.maxPercent, 1))% · memory max \(f.fixed(n.maxMiB ?? 0, 1)) MiB</td></tr>\n"
+        }
         for fault in p.faults {
             out += "<tr><td>Fault at \(f.fixed(fault.at, 1)) s</td><td>\(escape(fault.action)): \(fault.lost) lost, "
             out += "full rate after \(f.fixed(fault.secondsToFullRate, 1)) s</td></tr>\n"
@@ -144,6 +153,22 @@ public enum BenchHTML {
         out += self.chart(
             id: "cpu-\(index)", title: "CPU % (process: 100 = one core; machine: all cores)", xLabel: "s",
             series: cpuSeries, markers: markers)
+        if !p.nodes.isEmpty {
+            out += self.chart(
+                id: "nodes-cpu-\(index)", title: "CPU % per node (100 = one core)", xLabel: "s",
+                series: p.nodes.map { n in (n.name, n.samples.map { ($0.t, $0.percent) }) }, markers: markers)
+            out += self.chart(
+                id: "nodes-memory-\(index)", title: "Memory MiB per node (resident)", xLabel: "s",
+                series: p.nodes.map { n in (n.name, n.samples.compactMap { pt in pt.rssMiB.map { (pt.t, $0) } }) },
+                markers: markers)
+        }
+        let memorySeries = (p.cpu + [p.machineCPU]).filter { $0.maxMiB != nil }
+            .map { s in (s.name, s.samples.compactMap { point in point.rssMiB.map { (point.t, $0) } }) }
+        if !memorySeries.isEmpty {
+            out += self.chart(
+                id: "memory-\(index)", title: "Memory MiB (process: resident; machine: used)", xLabel: "s",
+                series: memorySeries, markers: markers)
+        }
         if !p.replicas.isEmpty {
             // The autoscaler's replicas beside the figures above, each decision marked.
             let series = p.replicas.flatMap { r in

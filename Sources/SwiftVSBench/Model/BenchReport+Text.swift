@@ -49,6 +49,22 @@ extension PhaseReport {
                 out += "  \(f.pad(s.name, 24)) \(f.pad(f.fixed(s.meanPercent, 1), 6, right: true)) / "
                 out += "\(f.pad(f.fixed(s.maxPercent, 1), 6, right: true))\(pids)\n"
             }
+            let memory = series.filter { $0.maxMiB != nil }
+            if !memory.isEmpty {
+                out += "Memory         mean / max MiB (processes: resident; machine: used)\n"
+                for s in memory {
+                    out += "  \(f.pad(s.name, 24)) \(f.pad(f.fixed(s.meanMiB ?? 0, 1), 6, right: true)) / "
+                    out += "\(f.pad(f.fixed(s.maxMiB ?? 0, 1), 6, right: true))\n"
+                }
+            }
+        }
+        if !self.nodes.isEmpty {
+            out += "Nodes          CPU mean / max % (100 = one core), memory mean / max MiB\n"
+            for n in self.nodes {
+                out += "  \(f.pad(n.name, 24)) \(f.pad(f.fixed(n.meanPercent, 1), 6, right: true)) / "
+                out += "\(f.pad(f.fixed(n.maxPercent, 1), 6, right: true))   "
+                out += "\(f.pad(f.fixed(n.meanMiB ?? 0, 1), 7, right: true)) / \(f.fixed(n.maxMiB ?? 0, 1))\n"
+            }
         }
         for r in self.replicas {
             let counts = r.samples.map(\.current)

@@ -177,14 +177,42 @@ public struct CPUSeries: Codable, Sendable, Equatable {
     }
 
     public var maxPercent: Double { self.samples.map(\.percent).max() ?? 0 }
+
+    /// The series of several processes added up sample by sample (they are sampled together, so their times match):
+    /// a node's CPU (100 = one core) and resident memory.
+    public static func sum(name: String, of members: [CPUSeries]) -> CPUSeries {
+        var total: [Double: CPUPoint] = [:]
+        for series in members {
+            for point in series.samples {
+                var sum = total[point.t] ?? CPUPoint(t: point.t, percent: 0)
+                sum.percent += point.percent
+                if let rss = point.rssMiB { sum.rssMiB = (sum.rssMiB ?? 0) + rss }
+                total[point.t] = sum
+            }
+        }
+        return CPUSeries(
+            name: name, pids: members.flatMap(\.pids), samples: total.values.sorted { $0.t < $1.t })
+    }
+
+    /// Resident memory (a process) or used memory (the machine), MiB: the peak and the mean over the samples that
+    /// have it; nil when none has.
+    public var maxMiB: Double? { self.samples.compactMap(\.rssMiB).max() }
+    public var meanMiB: Double? {
+        let values = self.samples.compactMap(\.rssMiB)
+        return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
+    }
 }
 
 public struct CPUPoint: Codable, Sendable, Equatable {
     public var t: Double
     public var percent: Double
-    public init(t: Double, percent: Double) {
+    /// Resident memory of the process (summed over its PIDs), or the machine's used memory, in MiB, sampled with
+    /// the CPU; nil in reports written before memory was sampled.
+    public var rssMiB: Double?
+    public init(t: Double, percent: Double, rssMiB: Double? = nil) {
         self.t = t
         self.percent = percent
+        self.rssMiB = rssMiB
     }
 }
 
@@ -259,6 +287,8 @@ public struct PhaseReport: Codable, Sendable, Equatable {
     public var faults: [FaultReport]
     /// With `--replicas-from`: each autoscaled service's replicas and decisions.
     public var replicas: [ReplicaSeries] = []
+    /// A scenario's nodes: the CPU and memory of their processes, summed per sample.
+    public var nodes: [CPUSeries] = []
 
     public init(
         name: String, spec: LoadSpec, elapsedSeconds: Double, counters: LoadCounters, unfinished: Int,

@@ -85,12 +85,20 @@ public struct ScenarioSweep: Sendable, Equatable {
     public var watch: [String]?
 }
 
+/// Processes grouped as the machines of a deployment (`master: [director]`, `worker-1: [api, signal-1]`): their CPU
+/// and memory are reported per node, as the conference study reported each worker node and the master.
+public struct ScenarioNode: Sendable, Equatable {
+    public var name: String
+    public var processes: [String]
+}
+
 public struct Scenario: Sendable, Equatable {
     public var title: String
     public var processes: [ScenarioProcess]
     public var steps: [ScenarioAction]
     public var json: String?
     public var html: String?
+    public var nodes: [ScenarioNode] = []
 
     public func process(_ name: String) -> ScenarioProcess? { self.processes.first { $0.name == name } }
 }

@@ -29,7 +29,10 @@ struct ScenarioReader {
     var processNames: [String] = []
 
     mutating func scenario(_ root: Node, builtins: [String: String], overrides: [String: String]) -> Scenario? {
-        guard let top = self.reader.mapping(root, "", allowed: ["title", "vars", "processes", "steps", "report"]) else {
+        guard
+            let top = self.reader.mapping(
+                root, "", allowed: ["title", "vars", "processes", "nodes", "steps", "report"])
+        else {
             return nil
         }
         // Variables first: the file's vars may use the builtins, and --set wins over both.
@@ -88,7 +91,39 @@ struct ScenarioReader {
             json = report["json"].flatMap { self.reader.string($0, "report.json") }
             html = report["html"].flatMap { self.reader.string($0, "report.html") }
         }
-        return Scenario(title: title, processes: processes, steps: steps, json: json, html: html)
+        var nodes: [ScenarioNode] = []
+        if let node = top["nodes"] {
+            if case .mapping(let mapping) = node {
+                var placed: [String: String] = [:]
+                for (keyNode, value) in mapping {
+                    guard case .scalar(let key) = keyNode else { continue }
+                    let path = "nodes.\(key.string)"
+                    guard case .sequence(let items) = value else {
+                        self.reader.report(path, value, "expected a list of process names, like [director]")
+                        continue
+                    }
+                    var members: [String] = []
+                    for (i, item) in items.enumerated() {
+                        guard let name = self.reader.string(item, "\(path)[\(i)]") else { continue }
+                        if !self.processNames.contains(name) {
+                            self.reader.report(
+                                "\(path)[\(i)]", item,
+                                "no process '\(name)'; processes: \(self.processNames.joined(separator: ", "))")
+                        } else if let other = placed[name] {
+                            self.reader.report("\(path)[\(i)]", item, "'\(name)' is already on node '\(other)'")
+                        } else {
+                            placed[name] = key.string
+                            members.append(name)
+                        }
+                    }
+                    nodes.append(ScenarioNode(name: key.string, processes: members))
+                }
+            } else {
+                self.reader.report("nodes", node, "expected a mapping of node: [process, ...]")
+            }
+        }
+        return Scenario(
+            title: title, processes: processes, steps: steps, json: json, html: html, nodes: nodes)
     }
 
     mutating func process(_ name: String, _ node: Node, _ path: String) -> ScenarioProcess? {
