@@ -23,10 +23,15 @@ final class ReplicaPoller: @unchecked Sendable {  // used from one task at a tim
             var to: Int
             var reason: String
         }
+        struct Metric: Decodable {
+            var name: String
+            var current: Double?
+        }
         var service: String
         var current: Int
         var desired: Int
         var ready: Int
+        var metrics: [Metric]?
         var decisions: [Decision]
     }
 
@@ -54,7 +59,12 @@ final class ReplicaPoller: @unchecked Sendable {  // used from one task at a tim
         for status in statuses {
             var series = self.series[status.service] ?? ReplicaSeries(service: status.service)
             series.samples.append(
-                ReplicaPoint(t: t, current: status.current, desired: status.desired, ready: status.ready))
+                ReplicaPoint(
+                    t: t, current: status.current, desired: status.desired, ready: status.ready,
+                    metrics: status.metrics.map { metrics in
+                        Dictionary(
+                            metrics.compactMap { m in m.current.map { (m.name, $0) } }, uniquingKeysWith: { a, _ in a })
+                    }))
             for decision in status.decisions {
                 let at = ((t - decision.secondsAgo) * 10).rounded() / 10
                 // Decisions from before the phase are not its; each is seen in every later reading.

@@ -305,7 +305,10 @@ extension IntegrationTests {
                 let json = try String(contentsOfFile: "\(dir)/out.json", encoding: .utf8)
                 struct Report: Decodable {
                     struct Series: Decodable {
-                        struct Point: Decodable { var t: Double, current: Int, desired: Int, ready: Int }
+                        struct Point: Decodable {
+                            var t: Double, current: Int, desired: Int, ready: Int
+                            var metrics: [String: Double]?
+                        }
                         struct Decision: Decodable { var t: Double, from: Int, to: Int, reason: String }
                         var service: String
                         var samples: [Point]
@@ -318,8 +321,9 @@ extension IntegrationTests {
                     try JSONDecoder().decode(Report.self, from: Data(json.utf8)).phases.first?.replicas.first)
                 #expect(series.service == "api" && series.samples.count >= 4)
                 #expect(series.decisions.contains { $0.from == 1 && $0.to >= 2 }, "\(series.decisions)")
+                #expect(series.samples.contains { ($0.metrics ?? [:]).values.contains { $0 > 0 } }, "metric values")
                 let html = try String(contentsOfFile: "\(dir)/out.html", encoding: .utf8)
-                #expect(html.contains("Replicas (the director"))
+                #expect(html.contains("Replicas (the director") && html.contains("Autoscaler metrics"))
             }
         }
 

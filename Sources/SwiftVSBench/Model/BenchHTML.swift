@@ -184,6 +184,20 @@ public enum BenchHTML {
             out += self.chart(
                 id: "replicas-\(index)", title: "Replicas (the director's autoscaler)", xLabel: "s", series: series,
                 markers: markers + decisions)
+            // The metric values the autoscaler decided on, one line per service and metric.
+            let metricSeries = p.replicas.flatMap { r in
+                Set(r.samples.flatMap { ($0.metrics ?? [:]).keys }).sorted().map { name in
+                    (
+                        "\(r.service) \(name)",
+                        r.samples.compactMap { point in point.metrics?[name].map { (point.t, $0) } }
+                    )
+                }
+            }
+            if !metricSeries.isEmpty {
+                out += self.chart(
+                    id: "scale-metrics-\(index)", title: "Autoscaler metrics (current values)", xLabel: "s",
+                    series: metricSeries, markers: decisions)
+            }
         }
         out += self.percentileChart(id: "percentiles-\(index)", points: p.percentiles)
         return out + "</div>\n"

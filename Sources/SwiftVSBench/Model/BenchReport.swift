@@ -256,6 +256,8 @@ public struct ReplicaPoint: Codable, Sendable, Equatable {
     public var current: Int
     public var desired: Int
     public var ready: Int
+    /// The autoscaler's metric values at that moment (metric name → current value, in the metric's unit).
+    public var metrics: [String: Double]? = nil
 }
 
 public struct ReplicaDecision: Codable, Sendable, Equatable {
