@@ -9,15 +9,18 @@ cd "$(dirname "$0")/.."
 # Chromium), ffmpeg and ffprobe (streams for the TS parser tests, live feeds and players for the IPTV tests), openssl
 # (certificates, and s_client against the TLS front), nghttp and h2load (HTTP/2 clients), promtool (the metrics'
 # format), systemd-analyze (the units) and kubectl (Debian's kubernetes-client, against the in-test API server of
-# the autoscaler's kubernetes provider).
+# the autoscaler's kubernetes provider), jmeter with its HTTP sampler and javac (the scenarios' jmeter step compiles
+# the launcher Debian's JMeter 2.13 needs).
 declare -A packages=([curl]=curl [chromium]=chromium [chromedriver]=chromium-driver [pip3]=python3-pip [keepalived]=keepalived
                      [ip]=iproute2 [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [openssl]=openssl [nghttp]=nghttp2-client
                      [h2load]=nghttp2-client [promtool]=prometheus [systemd-analyze]=systemd
-                     [kubectl]=kubernetes-client)
+                     [kubectl]=kubernetes-client [jmeter]=jmeter [javac]=default-jdk-headless)
 missing=()
 for command in "${!packages[@]}"; do
     command -v "$command" > /dev/null 2>&1 || missing+=("${packages[$command]}")
 done
+# The HTTP sampler has no command of its own.
+[ -e /usr/share/jmeter/lib/ext/ApacheJMeter_http.jar ] || missing+=(jmeter-http)
 mapfile -t missing < <(printf "%s\n" "${missing[@]}" | sort -u | grep -v "^$" || true)
 if ((${#missing[@]})); then
     echo "installing test tools: ${missing[*]}" >&2

@@ -99,6 +99,8 @@ public final class ScenarioRunner: Sendable {
             report.phases.append(try await self.load(load))
         case .sweep(let sweep):
             report.sweeps.append(try await self.sweep(sweep))
+        case .jmeter(let step):
+            report.phases.append(self.withNodes(try await self.jmeter(step)))
         case .compare(let name, let baseline, let candidate):
             let b = report.sweeps.first { $0.name == baseline }?.bestRate
             let c = report.sweeps.first { $0.name == candidate }?.bestRate
@@ -171,6 +173,15 @@ public final class ScenarioRunner: Sendable {
         }
     }
 
+    /// The phase with the scenario's nodes: its processes' CPU and memory summed per node.
+    func withNodes(_ phase: PhaseReport) -> PhaseReport {
+        var phase = phase
+        phase.nodes = self.scenario.nodes.map { node in
+            CPUSeries.sum(name: node.name, of: phase.cpu.filter { node.processes.contains($0.name) })
+        }
+        return phase
+    }
+
     func watchTargets(_ names: [String]?) -> [WatchTarget] {
         let chosen = names ?? self.scenario.processes.filter(\.watch).map(\.name)
         return [WatchTarget.current]
@@ -214,9 +225,7 @@ public final class ScenarioRunner: Sendable {
         }
         injector.cancel()
         _ = await injector.result
-        result.nodes = self.scenario.nodes.map { node in
-            CPUSeries.sum(name: node.name, of: result.cpu.filter { node.processes.contains($0.name) })
-        }
+        result = self.withNodes(result)
         self.say(
             "\(load.name): \(BenchFormat.number(result.requestsPerSecond, decimals: 1)) req/s, "
                 + "loss \(BenchFormat.fixed(result.lossPercent, 2))% (\(result.counters.failed) of \(result.counters.attempted)), "

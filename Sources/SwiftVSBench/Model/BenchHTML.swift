@@ -126,6 +126,10 @@ public enum BenchHTML {
             out += "<tr><td>Memory \(escape(s.name))</td><td>mean \(f.fixed(s.meanMiB ?? 0, 1)) MiB · max "
             out += "\(f.fixed(peak, 1)) MiB\(s.name == "machine" ? " used" : " resident")</td></tr>\n"
         }
+        if !p.errorsByCode.isEmpty {
+            let codes = p.errorsByCode.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+            out += "<tr><td>Errors by code</td><td>\(escape(codes.joined(separator: ", ")))</td></tr>\n"
+        }
         for n in p.nodes {
             out += "<tr><td>Node \(escape(n.name))</td><td>CPU mean \(f.fixed(n.meanPercent, 1))% · max "
             out += "\(f.fixed(n.maxPercent, 1))% · memory max \(f.fixed(n.maxMiB ?? 0, 1)) MiB</td></tr>\n"

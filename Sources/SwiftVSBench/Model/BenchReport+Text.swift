@@ -29,6 +29,12 @@ extension PhaseReport {
         for cause in LossCause.allCases where c.failures(cause) > 0 {
             out += "  \(f.pad(cause.label, 26)) \(c.failures(cause))\n"
         }
+        if !self.errorsByCode.isEmpty {
+            out +=
+                "Errors by code "
+                + self.errorsByCode.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                .joined(separator: ", ") + "\n"
+        }
         let classes = c.statusClasses.enumerated().filter { $0.element > 0 }.map { "\($0.offset + 1)xx \($0.element)" }
         if !classes.isEmpty { out += "Statuses       \(classes.joined(separator: ", "))\n" }
         let l = self.latency

@@ -41,6 +41,8 @@ public enum ScenarioAction: Sendable, Equatable {
     case load(ScenarioLoad)
     case sweep(ScenarioSweep)
     case compare(name: String, baseline: String, candidate: String)
+    /// A JMeter test plan run in non-GUI mode, its results folded in as a phase.
+    case jmeter(JMeterStep)
 
     public var label: String {
         switch self {
@@ -53,6 +55,7 @@ public enum ScenarioAction: Sendable, Equatable {
         case .load(let load): return "load \(load.name)"
         case .sweep(let sweep): return "sweep \(sweep.name)"
         case .compare(let name, _, _): return "compare \(name)"
+        case .jmeter(let step): return "jmeter \(step.name)"
         }
     }
 }
@@ -71,6 +74,21 @@ public struct ScenarioLoad: Sendable, Equatable {
     public var faults: [ScenarioFault] = []
     /// A director's admin API (`host:port`) whose autoscaler to read during the phase.
     public var replicasFrom: String? = nil
+}
+
+/// `jmeter:` in a scenario: JMeter as an outside client, as the conference study used it.
+public struct JMeterStep: Sendable, Equatable {
+    public var name: String
+    /// The test plan (.jmx).
+    public var plan: String
+    /// `-Jname=value` for the plan's `${__P(name,default)}`.
+    public var properties: [String: String] = [:]
+    /// JMeter is stopped (and the step fails) if it runs longer than this.
+    public var timeout: Double = 300
+    /// JMeter's home (`bin/ApacheJMeter.jar`); default /usr/share/jmeter (Debian).
+    public var home = "/usr/share/jmeter"
+    /// Processes whose CPU and memory to sample (default: every process of the scenario with `watch: true`).
+    public var watch: [String]?
 }
 
 public struct ScenarioSweep: Sendable, Equatable {

@@ -208,7 +208,7 @@ struct ScenarioReader {
         return out.isEmpty ? nil : out
     }
 
-    static let actionKeys = ["start", "stop", "kill", "signal", "wait", "run", "load", "sweep", "compare"]
+    static let actionKeys = ["start", "stop", "kill", "signal", "wait", "run", "load", "sweep", "compare", "jmeter"]
     static let faultKeys = ["start", "stop", "kill", "signal", "run"]
 
     mutating func action(_ node: Node, _ path: String, inFault: Bool) -> ScenarioAction? {
@@ -261,6 +261,35 @@ struct ScenarioReader {
             }
             let name = m["name"].flatMap { self.reader.string($0, "\(p).name") } ?? "\(c) vs \(b)"
             return .compare(name: name, baseline: b, candidate: c)
+        case "jmeter":
+            guard
+                let m = self.reader.mapping(
+                    value, p, allowed: ["name", "plan", "properties", "timeout", "home", "watch"])
+            else { return nil }
+            guard let plan = m["plan"].flatMap({ self.reader.string($0, "\(p).plan") }) else {
+                self.reader.report("\(p).plan", value, "required: the test plan (.jmx) to run")
+                return nil
+            }
+            var step = JMeterStep(
+                name: m["name"].flatMap { self.reader.string($0, "\(p).name") } ?? "jmeter", plan: plan)
+            if let node = m["properties"] {
+                if case .mapping(let pairs) = node {
+                    for (keyNode, valueNode) in pairs {
+                        guard case .scalar(let key) = keyNode,
+                            let text = self.reader.scalar(valueNode, "\(p).properties.\(key.string)")
+                        else { continue }
+                        step.properties[key.string] = text
+                    }
+                } else {
+                    self.reader.report("\(p).properties", node, "expected a mapping of name: value (-Jname=value)")
+                }
+            }
+            if let node = m["timeout"], let seconds = self.reader.duration(node, "\(p).timeout") {
+                step.timeout = seconds
+            }
+            if let node = m["home"], let home = self.reader.string(node, "\(p).home") { step.home = home }
+            step.watch = m["watch"].flatMap { self.names($0, "\(p).watch") }
+            return .jmeter(step)
         default:
             return nil
         }
