@@ -14,14 +14,17 @@ public final class LoadPhase: Sendable {
     let watch: [WatchTarget]
     /// The admin API of a director whose autoscaler to read during the phase (`host:port`), or nil.
     let replicasFrom: String?
+    /// Where to write every request's outcome as a JTL CSV (JMeter's result format), if anywhere.
+    let jtl: String?
     let progress: (@Sendable (String) -> Void)?
     private let start = Mutex<UInt64>(0)
     private let marks = Mutex<[(at: Double, action: String)]>([])
 
     public init(
         name: String, spec: LoadSpec, group: EventLoopGroup, watch: [WatchTarget] = [], replicasFrom: String? = nil,
-        progress: (@Sendable (String) -> Void)? = nil
+        jtl: String? = nil, progress: (@Sendable (String) -> Void)? = nil
     ) {
+        self.jtl = jtl
         self.name = name
         self.spec = spec
         self.group = group
@@ -82,10 +85,11 @@ public final class LoadPhase: Sendable {
                 rate = total / Double(loopCount)
                 offset = Double(i) / total  // interleave the loops' arrivals evenly
             }
-            drivers.append(
-                LoopDriver(
-                    loop: loops[i], spec: self.spec, addresses: addresses, addressIndex: addressIndex,
-                    budget: budget, users: users, ratePerSecond: rate, arrivalOffsetSeconds: offset))
+            let driver = LoopDriver(
+                loop: loops[i], spec: self.spec, addresses: addresses, addressIndex: addressIndex,
+                budget: budget, users: users, ratePerSecond: rate, arrivalOffsetSeconds: offset)
+            if self.jtl != nil { driver.samples = [] }
+            drivers.append(driver)
         }
 
         let sampler = CPUSampler(targets: self.watch)
@@ -151,6 +155,18 @@ public final class LoadPhase: Sendable {
             histogram.add(h)
             unfinished += u
             lastCompletion = max(lastCompletion, last)
+        }
+        if let path = self.jtl {
+            var samples: [JTL.Sample] = []
+            for driver in drivers {
+                samples += try await driver.loop.submit { driver.samples ?? [] }.get()
+            }
+            samples.sort { $0.timeStamp < $1.timeStamp }
+            do {
+                try JTL.write(samples).write(toFile: path, atomically: true, encoding: .utf8)
+            } catch {
+                throw BenchSpecError("--jtl \(path): \(error)")
+            }
         }
         let elapsed = Double(lastCompletion &- t0) / 1e9
         let marks = self.marks.withLock { $0 }

@@ -1,3 +1,4 @@
+import Foundation
 import SwiftVSSystem
 import Histogram
 import NIOCore
@@ -63,6 +64,10 @@ final class LoopDriver: @unchecked Sendable {
     var stopping = false
     var finished = false
     var lastCompletionNs: UInt64 = 0
+    /// With `--jtl`: every request's outcome, for the JTL file (nil otherwise: nothing kept per request).
+    var samples: [JTL.Sample]?
+    /// Wall-clock milliseconds at monotonic zero, for the samples' time stamps.
+    let wallBaseMs = Date().timeIntervalSince1970 * 1000 - Double(Monotonic.nanoseconds()) / 1e6
     var unfinished = 0
     var tasks: [RepeatedTask] = []
     var stopTask: Scheduled<Void>?
@@ -195,6 +200,9 @@ final class LoopDriver: @unchecked Sendable {
 
     func completed(_ client: LoadClient, status: Int, latencyNs: UInt64) {
         let micros = max(1, latencyNs / 1000)
+        if self.samples != nil {
+            self.sample(client, code: String(status), ok: (200..<400).contains(status), latencyNs)
+        }
         _ = self.histogram.record(micros)
         _ = self.intervalHistogram.record(micros)
         let klass = status / 100
@@ -214,10 +222,20 @@ final class LoopDriver: @unchecked Sendable {
     }
 
     func failed(_ client: LoadClient, cause: LossCause) {
+        if self.samples != nil { self.sample(client, code: "Non HTTP response code: \(cause.rawValue)", ok: false, 0) }
         self.counters.fail(cause)
         self.interval.fail(cause)
         self.lastCompletionNs = Monotonic.nanoseconds()
         self.free(client)
+    }
+
+    private func sample(_ client: LoadClient, code: String, ok: Bool, _ latencyNs: UInt64) {
+        let now = Monotonic.nanoseconds()
+        let target = self.spec.targets[client.target]
+        self.samples!.append(
+            JTL.Sample(
+                timeStamp: Int64(self.wallBaseMs + Double(now &- latencyNs) / 1e6), elapsed: Int(latencyNs / 1_000_000),
+                label: target.path, responseCode: code, success: ok, bytes: 0))
     }
 
     func countBytes(in count: Int) {

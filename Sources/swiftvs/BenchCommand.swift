@@ -151,6 +151,13 @@ struct BenchHTTPCommand: AsyncParsableCommand {
                 + "a token): replicas and decisions go in the report and its charts.", valueName: "HOST:PORT"))
     var replicasFrom: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also write every request's outcome as a JTL CSV (JMeter's result format, with a header row), for "
+                + "JMeter's tools.", valueName: "FILE"))
+    var jtl: String?
+
     @OptionGroup var report: ReportOptions
 
     func validate() throws {
@@ -209,7 +216,8 @@ struct BenchHTTPCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
         let phase = LoadPhase(
-            name: "http", spec: spec, group: group, watch: watch, replicasFrom: self.replicasFrom, progress: progress)
+            name: "http", spec: spec, group: group, watch: watch, replicasFrom: self.replicasFrom, jtl: self.jtl,
+            progress: progress)
         let result: PhaseReport
         do {
             result = try await phase.run()

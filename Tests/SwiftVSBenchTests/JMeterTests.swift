@@ -73,6 +73,38 @@ struct JMeterTests {
         #expect(phase.nodes.first?.name == "master")
     }
 
+    /// `swiftvs bench http --jtl`: every request in JMeter's result format, adding up to the report.
+    @Test func benchWritesAJTL() async throws {
+        let dir = try temporaryDirectory("jtl")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try freePort()
+        let server = try ChildProcess(swiftvsBinary.path, ["realserver", "--listen", "127.0.0.1:\(port)"])
+        defer {
+            _ = server.stop()
+            server.removeOutput()
+        }
+        try await waitUntilAsync("the real server serves") {
+            (try? await curlAsync("http://127.0.0.1:\(port)/").status) == 200
+        }
+        let run = try await toolAsync(
+            swiftvsBinary.path,
+            [
+                "bench", "http", "http://127.0.0.1:\(port)/a", "--rate", "200", "-d", "1s", "--quiet", "--json",
+                "\(dir)/r.json", "--jtl", "\(dir)/r.jtl",
+            ], seconds: 60)
+        #expect(run.code == 0, "\(run.err)")
+        let report = try JSONDecoder().decode(
+            BenchReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/r.json")))
+        let text = try String(contentsOfFile: "\(dir)/r.jtl", encoding: .utf8)
+        #expect(text.hasPrefix(JTL.header))
+        let samples = try JTL.parse(text)
+        let phase = try #require(report.phases.first)
+        #expect(samples.count == phase.counters.succeeded + phase.counters.failed && samples.count > 150)
+        #expect(samples.allSatisfy { $0.label == "/a" && $0.responseCode == "200" && $0.success })
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        #expect(samples.allSatisfy { now - $0.timeStamp < 60_000 && $0.timeStamp <= now })
+    }
+
     /// Without JMeter the step fails at once, saying what is missing.
     @Test func missingJMeterFailsClearly() async throws {
         let dir = try temporaryDirectory("jmeter-missing")
