@@ -51,6 +51,10 @@ public struct ConferenceOptions: Sendable {
     public var replicaName: String?
     /// Event loops; nil = one per core.
     public var threads: Int?
+    /// The api role without a registry of its own: rooms are created, read and listed at this api (`http://IP:PORT`),
+    /// which holds them for every replica; `/api/ice` is answered here. So api replicas scale (autoscaled or not)
+    /// while rooms stay in one place, as stateless pods in front of a database.
+    public var registryURL: String?
 
     public init() {}
 }
@@ -132,6 +136,40 @@ public final class ConferenceServer: Service, Sendable {
 
     func addAPIRoutes(to router: Router<BasicRequestContext>) {
         let api = router.group("/api")
+        if let url = self.options.registryURL {
+            // Everything about rooms goes to the registry; its answer (status and body) comes back as it is.
+            let registry = RemoteRegistry(url: url, secret: self.options.secret)
+            let forward: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+                let body = try await request.body.collect(upTo: 64 * 1024)
+                let method: NIOHTTP1.HTTPMethod = request.method == .post ? .POST : request.method == .put ? .PUT : .GET
+                var headers: [(String, String)] = []
+                if let secret = request.headers[HTTPField.Name("X-SwiftVS-Secret")!] {
+                    headers.append(("X-SwiftVS-Secret", secret))
+                }
+                guard
+                    let answer = await registry.call(
+                        method, request.uri.description,
+                        body: body.readableBytes > 0 ? Array(body.readableBytesView) : nil,
+                        headers: headers)
+                else {
+                    return Self.problem(APIProblem(502, "the room registry at \(url) did not answer"))
+                }
+                return Response(
+                    status: .init(code: answer.status),
+                    headers: [
+                        .contentType: answer.headers.first(name: "Content-Type") ?? "application/json",
+                        .cacheControl: "no-store",
+                    ],
+                    body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+            }
+            api.post("/rooms", use: forward)
+            api.get("/rooms", use: forward)
+            api.get("/rooms/:room", use: forward)
+            api.get("/internal/policy/:room", use: forward)
+            api.put("/internal/presence", use: forward)
+            self.addICERoute(to: api)
+            return
+        }
         api.post(
             "/rooms",
             use: Self.answering { request, context -> Response in
@@ -175,6 +213,12 @@ public final class ConferenceServer: Service, Sendable {
             }
             return Self.json(.ok, described)
         }
+        self.addICERoute(to: api)
+        // What signal replicas in other processes ask and tell, guarded by the shared secret.
+        self.addInternalRoutes(to: api)
+    }
+
+    func addICERoute(to api: RouterGroup<BasicRequestContext>) {
         api.get("/ice") { request, _ -> Response in
             var servers: [[String: Any]] = []
             if !self.options.stun.isEmpty { servers.append(["urls": self.options.stun]) }
@@ -197,7 +241,9 @@ public final class ConferenceServer: Service, Sendable {
             if let ttl { answer["ttl"] = ttl }
             return Self.json(.ok, answer)
         }
-        // What signal replicas in other processes ask and tell, guarded by the shared secret.
+    }
+
+    func addInternalRoutes(to api: RouterGroup<BasicRequestContext>) {
         api.get("/internal/policy/:room") { request, context -> Response in
             guard self.authorized(request) else {
                 return Self.problem(APIProblem(403, "wrong or missing X-SwiftVS-Secret"))
@@ -307,10 +353,13 @@ struct RemoteRegistry: RegistryLookup {
         self.secret = secret
     }
 
-    func call(_ method: NIOHTTP1.HTTPMethod, _ path: String, body: [UInt8]? = nil) async -> FetchedResponse? {
+    func call(
+        _ method: NIOHTTP1.HTTPMethod, _ path: String, body: [UInt8]? = nil, headers extra: [(String, String)] = []
+    ) async -> FetchedResponse? {
         guard let address else { return nil }
         var headers: [(String, String)] = [("Content-Type", "application/json")]
         if let secret { headers.append(("X-SwiftVS-Secret", secret)) }
+        headers += extra.filter { name, _ in name != "X-SwiftVS-Secret" || self.secret == nil }
         return try? await HTTPFetch.fetch(
             on: MultiThreadedEventLoopGroup.singleton.any(), to: address, method: method, path: path, host: self.host,
             headers: headers, body: body, timeout: .seconds(2)

@@ -26,6 +26,7 @@ struct ConferenceCommand: AsyncParsableCommand {
               swiftvs conference                                   # everything on 127.0.0.1:8600
               swiftvs conference api --listen 127.0.0.1:8611 --secret s3cret
               swiftvs conference signal --listen 127.0.0.1:8621 --api http://127.0.0.1:8611 --secret s3cret
+              swiftvs conference api --listen 127.0.0.1:8612 --registry http://127.0.0.1:8611 --secret s3cret
               swiftvs conference --turn turn:turn.example.org:3478 --turn-secret KEY   # coturn use-auth-secret
 
             Rooms hold at most --room-limit participants (6): the client is a mesh, where every participant \
@@ -51,6 +52,12 @@ struct ConferenceCommand: AsyncParsableCommand {
                 + "participant counts reported. Without it, a room is made by its first joiner.",
             valueName: "URL"))
     var api: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "api role: keep no rooms here but at this api (http://IP:PORT), which holds them for every api replica; "
+                + "/api/ice is still answered here.", valueName: "URL"))
+    var registry: String?
 
     @Option(
         help: ArgumentHelp(
@@ -135,6 +142,15 @@ struct ConferenceCommand: AsyncParsableCommand {
                 throw ValidationError("--api is for the signal role (it looks rooms up there)")
             }
         }
+        if let registry = self.registry {
+            guard registry.hasPrefix("http://"),
+                (try? Endpoint(parsing: String(registry.dropFirst(7).prefix { $0 != "/" }))) != nil
+            else {
+                throw ValidationError(
+                    "--registry '\(registry)': expected http://IP:PORT (the api that holds the rooms)")
+            }
+            guard self.role == .api else { throw ValidationError("--registry is for the api role") }
+        }
         for url in self.stun where !url.hasPrefix("stun:") && !url.hasPrefix("stuns:") {
             throw ValidationError("--stun '\(url)': expected stun:HOST:PORT")
         }
@@ -160,6 +176,7 @@ struct ConferenceCommand: AsyncParsableCommand {
         options.host = endpoint.host
         options.port = endpoint.port
         options.apiURL = self.api
+        options.registryURL = self.registry
         options.secret = self.secret ?? ProcessInfo.processInfo.environment["SWIFTVS_CONFERENCE_SECRET"]
         options.hub.roomLimit = self.roomLimit
         options.hub.maxMessageBytes = self.maxMessage

@@ -87,6 +87,60 @@ struct ConferenceServerTests {
         }
     }
 
+    /// api replicas in front of one registry: a room created through one is read through another, and a signal
+    /// replica's counts, reported through a replica, reach the registry.
+    @Test func apiReplicasShareTheRegistry() async throws {
+        try await withConference(["api", "--secret", "shared-secret"]) { registry in
+            let replicaPort = try freePort()
+            let replica = try ChildProcess(
+                swiftvsBinary.path,
+                [
+                    "conference", "api", "--listen", "127.0.0.1:\(replicaPort)", "--registry",
+                    "http://127.0.0.1:\(registry)", "--secret", "shared-secret",
+                ])
+            defer {
+                _ = replica.stop()
+                replica.removeOutput()
+            }
+            let signalPort = try freePort()
+            let signal = try ChildProcess(
+                swiftvsBinary.path,
+                [
+                    "conference", "signal", "--listen", "127.0.0.1:\(signalPort)", "--api",
+                    "http://127.0.0.1:\(replicaPort)", "--secret", "shared-secret",
+                ])
+            defer {
+                _ = signal.stop()
+                signal.removeOutput()
+            }
+            for port in [replicaPort, signalPort] {
+                try await waitUntilAsync("127.0.0.1:\(port) serves", seconds: 30) {
+                    (try? await curlAsync("http://127.0.0.1:\(port)/healthz").status) == 200
+                }
+            }
+            let created = try await curlAsync(
+                "http://127.0.0.1:\(replicaPort)/api/rooms",
+                ["-X", "POST", "-d", #"{"name":"shared","password":"pass-word"}"#])
+            #expect(created.status == 201, "\(created.body)")
+            #expect(try await curlAsync("http://127.0.0.1:\(registry)/api/rooms/shared").status == 200)
+            #expect(try await curlAsync("http://127.0.0.1:\(replicaPort)/api/rooms/shared").status == 200)
+            let bad = try await curlAsync(
+                "http://127.0.0.1:\(replicaPort)/api/rooms", ["-X", "POST", "-d", #"{"name":"a b"}"#])
+            #expect(bad.status == 400 && bad.body.contains(#""field":"name""#))
+            // The registry's password holds on the signal replica, which asked through the api replica.
+            let (eve, refused) = try await joinRoom(signalPort, "shared", "Eve", extra: ["password": "wrong"])
+            #expect(refused["code"] as? String == "wrong-password")
+            eve.close()
+            let (ann, joined) = try await joinRoom(signalPort, "shared", "Ann", extra: ["password": "pass-word"])
+            #expect(joined["type"] as? String == "joined")
+            try await waitUntilAsync("the registry counts Ann") {
+                (try? await curlAsync("http://127.0.0.1:\(registry)/api/rooms/shared").body.contains(
+                    #""participants":1"#)) == true
+            }
+            ann.close()
+        }
+    }
+
     /// TURN credentials as coturn checks them: username `expiry:user`, password base64(HMAC-SHA1(secret, username)),
     /// recomputed here with openssl.
     @Test func turnCredentialsMatchCoturnScheme() async throws {
