@@ -131,26 +131,19 @@ struct ConferenceCommand: AsyncParsableCommand {
             throw ValidationError("--failed-joins must be 1...1000000")
         }
         guard (0...10_000).contains(self.chatHistory) else { throw ValidationError("--chat-history must be 0...10000") }
-        if let api = self.api {
-            guard api.hasPrefix("http://"),
-                (try? Endpoint(parsing: String(api.dropFirst(7).prefix { $0 != "/" }))) != nil
-            else {
-                throw ValidationError(
-                    "--api '\(api)': expected http://IP:PORT (the director's address or an api replica)")
-            }
-            if self.role != .signal && self.role != nil {
-                throw ValidationError("--api is for the signal role (it looks rooms up there)")
-            }
+        /// `--NAME URL` must be http://IP:PORT; `what` says what it names.
+        func checkHTTP(_ url: String?, _ name: String, _ what: String) throws {
+            guard let url else { return }
+            guard url.hasPrefix("http://"),
+                (try? Endpoint(parsing: String(url.dropFirst(7).prefix { $0 != "/" }))) != nil
+            else { throw ValidationError("--\(name) '\(url)': expected http://IP:PORT (\(what))") }
         }
-        if let registry = self.registry {
-            guard registry.hasPrefix("http://"),
-                (try? Endpoint(parsing: String(registry.dropFirst(7).prefix { $0 != "/" }))) != nil
-            else {
-                throw ValidationError(
-                    "--registry '\(registry)': expected http://IP:PORT (the api that holds the rooms)")
-            }
-            guard self.role == .api else { throw ValidationError("--registry is for the api role") }
+        try checkHTTP(self.api, "api", "the director's address or an api replica")
+        try checkHTTP(self.registry, "registry", "the api that holds the rooms")
+        if self.api != nil && self.role != .signal && self.role != nil {
+            throw ValidationError("--api is for the signal role (it looks rooms up there)")
         }
+        if self.registry != nil && self.role != .api { throw ValidationError("--registry is for the api role") }
         for url in self.stun where !url.hasPrefix("stun:") && !url.hasPrefix("stuns:") {
             throw ValidationError("--stun '\(url)': expected stun:HOST:PORT")
         }
