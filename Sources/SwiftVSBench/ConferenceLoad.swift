@@ -5,7 +5,7 @@ import Synchronization
 
 /// `swiftvs bench conference`: R rooms × P participants join over WebSocket, spread over the ramp, then each sends
 /// a chat message at `rate` per second (stamped with the send time) until the hold ends, and reads everything.
-public struct ConferenceLoadSpec: Sendable {
+public struct ConferenceLoadSpec: Sendable, Equatable {
     /// The signal service or the director in front of it: `ws://HOST:PORT` (the client adds `/ws?room=`).
     public var url: String
     public var rooms: Int
@@ -49,7 +49,7 @@ public struct MemoryFigure: Codable, Sendable, Equatable {
     public var perParticipantKiB: Double?
 }
 
-public struct ConferenceLoadReport: Codable, Sendable {
+public struct ConferenceLoadReport: Codable, Sendable, Equatable {
     public var url: String
     public var rooms: Int
     public var participants: Int
@@ -110,6 +110,33 @@ public struct ConferenceLoadReport: Codable, Sendable {
             out += "\n"
         }
         return out
+    }
+
+    /// The run as a phase of a scenario's report: each delivered message a success, each join that failed and each
+    /// message not delivered a failure; delivery latency as the response time; the signaling figures kept whole.
+    public func phase(name: String) -> PhaseReport {
+        var counters = LoadCounters()
+        let undelivered = max(0, self.expected - self.delivered)
+        counters.attempted = self.rooms * self.participants + self.expected
+        counters.succeeded = self.joined + self.delivered
+        for _ in 0..<(self.joinFailed + undelivered) { counters.fail(.badResponse) }
+        let timeline = self.timeline.map {
+            TimelinePoint(
+                t: $0.t, succeeded: Int($0.deliveredPerSecond), failed: 0, requestsPerSecond: $0.deliveredPerSecond,
+                megabytesPerSecond: 0, p50Ms: 0, p99Ms: $0.deliveryP99Ms, maxMs: $0.deliveryP99Ms)
+        }
+        let spec = LoadSpec(targets: [BenchTarget(host: "conference", port: 0, path: "/ws", url: self.url + "/ws")])
+        var phase = PhaseReport(
+            name: name, spec: spec, elapsedSeconds: self.rampSeconds + self.durationSeconds, counters: counters,
+            unfinished: 0, latency: self.delivery, percentiles: [], timeline: timeline, cpu: self.cpu,
+            machineCPU: self.machineCPU)
+        phase.requestsPerSecond = self.messagesPerSecond
+        var errors = self.errors
+        if self.joinFailed > 0 { errors["join failed"] = self.joinFailed }
+        if undelivered > 0 { errors["not delivered"] = undelivered }
+        phase.errorsByCode = errors
+        phase.conference = self
+        return phase
     }
 
     public func html() -> String {

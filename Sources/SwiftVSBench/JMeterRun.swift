@@ -41,13 +41,16 @@ extension ScenarioRunner {
         let pid = process.pid
         let sampler = CPUSampler(
             targets: self.watchTargets(step.watch) + [WatchTarget(name: "jmeter", resolve: { [pid] })])
+        let replicas = step.replicasFrom.flatMap { ReplicaPoller(address: $0) }
         let started = ContinuousClock.now
         sampler.sample(t: 0)
+        replicas?.sample(t: 0)
         var code: Int32?
         while code == nil {
             code = await process.wait(seconds: 1)
             let t = Double((ContinuousClock.now - started).components.seconds)
             sampler.sample(t: t)
+            replicas?.sample(t: t)
             if code == nil && t >= step.timeout {
                 await process.stop(signal: SIGTERM, seconds: 5)
                 throw StepFailed(
@@ -68,8 +71,9 @@ extension ScenarioRunner {
         let target = BenchTarget(host: "jmeter", port: 0, path: step.plan, url: "jmeter:\(step.plan)")
         var spec = LoadSpec(targets: [target])
         spec.threads = 1
-        let phase = JTL.phase(
+        var phase = JTL.phase(
             name: step.name, samples: samples, spec: spec, cpu: sampler.series, machine: sampler.machine)
+        phase.replicas = replicas?.all ?? []
         self.say(
             "\(step.name): \(samples.count) samples, \(BenchFormat.number(phase.requestsPerSecond, decimals: 1)) ok/s, "
                 + "\(phase.counters.failed) failed, p50 \(BenchFormat.ms(phase.latency.p50Ms)) ms")

@@ -101,6 +101,32 @@ public final class ScenarioRunner: Sendable {
             report.sweeps.append(try await self.sweep(sweep))
         case .jmeter(let step):
             report.phases.append(self.withNodes(try await self.jmeter(step)))
+        case .conference(let step):
+            self.say(
+                "conference \(step.name): \(step.spec.rooms) rooms × \(step.spec.participants) on \(step.spec.url)")
+            let result = await ConferenceLoad.run(step.spec, watch: self.watchTargets(step.watch), progress: nil)
+            self.say(
+                "\(step.name): \(result.joined) joined, \(result.joinFailed) failed; delivery p99 "
+                    + "\(BenchFormat.ms(result.delivery.p99Ms)) ms")
+            report.phases.append(self.withNodes(result.phase(name: step.name)))
+        case .parallel(let steps):
+            // Each step fills a report of its own; their phases join this one in the order written.
+            let parts = try await withThrowingTaskGroup(of: (Int, BenchReport).self) { group in
+                for (i, step) in steps.enumerated() {
+                    group.addTask {
+                        var part = BenchReport(title: "", startedAt: "", command: "", cores: 0)
+                        try await self.perform(step, report: &part, phase: nil)
+                        return (i, part)
+                    }
+                }
+                var parts: [(Int, BenchReport)] = []
+                for try await part in group { parts.append(part) }
+                return parts.sorted { $0.0 < $1.0 }.map(\.1)
+            }
+            for part in parts {
+                report.phases += part.phases
+                report.sweeps += part.sweeps
+            }
         case .compare(let name, let baseline, let candidate):
             let b = report.sweeps.first { $0.name == baseline }?.bestRate
             let c = report.sweeps.first { $0.name == candidate }?.bestRate

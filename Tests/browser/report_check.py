@@ -27,6 +27,8 @@ def main() -> int:
               drawnSeries: [...document.querySelectorAll('svg.chart polyline.series')]
                   .filter(p => p.points.length >= 2).length,
               faultMarkers: document.querySelectorAll('svg.chart line.fault').length,
+              replicaPoints: Math.max(0, ...[...document.querySelectorAll('svg.chart[id^=replicas] polyline.series')]
+                  .map(p => p.points.length)),
               chartHeight: charts.length ? charts[0].getBoundingClientRect().height : 0,
             };
         """)

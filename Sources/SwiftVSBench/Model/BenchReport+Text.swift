@@ -17,9 +17,15 @@ extension PhaseReport {
         let f = BenchFormat.self
         let c = self.counters
         var out = "== \(self.name): \(self.spec.targets.map(\.url).joined(separator: ", "))\n"
-        out += "   \(self.spec.model.label), \(self.spec.connections) connections, "
-        out += self.spec.keepAlive ? "keep-alive" : "one request per connection"
-        out += ", \(f.number(self.elapsedSeconds, decimals: 2)) s\n"
+        if self.conference != nil {
+            out += "   conference signaling: joins and chat messages (a request = a message delivered), "
+        } else if self.spec.targets.first?.url.hasPrefix("jmeter:") == true {
+            out += "   JMeter (a request = a sample), "
+        } else {
+            out += "   \(self.spec.model.label), \(self.spec.connections) connections, "
+            out += self.spec.keepAlive ? "keep-alive, " : "one request per connection, "
+        }
+        out += "\(f.number(self.elapsedSeconds, decimals: 2)) s\n"
         out += "Throughput     \(f.number(self.requestsPerSecond, decimals: 1)) req/s, "
         out += "\(f.number(self.megabytesPerSecond, decimals: 2)) MB/s in"
         out += " (\(c.succeeded) ok of \(c.attempted) attempted, \(c.connectionsOpened) connections opened)\n"
@@ -28,6 +34,10 @@ extension PhaseReport {
         out += ")\n"
         for cause in LossCause.allCases where c.failures(cause) > 0 {
             out += "  \(f.pad(cause.label, 26)) \(c.failures(cause))\n"
+        }
+        if let conference = self.conference {
+            out += conference.text().split(separator: "\n").dropFirst().filter { !$0.hasPrefix("CPU") }
+                .map { "  " + $0 + "\n" }.joined()
         }
         if !self.errorsByCode.isEmpty {
             out +=

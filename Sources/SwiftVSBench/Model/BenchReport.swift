@@ -291,6 +291,8 @@ public struct PhaseReport: Codable, Sendable, Equatable {
     public var replicas: [ReplicaSeries] = []
     /// A scenario's nodes: the CPU and memory of their processes, summed per sample.
     public var nodes: [CPUSeries] = []
+    /// A conference signaling phase: its join times, delivery latency, memory per participant, as measured.
+    public var conference: ConferenceLoadReport? = nil
     /// A JMeter phase: failed samples by their response code (an HTTP status, or JMeter's "Non HTTP response code").
     public var errorsByCode: [String: Int] = [:]
 

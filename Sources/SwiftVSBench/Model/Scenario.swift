@@ -43,6 +43,10 @@ public enum ScenarioAction: Sendable, Equatable {
     case compare(name: String, baseline: String, candidate: String)
     /// A JMeter test plan run in non-GUI mode, its results folded in as a phase.
     case jmeter(JMeterStep)
+    /// Conference signaling load (`swiftvs bench conference`), as a phase.
+    case conference(ConferenceStep)
+    /// Steps run at the same time (JMeter on the web tier while signaling is loaded); the run goes on when all end.
+    indirect case parallel([ScenarioAction])
 
     public var label: String {
         switch self {
@@ -56,6 +60,8 @@ public enum ScenarioAction: Sendable, Equatable {
         case .sweep(let sweep): return "sweep \(sweep.name)"
         case .compare(let name, _, _): return "compare \(name)"
         case .jmeter(let step): return "jmeter \(step.name)"
+        case .conference(let step): return "conference \(step.name)"
+        case .parallel(let steps): return "parallel (\(steps.map(\.label).joined(separator: ", ")))"
         }
     }
 }
@@ -88,6 +94,15 @@ public struct JMeterStep: Sendable, Equatable {
     /// JMeter's home (`bin/ApacheJMeter.jar`); default /usr/share/jmeter (Debian).
     public var home = "/usr/share/jmeter"
     /// Processes whose CPU and memory to sample (default: every process of the scenario with `watch: true`).
+    public var watch: [String]?
+    /// A director's admin API (`host:port`) whose autoscaler to read while JMeter runs.
+    public var replicasFrom: String?
+}
+
+/// `conference:` in a scenario: `swiftvs bench conference` as a phase.
+public struct ConferenceStep: Sendable, Equatable {
+    public var name: String
+    public var spec: ConferenceLoadSpec
     public var watch: [String]?
 }
 

@@ -208,7 +208,10 @@ struct ScenarioReader {
         return out.isEmpty ? nil : out
     }
 
-    static let actionKeys = ["start", "stop", "kill", "signal", "wait", "run", "load", "sweep", "compare", "jmeter"]
+    static let actionKeys = [
+        "start", "stop", "kill", "signal", "wait", "run", "load", "sweep", "compare", "jmeter", "conference",
+        "parallel",
+    ]
     static let faultKeys = ["start", "stop", "kill", "signal", "run"]
 
     mutating func action(_ node: Node, _ path: String, inFault: Bool) -> ScenarioAction? {
@@ -264,7 +267,7 @@ struct ScenarioReader {
         case "jmeter":
             guard
                 let m = self.reader.mapping(
-                    value, p, allowed: ["name", "plan", "properties", "timeout", "home", "watch"])
+                    value, p, allowed: ["name", "plan", "properties", "timeout", "home", "watch", "replicas_from"])
             else { return nil }
             guard let plan = m["plan"].flatMap({ self.reader.string($0, "\(p).plan") }) else {
                 self.reader.report("\(p).plan", value, "required: the test plan (.jmx) to run")
@@ -289,7 +292,63 @@ struct ScenarioReader {
             }
             if let node = m["home"], let home = self.reader.string(node, "\(p).home") { step.home = home }
             step.watch = m["watch"].flatMap { self.names($0, "\(p).watch") }
+            step.replicasFrom = m["replicas_from"].flatMap { self.reader.string($0, "\(p).replicas_from") }
             return .jmeter(step)
+        case "conference":
+            guard
+                let m = self.reader.mapping(
+                    value, p,
+                    allowed: [
+                        "name", "url", "rooms", "participants", "ramp", "duration", "rate", "join_timeout",
+                        "room_prefix", "watch",
+                    ])
+            else { return nil }
+            guard let url = m["url"].flatMap({ self.reader.string($0, "\(p).url") }) else {
+                self.reader.report("\(p).url", value, "required: ws://HOST:PORT of the signal service or the director")
+                return nil
+            }
+            let rooms = m["rooms"].flatMap { self.reader.int($0, "\(p).rooms", 1...100_000) } ?? 100
+            let participants = m["participants"].flatMap { self.reader.int($0, "\(p).participants", 1...16) } ?? 4
+            let ramp = m["ramp"].flatMap { self.reader.duration($0, "\(p).ramp") } ?? 10
+            let duration = m["duration"].flatMap { self.reader.duration($0, "\(p).duration") } ?? 30
+            var spec: ConferenceLoadSpec
+            do {
+                spec = try ConferenceLoadSpec(
+                    url: url, rooms: rooms, participants: participants, ramp: ramp, duration: duration)
+            } catch {
+                self.reader.report("\(p).url", m["url"], error.description)
+                return nil
+            }
+            if let node = m["rate"], let text = self.reader.scalar(node, "\(p).rate") {
+                if let rate = Double(text), (0...100).contains(rate) {
+                    spec.rate = rate
+                } else {
+                    self.reader.report("\(p).rate", node, "chat messages per participant per second, 0...100")
+                }
+            }
+            if let node = m["join_timeout"], let v = self.reader.duration(node, "\(p).join_timeout") {
+                spec.joinTimeout = v
+            }
+            if let node = m["room_prefix"], let v = self.reader.string(node, "\(p).room_prefix") { spec.roomPrefix = v }
+            let name = m["name"].flatMap { self.reader.string($0, "\(p).name") } ?? "conference"
+            return .conference(
+                ConferenceStep(name: name, spec: spec, watch: m["watch"].flatMap { self.names($0, "\(p).watch") }))
+        case "parallel":
+            guard case .sequence(let items) = value, !items.isEmpty else {
+                self.reader.report(p, value, "expected a list of steps to run at the same time")
+                return nil
+            }
+            var steps: [ScenarioAction] = []
+            for (i, item) in items.enumerated() {
+                guard let step = self.action(item, "\(p)[\(i)]", inFault: false) else { continue }
+                switch step {
+                case .load, .jmeter, .conference, .wait, .run: steps.append(step)
+                default:
+                    self.reader.report(
+                        "\(p)[\(i)]", item, "only load, jmeter, conference, wait and run run in parallel")
+                }
+            }
+            return .parallel(steps)
         default:
             return nil
         }
