@@ -70,7 +70,7 @@ final class ReplicaPoller: @unchecked Sendable {  // used from one task at a tim
                 // Decisions from before the phase are not its; each is seen in every later reading.
                 guard at >= 0,
                     !series.decisions.contains(where: {
-                        abs($0.t - at) < 0.5 && $0.from == decision.from && $0.to == decision.to
+                        abs($0.t - at) < 1.5 && $0.from == decision.from && $0.to == decision.to
                     })
                 else { continue }
                 series.decisions.append(
