@@ -27,11 +27,17 @@ final class ReplicaPoller: @unchecked Sendable {  // used from one task at a tim
             var name: String
             var current: Double?
         }
+        struct Replica: Decodable {
+            var address: String
+            var cpuMillis: Int64?
+            var memoryBytes: Int64?
+        }
         var service: String
         var current: Int
         var desired: Int
         var ready: Int
         var metrics: [Metric]?
+        var replicas: [Replica]?
         var decisions: [Decision]
     }
 
@@ -65,6 +71,16 @@ final class ReplicaPoller: @unchecked Sendable {  // used from one task at a tim
                         Dictionary(
                             metrics.compactMap { m in m.current.map { (m.name, $0) } }, uniquingKeysWith: { a, _ in a })
                     }))
+            for replica in status.replicas ?? [] where replica.cpuMillis != nil || replica.memoryBytes != nil {
+                let point = CPUPoint(
+                    t: t, percent: Double(replica.cpuMillis ?? 0) / 10,
+                    rssMiB: replica.memoryBytes.map { Double($0) / 1_048_576 })
+                if let i = series.perReplica.firstIndex(where: { $0.name == replica.address }) {
+                    series.perReplica[i].samples.append(point)
+                } else {
+                    series.perReplica.append(CPUSeries(name: replica.address, samples: [point]))
+                }
+            }
             for decision in status.decisions {
                 let at = ((t - decision.secondsAgo) * 10).rounded() / 10
                 // Decisions from before the phase are not its; each is seen in every later reading.

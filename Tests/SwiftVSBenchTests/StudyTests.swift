@@ -51,6 +51,9 @@ extension BenchIntegration {
             let under = try #require(report.phases.first { $0.name == "autoscaled-web-api" })
             let most = under.replicas.flatMap(\.samples).map(\.current).max() ?? 0
             #expect(most > 1, "the autoscaled run reached \(most) replicas: \(under.replicas.map(\.decisions))")
+            // Per replica, as the director measured them: CPU and memory of each replica it ran.
+            let replicas = under.replicas.flatMap(\.perReplica)
+            #expect(replicas.count > 2 && replicas.allSatisfy { ($0.maxMiB ?? 0) > 1 }, "\(replicas.map(\.name))")
             let after = try #require(report.phases.first { $0.name == "cool-down" })
             for series in after.replicas {
                 #expect(series.samples.last?.current == 1, "\(series.service) back to one: \(series.decisions)")

@@ -188,6 +188,20 @@ public enum BenchHTML {
             out += self.chart(
                 id: "replicas-\(index)", title: "Replicas (the director's autoscaler)", xLabel: "s", series: series,
                 markers: markers + decisions)
+            // Each replica's CPU and memory, as the director measured them.
+            let perReplica = p.replicas.flatMap { r in r.perReplica.map { ("\(r.service) \($0.name)", $0) } }
+            if !perReplica.isEmpty {
+                out += self.chart(
+                    id: "replica-cpu-\(index)", title: "CPU % per replica (100 = one core)", xLabel: "s",
+                    series: perReplica.map { name, s in (name, s.samples.map { ($0.t, $0.percent) }) },
+                    markers: decisions)
+                out += self.chart(
+                    id: "replica-memory-\(index)", title: "Memory MiB per replica (resident)", xLabel: "s",
+                    series: perReplica.map { name, s in
+                        (name, s.samples.compactMap { pt in pt.rssMiB.map { (pt.t, $0) } })
+                    },
+                    markers: decisions)
+            }
             // The metric values the autoscaler decided on, one line per service and metric.
             let metricSeries = p.replicas.flatMap { r in
                 Set(r.samples.flatMap { ($0.metrics ?? [:]).keys }).sorted().map { name in

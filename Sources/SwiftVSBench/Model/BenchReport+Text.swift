@@ -90,6 +90,10 @@ extension PhaseReport {
             for d in r.decisions.prefix(8) {
                 out += "  at \(f.fixed(d.t, 1)) s: \(d.from) → \(d.to): \(d.reason)\n"
             }
+            for replica in r.perReplica {
+                out += "  replica \(f.pad(replica.name, 22)) CPU mean / max \(f.fixed(replica.meanPercent, 1)) / "
+                out += "\(f.fixed(replica.maxPercent, 1))%, memory max \(f.fixed(replica.maxMiB ?? 0, 1)) MiB\n"
+            }
         }
         for fault in self.faults {
             out += "Fault at \(f.fixed(fault.at, 1)) s: \(fault.action): \(fault.lost) requests lost, "

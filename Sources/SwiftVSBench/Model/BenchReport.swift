@@ -241,6 +241,8 @@ public struct ReplicaSeries: Codable, Sendable, Equatable {
     public var service: String
     public var samples: [ReplicaPoint] = []
     public var decisions: [ReplicaDecision] = []
+    /// Each replica's CPU (100 = one core) and resident memory, as the director measured them, by its address.
+    public var perReplica: [CPUSeries] = []
 
     public init(service: String, samples: [ReplicaPoint] = [], decisions: [ReplicaDecision] = []) {
         self.service = service
