@@ -176,6 +176,23 @@ public enum ConferenceLoad {
         let clients = Mutex<[SignalClient]>([])
         /// Set once the last deliveries are in (or given up on): readers stop.
         let done = Atomic<Bool>(false)
+        /// When the hold ends: `duration` after the ramp, or after the last join settled if that was later (a loaded
+        /// machine joins slowly, and a message sent before its room is whole would miss someone).
+        let holdEndBits: Atomic<UInt64>
+
+        init(holdEnd: Double) { self.holdEndBits = Atomic(holdEnd.bitPattern) }
+
+        var holdEnd: Double { Double(bitPattern: self.holdEndBits.load(ordering: .relaxed)) }
+
+        func extendHold(to end: Double) {
+            var current = self.holdEndBits.load(ordering: .relaxed)
+            while Double(bitPattern: current) < end {
+                let (exchanged, original) = self.holdEndBits.compareExchange(
+                    expected: current, desired: end.bitPattern, ordering: .relaxed)
+                if exchanged { return }
+                current = original
+            }
+        }
         func error(_ cause: String) { self.state.withLock { $0.errors[cause, default: 0] += 1 } }
     }
 
@@ -184,9 +201,8 @@ public enum ConferenceLoad {
     public static func run(
         _ spec: ConferenceLoadSpec, watch: [WatchTarget], progress: (@Sendable (String) -> Void)?
     ) async -> ConferenceLoadReport {
-        let tally = Tally()
         let start = Self.now()
-        let holdEnd = start + spec.ramp + spec.duration
+        let tally = Tally(holdEnd: start + spec.ramp + spec.duration)
         let total = spec.rooms * spec.participants
         let sampler = CPUSampler(targets: watch)
         sampler.sample(t: 0)
@@ -244,13 +260,17 @@ public enum ConferenceLoad {
                             let period = 1 / spec.rate
                             // Everyone chats once all have joined (the hold), so each message has its whole room:
                             // from the ramp's end, or later if joins are still settling.
-                            while tally.state.withLock({ $0.joined + $0.joinFailed }) < total && Self.now() < holdEnd {
+                            let joinWindow = start + spec.ramp + spec.joinTimeout + 1
+                            while tally.state.withLock({ $0.joined + $0.joinFailed }) < total && Self.now() < joinWindow
+                            {
                                 try? await Task.sleep(for: .milliseconds(50))
                             }
-                            var next = max(Self.now(), start + spec.ramp) + Double.random(in: 0..<period)
-                            while next < holdEnd && !client.isClosed {
+                            let holdStart = max(Self.now(), start + spec.ramp)
+                            tally.extendHold(to: holdStart + spec.duration)
+                            var next = holdStart + Double.random(in: 0..<period)
+                            while next < tally.holdEnd && !client.isClosed {
                                 try? await Task.sleep(for: .seconds(max(0, next - Self.now())))
-                                guard Self.now() < holdEnd else { break }
+                                guard Self.now() < tally.holdEnd else { break }
                                 client.send(["type": "chat", "text": "m", "sent": Self.now() * 1000])
                                 tally.state.withLock { $0.sent += 1 }
                                 next += period
@@ -281,7 +301,7 @@ public enum ConferenceLoad {
                             while !tally.done.load(ordering: .relaxed) && !client.isClosed {
                                 try? await Task.sleep(for: .milliseconds(100))
                             }
-                            if client.isClosed && Self.now() < holdEnd {
+                            if client.isClosed && Self.now() < tally.holdEnd {
                                 tally.error("closed by server (\(client.closeCode.map(String.init) ?? "no code"))")
                             }
                         }
@@ -291,7 +311,7 @@ public enum ConferenceLoad {
             }
             // Once a second: CPU, memory and the timeline, until the hold (and the last deliveries) end.
             var t = 1.0
-            while Self.now() < holdEnd + 1 {
+            while Self.now() < tally.holdEnd + 1 {
                 try? await Task.sleep(for: .seconds(max(0, start + t - Self.now())))
                 sampler.sample(t: t)
                 let (connected, delivered, p99) = tally.state.withLock { s in
@@ -312,7 +332,7 @@ public enum ConferenceLoad {
                 t += 1
             }
             // The last messages of the hold still on their way: wait for them (at most 5 s), then stop reading.
-            while Self.now() < holdEnd + 5 {
+            while Self.now() < tally.holdEnd + 5 {
                 let (delivered, sent) = tally.state.withLock { ($0.delivered, $0.sent) }
                 if delivered >= sent * (spec.participants - 1) { break }
                 try? await Task.sleep(for: .milliseconds(50))
