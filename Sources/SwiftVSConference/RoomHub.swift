@@ -1,4 +1,5 @@
 import Foundation
+import SwiftVSConfigKit
 
 /// A WebSocket connection as the hub knows it: a number the driver gives it.
 public typealias ConnectionID = Int
@@ -519,24 +520,7 @@ public struct RoomHub: Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// A JSON string literal: quotes, backslashes and control characters escaped.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func quoted(_ text: String) -> String { JSONText.quoted(text) }
 
     public static func validRoom(_ room: String) -> Bool {
         !room.isEmpty && room.utf8.count <= 64
