@@ -28,6 +28,8 @@ public struct DirectorConfig: Sendable, Equatable {
 public enum ServiceProtocol: String, Sendable, CaseIterable {
     case tcp
     case http
+    /// Datagrams, forwarded by the kernel (`forward: nat` only).
+    case udp
 }
 
 /// What a hashing scheduler (sh, dh, mh, lblc, lblcr) hashes.

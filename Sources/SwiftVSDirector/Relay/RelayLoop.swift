@@ -302,6 +302,9 @@ final class RelayLoop: @unchecked Sendable {
                     continue
                 }
                 self.track(session)
+            case .udp:
+                // The kernel forwards udp services; a reload that turned a listener's service to udp closes it.
+                Glibc.close(fd)
             }
         }
     }
