@@ -9,13 +9,14 @@
 #   PREFIXlb2     eth0 10.201.0.3   eth1 10.201.1.3
 #   PREFIXreal1                     eth0 10.201.1.11         (default via the back VIP 10.201.1.1)
 #   PREFIXreal2                     eth0 10.201.1.12
+#   PREFIXreal3                     eth0 10.201.1.13         (the kernel NAT tests' third real server)
 #
 # usage: scripts/ha-lab.sh up|down|status|exec NODE CMD...|vip NODE|keepalived-conf ROUTER_ID PRIORITY
 # LAB_PREFIX (default svs-) names the namespaces, so labs with different prefixes can run side by side.
 # Needs root and iproute2. Used by the HA tests (Tests/SwiftVSDirectorTests/HALabTests.swift) and by hand.
 set -euo pipefail
 P=${LAB_PREFIX:-svs-}
-NODES="client lb1 lb2 real1 real2"
+NODES="client lb1 lb2 real1 real2 real3"
 
 ns() { echo "$P$1"; }
 
@@ -48,12 +49,14 @@ up() {
     attach lb2 eth1 br-back 10.201.1.3/24
     attach real1 eth0 br-back 10.201.1.11/24
     attach real2 eth0 br-back 10.201.1.12/24
+    attach real3 eth0 br-back 10.201.1.13/24
     for lb in lb1 lb2; do
         ip netns exec "$(ns "$lb")" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.ip_nonlocal_bind=1
     done
     ip -n "$(ns client)" route replace default via 10.201.0.100 dev eth0 onlink
     ip -n "$(ns real1)" route replace default via 10.201.1.1 dev eth0 onlink
     ip -n "$(ns real2)" route replace default via 10.201.1.1 dev eth0 onlink
+    ip -n "$(ns real3)" route replace default via 10.201.1.1 dev eth0 onlink
 }
 
 down() {

@@ -22,6 +22,8 @@ public struct ServiceStatus: Codable, Sendable, Equatable {
     public var connections: Int
     public var noServer: Int
     public var servers: [ServerStatus]
+    /// `proxy` or `nat` (nil from directors before the kernel path: proxy).
+    public var forward: String? = nil
 }
 
 /// Where a real server stands, as the admin API reports it.
@@ -50,6 +52,9 @@ public struct ServerStatus: Codable, Sendable, Equatable {
     public var total: Int
     public var bytesIn: Int
     public var bytesOut: Int
+    /// `forward: nat`: packets each way, from the kernel's counters (nil on the proxy path).
+    public var packetsIn: Int? = nil
+    public var packetsOut: Int? = nil
     /// http responses by class: 1xx, 2xx, 3xx, 4xx, 5xx.
     public var responses: [Int]
     public var failures: Int
@@ -83,6 +88,7 @@ extension VirtualService {
         let now = Monotonic.seconds()
         let poolsUp = self.routing?.pools.values.contains { $0.state.withLock { $0.quorum.isUp } } ?? false
         return self.state.withLock { state in
+            let nat = state.config.forward == .nat
             let servers = state.realServers.keys.sorted().map { id -> ServerStatus in
                 let member = state.realServers[id]!
                 let counters = member.counters
@@ -98,7 +104,7 @@ extension VirtualService {
                     case (.down, false): reason = "\(health.reason); last check failed: \(last.detail)"
                     }
                 }
-                return ServerStatus(
+                var status = ServerStatus(
                     address: member.config.address.description, weight: member.config.weight,
                     upper: member.config.upper, lower: member.config.lower, enabled: member.enabled, state: serverState,
                     reason: reason, sinceSeconds: health.map { now - $0.since } ?? 0,
@@ -115,6 +121,11 @@ extension VirtualService {
                     checks: health?.checks ?? 0, checkFailures: health?.failures ?? 0,
                     transitions: health?.transitions ?? 0
                 )
+                if nat {
+                    status.packetsIn = counters.packetsIn.load(ordering: .relaxed)
+                    status.packetsOut = counters.packetsOut.load(ordering: .relaxed)
+                }
+                return status
             }
             let config = state.config
             // A listener with routes has no servers of its own: it is up while one of its pools is.
@@ -126,7 +137,8 @@ extension VirtualService {
                 healthyWeight: state.rotation.healthyWeight, sorry: config.sorry?.description,
                 sorryActive: state.rotation.sorry, check: config.health?.kind.rawValue, poolOf: config.poolOf,
                 connections: self.stats.connections.load(ordering: .relaxed),
-                noServer: self.stats.noServer.load(ordering: .relaxed), servers: servers
+                noServer: self.stats.noServer.load(ordering: .relaxed), servers: servers,
+                forward: config.forward.rawValue
             )
         }
     }

@@ -38,6 +38,9 @@ public final class Director: Sendable {
     }
 
     private let state: Mutex<State>
+    /// The kernel path's driver, while a service has `forward: nat`.
+    private let kernelBox = Mutex<KernelForwarding?>(nil)
+    var kernel: KernelForwarding? { self.kernelBox.withLock { $0 } }
     /// One reload at a time: SIGHUP and `adm reload` may race.
     private let reloading = Mutex(false)
 
@@ -101,13 +104,19 @@ public final class Director: Sendable {
         let services = self.services
         var bound: [String: Listener] = [:]
         do {
-            for service in services where service.config.poolOf == nil {
+            for service in services where service.config.poolOf == nil && service.config.forward == .proxy {
                 bound[service.name] = try await self.bind(service, at: service.config.listen)
                 self.logListening(service)
             }
         } catch {
             for listener in bound.values { await self.close(listener) }
             throw DirectorError(code: .bind, message: "\(error)")
+        }
+        do {
+            try self.startKernel(services, config: self.config)
+        } catch {
+            for listener in bound.values { await self.close(listener) }
+            throw error
         }
         for service in services { service.checks.start(service, group: self.group) }
         let housekeeping = self.startHousekeeping()
@@ -116,6 +125,30 @@ public final class Director: Sendable {
             state.started = true
             state.housekeeping = housekeeping
         }
+    }
+
+    /// Hands the `forward: nat` services to the kernel forwarder, making it (and checking root and nftables) on the
+    /// first; throws, naming the first such service's `forward`, if the kernel cannot be programmed.
+    private func startKernel(
+        _ services: [VirtualService], config: DirectorConfig, prepared: KernelForwarding? = nil
+    ) throws(DirectorError) {
+        guard let index = config.services.firstIndex(where: { $0.forward == .nat }) else {
+            self.kernel?.follow([])
+            return
+        }
+        if let kernel = self.kernel {
+            kernel.follow(services)
+            return
+        }
+        let kernel: KernelForwarding
+        if let prepared {
+            kernel = prepared
+        } else {
+            kernel = try KernelForwarding.make(key: "services[\(index)].forward", logger: self.logger)
+        }
+        try kernel.start(services)
+        self.kernelBox.withLock { $0 = kernel }
+        for service in services where service.config.forward == .nat { self.logListening(service) }
     }
 
     /// Gives every service with routes its route table and its pools (by their name in the config).
@@ -146,7 +179,7 @@ public final class Director: Sendable {
     private func logListening(_ service: VirtualService) {
         let config = service.config
         self.logger.info(
-            "virtual service listening",
+            config.forward == .nat ? "virtual service forwarded by the kernel" : "virtual service listening",
             metadata: [
                 "service": "\(config.name)", "listen": "\(config.listen)", "protocol": "\(config.proto.rawValue)",
                 "scheduler": "\(config.scheduler.rawValue)", "servers": "\(config.servers.count)",
@@ -267,6 +300,16 @@ public final class Director: Sendable {
             throw DirectorError(code: .config, message: "reload refused, nothing changed: \(error.description)")
         }
 
+        // The kernel path's first service: root and nftables are checked before anything changes.
+        var prepared: KernelForwarding?
+        if self.kernel == nil, let index = new.services.firstIndex(where: { $0.forward == .nat }) {
+            do {
+                prepared = try KernelForwarding.make(key: "services[\(index)].forward", logger: self.logger)
+            } catch {
+                throw DirectorError(code: .config, message: "reload refused, nothing changed: \(error.message)")
+            }
+        }
+
         // Bind what is new (or moved) first: if any bind fails, nothing has changed yet.
         var fresh: [String: (VirtualService, Listener)] = [:]
         var freshPools: [VirtualService] = []
@@ -274,8 +317,9 @@ public final class Director: Sendable {
         do {
             for config in new.services {
                 if let existing = byName[config.name] {
-                    if config.poolOf == nil
-                        && (existing.config.listen != config.listen || existing.config.poolOf != nil)
+                    if config.poolOf == nil && config.forward == .proxy
+                        && (existing.config.listen != config.listen || existing.config.poolOf != nil
+                            || existing.config.forward == .nat)
                     {
                         // Same service, new address: its own object (and so its state) takes the new listener.
                         moved[config.name] = try await self.bind(existing, at: config.listen)
@@ -283,7 +327,7 @@ public final class Director: Sendable {
                 } else {
                     let service = try VirtualService(config: config, logger: self.logger, accessLog: self.accessLog)
                     material.install(on: service)
-                    if config.poolOf != nil {
+                    if config.poolOf != nil || config.forward == .nat {
                         freshPools.append(service)
                     } else {
                         fresh[config.name] = (service, try await self.bind(service, at: config.listen))
@@ -317,18 +361,21 @@ public final class Director: Sendable {
                 services.append(pool)
                 pool.checks.start(pool, group: self.group)
                 summary.added.append(config.name)
+                if config.forward == .nat { self.logListening(pool) }
             }
         }
         try Self.link(services)
         let kept = Set(new.services.map(\.name))
+        let kernelNames = Set(new.services.filter { $0.forward == .nat }.map(\.name))
         let removed = running.filter { !kept.contains($0.name) }
         for service in removed {
             service.checks.stop()
             summary.removed.append(service.name)
         }
         self.state.withLock { state in
-            for service in removed {
-                if let channel = state.listeners.removeValue(forKey: service.name) { closing.append(channel) }
+            // Services gone, and services the kernel now forwards, stop listening.
+            for name in Set(removed.map(\.name)).union(kernelNames) {
+                if let channel = state.listeners.removeValue(forKey: name) { closing.append(channel) }
             }
             for (name, channel) in moved {
                 if let old = state.listeners[name] { closing.append(old) }
@@ -340,6 +387,11 @@ public final class Director: Sendable {
         }
         // Closing a listener stops new connections only; the open ones drain on their own.
         for listener in closing { await self.close(listener) }
+        do {
+            try self.startKernel(services, config: new, prepared: prepared)
+        } catch {
+            summary.warnings.append("\(error.message); the services with forward: nat forward nothing")
+        }
         self.logger.notice(
             "config reloaded",
             metadata: [
@@ -389,6 +441,18 @@ public final class Director: Sendable {
         }
         housekeeping?.cancel()
         for service in services { service.checks.stop() }
+        if let kernel = self.kernelBox.withLock({ box in
+            defer { box = nil }
+            return box
+        }) {
+            // nft runs and the worker joins off the cooperative pool.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Thread {
+                    kernel.stop()
+                    done.resume()
+                }.start()
+            }
+        }
         for listener in channels { await self.close(listener) }
         for context in self.loops.all { context.stop() }
     }

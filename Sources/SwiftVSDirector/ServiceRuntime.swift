@@ -136,6 +136,10 @@ public final class VirtualService: Sendable {
 
     /// The director's access log, nil when off (set at start: `access_log` changes on restart only).
     let accessLog: AccessLog?
+    /// `forward: nat`: the service as the kernel should forward it, as last published, and who to tell when it
+    /// changes (the director's `KernelForwarding`).
+    let natBox = Mutex<NATService?>(nil)
+    let natListener = Mutex<(@Sendable () -> Void)?>(nil)
     /// Requests waiting for a slot (`maxconn`, scale from zero).
     let queue = RequestQueue()
     /// Set by the autoscaler while replicas are on their way and none serves yet (scale from zero): requests
@@ -423,6 +427,7 @@ public final class VirtualService: Sendable {
         let prefix = config.persistence.map { ($0.prefixV4, $0.prefixV6) }
         let destinationKey = KeyHash.fold(config.listen.addressBytes)
         let sorry = rotation.sorry ? state.sorry : nil
+        self.publishNAT(config, ids: ids, statuses: realServers, state: state, sorry: rotation.sorry)
         self.picker.withLock { picker in
             if let fresh { picker.scheduling = fresh }
             picker.prefix = prefix
@@ -433,6 +438,51 @@ public final class VirtualService: Sendable {
             picker.sorry = sorry
         }
         return changed
+    }
+
+    /// `forward: nat`: the kernel's view of the service (every member with its weight and whether it is in
+    /// rotation, the sorry server while it has the traffic), handed to the kernel forwarder when it changed.
+    private func publishNAT(
+        _ config: VirtualServiceConfig, ids: [Int], statuses: [RealServerStatus], state: State, sorry: Bool
+    ) {
+        guard config.forward == .nat else {
+            self.natBox.withLock { $0 = nil }
+            return
+        }
+        let backends = zip(ids, statuses).map { id, status in
+            NATBackend(
+                id: id, endpoint: state.realServers[id]!.config.address, weight: status.weight,
+                inRotation: status.inRotation)
+        }
+        let view = NATService(
+            name: config.name, listen: config.listen, proto: config.proto, scheduler: config.scheduler,
+            flags: config.flags, hash: config.effectiveHash, persistence: config.persistence,
+            masquerade: config.masquerade, backends: backends, sorry: sorry ? config.sorry : nil)
+        let changed = self.natBox.withLock { old in
+            defer { old = view }
+            return old != view
+        }
+        if changed, let listener = self.natListener.withLock({ $0 }) { listener() }
+    }
+
+    /// The kernel's view of this service, nil unless it is `forward: nat`.
+    var natService: NATService? { self.natBox.withLock { $0 } }
+
+    /// Kernel counters and conntrack's counts for a `forward: nat` service's real servers, by id: they stand in
+    /// the counters the proxy path keeps, so `adm list --stats --rate`, metrics and the stats page read them alike.
+    func storeKernelCounts(_ counts: [Int: KernelCounts]) {
+        self.state.withLock { state in
+            for (id, count) in counts {
+                guard let counters = state.realServers[id]?.counters else { continue }
+                counters.total.store(count.connections, ordering: .relaxed)
+                counters.packetsIn.store(count.packetsIn, ordering: .relaxed)
+                counters.packetsOut.store(count.packetsOut, ordering: .relaxed)
+                counters.bytesIn.store(count.bytesIn, ordering: .relaxed)
+                counters.bytesOut.store(count.bytesOut, ordering: .relaxed)
+                counters.active.store(count.active, ordering: .relaxed)
+                counters.inactive.store(count.inactive, ordering: .relaxed)
+            }
+        }
     }
 
     /// A connection that held `key`'s template open (to `server`) closed.
@@ -682,10 +732,12 @@ public final class VirtualService: Sendable {
         }
     }
 
-    /// Requests (http) or connections (tcp) in flight on this service's real servers.
+    /// Requests (http) or connections (tcp) in flight on this service's real servers; 0 for `forward: nat`, whose
+    /// flows the kernel carries on after the director has gone.
     func inFlight() -> Int {
         self.state.withLock { state in
-            state.realServers.values.reduce(state.sorry?.server.counters.active.load(ordering: .relaxed) ?? 0) {
+            guard state.config.forward == .proxy else { return 0 }
+            return state.realServers.values.reduce(state.sorry?.server.counters.active.load(ordering: .relaxed) ?? 0) {
                 $0 + $1.counters.active.load(ordering: .relaxed)
             }
         }

@@ -88,6 +88,65 @@ public enum Spawn {
     }
 }
 
+extension Spawn {
+    /// What a finished command said.
+    public struct Captured: Sendable {
+        /// `ExitStatus.code`; 127 if it could not start, 124 if it ran past its time and was killed.
+        public var code: Int32
+        public var stdout: [UInt8]
+        public var stderr: String
+        public var text: String { String(decoding: self.stdout, as: UTF8.self) }
+    }
+
+    /// Runs `argv` to completion (killed after `seconds`) with its output captured through temporary files;
+    /// blocks the calling thread, so callers run it off the event loops and the cooperative pool.
+    public static func capture(_ argv: [String], seconds: Double = 30) -> Captured {
+        var outName = Array("/tmp/swiftvs-out-XXXXXX".utf8CString)
+        var errName = Array("/tmp/swiftvs-err-XXXXXX".utf8CString)
+        let outFD = mkstemp(&outName)
+        let errFD = mkstemp(&errName)
+        let outPath = String(cString: outName)
+        let errPath = String(cString: errName)
+        defer {
+            if outFD >= 0 { close(outFD); unlink(outPath) }
+            if errFD >= 0 { close(errFD); unlink(errPath) }
+        }
+        guard outFD >= 0, errFD >= 0,
+            let pid = try? self.start(
+                argv, stdout: .file(outPath, append: false), stderr: .file(errPath, append: false))
+        else { return Captured(code: 127, stdout: [], stderr: "cannot start \(argv.first ?? "")") }
+        var status: Int32 = 0
+        let deadline = Monotonic.seconds() + seconds
+        var code: Int32 = 124
+        while true {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid {
+                code = ExitStatus.code(status)
+                break
+            }
+            if done < 0 && errno != EINTR { break }
+            if Monotonic.seconds() > deadline {
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                break
+            }
+            usleep(1000)
+        }
+        let read = { (fd: Int32) -> [UInt8] in
+            var bytes: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            lseek(fd, 0, SEEK_SET)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 65536) }
+                if n <= 0 { break }
+                bytes += buffer[0..<n]
+            }
+            return bytes
+        }
+        return Captured(code: code, stdout: read(outFD), stderr: String(decoding: read(errFD), as: UTF8.self))
+    }
+}
+
 /// A `waitpid` status as one number, the shell's way: the exit code, or 128 + the signal that ended the process.
 public enum ExitStatus {
     @inline(__always)

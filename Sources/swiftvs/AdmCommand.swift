@@ -197,7 +197,8 @@ enum AdmTable {
         var out = ""
         if stats {
             out +=
-                pad("Prot LocalAddress:Port", 34) + pad("Conns", 10) + pad("InBytes", 12) + pad("OutBytes", 12)
+                pad("Prot LocalAddress:Port", 34) + pad("Conns", 10) + pad("InPkts", 10) + pad("OutPkts", 10)
+                + pad("InBytes", 12) + pad("OutBytes", 12)
                 + pad("2xx", 9) + pad("3xx", 9) + pad("4xx", 9) + pad("5xx", 9) + pad("Fails", 7) + "Ejects\n"
             out += "  -> RemoteAddress:Port\n"
         } else if rate {
@@ -215,14 +216,22 @@ enum AdmTable {
                 let conns = service.servers.reduce(0) { $0 + $1.total }
                 let sum = { (key: KeyPath<ServerStatus, Int>) in service.servers.reduce(0) { $0 + $1[keyPath: key] } }
                 let byClass = (0..<5).map { index in service.servers.reduce(0) { $0 + $1.responses[index] } }
+                // Packets: the kernel path counts them; the proxy path, which sees a byte stream, shows "-".
+                let packets = { (key: KeyPath<ServerStatus, Int?>) -> String in
+                    service.servers.contains { $0[keyPath: key] != nil }
+                        ? "\(service.servers.reduce(0) { $0 + ($1[keyPath: key] ?? 0) })" : "-"
+                }
                 out +=
-                    pad("\(pad(prot, 5))\(service.listen)", 34) + pad("\(conns)", 10) + pad("\(sum(\.bytesIn))", 12)
+                    pad("\(pad(prot, 5))\(service.listen)", 34) + pad("\(conns)", 10) + pad(packets(\.packetsIn), 10)
+                    + pad(packets(\.packetsOut), 10) + pad("\(sum(\.bytesIn))", 12)
                     + pad("\(sum(\.bytesOut))", 12) + pad("\(byClass[1])", 9) + pad("\(byClass[2])", 9)
                     + pad("\(byClass[3])", 9) + pad("\(byClass[4])", 9) + pad("\(sum(\.failures))", 7)
                     + "\(sum(\.ejections))\n"
                 for server in service.servers {
                     out +=
-                        pad("  -> \(server.address)", 34) + pad("\(server.total)", 10) + pad("\(server.bytesIn)", 12)
+                        pad("  -> \(server.address)", 34) + pad("\(server.total)", 10)
+                        + pad(server.packetsIn.map(String.init) ?? "-", 10)
+                        + pad(server.packetsOut.map(String.init) ?? "-", 10) + pad("\(server.bytesIn)", 12)
                         + pad("\(server.bytesOut)", 12) + pad("\(server.responses[1])", 9)
                         + pad("\(server.responses[2])", 9) + pad("\(server.responses[3])", 9)
                         + pad("\(server.responses[4])", 9) + pad("\(server.failures)", 7) + "\(server.ejections)\n"
@@ -252,7 +261,8 @@ enum AdmTable {
                 for server in service.servers {
                     let since = server.sinceSeconds > 0 ? " (\(Self.duration(server.sinceSeconds)) ago)" : ""
                     out +=
-                        "  -> " + pad(server.address, 30) + pad("Proxy", 8) + pad("\(server.weight)", 7)
+                        "  -> " + pad(server.address, 30) + pad(service.forward == "nat" ? "Masq" : "Proxy", 8)
+                        + pad("\(server.weight)", 7)
                         + pad("\(server.active)", 11) + pad("\(server.inactive)", 10) + pad(server.state.rawValue, 9)
                         + server.reason + since + "\n"
                 }

@@ -166,7 +166,9 @@ private final class DemoHandler: ChannelInboundHandler {
                 remaining -= n
             }
         } else {
-            let forwarded = head.headers.first(name: "x-forwarded-for") ?? "-"
+            // The client: as a proxy reports it (X-Forwarded-For), or the peer itself (direct, or kernel NAT).
+            let forwarded =
+                head.headers.first(name: "x-forwarded-for") ?? context.channel.remoteAddress?.ipAddress ?? "-"
             let text = "\(self.name): \(head.method.rawValue) \(head.uri) (client \(forwarded))\n"
             headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
             headers.add(name: "Content-Length", value: String(text.utf8.count))

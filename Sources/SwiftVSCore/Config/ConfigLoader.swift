@@ -368,7 +368,7 @@ extension NodeReader {
         "name", "listen", "protocol", "scheduler", "scheduler_flags", "hash", "persistence", "retries", "timeouts",
         "limits", "forwarded_for", "max_idle_per_server", "health", "ejection", "quorum", "quorum_hysteresis", "sorry",
         "servers", "tls", "http2", "https_redirect", "proxy_protocol", "accept_proxy", "routes", "pools", "maxconn",
-        "queue", "slow_start", "autoscale",
+        "queue", "slow_start", "autoscale", "forward", "masquerade",
     ]
 
     /// What a pool has of a service: who its real servers are and how they are chosen and checked.
@@ -418,7 +418,7 @@ extension NodeReader {
             if let value = ServiceProtocol(rawValue: text.lowercased()) {
                 service.proto = value
             } else {
-                self.report("\(path).protocol", protoNode, "'\(text)' is not tcp or http")
+                self.report("\(path).protocol", protoNode, "'\(text)' is not tcp, http or udp")
             }
         }
 
@@ -595,8 +595,71 @@ extension NodeReader {
             self.report("\(path).servers", node, "missing: list the real servers (address, weight)")
         }
 
+        if let node = keys["forward"], let text = self.scalar(node, "\(path).forward") {
+            if let mode = ForwardMode(rawValue: text.lowercased()) {
+                service.forward = mode
+            } else {
+                self.report("\(path).forward", node, "'\(text)' is not proxy or nat")
+            }
+        }
+        if let node = keys["masquerade"], let value = self.bool(node, "\(path).masquerade") {
+            service.masquerade = value
+            if service.forward != .nat {
+                self.report("\(path).masquerade", node, "rewrites the client's address on forward: nat services only")
+            }
+        }
+        self.checkKernelForwarding(service, keys, node, path)
+
         guard self.problems.count == problemsBefore, name != nil, listen != nil else { return nil }
         return service
+    }
+
+    /// What `forward: nat` can do: the kernel sees addresses and ports, so the keys of the proxy path (TLS, routes,
+    /// headers, queues, retries) do not apply, and the virtual and real addresses are IPv4 with ports.
+    mutating func checkKernelForwarding(
+        _ service: VirtualServiceConfig, _ keys: [String: Node], _ node: Node, _ path: String
+    ) {
+        guard service.forward == .nat else {
+            if service.proto == .udp {
+                self.report(
+                    "\(path).protocol", keys["protocol"] ?? node,
+                    "udp is forwarded by the kernel: add forward: nat (the proxy path is tcp and http)")
+            }
+            return
+        }
+        let forward = keys["forward"] ?? node
+        if service.proto == .http {
+            self.report(
+                "\(path).forward", forward,
+                "nat forwards packets and cannot read HTTP; give protocol: tcp (or udp), or keep forward: proxy for "
+                    + "routes, TLS and headers")
+        }
+        let proxyOnly = [
+            "tls", "http2", "https_redirect", "routes", "pools", "proxy_protocol", "accept_proxy", "retries",
+            "timeouts",
+            "limits", "forwarded_for", "max_idle_per_server", "ejection", "maxconn", "queue", "slow_start",
+        ]
+        for key in proxyOnly where keys[key] != nil {
+            self.report(
+                "\(path).\(key)", keys[key], "belongs to the proxy path; the kernel does not apply it (forward: nat)")
+        }
+        if service.listen.isIPv6 || service.listen.port == 0 {
+            self.report(
+                "\(path).listen", keys["listen"] ?? node,
+                "forward: nat needs an IPv4 address and a port, like 10.0.0.100:80 (IPv6 is not forwarded by the kernel path yet)"
+            )
+        }
+        for (index, server) in service.servers.enumerated() where server.address.isIPv6 || server.address.port == 0 {
+            self.report(
+                "\(path).servers[\(index)].address", keys["servers"] ?? node,
+                "forward: nat needs an IPv4 address with a port, got \(server.address)")
+        }
+        if let sorry = service.sorry, sorry.isIPv6 {
+            self.report("\(path).sorry", keys["sorry"] ?? node, "forward: nat needs an IPv4 sorry server")
+        }
+        if let persistence = service.persistence, persistence.key == .hash {
+            self.report("\(path).persistence.key", keys["persistence"] ?? node, "forward: nat persists by source only")
+        }
     }
 
     /// The check autoscaled replicas get when the service has none.

@@ -32,6 +32,15 @@ public enum ServiceProtocol: String, Sendable, CaseIterable {
     case udp
 }
 
+/// How a service's packets reach its real servers.
+public enum ForwardMode: String, Sendable, CaseIterable {
+    /// The director is a full proxy (as HAProxy): it accepts the client's connection and opens its own.
+    case proxy
+    /// The kernel rewrites each flow's destination to a real server and back (LVS-NAT), programmed through
+    /// nf_tables: the real servers route back through the director and see the client's own address.
+    case nat
+}
+
 /// What a hashing scheduler (sh, dh, mh, lblc, lblcr) hashes.
 public enum HashKey: Sendable, Equatable, CustomStringConvertible {
     /// The client's IP address (IPVS `sh`/`mh`). The default for sh and mh.
@@ -263,6 +272,11 @@ public struct VirtualServiceConfig: Sendable, Equatable {
     public var slowStart: Double = 0
     /// Replicas started and stopped by the director with HPA's algorithm; nil = the servers are as listed.
     public var autoscale: AutoscaleConfig?
+    /// `proxy` (default) or `nat` (the kernel forwards; tcp and udp services).
+    public var forward: ForwardMode = .proxy
+    /// `forward: nat`: the director also rewrites the client's address to its own (full NAT), for real servers
+    /// that cannot route back through it; they then see the director's address. Default false.
+    public var masquerade = false
     public var servers: [RealServerConfig]
 
     public init(

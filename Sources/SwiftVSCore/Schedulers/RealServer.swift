@@ -15,6 +15,9 @@ public final class ServerCounters: Sendable {
     /// Bytes from clients to this server, and back (http: body bytes; tcp: every byte).
     public let bytesIn = Atomic<Int>(0)
     public let bytesOut = Atomic<Int>(0)
+    /// Packets each way (`forward: nat`, from the kernel's counters; the proxy path counts bytes only).
+    public let packetsIn = Atomic<Int>(0)
+    public let packetsOut = Atomic<Int>(0)
     /// http responses by class, 1xx to 5xx.
     public let responses1xx = Atomic<Int>(0)
     public let responses2xx = Atomic<Int>(0)
