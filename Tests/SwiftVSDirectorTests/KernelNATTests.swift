@@ -185,7 +185,7 @@ extension IntegrationTests {
                     while !self.stopped.load(ordering: .relaxed) {
                         let listing = KernelNATLabTests.ruleset()
                         self.samples.add(1, ordering: .relaxed)
-                        if !listing.contains("dport \(self.port) dnat ip to") { self.empty.add(1, ordering: .relaxed) }
+                        if !listing.contains("dport \(self.port) dnat ") { self.empty.add(1, ordering: .relaxed) }
                     }
                     self.done.signal()
                 }.start()
@@ -284,6 +284,229 @@ extension IntegrationTests {
             let fields = rrLine.split(separator: " ")
             #expect(fields.count > 4 && (Int(fields[3]) ?? 0) >= 5 * n, Comment(rawValue: String(rrLine)))
             print("kernel NAT stats:\n\(stats)")
+        }
+
+        static let threeServers = """
+            servers: [{address: "10.201.1.11:8080"}, {address: "10.201.1.12:8080"}, {address: "10.201.1.13:8080"}]
+            """
+
+        @Test(
+            "a real server killed under load: after its check fails no new connection goes to it, open ones to the others carry on, the map is never empty; weight 0 drains"
+        )
+        func failureAndDrain() async throws {
+            try await onThread { try Self.failureBody() }
+        }
+
+        static func failureBody() throws {
+            try lab(["up"])
+            defer { _ = try? lab(["down"]) }
+            let reals = try realServers()
+            defer {
+                reals.forEach {
+                    $0.stop(); $0.removeOutput()
+                }
+            }
+            try holdVIPs()
+            let yaml = """
+                admin: 127.0.0.1:9100
+                services:
+                  - name: web
+                    listen: "\(vip):80"
+                    protocol: tcp
+                    forward: nat
+                    scheduler: rr
+                    health: {check: tcp, interval: 100ms, timeout: 100ms, rise: 2, fall: 1}
+                    \(threeServers)
+
+                """
+            let director = try director(try writeConfig(yaml, "failure"))
+            defer { director.stop(); director.removeOutput() }
+            try #require(wait(10) { ruleset().contains("mod 3") }, Comment(rawValue: director.stderr))
+            let sampler = RulesetSampler(port: 80)
+            sampler.start()
+
+            // Long-lived connections on every server, a request on each every 100 ms, for 8 s.
+            let held = try start("client", ["python3", client, "hold", vip, "80", "9", "8"])
+            defer { held.removeOutput() }
+            #expect(wait(5) { held.stdout.contains("\"open\"") }, Comment(rawValue: held.stderr))
+            // New connections all along (bounded: 20 000 or 7 s).
+            let load = try start("client", ["python3", client, "tcp", vip, "80", "20000", "7"])
+            defer { load.removeOutput() }
+            usleep(1_000_000)
+            // real2 dies (its HTTP server; its UDP echo is another process).
+            reals[2].stop()
+            #expect(wait(5) { !ruleset().contains("10.201.1.12") }, "the map lost real2 after its check failed")
+            print("kernel NAT failure: real2 out of the map \(Date())")
+            let afterDown = try client(["tcp", vip, "80", "300"])
+            #expect(counts(afterDown)["real2"] == nil && afterDown["failed"] as? Int == 0, "\(counts(afterDown))")
+            // Weight 0 on real1: out of the map for new flows; its open connections go on.
+            // Through the admin socket (the TCP port is read-only without a token).
+            let weight = try run("lb1", [swiftvsBinary.path, "adm", "weight", "web", "10.201.1.11:8080", "0"])
+            #expect(weight.code == 0, Comment(rawValue: weight.out))
+            #expect(wait(5) { !ruleset().contains("10.201.1.11") })
+            let afterWeight = try client(["tcp", vip, "80", "300"])
+            #expect(counts(afterWeight) == ["real3": 300], "\(counts(afterWeight))")
+
+            #expect(load.wait(seconds: 30) == 0)
+            #expect(held.wait(seconds: 30) == 0, Comment(rawValue: held.stderr))
+            sampler.stop()
+            let result =
+                try JSONSerialization.jsonObject(
+                    with: Data(held.stdout.split(separator: "\n").last.map { Data($0.utf8) } ?? Data()))
+                as? [String: Any]
+            let byServer = result?["by_server"] as? [String: [String: Int]] ?? [:]
+            // The connections to real1 (weight 0) and real3 all kept their server; real2's broke with it.
+            #expect(byServer["real1"]?["ok"] == 3 && byServer["real3"]?["ok"] == 3, "\(byServer)")
+            #expect(byServer["real2"]?["broken"] == 3, "\(byServer)")
+            #expect(sampler.samples.load(ordering: .relaxed) > 20)
+            #expect(sampler.empty.load(ordering: .relaxed) == 0, "a listing showed no translation")
+            let loadResult =
+                (try? JSONSerialization.jsonObject(
+                    with: Data((load.stdout.split(separator: "\n").last ?? "").utf8))) as? [String: Any]
+            print(
+                "kernel NAT failure: load \(counts(loadResult ?? [:])) failed \(loadResult?["failed"] ?? "-"); held \(byServer); "
+                    + "ruleset read \(sampler.samples.load(ordering: .relaxed)) times, \(sampler.empty.load(ordering: .relaxed)) without the translation"
+            )
+        }
+
+        @Test(
+            "a crash leaves the table, the restart replaces it; a reload of schedulers and weights applies at once; exit removes the table"
+        )
+        func lifecycle() async throws {
+            try await onThread { try Self.lifecycleBody() }
+        }
+
+        static func lifecycleBody() throws {
+            try lab(["up"])
+            defer { _ = try? lab(["down"]) }
+            let reals = try realServers()
+            defer {
+                reals.forEach {
+                    $0.stop(); $0.removeOutput()
+                }
+            }
+            try holdVIPs()
+            let config = { (scheduler: String, weights: [Int]) in
+                """
+                admin: 127.0.0.1:9100
+                services:
+                  - name: web
+                    listen: "\(vip):80"
+                    protocol: tcp
+                    forward: nat
+                    scheduler: \(scheduler)
+                    servers: [\(weights.enumerated().map { "{address: \"10.201.1.1\($0.offset + 1):8080\", weight: \($0.element)}" }.joined(separator: ", "))]
+
+                """
+            }
+            let path = try writeConfig(config("rr", [1, 1, 1]), "lifecycle")
+            var director = try Self.director(path)
+            try #require(wait(10) { ruleset().contains("mod 3") }, Comment(rawValue: director.stderr))
+            _ = try client(["tcp", vip, "80", "30"])
+            // A crash cannot remove the table: it stays, and keeps forwarding.
+            kill(director.pid, SIGKILL)
+            director.wait(seconds: 5)
+            director.removeOutput()
+            #expect(tableExists())
+            #expect(counts(try client(["tcp", vip, "80", "3"])).count == 3)
+            // The restart replaces it: one table, the counters from zero.
+            director = try Self.director(path)
+            defer { director.stop(); director.removeOutput() }
+            #expect(wait(10) { (try? adm(["list", "--stats"]))?.contains("TCP  \(vip):80              0 ") == true })
+            let tables = try run("lb1", ["nft", "list", "tables"]).out
+            #expect(tables.components(separatedBy: "swiftvs").count == 2, Comment(rawValue: tables))
+
+            // Reload to wrr 2:1:1 while the ruleset is read: applied in one step, never empty.
+            let sampler = RulesetSampler(port: 80)
+            sampler.start()
+            try config("wrr", [2, 1, 1]).write(toFile: path, atomically: true, encoding: .utf8)
+            kill(director.pid, SIGHUP)
+            #expect(wait(10) { ruleset().contains("mod 4") })
+            let after = counts(try client(["tcp", vip, "80", "400"]))
+            #expect(after == ["real1": 200, "real2": 100, "real3": 100], "\(after)")
+            sampler.stop()
+            #expect(sampler.empty.load(ordering: .relaxed) == 0)
+
+            // SIGTERM: the table goes with the director.
+            #expect(director.stop() == 0)
+            #expect(!tableExists())
+            print("kernel NAT lifecycle: reload read \(sampler.samples.load(ordering: .relaxed)) times, never empty")
+        }
+
+        @Test(
+            "HA: the virtual addresses move to the backup under long-lived connections; with sh they all keep their real server, with rr (numgen) the count that survives is reported"
+        )
+        func failover() async throws {
+            try await onThread { try Self.failoverBody() }
+        }
+
+        static func failoverBody() throws {
+            try lab(["up"])
+            defer { _ = try? lab(["down"]) }
+            let reals = try realServers()
+            defer {
+                reals.forEach {
+                    $0.stop(); $0.removeOutput()
+                }
+            }
+            let config = { (priority: Int) in
+                """
+                admin: off
+                services:
+                  - {name: hashed, listen: "\(vip):80", protocol: tcp, forward: nat, scheduler: sh, scheduler_flags: [port], \(threeServers)}
+                  - {name: counted, listen: "\(vip):81", protocol: tcp, forward: nat, scheduler: rr, \(threeServers)}
+                ha:
+                  instances:
+                    - {name: front, interface: eth0, vrid: 51, priority: \(priority), advert_interval: 100ms, virtual_ips: [\(vip)/24]}
+                    - {name: back, interface: eth1, vrid: 52, priority: \(priority), advert_interval: 100ms, virtual_ips: [10.201.1.1/24]}
+
+                """
+            }
+            // A flow the new master picks up mid-stream is tracked from its next packet; TCP window tracking would
+            // call those packets invalid without be_liberal (docs/kernel-nat.md).
+            for node in ["lb1", "lb2"] {
+                _ = try run(node, ["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_be_liberal=1"])
+            }
+            let lb1 = try director(try writeConfig(config(150), "ha-lb1"), node: "lb1")
+            defer { lb1.stop(); lb1.removeOutput() }
+            let lb2 = try director(try writeConfig(config(100), "ha-lb2"), node: "lb2")
+            defer { lb2.stop(); lb2.removeOutput() }
+            let hasVIP = { (node: String) in
+                ((try? run(node, ["ip", "-br", "addr", "show", "dev", "eth0"], seconds: 5))?.out ?? "").contains(
+                    vip + "/")
+            }
+            try #require(
+                wait(10) {
+                    hasVIP("lb1") && ruleset("lb1").contains("dport 81") && ruleset("lb2").contains("dport 81")
+                },
+                Comment(rawValue: lb1.stderr + lb2.stderr))
+            // One connection to the rr service first: lb1's numgen counter is then one ahead of lb2's, as it is
+            // with any traffic before a failover (equal counters would keep rr's flows by luck).
+            // (Until 20 in a row get through: for a second or two after the election, connections were seen to
+            // time out; docs/kernel-nat.md notes it.)
+            #expect(wait(15) { (try? client(["tcp", vip, "81", "20", "3"]))?["failed"] as? Int == 0 })
+            // Long-lived connections on both services, a request on each every 100 ms for 6 s; lb1 resigns at ~1 s.
+            let hashed = try start("client", ["python3", client, "hold", vip, "80", "12", "6"])
+            defer { hashed.removeOutput() }
+            let counted = try start("client", ["python3", client, "hold", vip, "81", "12", "6"])
+            defer { counted.removeOutput() }
+            #expect(wait(5) { hashed.stdout.contains("\"open\"") && counted.stdout.contains("\"open\"") })
+            usleep(1_000_000)
+            kill(lb1.pid, SIGTERM)
+            #expect(wait(3) { hasVIP("lb2") && !hasVIP("lb1") }, "lb2 took the virtual addresses")
+            #expect(hashed.wait(seconds: 30) == 0, Comment(rawValue: hashed.stderr))
+            #expect(counted.wait(seconds: 30) == 0, Comment(rawValue: counted.stderr))
+            let result = { (child: ChildProcess) -> [String: Any] in
+                (try? JSONSerialization.jsonObject(with: Data((child.stdout.split(separator: "\n").last ?? "").utf8)))
+                    as? [String: Any] ?? [:]
+            }
+            let sh = result(hashed)
+            let rr = result(counted)
+            #expect(sh["kept"] as? Int == 12, "sh: \(sh)")
+            print(
+                "kernel NAT HA failover without conntrackd: sh kept \(sh["kept"] ?? "-")/12 (moved \(sh["moved"] ?? "-"), "
+                    + "broken \(sh["broken"] ?? "-")); rr kept \(rr["kept"] ?? "-")/12 (moved \(rr["moved"] ?? "-"), "
+                    + "broken \(rr["broken"] ?? "-"))")
         }
     }
 }
