@@ -15,6 +15,37 @@ let invalidConfigs: [(String, String, String, String)] = [
         "services[0].persistence.key", "expected source"
     ),
     ("YAML syntax", "services: [\n  - name: x\n", "config (line", "YAML syntax"),
+    (
+        "forward: nat on an http service",
+        "services:\n  - name: a\n    listen: 10.0.0.1:80\n    forward: nat\n    servers: [10.0.0.2:80]\n",
+        "services[0].forward", "give protocol: tcp"
+    ),
+    (
+        "an unknown forwarding mode",
+        "services:\n  - name: a\n    listen: 10.0.0.1:80\n    forward: dr\n    servers: [10.0.0.2:80]\n",
+        "services[0].forward", "not proxy or nat"
+    ),
+    (
+        "udp without the kernel",
+        "services:\n  - name: a\n    listen: 10.0.0.1:53\n    protocol: udp\n    servers: [10.0.0.2:53]\n",
+        "services[0].protocol", "add forward: nat"
+    ),
+    (
+        "a proxy-only key on a nat service",
+        "services:\n  - name: a\n    listen: 10.0.0.1:80\n    protocol: tcp\n    forward: nat\n    proxy_protocol: v2\n"
+            + "    servers: [10.0.0.2:80]\n",
+        "services[0].proxy_protocol", "forward: nat"
+    ),
+    (
+        "masquerade on a proxied service",
+        "services:\n  - name: a\n    listen: 10.0.0.1:80\n    protocol: tcp\n    masquerade: true\n    servers: [10.0.0.2:80]\n",
+        "services[0].masquerade", "forward: nat"
+    ),
+    (
+        "an IPv6 virtual address on the kernel path",
+        "services:\n  - name: a\n    listen: \"[::1]:80\"\n    protocol: tcp\n    forward: nat\n    servers: [10.0.0.2:80]\n",
+        "services[0].listen", "IPv4"
+    ),
     ("no services", "threads: 2\n", "services", "missing"),
     (
         "unknown key with a suggestion",
@@ -28,8 +59,8 @@ let invalidConfigs: [(String, String, String, String)] = [
     ),
     (
         "bad protocol",
-        "services:\n  - name: a\n    listen: 1.2.3.4:80\n    protocol: udp\n    servers: [1.2.3.4:81]\n",
-        "services[0].protocol", "tcp or http"
+        "services:\n  - name: a\n    listen: 1.2.3.4:80\n    protocol: sctp\n    servers: [1.2.3.4:81]\n",
+        "services[0].protocol", "tcp, http or udp"
     ),
     (
         "listen not an address", "services:\n  - name: a\n    listen: example.com:80\n    servers: [1.2.3.4:81]\n",
