@@ -10,12 +10,12 @@ cd "$(dirname "$0")/.."
 # (certificates, and s_client against the TLS front), nghttp and h2load (HTTP/2 clients), promtool (the metrics'
 # format), systemd-analyze (the units) and kubectl (Debian's kubernetes-client, against the in-test API server of
 # the autoscaler's kubernetes provider), jmeter with its HTTP sampler and javac (the scenarios' jmeter step compiles
-# the launcher Debian's JMeter 2.13 needs), nft and conntrack (the kernel NAT path: its rules, its flows).
+# the launcher Debian's JMeter 2.13 needs), nft, conntrack and conntrackd (the kernel NAT path: its rules, its flows, their sync between directors).
 declare -A packages=([curl]=curl [chromium]=chromium [chromedriver]=chromium-driver [pip3]=python3-pip [keepalived]=keepalived
                      [ip]=iproute2 [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [openssl]=openssl [nghttp]=nghttp2-client
                      [h2load]=nghttp2-client [promtool]=prometheus [systemd-analyze]=systemd
                      [kubectl]=kubernetes-client [jmeter]=jmeter [javac]=default-jdk-headless [nft]=nftables
-                     [conntrack]=conntrack)
+                     [conntrack]=conntrack [conntrackd]=conntrackd)
 missing=()
 for command in "${!packages[@]}"; do
     command -v "$command" > /dev/null 2>&1 || missing+=("${packages[$command]}")
