@@ -31,6 +31,8 @@ public final class KernelForwarding: Sendable {
         var applied = 0
         var lastError: String?
         var conntrackMissing = false
+        /// Real servers (service name, address) whose flows get no reply through the director, as last warned.
+        var noReply: Set<String> = []
     }
 
     let state = Mutex(State())
@@ -200,7 +202,12 @@ public final class KernelForwarding: Sendable {
         let listing = Spawn.capture([self.nft, "-j", "list", "counters", "table", "ip", self.table], seconds: 10)
         let counters = listing.code == 0 ? KernelStats.counters(json: Data(listing.stdout)) : [:]
         var flows: [KernelStats.FlowKey: (active: Int, inactive: Int)] = [:]
+        var unanswered: [KernelStats.FlowKey: (active: Int, inactive: Int)] = [:]
         if let conntrack = Self.locate("conntrack") {
+            // Connections still waiting for the real server's SYN-ACK: a server that answers, but not through the
+            // director, leaves them there.
+            let waiting = Spawn.capture([conntrack, "-L", "-p", "tcp", "--state", "SYN_SENT"], seconds: 10)
+            if waiting.code == 0 { unanswered = KernelStats.flows(conntrack: waiting.text) }
             // Established TCP flows only (and UDP's, if a udp service is forwarded): a full dump each second cost
             // ~50 µs of the director's CPU per new connection at 6000 connections/s, most of them in TIME_WAIT.
             var listings = [[conntrack, "-L", "-p", "tcp", "--state", "ESTABLISHED"]]
@@ -243,6 +250,7 @@ public final class KernelForwarding: Sendable {
                 counts[backend.id] = count
             }
             service.storeKernelCounts(counts)
+            if !view.masquerade { self.checkRouteBack(view, counts: counts, unanswered: unanswered) }
             guard Self.leastConnection.contains(view.scheduler), !flows.isEmpty || !counts.isEmpty else { continue }
             let total = counts.values.reduce(0) { $0 + $1.connections }
             let weights = self.state.withLock { state -> [Int: Int]? in
@@ -257,6 +265,39 @@ public final class KernelForwarding: Sendable {
             if weights != nil { changed = true }
         }
         if changed { _ = self.apply(replace: false) }
+    }
+
+    /// The kernel path needs the real servers to route their replies back through the director. One that does
+    /// not leaves the connections sent to it waiting for an answer (SYN_SENT in conntrack) and never has one
+    /// established: say so, once, naming the service's key that fixes it.
+    private func checkRouteBack(
+        _ view: NATService, counts: [Int: KernelCounts], unanswered: [KernelStats.FlowKey: (active: Int, inactive: Int)]
+    ) {
+        for backend in view.backends {
+            let key = "\(view.name) \(backend.endpoint)"
+            let waiting =
+                unanswered[KernelStats.FlowKey(virtual: view.listen.description, server: backend.endpoint.description)]?
+                .inactive ?? 0
+            let stuck = waiting >= 3 && (counts[backend.id]?.active ?? 0) == 0
+            let warn = self.state.withLock { state -> Bool? in
+                if stuck { return state.noReply.insert(key).inserted ? true : nil }
+                return state.noReply.remove(key) != nil ? false : nil
+            }
+            guard let warn else { continue }
+            if warn {
+                self.logger.error(
+                    """
+                    kernel forwarding: service \(view.name) (forward: nat): real server \(backend.endpoint) gets \
+                    connections but none is answered through the director (\(waiting) waiting for its reply): it must \
+                    route back through the director (its default gateway), or set masquerade: true on service \(view.name)
+                    """,
+                    metadata: ["service": "\(view.name)", "server": "\(backend.endpoint)"])
+            } else {
+                self.logger.notice(
+                    "kernel forwarding: real server answers through the director again",
+                    metadata: ["service": "\(view.name)", "server": "\(backend.endpoint)"])
+            }
+        }
     }
 
     static let leastConnection: Set<SchedulerKind> = [.lc, .wlc, .sed, .nq, .twos, .lblc, .lblcr]

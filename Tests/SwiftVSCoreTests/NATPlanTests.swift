@@ -46,6 +46,7 @@ struct NATPlanTests {
             Row(kind: .wrr, weights: [4, 2, 2], down: [], selector: .counter, counts: [2, 1, 1]),
             Row(kind: .wrr, weights: [3, 2, 1], down: [0], selector: .counter, counts: [0, 2, 1]),
             Row(kind: .wlc, weights: [3, 2, 1], down: [], selector: .counter, counts: [3, 2, 1]),
+            Row(kind: .lc, weights: [3, 2, 1], down: [], selector: .counter, counts: [1, 1, 1]),
             Row(kind: .fo, weights: [1, 5, 2], down: [], selector: .counter, counts: [0, 1, 0]),
             Row(kind: .fo, weights: [1, 5, 2], down: [1], selector: .counter, counts: [0, 0, 1]),
             Row(kind: .sh, weights: [1, 1, 1], down: [], selector: .source(port: false), counts: [86, 85, 85]),

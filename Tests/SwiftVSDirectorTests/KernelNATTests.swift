@@ -229,6 +229,10 @@ extension IntegrationTests {
                   - {name: mh, listen: "\(vip):83", protocol: tcp, forward: nat, scheduler: mh, scheduler_flags: [port], \(servers)}
                   - {name: wlc, listen: "\(vip):84", protocol: tcp, forward: nat, scheduler: wlc, \(servers)}
                   - {name: sticky, listen: "\(vip):85", protocol: tcp, forward: nat, scheduler: rr, persistence: {timeout: 60}, \(servers)}
+                  - {name: fullnat, listen: "\(vip):86", protocol: tcp, forward: nat, scheduler: rr, masquerade: true, \(servers)}
+                  - {name: lc, listen: "\(vip):87", protocol: tcp, forward: nat, scheduler: lc, \(servers)}
+                  - {name: fo, listen: "\(vip):88", protocol: tcp, forward: nat, scheduler: fo, \(servers)}
+                  - {name: dh, listen: "\(vip):89", protocol: tcp, forward: nat, scheduler: dh, \(servers)}
                   - name: dns
                     listen: "\(vip):5353"
                     protocol: udp
@@ -250,6 +254,8 @@ extension IntegrationTests {
                 (82, "sh", [1500, 1000, 500], 0.15),
                 (83, "mh", [1500, 1000, 500], 0.15),
                 (84, "wlc", [1500, 1000, 500], 0.25),
+                (87, "lc", [1000, 1000, 1000], 0.25),
+                (88, "fo", [3000, 0, 0], 0),
             ]
             for (port, name, shares, tolerance) in expected {
                 let result = try client(["tcp", vip, "\(port)", "\(n)", "60"])
@@ -269,6 +275,15 @@ extension IntegrationTests {
             // Persistence: one client keeps its real server; another client (lb2's address) is placed anew.
             let sticky = Self.counts(try client(["tcp", vip, "85", "50"]))
             #expect(sticky.count == 1 && sticky.values.first == 50, "\(sticky)")
+
+            // dh hashes the destination: on a NAT service that is the virtual address, so one server takes all.
+            let dh = Self.counts(try client(["tcp", vip, "89", "300"]))
+            #expect(dh.count == 1 && dh.values.first == 300, "\(dh)")
+
+            // Full NAT (masquerade): the real servers see the director's back address instead.
+            let fullNAT = try client(["tcp", vip, "86", "30"])
+            #expect(fullNAT["clients"] as? [String] == ["10.201.1.2"], "\(fullNAT["clients"] ?? "")")
+            #expect(Self.counts(fullNAT) == ["real1": 10, "real2": 10, "real3": 10])
 
             // UDP: flows spread; every reply comes from the virtual address.
             let udp = try client(["udp", vip, "5353", "30"])
@@ -573,6 +588,119 @@ extension IntegrationTests {
                 "kernel NAT HA failover \(conntrackd ? "with" : "without") conntrackd: sh kept \(sh["kept"] ?? "-")/12 (moved \(sh["moved"] ?? "-"), "
                     + "broken \(sh["broken"] ?? "-")); rr kept \(rr["kept"] ?? "-")/12 (moved \(rr["moved"] ?? "-"), "
                     + "broken \(rr["broken"] ?? "-"))")
+        }
+
+        @Test(
+            "wlc in the kernel: after real1 gathered 30 long-lived connections, the next 30 go to the others (the weights follow conntrack's counts)"
+        )
+        func leastConnection() async throws {
+            try await onThread { try Self.leastConnectionBody() }
+        }
+
+        static func leastConnectionBody() throws {
+            try lab(["up"])
+            defer { _ = try? lab(["down"]) }
+            let reals = try realServers()
+            defer {
+                reals.forEach {
+                    $0.stop(); $0.removeOutput()
+                }
+            }
+            try holdVIPs()
+            let yaml = """
+                admin: 127.0.0.1:9100
+                services:
+                  - {name: web, listen: "\(vip):80", protocol: tcp, forward: nat, scheduler: wlc, \(threeServers)}
+
+                """
+            let director = try director(try writeConfig(yaml, "wlc"))
+            defer { director.stop(); director.removeOutput() }
+            try #require(wait(10) { ruleset().contains("dport 80") }, Comment(rawValue: director.stderr))
+            let setWeight = { (server: String, weight: Int) throws in
+                let result = try run("lb1", [swiftvsBinary.path, "adm", "weight", "web", server, "\(weight)"])
+                #expect(result.code == 0, Comment(rawValue: result.out))
+            }
+            // real2 and real3 at weight 0 while 30 long-lived connections open: all on real1.
+            try setWeight("10.201.1.12:8080", 0)
+            try setWeight("10.201.1.13:8080", 0)
+            #expect(wait(5) { !ruleset().contains("10.201.1.12") && !ruleset().contains("10.201.1.13") })
+            let first = try start("client", ["python3", client, "hold", vip, "80", "30", "12"])
+            defer { first.stop(); first.removeOutput() }
+            #expect(wait(10) { first.stdout.contains("\"open\"") }, Comment(rawValue: first.stderr))
+            try setWeight("10.201.1.12:8080", 1)
+            try setWeight("10.201.1.13:8080", 1)
+            // The next second's weights see real1's 30 open flows: it gets (almost) none of the next ones.
+            #expect(
+                wait(5) {
+                    let list = (try? adm(["list"])) ?? ""
+                    return list.split(separator: "\n").contains {
+                        $0.contains("10.201.1.11:8080") && $0.contains(" 30 ")
+                    }
+                }, "adm list shows real1's 30 active flows")
+            usleep(1_500_000)
+            let second = try client(["hold", vip, "80", "30", "0.2"])
+            let placed = second["first"] as? [String: Int] ?? [:]
+            // Exact wlc would give real1 none (30 open against 0 and 0: the others fill to 20 first) and 15 each to
+            // the others; the kernel's weights give real1 a sliver.
+            #expect((placed["real1"] ?? 0) <= 3, "\(placed)")
+            #expect(abs((placed["real2"] ?? 0) - (placed["real3"] ?? 0)) <= 6, "\(placed)")
+            print(
+                "kernel NAT wlc: after 30 open on real1, the next 30 went \(placed.sorted { $0.key < $1.key }) (exact wlc: 0/15/15)"
+            )
+        }
+
+        @Test("without root, forward: nat is refused at start with the key named and nft's own words")
+        func refusedWithoutRoot() throws {
+            let path = try Self.writeConfig(
+                """
+                admin: off
+                services:
+                  - {name: web, listen: "10.201.0.100:80", protocol: tcp, forward: nat, servers: ["10.201.1.11:8080"]}
+
+                """, "noroot")
+            let run = try tool(
+                "setpriv",
+                ["--reuid=65534", "--regid=65534", "--clear-groups", swiftvsBinary.path, "director", "--config", path],
+                seconds: 30)
+            #expect(run.code != 0)
+            #expect(
+                run.err.contains("services[0].forward: nat programs the kernel's nf_tables and it needs root"),
+                Comment(rawValue: run.err))
+        }
+
+        @Test("a real server that does not route back through the director is named, with the key that fixes it")
+        func routeBack() async throws {
+            try await onThread { try Self.routeBackBody() }
+        }
+
+        static func routeBackBody() throws {
+            try lab(["up"])
+            defer { _ = try? lab(["down"]) }
+            let reals = try realServers()
+            defer {
+                reals.forEach {
+                    $0.stop(); $0.removeOutput()
+                }
+            }
+            try holdVIPs()
+            // real3 has no way back to the client but its own: no default route.
+            _ = try run("real3", ["ip", "route", "del", "default"])
+            let yaml = """
+                admin: off
+                services:
+                  - {name: web, listen: "\(vip):80", protocol: tcp, forward: nat, scheduler: rr, \(threeServers)}
+
+                """
+            let director = try director(try writeConfig(yaml, "routeback"))
+            defer { director.stop(); director.removeOutput() }
+            try #require(wait(10) { ruleset().contains("dport 80") }, Comment(rawValue: director.stderr))
+            let result = try client(["tcp", vip, "80", "12", "20"])
+            #expect(counts(result) == ["real1": 4, "real2": 4], "\(result)")
+            #expect(
+                wait(5) {
+                    director.stderr.contains("real server 10.201.1.13:8080 gets connections but none is answered")
+                        && director.stderr.contains("or set masquerade: true on service web")
+                }, Comment(rawValue: director.stderr))
         }
     }
 }

@@ -113,7 +113,8 @@ public enum NATPlan {
         case .wrr:
             return NATChoice(selector: .counter, slots: self.weightedCycle(backends, weights: backends.map(\.weight)))
         case .lc, .wlc, .sed, .nq, .twos, .lblc, .lblcr:
-            let weights = backends.map { service.dynamicWeights?[$0.id] ?? $0.weight }
+            // Until the first second's counts: lc ignores weights, the others start from the configured ones.
+            let weights = backends.map { service.dynamicWeights?[$0.id] ?? (service.scheduler == .lc ? 1 : $0.weight) }
             let cycle = self.weightedCycle(backends, weights: weights)
             return NATChoice(
                 selector: .counter,
