@@ -12,9 +12,11 @@ struct DocumentedDefaultsTests {
             .deletingLastPathComponent().appendingPathComponent(file)
         var out: [String: String] = [:]
         for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") where line.hasPrefix("| `") {
-            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map {
-                $0.trimmingCharacters(in: .whitespaces)
-            }
+            // A `\|` inside a cell (`tcp` \| `http`) is Markdown's escaped pipe, not a column.
+            let cells = line.replacingOccurrences(of: "\\|", with: "\u{1}")
+                .split(separator: "|", omittingEmptySubsequences: false).map {
+                    $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "\u{1}", with: "|")
+                }
             guard cells.count > 4 else { continue }
             let key = cells[1].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
             if out[key] == nil { out[key] = cells[3].trimmingCharacters(in: CharacterSet(charactersIn: "`")) }
@@ -49,6 +51,8 @@ struct DocumentedDefaultsTests {
             "queue.size": "\(service.queue.size)",
             "queue.timeout": Self.seconds(service.queue.timeout),
             "slow_start": Self.seconds(service.slowStart),
+            "forward": service.forward.rawValue,
+            "masquerade": "\(service.masquerade)",
             "drain_timeout": Self.seconds(DirectorConfig(threads: nil, services: [], admin: nil).drainTimeout),
         ]
         for (key, value) in expected.sorted(by: { $0.key < $1.key }) {
