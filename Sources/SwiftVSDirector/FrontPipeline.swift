@@ -124,6 +124,45 @@ enum FrontPipeline {
             }
         }
         try pipeline.addHandler(HTTP2ConnectionErrors(service: service.name, logger: service.logger))
+        try pipeline.addHandler(HTTP2Drain(loop: loop))
+    }
+}
+
+/// The director drains (SIGTERM): each HTTP/2 connection is sent GOAWAY with NO_ERROR and the highest stream id
+/// (RFC 9113 §6.8's graceful first step), so its client opens no new stream on it and goes elsewhere, while the
+/// streams in flight finish; the drain then closes the connection with the rest.
+final class HTTP2Drain: ChannelInboundHandler, SweptConnection {
+    typealias InboundIn = NIOAny
+    var sweepIndex = -1
+    private let loop: LoopContext
+    private var context: ChannelHandlerContext?
+
+    init(loop: LoopContext) {
+        self.loop = loop
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.loop.register(self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if self.sweepIndex >= 0 { self.loop.unregister(self) }
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if self.sweepIndex >= 0 { self.loop.unregister(self) }
+        context.fireChannelInactive()
+    }
+
+    func checkTimeout(now: UInt64) {}
+
+    func drain() {
+        guard let context = self.context, context.channel.isActive else { return }
+        let goAway = HTTP2Frame(
+            streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+        context.channel.writeAndFlush(goAway, promise: nil)
     }
 }
 

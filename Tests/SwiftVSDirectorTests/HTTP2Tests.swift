@@ -135,6 +135,26 @@ extension IntegrationTests {
             await backend.shutdown()
         }
 
+        @Test("a draining director sends each HTTP/2 connection GOAWAY (NO_ERROR) and finishes the streams in flight")
+        func goAwayOnDrain() async throws {
+            let backend = try await TestBackend(name: "rs1")
+            let (director, port) = try Self.director(backend)
+            defer { director.stop() }
+            try await onThread {
+                let client = try H2.open(port: port)
+                // A request the real server holds for 500 ms, then SIGTERM while it is in flight.
+                let slow: [UInt8] = [0x82, 0x86, 0x04, 0x0A] + Array("/delay/500".utf8) + [0x01, 0x01, 0x61]
+                try client.send(H2.frame(H2.headers, flags: H2.endHeaders | H2.endStream, stream: 1, slow))
+                usleep(100_000)
+                kill(director.pid, SIGTERM)
+                let goAway = H2.until(client) { $0.type == H2.goaway }
+                #expect(goAway?.errorCode == 0, "GOAWAY NO_ERROR")
+                let end = H2.until(client) { $0.stream == 1 && $0.flags & H2.endStream != 0 }
+                #expect(end != nil, "the stream in flight was answered after the GOAWAY")
+            }
+            await backend.shutdown()
+        }
+
         @Test(
             "RFC 9113 errors get the GOAWAY it names: a bad preface, an oversize frame, frames after END_STREAM, a window overflow"
         )
