@@ -13,25 +13,15 @@ extension IntegrationTests {
         "HA lab (network namespaces, root)", .serialized, .timeLimit(.minutes(4)),
         .enabled(if: getuid() == 0, "needs root for network namespaces and raw VRRP sockets"))
     struct HALabTests {
-        static let repository = repositoryRoot
-        static let script = repository.appendingPathComponent("scripts/ha-lab.sh").path
         static let vip = "10.201.0.100"
 
+        static let namespaces = NamespaceLab(prefix: "svs-")
+
         @discardableResult
-        static func lab(_ arguments: [String]) throws -> String {
-            let child = try ChildProcess("/bin/bash", [script] + arguments)
-            defer { child.removeOutput() }
-            let code = child.wait(seconds: 30)
-            guard code == 0 else {
-                throw ClientError("ha-lab.sh \(arguments.joined(separator: " ")): \(code) \(child.stderr)")
-            }
-            return child.stdout
-        }
+        static func lab(_ arguments: [String]) throws -> String { try namespaces.script(arguments) }
 
         /// A process inside a lab node; its PID is the program's own (`ip netns exec` execs).
-        static func start(_ node: String, _ argv: [String]) throws -> ChildProcess {
-            try ChildProcess("/bin/bash", [script, "exec", node] + argv)
-        }
+        static func start(_ node: String, _ argv: [String]) throws -> ChildProcess { try namespaces.start(node, argv) }
 
         static func hasVIP(_ node: String) -> Bool {
             guard
@@ -104,14 +94,8 @@ extension IntegrationTests {
             return try start(node, [swiftvsBinary.path, "director", "--config", path])
         }
 
-        /// Polls every 10 ms until `condition` holds; returns the seconds it took, or nil after `limit`.
         static func time(limit: Double, _ condition: () -> Bool) -> Double? {
-            let start = Date()
-            while Date().timeIntervalSince(start) < limit {
-                if condition() { return Date().timeIntervalSince(start) }
-                usleep(10_000)
-            }
-            return nil
+            NamespaceLab.time(limit: limit, condition)
         }
 
         /// Samples where the VIP is, every 20 ms, until stopped; records any moment it was on both directors.
