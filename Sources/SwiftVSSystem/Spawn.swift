@@ -125,25 +125,14 @@ extension Spawn {
             if errFD >= 0 { close(errFD); unlink(errPath) }
         }
         guard outFD >= 0, errFD >= 0,
-            let pid = try? self.start(
+            let process = try? ManagedProcess(
                 argv, stdout: .file(outPath, append: false), stderr: .file(errPath, append: false))
         else { return Captured(code: 127, stdout: [], stderr: "cannot start \(argv.first ?? "")") }
-        var status: Int32 = 0
-        let deadline = Monotonic.seconds() + seconds
         var code: Int32 = 124
-        while true {
-            let done = waitpid(pid, &status, WNOHANG)
-            if done == pid {
-                code = ExitStatus.code(status)
-                break
-            }
-            if done < 0 && errno != EINTR { break }
-            if Monotonic.seconds() > deadline {
-                kill(pid, SIGKILL)
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                break
-            }
-            usleep(1000)
+        if let exited = process.waitBlocking(seconds: seconds) {
+            code = exited
+        } else {
+            process.stopBlocking(signal: SIGKILL, seconds: 0)
         }
         let read = { (fd: Int32) -> [UInt8] in
             var bytes: [UInt8] = []

@@ -148,6 +148,18 @@ extension IntegrationTests {
             try start(node, [swiftvsBinary.path, "director", "--config", path])
         }
 
+        /// A director in lb1 from `yaml`, once its rules are in the kernel (the services chain shows `ready`);
+        /// throws with what it said if they do not appear within 10 s.
+        static func startDirector(_ yaml: String, _ name: String, ready: String) throws -> ChildProcess {
+            let director = try director(try writeConfig(yaml, name))
+            guard wait(10, { ruleset().contains(ready) }) else {
+                director.stop()
+                defer { director.removeOutput() }
+                throw ClientError("no rules with '\(ready)' after 10 s: \(director.stderr)")
+            }
+            return director
+        }
+
         /// The services chain as nft lists it in `node` (empty if there is no table).
         static func ruleset(_ node: String = "lb1") -> String {
             (try? run(node, ["nft", "list", "chain", "ip", "swiftvs", "services"], seconds: 10))?.out ?? ""
@@ -229,9 +241,8 @@ extension IntegrationTests {
                         servers: [{address: "10.201.1.11:9053"}, {address: "10.201.1.12:9053"}, {address: "10.201.1.13:9053"}]
 
                     """
-                let director = try director(try writeConfig(yaml, "schedulers"))
+                let director = try startDirector(yaml, "schedulers", ready: "dport 5353")
                 defer { director.stop(); director.removeOutput() }
-                try #require(wait(10) { ruleset().contains("dport 5353") }, Comment(rawValue: director.stderr))
 
                 // rr: exact thirds; wrr 3:2:1 exact; sh and mh with the port flag (one client address): hashed,
                 // within 15 %; wlc (weights recomputed from conntrack every second) near 3:2:1, within 25 %.
@@ -317,9 +328,8 @@ extension IntegrationTests {
                         \(threeServers)
 
                     """
-                let director = try director(try writeConfig(yaml, "failure"))
+                let director = try startDirector(yaml, "failure", ready: "mod 3")
                 defer { director.stop(); director.removeOutput() }
-                try #require(wait(10) { ruleset().contains("mod 3") }, Comment(rawValue: director.stderr))
                 let sampler = RulesetSampler(port: 80)
                 sampler.start()
 
@@ -579,9 +589,8 @@ extension IntegrationTests {
                       - {name: web, listen: "\(vip):80", protocol: tcp, forward: nat, scheduler: wlc, \(threeServers)}
 
                     """
-                let director = try director(try writeConfig(yaml, "wlc"))
+                let director = try startDirector(yaml, "wlc", ready: "dport 80")
                 defer { director.stop(); director.removeOutput() }
-                try #require(wait(10) { ruleset().contains("dport 80") }, Comment(rawValue: director.stderr))
                 let setWeight = { (server: String, weight: Int) throws in
                     let result = try run("lb1", [swiftvsBinary.path, "adm", "weight", "web", server, "\(weight)"])
                     #expect(result.code == 0, Comment(rawValue: result.out))
@@ -650,9 +659,8 @@ extension IntegrationTests {
                       - {name: web, listen: "\(vip):80", protocol: tcp, forward: nat, scheduler: rr, \(threeServers)}
 
                     """
-                let director = try director(try writeConfig(yaml, "routeback"))
+                let director = try startDirector(yaml, "routeback", ready: "dport 80")
                 defer { director.stop(); director.removeOutput() }
-                try #require(wait(10) { ruleset().contains("dport 80") }, Comment(rawValue: director.stderr))
                 let result = try client(["tcp", vip, "80", "12", "20"])
                 #expect(counts(result) == ["real1": 4, "real2": 4], "\(result)")
                 #expect(
