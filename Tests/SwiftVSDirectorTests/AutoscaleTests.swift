@@ -197,11 +197,12 @@ extension IntegrationTests {
                 ])
                 #expect(metrics.stdout.contains("swiftvs_autoscale_max_replicas{service=\"api\"} 2"))
                 // The stats page's feed carries the replicas it charts.
-                let overview = try curl(
+                // (curl off the cooperative pool: this director answers on it, and the CI's parallel run loads it.)
+                let overview = try await curlAsync(
                     "http://127.0.0.1:\(admin)/api/overview", ["-H", "Authorization: Bearer autoscale-token"])
                 #expect(
                     overview.status == 200 && overview.body.contains("\"scale\"")
-                        && overview.body.contains("\"desired\""))
+                        && overview.body.contains("\"desired\""), "\(overview.status) \(overview.body.prefix(300))")
                 let file = "\(NSTemporaryDirectory())swiftvs-metrics-\(UUID().uuidString.prefix(8)).txt"
                 defer { unlink(file) }
                 try metrics.stdout.write(toFile: file, atomically: true, encoding: .utf8)
