@@ -3,26 +3,40 @@
 public enum JSONText {
     /// A JSON string literal: quotes, backslashes and control characters escaped.
     public static func quoted(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
+        var bytes: [UInt8] = []
+        bytes.append(upTo: Self.maxQuotedCount(text)) { self.quote(text, into: &$0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The most bytes `quote` writes for `text`.
+    @inlinable public static func maxQuotedCount(_ text: String) -> Int { text.utf8.count * 6 + 2 }
+
+    /// The same literal, written into `out`: byte by byte, since every byte it escapes is ASCII and every other
+    /// byte (UTF-8's multi-byte sequences included) goes through as it is.
+    public static func quote(_ text: String, into out: inout ByteWriter) {
+        out.byte(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { utf8 in
+            for byte in utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): out.literal("\\\"")
+                case UInt8(ascii: "\\"): out.literal("\\\\")
+                case UInt8(ascii: "\n"): out.literal("\\n")
+                case UInt8(ascii: "\r"): out.literal("\\r")
+                case UInt8(ascii: "\t"): out.literal("\\t")
+                case 0..<0x20:
+                    out.literal("\\u00")
+                    out.byte(Self.hex[Int(byte >> 4)])
+                    out.byte(Self.hex[Int(byte & 0x0F)])
+                default:
+                    out.byte(byte)
                 }
             }
         }
-        return out + "\""
+        out.byte(UInt8(ascii: "\""))
     }
+
+    static let hex = Array("0123456789abcdef".utf8)
 }
 
 /// A JSON document built in code and written as text (the kernel path's nftables commands): keys keep their order,

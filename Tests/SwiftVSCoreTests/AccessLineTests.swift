@@ -1,4 +1,5 @@
 import Foundation
+import SwiftVSConfigKit
 import SwiftVSCore
 import Testing
 
@@ -43,6 +44,35 @@ struct AccessLineTests {
         #expect(object["status"] as? Int == 200 && object["retries"] as? Int == 1)
         #expect(object["ttfb_ms"] is NSNull && object["total_ms"] as? Double == 4.5)
         #expect(object["bytes_out"] as? Int == 12 && object["server"] as? String == "10.0.0.1:8080")
+    }
+
+    @Test("JSON strings: escaped as JSON needs, UTF-8 through as it is, and they parse back")
+    func jsonStrings() throws {
+        for text in ["plain", "q\"b\\s", "\n\r\t\u{1}\u{1f}", "é漢字🙂", "", "\u{7f}"] {
+            let quoted = JSONText.quoted(text)
+            let back = try JSONSerialization.jsonObject(with: Data("[\(quoted)]".utf8)) as? [String]
+            #expect(back == [text], "\(quoted)")
+        }
+        #expect(JSONText.quoted("a\u{1}\"") == "\"a\\u0001\\\"\"")
+    }
+
+    @Test("a byte writer writes within the room it was given, and a number that does not fit is left out whole")
+    func writerRoom() {
+        var bytes: [UInt8] = [1]
+        bytes.append(upTo: 5) { out in
+            out.bytes("abc")
+            out.decimal(12345)
+            out.literal("xy")
+            out.byte(0)
+        }
+        #expect(bytes == [1] + Array("abcxy".utf8))
+        var padded: [UInt8] = []
+        padded.append(upTo: 40) { out in
+            out.decimal(7, width: 3)
+            out.decimal(-5)
+            out.decimal(Int.max)
+        }
+        #expect(String(decoding: padded, as: UTF8.self) == "0070\(Int.max)")
     }
 
     @Test("civil dates across leap years and centuries agree with Foundation")
