@@ -30,9 +30,12 @@ public var swiftvsBinary: URL {
     return bundle.appendingPathComponent("swiftvs")
 }
 
-/// A free loopback port (bound and released), for child processes that need a fixed one.
+/// A free loopback port (bound and released), for child processes that need a fixed one. Taken below the kernel's
+/// ephemeral range, as `freePortBlock` does: a port the kernel handed out (bind to 0) was free only until the next
+/// outgoing connection of a test running beside, which the kernel may give that same port as its source before
+/// the child binds it ("address in use", seen in CI).
 public func freePort() throws -> Int {
-    try bindableLoopbackPort(0)
+    try freePortBlock(1)
 }
 
 /// The first of `count` consecutive loopback ports that are all free, for a program that listens on a port and the

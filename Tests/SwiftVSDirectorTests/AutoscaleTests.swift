@@ -7,26 +7,10 @@ import Testing
 
 @testable import SwiftVSDirector
 
-/// `count` consecutive loopback ports that nothing listens on now (a random base, tried until one fits).
+/// `count` consecutive loopback ports that nothing listens on now (below the ephemeral range: `freePortBlock`).
 func freePortRange(_ count: Int) -> ClosedRange<Int> {
-    for _ in 0..<200 {
-        let base = Int.random(in: 30000...55000)
-        let free = (base..<(base + count)).allSatisfy { port in
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-                }
-            }
-        }
-        if free { return base...(base + count - 1) }
-    }
-    return 40000...(40000 + count - 1)
+    let base = (try? freePortBlock(count)) ?? 20_000
+    return base...(base + count - 1)
 }
 
 /// Requests at about `rate` per second from `clients` keep-alive clients for `seconds` (bounded in count and
