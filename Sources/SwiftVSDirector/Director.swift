@@ -52,8 +52,8 @@ public final class Director: Sendable {
         let loops = LoopContexts(group: self.group)
         self.loops = loops
         let group = self.group
-        self.relay = try RelayEngine(threads: threads, logger: logger) { fd, service, bytes in
-            Self.adopt(fd, service: service, bytes: bytes, group: group, loops: loops)
+        self.relay = try RelayEngine(threads: threads, logger: logger) { fd, service, bytes, client in
+            Self.adopt(fd, service: service, bytes: bytes, client: client, group: group, loops: loops)
         }
         let accessLog = try config.accessLog.map { try AccessLog($0, configPath: configPath, logger: logger) }
         self.accessLog = accessLog
@@ -212,7 +212,7 @@ public final class Director: Sendable {
 
     /// A connection the relay engine accepted and counted, with the bytes it already read, for the NIO proxy.
     private static func adopt(
-        _ fd: Int32, service: VirtualService, bytes: [UInt8], group: EventLoopGroup,
+        _ fd: Int32, service: VirtualService, bytes: [UInt8], client: SocketAddress?, group: EventLoopGroup,
         loops: LoopContexts
     ) {
         // NIOHTTP1 decodes every request of a read before the proxy can withhold the next one, so one read cycle is
@@ -223,7 +223,8 @@ public final class Director: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try FrontPipeline.configure(
-                        channel, service: service, bytes: bytes, loop: loops.context(for: channel.eventLoop))
+                        channel, service: service, bytes: bytes, client: client,
+                        loop: loops.context(for: channel.eventLoop))
                 }
             }
         // NIO owns the descriptor from here, and closes it if the channel cannot be set up.

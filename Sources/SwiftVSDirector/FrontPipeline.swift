@@ -12,8 +12,10 @@ import SwiftVSCore
 /// client of it, its requests go to the real servers as HTTP/1.1 on the same pooled connections.
 enum FrontPipeline {
     /// Sets up a connection the relay engine handed over, with the bytes it had read.
+    /// `client` is who the relay engine found the client to be by its PROXY header (`accept_proxy`); nil: the
+    /// socket's peer.
     static func configure(
-        _ channel: Channel, service: VirtualService, bytes: [UInt8], loop: LoopContext
+        _ channel: Channel, service: VirtualService, bytes: [UInt8], client: SocketAddress?, loop: LoopContext
     ) throws {
         let config = service.config
         let sync = channel.pipeline.syncOperations
@@ -21,7 +23,8 @@ enum FrontPipeline {
         let tls = service.tlsFront
         if tls == nil && !(config.http2 && bytes.starts(with: "PRI".utf8)) {
             // The usual case, no sniffing: HTTP/1 in clear text.
-            return try sync.addHandlers(Self.http1(service: service, config: config, loop: loop, secure: false))
+            return try sync.addHandlers(
+                Self.http1(service: service, config: config, loop: loop, secure: false, client: client))
         }
         // The client has `timeouts.header_read` to get through the sniffing and the TLS handshake to HTTP, as an
         // HTTP/1 client has to send a whole head: a connection that sends nothing, or stalls in the handshake, is
@@ -39,11 +42,13 @@ enum FrontPipeline {
                 switch kind {
                 case .tls:
                     guard let tls else { return }
-                    try Self.addTLS(pipeline, front: tls, service: service, loop: loop)
+                    try Self.addTLS(pipeline, front: tls, service: service, loop: loop, client: client)
                 case .h2c:
-                    try Self.addHTTP2(pipeline, service: service, config: config, loop: loop, secure: false)
+                    try Self.addHTTP2(
+                        pipeline, service: service, config: config, loop: loop, secure: false, client: client)
                 case .http1:
-                    try pipeline.addHandlers(Self.http1(service: service, config: config, loop: loop, secure: false))
+                    try pipeline.addHandlers(
+                        Self.http1(service: service, config: config, loop: loop, secure: false, client: client))
                 case .plainOnTLS, .unknown:
                     return
                 }
@@ -52,7 +57,7 @@ enum FrontPipeline {
 
     /// The NIOHTTP1 proxy's pipeline.
     static func http1(
-        service: VirtualService, config: VirtualServiceConfig, loop: LoopContext, secure: Bool
+        service: VirtualService, config: VirtualServiceConfig, loop: LoopContext, secure: Bool, client: SocketAddress?
     ) -> [ChannelHandler] {
         let limits = config.limits
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -65,13 +70,13 @@ enum FrontPipeline {
                 maximumBufferSize: limits.maxHeaderBytes
             ),
             HTTPResponseEncoder(),
-            HTTPProxyHandler(service: service, loop: loop, secure: secure),
+            HTTPProxyHandler(service: service, loop: loop, secure: secure, client: client),
         ]
     }
 
     private static func addTLS(
         _ pipeline: ChannelPipeline.SynchronousOperations, front: TLSFront, service: VirtualService,
-        loop: LoopContext
+        loop: LoopContext, client: SocketAddress?
     ) throws {
         try pipeline.addHandler(NIOSSLServerHandler(context: front.context))
         try pipeline.addHandler(
@@ -80,9 +85,11 @@ enum FrontPipeline {
                     let config = service.config
                     let sync = channel.pipeline.syncOperations
                     if case .negotiated("h2") = result {
-                        try Self.addHTTP2(sync, service: service, config: config, loop: loop, secure: true)
+                        try Self.addHTTP2(
+                            sync, service: service, config: config, loop: loop, secure: true, client: client)
                     } else {
-                        try sync.addHandlers(Self.http1(service: service, config: config, loop: loop, secure: true))
+                        try sync.addHandlers(
+                            Self.http1(service: service, config: config, loop: loop, secure: true, client: client))
                     }
                 }
             })
@@ -93,7 +100,7 @@ enum FrontPipeline {
 
     private static func addHTTP2(
         _ pipeline: ChannelPipeline.SynchronousOperations, service: VirtualService, config: VirtualServiceConfig,
-        loop: LoopContext, secure: Bool
+        loop: LoopContext, secure: Bool, client: SocketAddress?
     ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
@@ -120,7 +127,7 @@ enum FrontPipeline {
             streamChannel.eventLoop.makeCompletedFuture {
                 let sync = streamChannel.pipeline.syncOperations
                 try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try sync.addHandler(HTTPProxyHandler(service: service, loop: loop, secure: secure))
+                try sync.addHandler(HTTPProxyHandler(service: service, loop: loop, secure: secure, client: client))
             }
         }
         try pipeline.addHandler(HTTP2ConnectionErrors(service: service.name, logger: service.logger))

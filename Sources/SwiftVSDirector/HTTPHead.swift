@@ -12,8 +12,8 @@ struct ClientPeer {
 
     init() {}
 
-    init(_ channel: Channel, _ config: VirtualServiceConfig) {
-        self.remote = channel.remoteAddress
+    init(_ remote: SocketAddress?, _ config: VirtualServiceConfig) {
+        self.remote = remote
         self.ip = self.remote?.ipAddress
         self.sourceKey = self.remote?.sourceKey(withPort: config.flags.port) ?? 0
     }

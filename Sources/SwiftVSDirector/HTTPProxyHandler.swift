@@ -90,8 +90,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
     private let secure: Bool
 
     /// The relay engine counted the connection when it accepted it.
-    init(service: VirtualService, loop: LoopContext, secure: Bool = false) {
+    /// The client, as a trusted front's PROXY header named it; nil: the channel's peer.
+    private let proxiedClient: SocketAddress?
+
+    init(service: VirtualService, loop: LoopContext, secure: Bool = false, client: SocketAddress? = nil) {
         self.service = service
+        self.proxiedClient = client
         self.secure = secure
         let config = service.config
         self.config = config
@@ -121,7 +125,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, SweptConnection, ExchangeDri
 
     private func activate(_ context: ChannelHandlerContext) {
         guard self.sweepIndex < 0, !self.done else { return }
-        self.client = ClientPeer(context.channel, self.config)
+        self.client = ClientPeer(self.proxiedClient ?? context.channel.remoteAddress, self.config)
         self.exchange.touch(self.loop.now)
         self.loop.register(self)
     }

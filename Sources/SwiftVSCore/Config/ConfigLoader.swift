@@ -539,9 +539,6 @@ extension NodeReader {
                     )
                 }
             }
-            if service.proto != .tcp {
-                self.report("\(path).accept_proxy", node, "is read on tcp services only, for now")
-            }
         }
         if let node = keys["routes"] {
             service.routes = self.routes(node, "\(path).routes")

@@ -774,7 +774,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         }
         self.loop.unwatch(self.clientFD)
         self.release(closingClient: false)
-        self.loop.handOff(self.clientFD, self.service, bytes)
+        self.loop.handOff(self.clientFD, self.service, bytes, self.remote)
     }
 
     func drain() {

@@ -16,7 +16,7 @@ import SwiftVSCore
 final class RelayEngine: Sendable {
     let loops: [RelayLoop]
 
-    init(threads: Int, logger: Logger, handOff: @escaping @Sendable (Int32, VirtualService, [UInt8]) -> Void) throws {
+    init(threads: Int, logger: Logger, handOff: @escaping RelayLoop.HandOff) throws {
         self.loops = try (0..<max(1, threads)).map { try RelayLoop(id: $0, logger: logger, handOff: handOff) }
     }
 

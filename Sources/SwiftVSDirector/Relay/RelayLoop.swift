@@ -47,6 +47,8 @@ final class RelayLoop: @unchecked Sendable {
         case wakeup = 3
         case httpClient = 4
         case upstream = 5
+        /// An http connection's PROXY header (`accept_proxy`), before its first request.
+        case prelude = 6
     }
 
     enum Command: Sendable {
@@ -69,8 +71,9 @@ final class RelayLoop: @unchecked Sendable {
     private let wakeFD: Int32
     private let mailbox = Mutex<[Command]>([])
     let exited = Atomic<Bool>(false)
-    /// Hands a client connection, with the bytes already read from it, to the NIO proxy.
-    let handOff: @Sendable (Int32, VirtualService, [UInt8]) -> Void
+    /// Hands a client connection, with the bytes already read from it and who the client is, to the NIO proxy.
+    let handOff: HandOff
+    typealias HandOff = @Sendable (Int32, VirtualService, [UInt8], SocketAddress?) -> Void
 
     /// Coarse monotonic time (ns), read once per wake-up.
     private(set) var now: UInt64 = Monotonic.nanoseconds()
@@ -91,7 +94,7 @@ final class RelayLoop: @unchecked Sendable {
     private var running = true
     private var lastSweep: UInt64 = 0
 
-    init(id: Int, logger: Logger, handOff: @escaping @Sendable (Int32, VirtualService, [UInt8]) -> Void) throws {
+    init(id: Int, logger: Logger, handOff: @escaping HandOff) throws {
         self.id = id
         self.logger = logger
         self.handOff = handOff
@@ -155,6 +158,8 @@ final class RelayLoop: @unchecked Sendable {
                     case .httpClient:
                         Unmanaged<HTTPRelaySession>.fromOpaque(object!).takeUnretainedValue()
                             .clientEvent(event.events)
+                    case .prelude:
+                        Unmanaged<HTTPProxyPrelude>.fromOpaque(object!).takeUnretainedValue().readable()
                     case .upstream:
                         self.upstreamEvent(
                             Unmanaged<RelayUpstream>.fromOpaque(object!).takeUnretainedValue(),
@@ -289,24 +294,40 @@ final class RelayLoop: @unchecked Sendable {
                 self.track(session)
                 session.start()
             case .http:
-                guard HTTPRelaySession.serves(config) else {
-                    // Hashing on a request field needs the parsed request: the NIO proxy serves these services.
-                    self.handOff(fd, service, [])
-                    continue
-                }
-                let session = HTTPRelaySession(
-                    loop: self, service: service, config: config, clientFD: fd,
-                    remote: Self.address(storage))
-                guard self.watch(fd, session, tag: .httpClient) else {
+                let remote = Self.address(storage)
+                if config.acceptProxy.isEmpty {
+                    self.serveHTTP(fd, service, remote: remote)
+                } else if !ProxyPrelude.trusts(config, remote) {
+                    ProxyPrelude.refuseUntrusted(service, remote)
                     Glibc.close(fd)
-                    continue
+                } else {
+                    let prelude = HTTPProxyPrelude(loop: self, service: service, fd: fd, remote: remote)
+                    guard self.watch(fd, prelude, tag: .prelude) else {
+                        Glibc.close(fd)
+                        continue
+                    }
+                    self.track(prelude)
                 }
-                self.track(session)
             case .udp:
                 // The kernel forwards udp services; a reload that turned a listener's service to udp closes it.
                 Glibc.close(fd)
             }
         }
+    }
+
+    /// An http client, from its first request on: the relay's HTTP session serves it, or the NIO proxy does (TLS,
+    /// routes, a hash on a request field). `remote` is the client: the socket's peer, or who its PROXY header named.
+    func serveHTTP(_ fd: Int32, _ service: VirtualService, remote: SocketAddress?) {
+        let config = service.config
+        guard HTTPRelaySession.serves(config) else {
+            return self.handOff(fd, service, [], remote)
+        }
+        let session = HTTPRelaySession(loop: self, service: service, config: config, clientFD: fd, remote: remote)
+        guard self.watch(fd, session, tag: .httpClient) else {
+            Glibc.close(fd)
+            return
+        }
+        self.track(session)
     }
 
     private func track(_ connection: RelayConnection) {

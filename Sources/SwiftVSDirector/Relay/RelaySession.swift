@@ -171,19 +171,8 @@ final class RelaySession: RelayConnection {
     /// A new connection: choose and connect, or first read what routing needs of the client (`Awaiting`).
     func start() {
         if !self.config.acceptProxy.isEmpty {
-            let trusted = self.remote.map { remote in
-                remote.withAddressBytes { bytes in self.config.acceptProxy.contains { $0.contains(Array(bytes)) } }
-            }
-            guard trusted == true else {
-                let (allowed, held) = LogThrottle.allows("proxy-untrusted \(self.config.name)")
-                if allowed {
-                    self.service.logger.warning(
-                        "a client outside accept_proxy: closed",
-                        metadata: [
-                            "service": "\(self.config.name)", "client": "\(AccessRecord.address(self.remote))",
-                            "also_since_last": "\(held)",
-                        ])
-                }
+            guard ProxyPrelude.trusts(self.config, self.remote) else {
+                ProxyPrelude.refuseUntrusted(self.service, self.remote)
                 return self.close()
             }
             return self.await(.proxyHeader)
@@ -247,24 +236,20 @@ final class RelaySession: RelayConnection {
         self.connect()
     }
 
-    /// Reads the PROXY header without taking a byte past it (peek, then take its length).
+    /// Reads the PROXY header without taking a byte past it.
     private func readProxyHeader() {
-        var peeked = [UInt8](repeating: 0, count: 4096)
-        let count = peeked.withUnsafeMutableBytes { recv(self.clientFD, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
-        if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-        guard count > 0 else { return self.close() }
-        switch ProxyHeader.parse(Array(peeked[0..<count])) {
+        switch ProxyPrelude.read(self.clientFD) {
         case .needMore:
-            if count == peeked.count { self.refuseClient("a PROXY header over 4 KiB") }
-        case .invalid(let reason):
+            return
+        case .closed:
+            self.close()
+        case .refused(let reason):
             self.refuseClient(reason)
-        case .header(let header, let length):
-            _ = peeked.withUnsafeMutableBytes { recv(self.clientFD, $0.baseAddress, length, 0) }
+        case .header(let source, let destination):
             self.awaiting = .nothing
-            if let header {
-                self.remote = try? SocketAddress(ipAddress: Endpoint.format(header.source), port: header.sourcePort)
-                self.proxiedDestination = try? SocketAddress(
-                    ipAddress: Endpoint.format(header.destination), port: header.destinationPort)
+            if let source {
+                self.remote = source
+                self.proxiedDestination = destination
                 self.key = Self.key(self.service, self.config, self.remote)
             }
             self.afterProxyHeader()
