@@ -22,7 +22,7 @@ public enum FuzzTargets {
     ]
 
     /// A connection's first bytes, as the director reads them before any real server is chosen: what it speaks
-    /// (TLS, the HTTP/2 preface, HTTP/1), a PROXY header, a TLS ClientHello's server name.
+    /// (TLS, the HTTP/2 preface, HTTP/1), a PROXY header, a TLS ClientHello's server name and ALPN list.
     static func front(_ bytes: UnsafeRawBufferPointer) {
         let array = Array(bytes)
         for tls in [false, true] { _ = FrontProtocol.classify(array, tls: tls, http2: true) }
@@ -41,8 +41,11 @@ public enum FuzzTargets {
                 }
             }
         }
-        if case .name(let name) = ClientHello.serverName(array) {
-            precondition(!name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }, "a host name's bytes")
+        if case .hello(let hello) = ClientHello.read(array) {
+            if let name = hello.serverName {
+                precondition(!name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }, "a host name's bytes")
+            }
+            precondition(hello.protocols.allSatisfy { !$0.isEmpty && $0.utf8.count < 256 }, "ALPN names of 1-255 bytes")
         }
     }
 

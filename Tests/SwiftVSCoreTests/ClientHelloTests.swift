@@ -6,10 +6,14 @@ import Testing
 struct ClientHelloTests {
     /// A ClientHello as TLS 1.2/1.3 clients send it: a session id, suites, compression, then extensions (one of
     /// them server_name when `name` is given), in one record or split over several.
-    static func hello(_ name: String?, records: Int = 1, padding: Int = 0) -> [UInt8] {
+    static func hello(_ name: String?, records: Int = 1, padding: Int = 0, alpn: [String] = []) -> [UInt8] {
         var extensions: [UInt8] = []
         func u16(_ v: Int) -> [UInt8] { [UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
         extensions += u16(0x000A) + u16(4) + u16(2) + u16(0x001D)  // supported_groups: x25519
+        if !alpn.isEmpty {
+            let list = alpn.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
+            extensions += u16(16) + u16(list.count + 2) + u16(list.count) + list
+        }
         if let name {
             let host = Array(name.utf8)
             let list = [0] + u16(host.count) + host
@@ -53,6 +57,22 @@ struct ClientHelloTests {
             .deletingLastPathComponent().appendingPathComponent("fuzz/corpus/front/client-hello")
         let bytes = [UInt8](try Data(contentsOf: file))
         #expect(ClientHello.serverName(bytes) == .name("conference.example.com"))
+    }
+
+    @Test("ALPN's list, in the client's order, before or without a name; a real client's")
+    func protocols() throws {
+        #expect(
+            ClientHello.read(Self.hello("a.test", records: 2, alpn: ["h2", "http/1.1"]))
+                == .hello(.init(serverName: "a.test", protocols: ["h2", "http/1.1"])))
+        #expect(ClientHello.read(Self.hello(nil, alpn: ["http/1.1"])) == .hello(.init(protocols: ["http/1.1"])))
+        #expect(ClientHello.read(Self.hello("a.test")) == .hello(.init(serverName: "a.test")))
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("fuzz/corpus/front/client-hello")
+        guard case .hello(let real) = ClientHello.read([UInt8](try Data(contentsOf: file))) else {
+            Issue.record("the real ClientHello did not read")
+            return
+        }
+        #expect(real.serverName == "conference.example.com")
     }
 
     @Test("no server_name, not TLS, not a ClientHello, a name with bytes no host has")

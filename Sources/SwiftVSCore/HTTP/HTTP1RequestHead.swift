@@ -14,6 +14,8 @@ public struct HTTP1RequestHead: Sendable, Equatable {
     public var close: Bool
     /// The `Connection` line (CRLF included), which does not go to the real server.
     public var connectionLine: Range<Int>?
+    /// The client sent `X-Forwarded-Proto`, which a TLS front replaces (the NIO proxy does that).
+    public var forwardedProto = false
 
     /// What the start of a head that has not all arrived can still become.
     public enum Partial: Equatable, Sendable {
@@ -119,6 +121,7 @@ public struct HTTP1RequestHead: Sendable, Equatable {
             case 15 where HTTPResponseScanner.equalsLower(b, lineStart, "x-forwarded-for"): return nil
             case 16 where HTTPResponseScanner.equalsLower(b, lineStart, "proxy-connection"): return nil
             case 17 where HTTPResponseScanner.equalsLower(b, lineStart, "transfer-encoding"): return nil
+            case 17 where HTTPResponseScanner.equalsLower(b, lineStart, "x-forwarded-proto"): head.forwardedProto = true
             default: break
             }
         }
