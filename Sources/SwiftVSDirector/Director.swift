@@ -52,8 +52,9 @@ public final class Director: Sendable {
         let loops = LoopContexts(group: self.group)
         self.loops = loops
         let group = self.group
-        self.relay = try RelayEngine(threads: threads, logger: logger) { fd, service, bytes, client in
-            Self.adopt(fd, service: service, bytes: bytes, client: client, group: group, loops: loops)
+        self.relay = try RelayEngine(threads: threads, logger: logger) { fd, service, bytes, client, decrypted in
+            Self.adopt(
+                fd, service: service, bytes: bytes, client: client, decrypted: decrypted, group: group, loops: loops)
         }
         let accessLog = try config.accessLog.map { try AccessLog($0, configPath: configPath, logger: logger) }
         self.accessLog = accessLog
@@ -212,8 +213,8 @@ public final class Director: Sendable {
 
     /// A connection the relay engine accepted and counted, with the bytes it already read, for the NIO proxy.
     private static func adopt(
-        _ fd: Int32, service: VirtualService, bytes: [UInt8], client: SocketAddress?, group: EventLoopGroup,
-        loops: LoopContexts
+        _ fd: Int32, service: VirtualService, bytes: [UInt8], client: SocketAddress?, decrypted: Bool,
+        group: EventLoopGroup, loops: LoopContexts
     ) {
         // NIOHTTP1 decodes every request of a read before the proxy can withhold the next one, so one read cycle is
         // what a client that pipelines and never reads can queue: 4 reads (≤ 256 KiB) kept three such clients at
@@ -223,7 +224,7 @@ public final class Director: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try FrontPipeline.configure(
-                        channel, service: service, bytes: bytes, client: client,
+                        channel, service: service, bytes: bytes, client: client, decrypted: decrypted,
                         loop: loops.context(for: channel.eventLoop))
                 }
             }

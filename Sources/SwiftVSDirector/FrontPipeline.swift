@@ -13,13 +13,18 @@ import SwiftVSCore
 enum FrontPipeline {
     /// Sets up a connection the relay engine handed over, with the bytes it had read.
     /// `client` is who the relay engine found the client to be by its PROXY header (`accept_proxy`); nil: the
-    /// socket's peer.
+    /// socket's peer. `decrypted`: the relay terminated the client's TLS and passes its plaintext (`TLSBridge`).
     static func configure(
-        _ channel: Channel, service: VirtualService, bytes: [UInt8], client: SocketAddress?, loop: LoopContext
+        _ channel: Channel, service: VirtualService, bytes: [UInt8], client: SocketAddress?, decrypted: Bool,
+        loop: LoopContext
     ) throws {
         let config = service.config
         let sync = channel.pipeline.syncOperations
         if !bytes.isEmpty { try sync.addHandler(ReplayHandler(bytes)) }
+        if decrypted {
+            return try sync.addHandlers(
+                Self.http1(service: service, config: config, loop: loop, secure: true, client: client))
+        }
         let tls = service.tlsFront
         if tls == nil && !(config.http2 && bytes.starts(with: "PRI".utf8)) {
             // The usual case, no sniffing: HTTP/1 in clear text.

@@ -114,11 +114,15 @@ public final class TLSFront: Sendable {
     let identities: Identities
     /// ALPN offers h2.
     let offersH2: Bool
+    /// The same certificates for the relay engine, which terminates TLS for HTTP/1.1 clients; nil with client
+    /// certificates (`client_ca`), which the NIO proxy alone checks.
+    let relay: RelayTLSContext?
 
-    private init(context: NIOSSLContext, identities: Identities, offersH2: Bool) {
+    private init(context: NIOSSLContext, identities: Identities, offersH2: Bool, relay: RelayTLSContext?) {
         self.context = context
         self.identities = identities
         self.offersH2 = offersH2
+        self.relay = relay
     }
 
     /// Every certificate chain with its key, and which serves a server name (SNI).
@@ -176,6 +180,7 @@ public final class TLSFront: Sendable {
 
         var identities = Identities()
         var names: [[String]] = []
+        var files: [(cert: String, key: String)] = []
         for (index, certificate) in config.certificates.enumerated() {
             let key = "\(path).certificates[\(index)]"
             let certFile = resolve(certificate.cert)
@@ -222,6 +227,7 @@ public final class TLSFront: Sendable {
                 continue
             }
             identities.chains.append((chain.map { .certificate($0) }, .privateKey(privateKey)))
+            files.append((certFile, keyFile))
             names.append(certificate.names.isEmpty ? Self.dnsNames(leaf) : certificate.names)
         }
         var configuration: TLSConfiguration
@@ -261,9 +267,18 @@ public final class TLSFront: Sendable {
             return .failure(Problems(problems: problems))
         }
         guard problems.isEmpty else { return .failure(Problems(problems: problems)) }
+        // What BoringSSL refuses here NIOSSL took above (it is BoringSSL too): then the NIO proxy serves them all.
+        let relay =
+            config.clientCA != nil
+            ? nil
+            : try? RelayTLSContext(
+                certificates: files, names: identities.names, rejectUnknown: config.unknownName == .reject,
+                minVersion: config.minVersion, ciphers: config.ciphers ?? TLSConfig.modernCiphers,
+                alpn: configuration.applicationProtocols)
         return .success(
             TLSFront(
-                context: context, identities: identities, offersH2: configuration.applicationProtocols.contains("h2")))
+                context: context, identities: identities, offersH2: configuration.applicationProtocols.contains("h2"),
+                relay: relay))
     }
 
     struct UnknownServerName: Error, CustomStringConvertible {

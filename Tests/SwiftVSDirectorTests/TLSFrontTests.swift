@@ -188,6 +188,75 @@ extension IntegrationTests {
             await backend.shutdown()
         }
 
+        @Test(
+            "HTTP/1.1 clients get the relay engine's TLS; a request it does not serve moves the connection to the proxy, kept alive"
+        )
+        func relayTLS() async throws {
+            let certs = try TestCertificates()
+            defer { certs.remove() }
+            let a = try certs.make("a", names: ["a.test"])
+            let b = try certs.make("b", names: ["*.b.test"], cn: "b.test")
+            let backend = try await TestBackend(name: "rs1")
+            let (director, port) = try DirectorProcess.inFront(
+                of: [backend],
+                extra: ["tls: {certificates: [{cert: \(a.cert), key: \(a.key)}, {cert: \(b.cert), key: \(b.key)}]}"])
+            defer { director.stop() }
+
+            // One keep-alive connection offering http/1.1 only: plain GETs (the relay's), a 1 MiB body, then a POST
+            // (the proxy's, from then on) and a GET claiming X-Forwarded-Proto: http, all on the same socket.
+            let script = """
+                import hashlib, http.client, json, ssl
+                ctx = ssl._create_unverified_context(); ctx.set_alpn_protocols(["http/1.1"])
+                conn = http.client.HTTPSConnection("127.0.0.1", \(port), context=ctx)
+                def go(method, path, body=None, headers={}):
+                    conn.request(method, path, body=body, headers=headers); r = conn.getresponse(); return r.status, r.read()
+                out = {}
+                out["root"] = go("GET", "/")[1].decode()
+                sock = conn.sock
+                out["alpn"] = sock.selected_alpn_protocol(); out["version"] = sock.version()
+                out["headers"] = go("GET", "/headers")[1].decode()
+                status, big = go("GET", "/bytes/1048576")
+                out["big"] = [status, len(big)]
+                status, echoed = go("POST", "/echo", body=bytes(range(256)) * 400)
+                out["echo"] = [status, len(echoed) if echoed == bytes(range(256)) * 400 else -1]
+                out["claimed"] = go("GET", "/headers", headers={"X-Forwarded-Proto": "http"})[1].decode()
+                out["after"] = go("GET", "/")[1].decode()
+                out["same"] = conn.sock is sock
+                print(json.dumps(out))
+                """
+            let run = try tool("python3", ["-c", script], seconds: 60)
+            #expect(run.code == 0, "\(run.err)")
+            let seen = try #require(
+                try JSONSerialization.jsonObject(with: Data(run.out.utf8)) as? [String: Any], "\(run.out) \(run.err)")
+            #expect(seen["root"] as? String == "rs1" && seen["after"] as? String == "rs1", "\(seen)")
+            #expect(seen["alpn"] as? String == "http/1.1" && seen["version"] as? String == "TLSv1.3", "\(seen)")
+            let headers = seen["headers"] as? String ?? ""
+            #expect(headers.contains("x-forwarded-proto: https") && headers.contains("x-forwarded-for: 127.0.0.1"))
+            #expect(
+                (seen["big"] as? [Int]) == [200, 1_048_576] && (seen["echo"] as? [Int]) == [200, 102_400], "\(seen)")
+            let claimed = seen["claimed"] as? String ?? ""
+            #expect(claimed.contains("x-forwarded-proto: https") && !claimed.contains("x-forwarded-proto: http\n"))
+            #expect(seen["same"] as? Bool == true, "one connection throughout: \(seen)")
+
+            // SNI on the relay's TLS (a wildcard, the second certificate), HTTP/1.0 (the proxy's), a WebSocket upgrade.
+            let wildcard = try curlTLS("www.b.test", port: port, ["--http1.1"])
+            #expect(
+                wildcard.subject == "CN=b.test" && wildcard.version == "1.1" && wildcard.body == "rs1", "\(wildcard)")
+            let old = try curlTLS("a.test", port: port, ["--http1.0"])
+            #expect(old.version == "1" && old.body == "rs1", "\(old)")
+            let upgrade = """
+                import socket, ssl
+                ctx = ssl._create_unverified_context()
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port)), timeout=10), server_hostname="a.test")
+                s.sendall(b"GET /ws?room=r HTTP/1.1\\r\\nHost: a.test\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
+                          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n")
+                print(s.recv(4096).split(b"\\r\\n")[0].decode())
+                """
+            let ws = try tool("python3", ["-c", upgrade], seconds: 30)
+            #expect(ws.out.hasPrefix("HTTP/1.1 101"), "\(ws.out) \(ws.err)")
+            await backend.shutdown()
+        }
+
         @Test("a certificate replaced on disk and SIGHUP: new connections get it, an open keep-alive one goes on")
         func certificateReload() async throws {
             let certs = try TestCertificates()

@@ -55,7 +55,6 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     /// which needs the parsed request (the NIOHTTP1 proxy serves those services).
     static func serves(_ config: VirtualServiceConfig) -> Bool {
         (!config.scheduler.isHashing || config.effectiveHash == .source) && config.persistence?.key != .hash
-            && config.tls == nil
             && config.httpsRedirect == nil && config.routes.isEmpty && !config.servers.contains { $0.tls != nil }
     }
 
@@ -68,6 +67,8 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     let config: VirtualServiceConfig
     let serviceID: ObjectIdentifier
     let clientFD: Int32
+    /// The client's TLS, when the relay terminates it (`RelayTLSContext`); nil for clear text.
+    let tls: RelayTLSConnection?
     let remote: SocketAddress?
     let sourceKey: UInt32
     var sweepIndex = -1
@@ -132,9 +133,11 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     private let maxHeaders: Int
 
     init(
-        loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32, remote: SocketAddress?
+        loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32, remote: SocketAddress?,
+        tls: RelayTLSConnection? = nil
     ) {
         self.loop = loop
+        self.tls = tls
         self.service = service
         self.config = config
         self.serviceID = ObjectIdentifier(service)
@@ -144,11 +147,11 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         self.exchange = HTTPExchange(
             HTTPExchange.Settings(config.timeouts, retries: config.retries, timesConnects: true), now: loop.now)
         self.idleNanos = UInt64(max(0, config.timeouts.idle) * 1e9)
-        if config.forwardedFor, let ip = remote?.ipAddress {
-            self.forwardedLine = Array("X-Forwarded-For: \(ip)\r\n".utf8)
-        } else {
-            self.forwardedLine = []
-        }
+        var forwarded = ""
+        if config.forwardedFor, let ip = remote?.ipAddress { forwarded = "X-Forwarded-For: \(ip)\r\n" }
+        // Over TLS, as the NIO proxy says it (a client's own X-Forwarded-Proto sends its request there).
+        if tls != nil { forwarded += "X-Forwarded-Proto: https\r\n" }
+        self.forwardedLine = Array(forwarded.utf8)
         self.maxHeadBytes = min(config.limits.maxHeaderBytes, RelayLoop.bufferSize)
         self.maxHeaders = config.limits.maxHeaders
     }
@@ -224,13 +227,11 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
                 guard self.clientWritable else { return false }
                 count = self.outCopy.count - self.outCopyStart
                 let start = self.outCopyStart
-                sent = self.outCopy.withUnsafeBytes {
-                    send(self.clientFD, $0.baseAddress! + start, count, Int32(MSG_NOSIGNAL))
-                }
+                sent = self.outCopy.withUnsafeBytes { self.clientSend($0.baseAddress! + start, count) }
             } else if let out = self.out {
                 guard self.clientWritable else { return false }
                 count = self.outEnd - self.outStart
-                sent = send(self.clientFD, out + self.outStart, count, Int32(MSG_NOSIGNAL))
+                sent = self.clientSend(out + self.outStart, count)
             } else {
                 return true
             }
@@ -248,7 +249,8 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
                         self.out = nil
                     }
                 }
-                if sent < count {
+                // A short send filled the socket; TLS writes a record at a time, and only `EAGAIN` says full.
+                if sent < count && self.tls == nil {
                     self.clientWritable = false
                     return false
                 }
@@ -264,6 +266,36 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
             return false
         }
     }
+
+    /// `send` to the client, or its TLS: bytes taken, or -1 with `errno` (`EAGAIN` when it would block).
+    @inline(__always)
+    private func clientSend(_ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+        guard let tls = self.tls else { return send(self.clientFD, bytes, count, Int32(MSG_NOSIGNAL)) }
+        switch tls.write(bytes, count: count) {
+        case .bytes(let n): return n
+        case .wouldBlock: errno = EAGAIN
+        case .closed, .failed: errno = ECONNRESET
+        }
+        return -1
+    }
+
+    /// `recv` from the client, or its TLS (which may be in its handshake): bytes, 0 at the end, -1 with `errno`,
+    /// or `blockedOnWrite` (TLS wants the socket writable first: readable stays as it is).
+    @inline(__always)
+    private func clientReceive(_ into: UnsafeMutableRawPointer, _ room: Int) -> Int {
+        guard let tls = self.tls else { return recv(self.clientFD, into, room, 0) }
+        switch tls.read(into: into, count: room) {
+        case .bytes(let n): return n
+        case .closed: return 0
+        case .wouldBlock(let wantsWrite):
+            if wantsWrite { return Self.blockedOnWrite }
+            errno = EAGAIN
+        case .failed: errno = ECONNRESET
+        }
+        return -1
+    }
+
+    static let blockedOnWrite = -2
 
     /// Queues `buffer[from..<to]` for the client: in place when nothing else waits, else as a copy.
     private func queue(_ buffer: UnsafeMutableRawPointer, from: Int, to: Int) {
@@ -337,11 +369,14 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
                 self.inEnd = count
             }
             let room = RelayLoop.bufferSize - self.inEnd
-            let count = recv(self.clientFD, self.inbound! + self.inEnd, room, 0)
+            let count = self.clientReceive(self.inbound! + self.inEnd, room)
             if count > 0 {
                 self.inEnd += count
                 self.exchange.touch(self.loop.now)
-                if count < room && !self.clientHangup { self.clientReadable = false }
+                // A short read drained the socket; TLS reads a record at a time, and says itself when it has.
+                if (self.tls?.isDrained ?? (count < room)) && !self.clientHangup { self.clientReadable = false }
+            } else if count == Self.blockedOnWrite {
+                return false
             } else if count == 0 {
                 // The client is done sending: close once nothing is left to answer.
                 self.clientReadable = false
@@ -373,6 +408,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
             (request + length).copyMemory(from: base, byteCount: bytes.count)
             length += bytes.count
         }
+        if head.forwardedProto && self.tls != nil { return self.handOver() }
         if self.service.accessLog != nil { self.noteRequestLine(raw) }
         let body = head.length - 2
         if let line = head.connectionLine {
@@ -767,6 +803,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     // MARK: hand-over, timeouts, close
 
     /// Gives the client connection, with the bytes not used yet, to the NIO proxy. Only between requests.
+    /// Over TLS the relay keeps the client's TLS and the NIO proxy gets the plaintext (`TLSBridge`).
     private func handOver() {
         var bytes: [UInt8] = []
         if let inbound = self.inbound, self.inEnd > self.inStart {
@@ -774,7 +811,11 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         }
         self.loop.unwatch(self.clientFD)
         self.release(closingClient: false)
-        self.loop.handOff(self.clientFD, self.service, bytes, self.remote)
+        if let tls = self.tls {
+            TLSBridge.start(loop: self.loop, service: self.service, tls: tls, remote: self.remote, bytes: bytes)
+        } else {
+            self.loop.handOff(self.clientFD, self.service, bytes, self.remote, false)
+        }
     }
 
     func drain() {
@@ -804,7 +845,10 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     private func release(closingClient: Bool) {
         guard !self.closed else { return }
         self.closed = true
-        if closingClient { Glibc.close(self.clientFD) }
+        if closingClient {
+            self.tls?.free()
+            Glibc.close(self.clientFD)
+        }
         self.upstream?.close()
         self.upstream = nil
         assert(self.slot == nil, "the exchange holds every slot it takes, and gives each back")

@@ -47,8 +47,10 @@ final class RelayLoop: @unchecked Sendable {
         case wakeup = 3
         case httpClient = 4
         case upstream = 5
-        /// An http connection's PROXY header (`accept_proxy`), before its first request.
+        /// An http connection before its first request: its PROXY header, its ClientHello (`HTTPPrelude`).
         case prelude = 6
+        /// Either end of a `TLSBridge`.
+        case bridge = 7
     }
 
     enum Command: Sendable {
@@ -71,9 +73,10 @@ final class RelayLoop: @unchecked Sendable {
     private let wakeFD: Int32
     private let mailbox = Mutex<[Command]>([])
     let exited = Atomic<Bool>(false)
-    /// Hands a client connection, with the bytes already read from it and who the client is, to the NIO proxy.
+    /// Hands a client connection to the NIO proxy, with the bytes already read from it, who the client is, and
+    /// whether the relay already decrypted it (a `TLSBridge` end: plain HTTP that came over TLS).
     let handOff: HandOff
-    typealias HandOff = @Sendable (Int32, VirtualService, [UInt8], SocketAddress?) -> Void
+    typealias HandOff = @Sendable (Int32, VirtualService, [UInt8], SocketAddress?, _ decrypted: Bool) -> Void
 
     /// Coarse monotonic time (ns), read once per wake-up.
     private(set) var now: UInt64 = Monotonic.nanoseconds()
@@ -158,8 +161,10 @@ final class RelayLoop: @unchecked Sendable {
                     case .httpClient:
                         Unmanaged<HTTPRelaySession>.fromOpaque(object!).takeUnretainedValue()
                             .clientEvent(event.events)
+                    case .bridge:
+                        Unmanaged<TLSBridge>.fromOpaque(object!).takeUnretainedValue().pump()
                     case .prelude:
-                        Unmanaged<HTTPProxyPrelude>.fromOpaque(object!).takeUnretainedValue().readable()
+                        Unmanaged<HTTPPrelude>.fromOpaque(object!).takeUnretainedValue().readable()
                     case .upstream:
                         self.upstreamEvent(
                             Unmanaged<RelayUpstream>.fromOpaque(object!).takeUnretainedValue(),
@@ -301,12 +306,7 @@ final class RelayLoop: @unchecked Sendable {
                     ProxyPrelude.refuseUntrusted(service, remote)
                     Glibc.close(fd)
                 } else {
-                    let prelude = HTTPProxyPrelude(loop: self, service: service, fd: fd, remote: remote)
-                    guard self.watch(fd, prelude, tag: .prelude) else {
-                        Glibc.close(fd)
-                        continue
-                    }
-                    self.track(prelude)
+                    self.await(.proxyHeader, fd, service, remote: remote)
                 }
             case .udp:
                 // The kernel forwards udp services; a reload that turned a listener's service to udp closes it.
@@ -315,22 +315,48 @@ final class RelayLoop: @unchecked Sendable {
         }
     }
 
-    /// An http client, from its first request on: the relay's HTTP session serves it, or the NIO proxy does (TLS,
-    /// routes, a hash on a request field). `remote` is the client: the socket's peer, or who its PROXY header named.
+    /// An http client, from its first request on: the relay's HTTP session serves it, or the NIO proxy does (routes,
+    /// a hash on a request field, client certificates). On a `tls` service the ClientHello decides first. `remote`
+    /// is the client: the socket's peer, or who its PROXY header named.
     func serveHTTP(_ fd: Int32, _ service: VirtualService, remote: SocketAddress?) {
         let config = service.config
-        guard HTTPRelaySession.serves(config) else {
-            return self.handOff(fd, service, [], remote)
+        guard HTTPRelaySession.serves(config), config.tls == nil || service.tlsFront?.relay != nil else {
+            return self.handOff(fd, service, [], remote, false)
         }
-        let session = HTTPRelaySession(loop: self, service: service, config: config, clientFD: fd, remote: remote)
-        guard self.watch(fd, session, tag: .httpClient) else {
+        if config.tls != nil { return self.await(.clientHello, fd, service, remote: remote) }
+        self.startSession(HTTPRelaySession(loop: self, service: service, config: config, clientFD: fd, remote: remote))
+    }
+
+    /// An HTTP/1.1 client of a `tls` service, whose handshake is the relay's.
+    func serveTLS(_ fd: Int32, _ service: VirtualService, remote: SocketAddress?, context: RelayTLSContext) {
+        guard let tls = context.connection(fd: fd, loop: self) else {
             Glibc.close(fd)
+            return
+        }
+        self.startSession(
+            HTTPRelaySession(
+                loop: self, service: service, config: service.config, clientFD: fd, remote: remote, tls: tls))
+    }
+
+    private func startSession(_ session: HTTPRelaySession) {
+        guard self.watch(session.clientFD, session, tag: .httpClient) else {
+            session.close()
             return
         }
         self.track(session)
     }
 
-    private func track(_ connection: RelayConnection) {
+    /// Reads what decides who serves the connection (`HTTPPrelude`).
+    private func await(_ what: HTTPPrelude.Awaiting, _ fd: Int32, _ service: VirtualService, remote: SocketAddress?) {
+        let prelude = HTTPPrelude(loop: self, service: service, fd: fd, remote: remote, awaiting: what)
+        guard self.watch(fd, prelude, tag: .prelude) else {
+            Glibc.close(fd)
+            return
+        }
+        self.track(prelude)
+    }
+
+    func track(_ connection: RelayConnection) {
         self.sessions.add(connection)
     }
 

@@ -207,18 +207,12 @@ final class RelaySession: RelayConnection {
 
     /// Peeks the ClientHello for its server name and takes the route it matches (no name: the rules without sni).
     private func readClientHello() {
-        var peeked = [UInt8](repeating: 0, count: ClientHello.maxBytes + 5)
-        let count = peeked.withUnsafeMutableBytes { recv(self.clientFD, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
-        if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-        guard count > 0 else { return self.close() }
         var name: String?
-        switch ClientHello.serverName(Array(peeked[0..<count])) {
-        case .needMore:
-            if count < peeked.count { return }
-        case .name(let found):
-            name = found
-        case .noName, .notTLS:
-            break
+        switch ClientHelloPeek.peek(self.clientFD) {
+        case .needMore: return
+        case .closed: return self.close()
+        case .hello(let hello): name = hello.serverName
+        case .unreadable: break
         }
         self.awaiting = .nothing
         guard let routing = self.service.routing, let index = routing.table.route(.tls(serverName: name)),
