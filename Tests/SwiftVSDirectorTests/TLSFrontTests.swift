@@ -199,7 +199,10 @@ extension IntegrationTests {
             let backend = try await TestBackend(name: "rs1")
             let (director, port) = try DirectorProcess.inFront(
                 of: [backend],
-                extra: ["tls: {certificates: [{cert: \(a.cert), key: \(a.key)}, {cert: \(b.cert), key: \(b.key)}]}"])
+                extra: [
+                    "tls: {certificates: [{cert: \(a.cert), key: \(a.key)}, {cert: \(b.cert), key: \(b.key)}]}",
+                    "timeouts: {header_read: 1s}",
+                ])
             defer { director.stop() }
 
             // One keep-alive connection offering http/1.1 only: plain GETs (the relay's), a 1 MiB body, then a POST
@@ -254,6 +257,16 @@ extension IntegrationTests {
                 """
             let ws = try tool("python3", ["-c", upgrade], seconds: 30)
             #expect(ws.out.hasPrefix("HTTP/1.1 101"), "\(ws.out) \(ws.err)")
+
+            // A client that sends its ClientHello (a real one, without ALPN) and no more: closed after header_read.
+            let hello = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("fuzz/corpus/front/client-hello")
+            let stalled = BlockingClient(port: port, timeout: 8)
+            try stalled.connect()
+            let start = Date()
+            try stalled.send([UInt8](try Data(contentsOf: hello)))
+            #expect(stalled.waitForClose(), "a stalled handshake is closed")
+            #expect(Date().timeIntervalSince(start) < 6, "by header_read (1 s), not the idle timeout")
             await backend.shutdown()
         }
 

@@ -127,6 +127,9 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     private var partialHead: [UInt8] = []
 
     private let idleNanos: UInt64
+    /// When the connection came, and how long its TLS handshake may take (`timeouts.header_read`).
+    private let opened: UInt64
+    private let headerReadNanos: UInt64
 
     private let forwardedLine: [UInt8]
     private let maxHeadBytes: Int
@@ -147,6 +150,8 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         self.exchange = HTTPExchange(
             HTTPExchange.Settings(config.timeouts, retries: config.retries, timesConnects: true), now: loop.now)
         self.idleNanos = UInt64(max(0, config.timeouts.idle) * 1e9)
+        self.opened = loop.now
+        self.headerReadNanos = UInt64(max(0, config.timeouts.headerRead) * 1e9)
         var forwarded = ""
         if config.forwardedFor, let ip = remote?.ipAddress { forwarded = "X-Forwarded-For: \(ip)\r\n" }
         // Over TLS, as the NIO proxy says it (a client's own X-Forwarded-Proto sends its request there).
@@ -825,6 +830,10 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
 
     func checkTimeout(now: UInt64) {
         guard !self.closed else { return }
+        if let tls = self.tls, now &- self.opened > self.headerReadNanos, !tls.isHandshaken {
+            // As the NIO proxy's front: `timeouts.header_read` covers the handshake too.
+            return self.close()
+        }
         let action = self.exchange.handle(.tick(now: now))
         guard action != .wait else { return }
         if action.failure == .connect(timedOut: true) { self.failureDetail = VirtualService.connectFailure(ETIMEDOUT) }

@@ -188,6 +188,9 @@ final class RelayTLSConnection {
         }
     }
 
+    /// The handshake is over (until then `timeouts.header_read` runs).
+    var isHandshaken: Bool { !self.freed && SSL_is_init_finished(self.ssl) == 1 }
+
     /// Nothing more to read now: BoringSSL holds no plaintext, the BIO no records, and the last `recv` drained
     /// the socket (edge-triggered epoll says when more comes).
     var isDrained: Bool {
