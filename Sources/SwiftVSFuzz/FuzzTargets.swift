@@ -45,7 +45,11 @@ public enum FuzzTargets {
             if let name = hello.serverName {
                 precondition(!name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }, "a host name's bytes")
             }
-            precondition(hello.protocols.allSatisfy { !$0.isEmpty && $0.utf8.count < 256 }, "ALPN names of 1-255 bytes")
+            precondition(
+                hello.protocols.allSatisfy {
+                    !$0.isEmpty && $0.utf8.count < 256 && $0.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+                },
+                "ALPN names of 1-255 printable ASCII bytes")
         }
     }
 

@@ -66,6 +66,9 @@ struct ClientHelloTests {
                 == .hello(.init(serverName: "a.test", protocols: ["h2", "http/1.1"])))
         #expect(ClientHello.read(Self.hello(nil, alpn: ["http/1.1"])) == .hello(.init(protocols: ["http/1.1"])))
         #expect(ClientHello.read(Self.hello("a.test")) == .hello(.init(serverName: "a.test")))
+        // A name with bytes no protocol id has is left out (the fuzzer's: they decoded to longer UTF-8).
+        #expect(
+            ClientHello.read(Self.hello(nil, alpn: ["h\u{ff}2", "http/1.1"])) == .hello(.init(protocols: ["http/1.1"])))
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("fuzz/corpus/front/client-hello")
         guard case .hello(let real) = ClientHello.read([UInt8](try Data(contentsOf: file))) else {

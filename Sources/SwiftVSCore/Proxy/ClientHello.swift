@@ -20,7 +20,7 @@ public enum ClientHello {
     public struct Hello: Sendable, Equatable {
         /// nil: none, or one no host name has.
         public var serverName: String?
-        /// ALPN's list, in the client's order; empty without the extension.
+        /// ALPN's list, in the client's order (printable ASCII names only); empty without the extension.
         public var protocols: [String] = []
 
         public init(serverName: String? = nil, protocols: [String] = []) {
@@ -97,7 +97,12 @@ public enum ClientHello {
                 while item < bodyEnd {
                     let nameLength = Int(h[item])
                     guard nameLength > 0, item + 1 + nameLength <= bodyEnd else { break }
-                    hello.protocols.append(String(decoding: h[(item + 1)..<(item + 1 + nameLength)], as: UTF8.self))
+                    // Protocol ids are bytes; those of every registered protocol are printable ASCII, and only
+                    // those are kept (a name that is not is no protocol the director speaks).
+                    let name = h[(item + 1)..<(item + 1 + nameLength)]
+                    if name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+                        hello.protocols.append(String(decoding: name, as: UTF8.self))
+                    }
                     item += 1 + nameLength
                 }
             }
