@@ -72,19 +72,14 @@ public struct ConferenceLoadReport: Codable, Sendable, Equatable {
     public var timeline: [ConferencePoint]
 
     public func text() -> String {
-        func line(_ l: LatencySummary) -> String {
-            String(
-                format: "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", l.p50Ms, l.p90Ms, l.p99Ms, l.p999Ms,
-                l.maxMs)
-        }
         var out = "swiftvs bench conference \(self.url)\n"
         out += String(
             format: "Rooms          %d × %d participants, joining over %.0f s, then %.0f s at %.2f chat/s each\n",
             self.rooms, self.participants, self.rampSeconds, self.durationSeconds, self.rate)
         out += "Joined         \(self.joined) of \(self.rooms * self.participants)"
         out += self.joinFailed > 0 ? " (\(self.joinFailed) failed)\n" : "\n"
-        out += "Join time      \(line(self.joinTime))\n"
-        out += "Delivery       \(line(self.delivery))\n"
+        out += "Join time      \(self.joinTime.line)\n"
+        out += "Delivery       \(self.delivery.line)\n"
         out += String(
             format: "Messages       %d sent, %d of %d delivered (%.2f%%), %.0f delivered/s\n", self.sent,
             self.delivered,

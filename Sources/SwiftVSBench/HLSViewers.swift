@@ -52,11 +52,6 @@ public struct HLSViewerReport: Codable, Sendable {
     public var cpu: [CPUSeries]
 
     public func text() -> String {
-        func line(_ l: LatencySummary) -> String {
-            String(
-                format: "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", l.p50Ms, l.p90Ms, l.p99Ms, l.p999Ms,
-                l.maxMs)
-        }
         var out = "swiftvs bench hls \(self.url)\n"
         out += String(
             format: "Viewers        %d for %.0f s, one playlist + newest segment every %.1f s each\n",
@@ -64,9 +59,9 @@ public struct HLSViewerReport: Codable, Sendable {
         out += String(
             format: "Throughput     %.0f req/s, %.1f MB/s in\n",
             Double(self.playlists + self.segments) / max(self.durationSeconds, 1e-9), self.megabytesPerSecond)
-        out += "Playlists      \(self.playlists): \(line(self.playlistLatency))\n"
-        out += "Segments       \(self.segments): \(line(self.segmentLatency))\n"
-        out += "Cycle          \(self.cycles): \(line(self.cycleTime))\n"
+        out += "Playlists      \(self.playlists): \(self.playlistLatency.line)\n"
+        out += "Segments       \(self.segments): \(self.segmentLatency.line)\n"
+        out += "Cycle          \(self.cycles): \(self.cycleTime.line)\n"
         out += "Late cycles    \(self.lateCycles) (longer than the period)   stale playlists \(self.stalePlaylists)\n"
         let errors = self.errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         out += "Errors         \(errors.isEmpty ? "none" : errors)\n"
@@ -277,6 +272,7 @@ final class HLSViewer: @unchecked Sendable {
             return
         }
         let viewer = self
+        let request = buffer
         ClientBootstrap(group: self.loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(3))
@@ -291,7 +287,7 @@ final class HLSViewer: @unchecked Sendable {
                 case .success(let channel):
                     if viewer.finished { channel.close(promise: nil); return }
                     viewer.channel = channel
-                    channel.writeAndFlush(buffer, promise: nil)
+                    channel.writeAndFlush(request, promise: nil)
                 case .failure(let error):
                     viewer.fail(LoadClient.connectCause(error).rawValue)
                 }

@@ -1,4 +1,6 @@
+import Foundation
 import SwiftVSCore
+
 /// Why a request counts as lost. Loss % = failed / attempted, whatever the cause.
 public enum LossCause: String, Codable, CaseIterable, Sendable {
     /// The TCP connection was refused (nothing listening, or a full backlog that resets).
@@ -114,6 +116,13 @@ public struct LatencySummary: Codable, Sendable, Equatable {
         self.p99Ms = p99Ms
         self.p999Ms = p999Ms
         self.maxMs = maxMs
+    }
+
+    /// `p50 1.00  p90 2.00  p99 3.00  p99.9 4.00  max 5.00 ms`: one line of a text report.
+    public var line: String {
+        String(
+            format: "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", self.p50Ms, self.p90Ms, self.p99Ms,
+            self.p999Ms, self.maxMs)
     }
 
     public static let empty = LatencySummary(
