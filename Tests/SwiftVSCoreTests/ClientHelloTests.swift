@@ -42,12 +42,12 @@ struct ClientHelloTests {
     func name() {
         for records in [1, 3] {
             let bytes = Self.hello("Room.Example.COM", records: records)
-            #expect(ClientHello.serverName(bytes) == .name("room.example.com"))
+            #expect(ClientHello.read(bytes) == .hello(.init(serverName: "room.example.com")))
             for cut in [0, 1, 4, 5, 20, bytes.count - 1] {
-                #expect(ClientHello.serverName(Array(bytes[0..<cut])) == .needMore, "\(records) records, cut \(cut)")
+                #expect(ClientHello.read(Array(bytes[0..<cut])) == .needMore, "\(records) records, cut \(cut)")
             }
         }
-        #expect(ClientHello.serverName(Self.hello("big.test", padding: 3000)) == .name("big.test"))
+        #expect(ClientHello.read(Self.hello("big.test", padding: 3000)) == .hello(.init(serverName: "big.test")))
     }
 
     /// The first flight of Python's own TLS client (OpenSSL), made for the fuzz corpus by fuzz/make-seeds.py.
@@ -56,7 +56,7 @@ struct ClientHelloTests {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("fuzz/corpus/front/client-hello")
         let bytes = [UInt8](try Data(contentsOf: file))
-        #expect(ClientHello.serverName(bytes) == .name("conference.example.com"))
+        #expect(ClientHello.read(bytes) == .hello(.init(serverName: "conference.example.com")))
     }
 
     @Test("ALPN's list, in the client's order, before or without a name; a real client's")
@@ -80,12 +80,12 @@ struct ClientHelloTests {
 
     @Test("no server_name, not TLS, not a ClientHello, a name with bytes no host has")
     func others() {
-        #expect(ClientHello.serverName(Self.hello(nil)) == .noName)
-        #expect(ClientHello.serverName(Array("GET / HTTP/1.1\r\n\r\n".utf8)) == .notTLS)
+        #expect(ClientHello.read(Self.hello(nil)) == .hello(.init()))
+        #expect(ClientHello.read(Array("GET / HTTP/1.1\r\n\r\n".utf8)) == .notTLS)
         var serverHello = Self.hello("a.test")
         serverHello[5] = 2
-        #expect(ClientHello.serverName(serverHello) == .notTLS)
-        #expect(ClientHello.serverName(Self.hello("a b.test")) == .noName)
-        #expect(ClientHello.serverName(Self.hello("")) == .noName, "an empty name (the fuzzer found it)")
+        #expect(ClientHello.read(serverHello) == .notTLS)
+        #expect(ClientHello.read(Self.hello("a b.test")) == .hello(.init()))
+        #expect(ClientHello.read(Self.hello("")) == .hello(.init()), "an empty name (the fuzzer found it)")
     }
 }

@@ -3,16 +3,6 @@
 /// (HAProxy's `req.ssl_sni`), and how an `http` service tells an HTTP/2 client from an HTTP/1.1 one before its
 /// handshake.
 public enum ClientHello {
-    public enum Parsed: Sendable, Equatable {
-        /// Too few bytes yet.
-        case needMore
-        /// Not a TLS handshake (the route falls to rules without `sni`).
-        case notTLS
-        /// A ClientHello without a server name (clients that connect by address).
-        case noName
-        case name(String)
-    }
-
     /// The largest ClientHello read (several records may carry it); past this, no name is looked for.
     public static let maxBytes = 16 * 1024
 
@@ -30,17 +20,11 @@ public enum ClientHello {
     }
 
     public enum Read: Sendable, Equatable {
+        /// Too few bytes yet.
         case needMore
+        /// Not a TLS handshake (a `tcp` route falls to rules without `sni`).
         case notTLS
         case hello(Hello)
-    }
-
-    public static func serverName(_ bytes: [UInt8]) -> Parsed {
-        switch self.read(bytes) {
-        case .needMore: return .needMore
-        case .notTLS: return .notTLS
-        case .hello(let hello): return hello.serverName.map(Parsed.name) ?? .noName
-        }
     }
 
     public static func read(_ bytes: [UInt8]) -> Read {
