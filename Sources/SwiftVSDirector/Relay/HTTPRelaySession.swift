@@ -69,6 +69,11 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     let clientFD: Int32
     /// The client's TLS, when the relay terminates it (`RelayTLSContext`); nil for clear text.
     let tls: RelayTLSConnection?
+    /// The HTTP/2 stream this session serves, as if it were a client connection with one request
+    /// (`HTTP2RelayStream`); nil for an HTTP/1 client. `clientFD` is then the HTTP/2 connection's.
+    let stream: HTTP2RelayStream?
+    /// The client came over TLS (X-Forwarded-Proto: https).
+    let secure: Bool
     let remote: SocketAddress?
     let sourceKey: UInt32
     var sweepIndex = -1
@@ -105,6 +110,8 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     lazy var clientText = AccessRecord.address(self.remote)
     var nowNanos: UInt64 { self.loop.now }
     var queueTicket: UInt64?
+    /// A request has started: the connection speaks HTTP/1.
+    private var begun = false
 
     func queueDelivery() -> @Sendable (RealServerSlot) -> Void {
         let session = LoopConfined(self)
@@ -137,10 +144,14 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
 
     init(
         loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32, remote: SocketAddress?,
-        tls: RelayTLSConnection? = nil
+        tls: RelayTLSConnection? = nil, stream: HTTP2RelayStream? = nil, secure: Bool = false
     ) {
         self.loop = loop
         self.tls = tls
+        self.stream = stream
+        self.secure = secure || tls != nil
+        // A stream's request is all there is: once read, the "client" has nothing more to send.
+        self.clientHangup = stream != nil
         self.service = service
         self.config = config
         self.serviceID = ObjectIdentifier(service)
@@ -155,7 +166,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         var forwarded = ""
         if config.forwardedFor, let ip = remote?.ipAddress { forwarded = "X-Forwarded-For: \(ip)\r\n" }
         // Over TLS, as the NIO proxy says it (a client's own X-Forwarded-Proto sends its request there).
-        if tls != nil { forwarded += "X-Forwarded-Proto: https\r\n" }
+        if self.secure { forwarded += "X-Forwarded-Proto: https\r\n" }
         self.forwardedLine = Array(forwarded.utf8)
         self.maxHeadBytes = min(config.limits.maxHeaderBytes, RelayLoop.bufferSize)
         self.maxHeaders = config.limits.maxHeaders
@@ -275,6 +286,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     /// `send` to the client, or its TLS: bytes taken, or -1 with `errno` (`EAGAIN` when it would block).
     @inline(__always)
     private func clientSend(_ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+        if let stream = self.stream { return stream.take(bytes, count) }
         guard let tls = self.tls else { return send(self.clientFD, bytes, count, Int32(MSG_NOSIGNAL)) }
         switch tls.write(bytes, count: count) {
         case .bytes(let n): return n
@@ -288,6 +300,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     /// or `blockedOnWrite` (TLS wants the socket writable first: readable stays as it is).
     @inline(__always)
     private func clientReceive(_ into: UnsafeMutableRawPointer, _ room: Int) -> Int {
+        if let stream = self.stream { return stream.give(into, room) }
         guard let tls = self.tls else { return recv(self.clientFD, into, room, 0) }
         switch tls.read(into: into, count: room) {
         case .bytes(let n): return n
@@ -328,6 +341,11 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         while true {
             if self.inEnd > self.inStart, let inbound = self.inbound {
                 let raw = UnsafeRawBufferPointer(start: inbound + self.inStart, count: self.inEnd - self.inStart)
+                if !self.begun && self.stream == nil && self.config.http2 && raw.starts(with: "PRI ".utf8) {
+                    // HTTP/2's preface: h2c with prior knowledge, or h2 that ALPN chose.
+                    self.becomeHTTP2(raw)
+                    return false
+                }
                 if let end = HTTPResponseScanner.findHeadEnd(raw, from: 0) {
                     let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<end])
                     guard end <= self.maxHeadBytes,
@@ -413,7 +431,8 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
             (request + length).copyMemory(from: base, byteCount: bytes.count)
             length += bytes.count
         }
-        if head.forwardedProto && self.tls != nil { return self.handOver() }
+        if head.forwardedProto && self.secure { return self.handOver() }
+        self.begun = true
         if self.service.accessLog != nil { self.noteRequestLine(raw) }
         let body = head.length - 2
         if let line = head.connectionLine {
@@ -814,6 +833,10 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         if let inbound = self.inbound, self.inEnd > self.inStart {
             bytes = Array(UnsafeRawBufferPointer(start: inbound + self.inStart, count: self.inEnd - self.inStart))
         }
+        if let stream = self.stream {
+            self.release(closingClient: false)
+            return stream.bridge(bytes)
+        }
         self.loop.unwatch(self.clientFD)
         self.release(closingClient: false)
         if let tls = self.tls {
@@ -821,6 +844,15 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         } else {
             self.loop.handOff(self.clientFD, self.service, bytes, self.remote, false)
         }
+    }
+
+    /// The connection's first bytes are HTTP/2's preface: an `HTTP2RelaySession` serves it from here.
+    private func becomeHTTP2(_ raw: UnsafeRawBufferPointer) {
+        let bytes = Array(raw)
+        self.release(closingClient: false)
+        HTTP2RelaySession.start(
+            loop: self.loop, service: self.service, config: self.config, clientFD: self.clientFD, tls: self.tls,
+            remote: self.remote, bytes: bytes)
     }
 
     func drain() {
@@ -854,7 +886,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     private func release(closingClient: Bool) {
         guard !self.closed else { return }
         self.closed = true
-        if closingClient {
+        if closingClient && self.stream == nil {
             self.tls?.free()
             Glibc.close(self.clientFD)
         }
@@ -869,5 +901,6 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         self.request = nil
         self.outCopy = []
         self.loop.forget(self)
+        if closingClient { self.stream?.sessionEnded() }
     }
 }

@@ -88,8 +88,8 @@ enum ClientHelloPeek {
 /// An `http` connection before its first request, while the relay reads what decides who serves it (under
 /// `timeouts.header_read`): a trusted front's PROXY header (`accept_proxy`), whose client becomes the client
 /// (X-Forwarded-For, hashing, persistence, the access log); then, on a `tls` service, the ClientHello, peeked:
-/// a client that offers h2 (when the service does), or speaks no TLS, goes to the NIO proxy; an HTTP/1.1 client
-/// is served by the relay's own TLS (`RelayTLSContext`).
+/// a client that speaks no TLS goes to the NIO proxy; HTTP/1.1 and h2 clients are served by the relay's own TLS
+/// (`RelayTLSContext`).
 final class HTTPPrelude: RelayConnection {
     enum Awaiting { case proxyHeader, clientHello }
 
@@ -143,8 +143,8 @@ final class HTTPPrelude: RelayConnection {
             return self.close()
         case .unreadable:
             relay = nil  // not TLS (the NIO proxy tells a plain-HTTP client to use https://), or more than NIOSSL's
-        case .hello(let hello):
-            if tls?.offersH2 == true && hello.protocols.contains("h2") { relay = nil }
+        case .hello:
+            break  // HTTP/1.1 and h2 alike: the relay's TLS selects by ALPN, its session by the preface
         }
         self.leave()
         if let relay {

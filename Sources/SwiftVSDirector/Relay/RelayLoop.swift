@@ -39,7 +39,8 @@ protocol RelayConnection: SweptConnection {
 /// One thread of the relay engine: an epoll loop over its listeners, its sessions' sockets and a wake-up eventfd.
 /// Everything but the mailbox is touched only on this thread.
 final class RelayLoop: @unchecked Sendable {
-    /// What an epoll event is for, in the low 3 bits of its data (the rest is the object's address).
+    /// What an epoll event is for, in the low 4 bits of its data (the rest is the object's address: Swift objects
+    /// are 16-byte aligned).
     enum Tag: UInt64 {
         case client = 0
         case server = 1
@@ -51,6 +52,10 @@ final class RelayLoop: @unchecked Sendable {
         case prelude = 6
         /// Either end of a `TLSBridge`.
         case bridge = 7
+        /// An HTTP/2 client (`HTTP2RelaySession`).
+        case h2Client = 8
+        /// A stream's socket pair to the NIO proxy (`HTTP2RelayStream`).
+        case h2Bridge = 9
     }
 
     enum Command: Sendable {
@@ -152,8 +157,8 @@ final class RelayLoop: @unchecked Sendable {
                 for index in 0..<Int(count) {
                     let event = events[index]
                     let data = event.data.u64
-                    let tag = Tag(rawValue: data & 7)!
-                    let object = UnsafeRawPointer(bitPattern: UInt(data & ~7))
+                    let tag = Tag(rawValue: data & 15)!
+                    let object = UnsafeRawPointer(bitPattern: UInt(data & ~15))
                     switch tag {
                     case .client, .server:
                         Unmanaged<RelaySession>.fromOpaque(object!).takeUnretainedValue()
@@ -165,6 +170,11 @@ final class RelayLoop: @unchecked Sendable {
                         Unmanaged<TLSBridge>.fromOpaque(object!).takeUnretainedValue().pump()
                     case .prelude:
                         Unmanaged<HTTPPrelude>.fromOpaque(object!).takeUnretainedValue().readable()
+                    case .h2Client:
+                        Unmanaged<HTTP2RelaySession>.fromOpaque(object!).takeUnretainedValue()
+                            .clientEvent(event.events)
+                    case .h2Bridge:
+                        Unmanaged<HTTP2RelayStream>.fromOpaque(object!).takeUnretainedValue().pumpBridge()
                     case .upstream:
                         self.upstreamEvent(
                             Unmanaged<RelayUpstream>.fromOpaque(object!).takeUnretainedValue(),
@@ -175,6 +185,7 @@ final class RelayLoop: @unchecked Sendable {
                         self.readMailbox()
                     }
                 }
+                self.flushHTTP2()
                 self.closedThisRound.removeAll(keepingCapacity: true)
                 self.retiredListeners.removeAll(keepingCapacity: true)
             } else if count < 0 && errno != EINTR {
@@ -184,6 +195,7 @@ final class RelayLoop: @unchecked Sendable {
             if self.now &- self.lastSweep >= Self.tick {
                 self.lastSweep = self.now
                 self.sweep()
+                self.flushHTTP2()
             }
         }
         self.finish()
@@ -387,6 +399,30 @@ final class RelayLoop: @unchecked Sendable {
         event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
         event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(object).toOpaque())) | tag.rawValue
         return epoll_ctl(self.epoll, EPOLL_CTL_ADD, fd, &event) == 0
+    }
+
+    /// Points a watched socket's events at another object (a connection that turned out to speak HTTP/2).
+    func rewatch(_ fd: Int32, _ object: AnyObject, tag: Tag) -> Bool {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        event.data.u64 = UInt64(UInt(bitPattern: Unmanaged.passUnretained(object).toOpaque())) | tag.rawValue
+        return epoll_ctl(self.epoll, EPOLL_CTL_MOD, fd, &event) == 0
+    }
+
+    /// HTTP/2 connections with frames to write, written once at the end of the round: responses of many streams
+    /// that ended together leave in one TLS record and one `send`.
+    private var http2Flushes: [HTTP2RelaySession] = []
+
+    func flushLater(_ session: HTTP2RelaySession) {
+        self.http2Flushes.append(session)
+    }
+
+    private func flushHTTP2() {
+        while !self.http2Flushes.isEmpty {
+            let sessions = self.http2Flushes
+            self.http2Flushes.removeAll(keepingCapacity: true)
+            for session in sessions { session.flushNow() }
+        }
     }
 
     /// Takes a socket out of the epoll set without closing it (it is handed to NIO).

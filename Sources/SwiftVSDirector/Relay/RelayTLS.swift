@@ -17,8 +17,9 @@ final class RelayTLSContext: @unchecked Sendable {
     private let contexts: [OpaquePointer]
     private let names: ServerNameTable
     private let rejectUnknown: Bool
-    /// ALPN: the relay speaks HTTP/1.1 only (a client offering h2 was given to the NIO proxy before its handshake).
+    /// ALPN: h2 when the service offers it (`HTTP2RelaySession`), else http/1.1.
     private let selectsHTTP1: Bool
+    let selectsH2: Bool
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -47,13 +48,14 @@ final class RelayTLSContext: @unchecked Sendable {
             // SSL_write may take part of a buffer, and a retry may pass the rest from another address.
             _ = SSL_CTX_set_mode(
                 context, UInt32(SSL_MODE_ENABLE_PARTIAL_WRITE) | UInt32(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
-            SSL_CTX_set_alpn_select_cb(context, relayALPNSelect, nil)
+            SSL_CTX_set_alpn_select_cb(context, relayALPNSelect, alpn.contains("h2") ? h2First.baseAddress : nil)
         }
         guard !contexts.isEmpty else { throw Failure(description: "no certificate") }
         self.contexts = contexts
         self.names = names
         self.rejectUnknown = rejectUnknown
         self.selectsHTTP1 = alpn.contains("http/1.1")
+        self.selectsH2 = alpn.contains("h2")
         if contexts.count > 1 || rejectUnknown {
             let me = Unmanaged.passUnretained(self).toOpaque()
             for context in contexts {
@@ -61,7 +63,7 @@ final class RelayTLSContext: @unchecked Sendable {
                 _ = SSL_CTX_set_tlsext_servername_arg(context, me)
             }
         }
-        if !self.selectsHTTP1 {
+        if !self.selectsHTTP1 && !self.selectsH2 {
             for context in contexts { SSL_CTX_set_alpn_select_cb(context, nil, nil) }
         }
     }
@@ -96,15 +98,20 @@ private func relayServerName(
     return SSL_TLSEXT_ERR_ALERT_FATAL
 }
 
-/// `http/1.1` in ALPN wire form, for `SSL_select_next_proto`.
-nonisolated(unsafe) private let http1Protocol: UnsafeMutablePointer<UInt8> = {
-    let bytes: [UInt8] = [8] + Array("http/1.1".utf8)
-    let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
-    pointer.initialize(from: bytes, count: bytes.count)
-    return pointer
-}()
+/// The server's ALPN preferences in wire form, for `SSL_select_next_proto`: `http/1.1` alone, or `h2` first (the
+/// callback's argument says which).
+nonisolated(unsafe) private let http1Protocol = alpnWire(["http/1.1"])
+nonisolated(unsafe) private let h2First = alpnWire(["h2", "http/1.1"])
 
-/// ALPN: http/1.1 if the client offers it; otherwise no ALPN (HTTP/1.1 is what a client without it speaks).
+private func alpnWire(_ names: [String]) -> UnsafeMutableRawBufferPointer {
+    let bytes = names.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
+    let pointer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+    pointer.copyBytes(from: bytes)
+    return pointer
+}
+
+/// ALPN: h2 (when the service offers it) or http/1.1, whichever the client offers, in that order; otherwise no ALPN
+/// (HTTP/1.1 is what a client without it speaks). Only what the service lists is selected (`tls.alpn`).
 private func relayALPNSelect(
     _ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
     _ outLength: UnsafeMutablePointer<UInt8>?, _ offered: UnsafePointer<UInt8>?, _ offeredLength: UInt32,
@@ -112,7 +119,10 @@ private func relayALPNSelect(
 ) -> Int32 {
     var chosen: UnsafeMutablePointer<UInt8>?
     var chosenLength: UInt8 = 0
-    let result = SSL_select_next_proto(&chosen, &chosenLength, http1Protocol, 9, offered, offeredLength)
+    let server = arg == nil ? http1Protocol : h2First
+    let result = SSL_select_next_proto(
+        &chosen, &chosenLength, server.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(server.count),
+        offered, offeredLength)
     guard result == OPENSSL_NPN_NEGOTIATED, let chosen else { return SSL_TLSEXT_ERR_NOACK }
     out?.pointee = UnsafePointer(chosen)
     outLength?.pointee = chosenLength
