@@ -260,14 +260,14 @@ public enum HPACKEncoder {
         }
     }
 
-    /// A field whose name is already lowercase.
+    /// A field; its name goes out in lowercase (§8.2.1), as HTTP/1.1 may have had it in any case.
     public static func field(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         if let index = Self.staticName(name) {
             Self.integer(index, prefix: 4, first: 0x00, into: &out)
         } else {
             out.append(0x00)
             Self.integer(name.count, prefix: 7, first: 0x00, into: &out)
-            out.append(contentsOf: name)
+            for byte in name { out.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) }
         }
         Self.integer(value.count, prefix: 7, first: 0x00, into: &out)
         out.append(contentsOf: value)
@@ -288,11 +288,9 @@ public enum HPACKEncoder {
         out.append(UInt8(rest))
     }
 
-    /// The static table's index of the names real servers send most.
+    /// The static table's index of the names real servers send most (in any case).
     static func staticName(_ name: UnsafeRawBufferPointer) -> Int? {
-        func eq(_ s: StaticString) -> Bool {
-            s.utf8CodeUnitCount == name.count && memcmp(s.utf8Start, name.baseAddress!, name.count) == 0
-        }
+        func eq(_ s: StaticString) -> Bool { HTTP2Response.equalsLower(name, s) }
         switch name.count {
         case 3: return eq("age") ? 21 : eq("via") ? 60 : nil
         case 4: return eq("date") ? 33 : eq("etag") ? 34 : eq("vary") ? 59 : eq("link") ? 45 : nil

@@ -454,6 +454,29 @@ public struct HTTP2Connection: Sendable {
     /// Whether the stream is still open for a response.
     public func isOpen(_ id: UInt32) -> Bool { self.streams[id] != nil }
 
+    /// Starts a response's HEADERS in place: the caller appends its HPACK block to `output`, then calls
+    /// `endHeaders` with what this returns (nil: the stream is gone, encode nothing).
+    public mutating func beginHeaders(_ id: UInt32) -> Int? {
+        guard self.streams[id] != nil, self.failed == nil else { return nil }
+        self.frameHeader(length: 0, type: 1, flags: 0, stream: id)
+        return self.output.count
+    }
+
+    public mutating func endHeaders(_ id: UInt32, at start: Int, endStream: Bool) {
+        let length = self.output.count - start
+        guard length <= self.peerMaxFrame else {
+            // Over the client's frame size: framed again, in CONTINUATIONs.
+            let block = Array(self.output[start...])
+            self.output.removeSubrange((start - 9)...)
+            return self.sendHeaders(id, block: block, endStream: endStream)
+        }
+        self.output[start - 9] = UInt8(length >> 16 & 0xFF)
+        self.output[start - 8] = UInt8(length >> 8 & 0xFF)
+        self.output[start - 7] = UInt8(length & 0xFF)
+        self.output[start - 5] = 0x4 | (endStream ? 0x1 : 0)
+        if endStream { self.localEnd(id) }
+    }
+
     /// A response's HEADERS (an HPACK block), in CONTINUATIONs if over the client's frame size.
     public mutating func sendHeaders(_ id: UInt32, block: [UInt8], endStream: Bool) {
         guard self.streams[id] != nil, self.failed == nil else { return }

@@ -20,20 +20,22 @@ public struct HTTP2RequestHead: Sendable, Equatable {
     }
 
     public static func make(_ fields: HeaderList, endStream: Bool) -> Made {
-        var method: ArraySlice<UInt8>?
-        var scheme: ArraySlice<UInt8>?
-        var path: ArraySlice<UInt8>?
-        var authority: ArraySlice<UInt8>?
-        var host: ArraySlice<UInt8>?
+        fields.bytes.withUnsafeBytes { raw in Self.make(fields, raw, endStream: endStream) }
+    }
+
+    private static func make(_ fields: HeaderList, _ raw: UnsafeRawBufferPointer, endStream: Bool) -> Made {
+        var method: UnsafeRawBufferPointer?
+        var scheme: UnsafeRawBufferPointer?
+        var path: UnsafeRawBufferPointer?
+        var authority: UnsafeRawBufferPointer?
+        var host: UnsafeRawBufferPointer?
         var contentLength: Int?
         var regular = false
         var cookies = 0
-        var out: [UInt8] = []
-        var rest: [UInt8] = []
-        rest.reserveCapacity(fields.bytes.count + 16 * fields.fields.count)
-        for index in 0..<fields.fields.count {
-            let name = fields.name(index)
-            let value = fields.value(index)
+        // First the checks and the pseudo-headers; the fields are written after the request line, below.
+        for field in fields.fields {
+            let name = UnsafeRawBufferPointer(rebasing: raw[field.name])
+            let value = UnsafeRawBufferPointer(rebasing: raw[field.value])
             guard let first = name.first, Self.validValue(value) else { return .malformed }
             if first == 0x3A {  // ':' a pseudo-header: before the rest, each once, only the request's four
                 guard !regular else { return .malformed }
@@ -52,10 +54,9 @@ public struct HTTP2RequestHead: Sendable, Equatable {
             case .connectionSpecific:
                 return .malformed
             case .te:
-                guard value.elementsEqual("trailers".utf8) else { return .malformed }
+                guard Self.equals(value, "trailers") else { return .malformed }
             case .host:
                 host = value
-                continue
             case .contentLength:
                 guard let length = Self.decimal(value), contentLength == nil || contentLength == length else {
                     return .malformed
@@ -63,21 +64,15 @@ public struct HTTP2RequestHead: Sendable, Equatable {
                 contentLength = length
             case .cookie:
                 cookies += 1
-                continue
             case .other:
                 break
             }
-            rest.append(contentsOf: name)
-            rest.append(0x3A)
-            rest.append(0x20)
-            rest.append(contentsOf: value)
-            rest.append(0x0D)
-            rest.append(0x0A)
         }
         guard let method else { return .malformed }
-        if method.elementsEqual("CONNECT".utf8) { return .connect }
+        if Self.equals(method, "CONNECT") { return .connect }
         guard let path, !path.isEmpty, let scheme, !scheme.isEmpty else { return .malformed }
-        out.reserveCapacity(rest.count + method.count + path.count + 64)
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count + 4 * fields.fields.count + 64)
         out.append(contentsOf: method)
         out.append(0x20)
         out.append(contentsOf: path)
@@ -88,14 +83,28 @@ public struct HTTP2RequestHead: Sendable, Equatable {
             out.append(0x0D)
             out.append(0x0A)
         }
-        out.append(contentsOf: rest)
+        for field in fields.fields {
+            let name = UnsafeRawBufferPointer(rebasing: raw[field.name])
+            guard name[0] != 0x3A else { continue }
+            switch Self.special(name) {
+            case .host, .cookie: continue
+            default: break
+            }
+            out.append(contentsOf: name)
+            out.append(0x3A)
+            out.append(0x20)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[field.value]))
+            out.append(0x0D)
+            out.append(0x0A)
+        }
         if cookies > 0 {
             out.append(contentsOf: "cookie: ".utf8)
             var first = true
-            for index in 0..<fields.fields.count where Self.special(fields.name(index)) == .cookie {
+            for field in fields.fields where Self.special(UnsafeRawBufferPointer(rebasing: raw[field.name])) == .cookie
+            {
                 if !first { out.append(contentsOf: "; ".utf8) }
                 first = false
-                out.append(contentsOf: fields.value(index))
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[field.value]))
             }
             out.append(0x0D)
             out.append(0x0A)
@@ -105,39 +114,45 @@ public struct HTTP2RequestHead: Sendable, Equatable {
         out.append(0x0A)
         return .head(
             HTTP2RequestHead(
-                http1: out, isHEAD: method.elementsEqual("HEAD".utf8), hasBody: !endStream,
-                contentLength: contentLength))
+                http1: out, isHEAD: Self.equals(method, "HEAD"), hasBody: !endStream, contentLength: contentLength))
+    }
+
+    @inline(__always)
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount
+            && (bytes.isEmpty || memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0)
     }
 
     /// 1 :method, 2 :scheme, 3 :path, 4 :authority, 0 anything else.
-    static func pseudo(_ name: ArraySlice<UInt8>) -> Int {
-        if name.elementsEqual(":method".utf8) { return 1 }
-        if name.elementsEqual(":scheme".utf8) { return 2 }
-        if name.elementsEqual(":path".utf8) { return 3 }
-        if name.elementsEqual(":authority".utf8) { return 4 }
-        return 0
+    static func pseudo(_ name: UnsafeRawBufferPointer) -> Int {
+        switch name.count {
+        case 5: return Self.equals(name, ":path") ? 3 : 0
+        case 7: return Self.equals(name, ":method") ? 1 : Self.equals(name, ":scheme") ? 2 : 0
+        case 10: return Self.equals(name, ":authority") ? 4 : 0
+        default: return 0
+        }
     }
 
     enum Special { case connectionSpecific, te, host, contentLength, cookie, other }
 
-    static func special(_ name: ArraySlice<UInt8>) -> Special {
+    /// What a lowercase field name means to the translation.
+    static func special(_ name: UnsafeRawBufferPointer) -> Special {
         switch name.count {
-        case 2: return name.elementsEqual("te".utf8) ? .te : .other
-        case 4: return name.elementsEqual("host".utf8) ? .host : .other
-        case 6: return name.elementsEqual("cookie".utf8) ? .cookie : .other
-        case 7: return name.elementsEqual("upgrade".utf8) ? .connectionSpecific : .other
+        case 2: return Self.equals(name, "te") ? .te : .other
+        case 4: return Self.equals(name, "host") ? .host : .other
+        case 6: return Self.equals(name, "cookie") ? .cookie : .other
+        case 7: return Self.equals(name, "upgrade") ? .connectionSpecific : .other
         case 10:
-            return name.elementsEqual("connection".utf8) || name.elementsEqual("keep-alive".utf8)
-                ? .connectionSpecific : .other
-        case 14: return name.elementsEqual("content-length".utf8) ? .contentLength : .other
-        case 16: return name.elementsEqual("proxy-connection".utf8) ? .connectionSpecific : .other
-        case 17: return name.elementsEqual("transfer-encoding".utf8) ? .connectionSpecific : .other
+            return Self.equals(name, "connection") || Self.equals(name, "keep-alive") ? .connectionSpecific : .other
+        case 14: return Self.equals(name, "content-length") ? .contentLength : .other
+        case 16: return Self.equals(name, "proxy-connection") ? .connectionSpecific : .other
+        case 17: return Self.equals(name, "transfer-encoding") ? .connectionSpecific : .other
         default: return .other
         }
     }
 
     /// §8.2.1: a token in lowercase.
-    static func validName(_ name: ArraySlice<UInt8>) -> Bool {
+    static func validName(_ name: UnsafeRawBufferPointer) -> Bool {
         for byte in name {
             guard byte > 0x20 && byte < 0x7F && byte != 0x3A && !(byte >= 0x41 && byte <= 0x5A) else { return false }
         }
@@ -145,14 +160,14 @@ public struct HTTP2RequestHead: Sendable, Equatable {
     }
 
     /// §8.2.1: no NUL, CR or LF, and no whitespace at either end.
-    static func validValue(_ value: ArraySlice<UInt8>) -> Bool {
+    static func validValue(_ value: UnsafeRawBufferPointer) -> Bool {
         for byte in value where byte == 0 || byte == 0x0A || byte == 0x0D { return false }
         if let first = value.first, first == 0x20 || first == 0x09 { return false }
         if let last = value.last, last == 0x20 || last == 0x09 { return false }
         return true
     }
 
-    static func decimal(_ value: ArraySlice<UInt8>) -> Int? {
+    static func decimal(_ value: UnsafeRawBufferPointer) -> Int? {
         guard !value.isEmpty, value.count <= 18 else { return nil }
         var n = 0
         for byte in value {
@@ -162,3 +177,7 @@ public struct HTTP2RequestHead: Sendable, Equatable {
         return n
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -152,7 +152,8 @@ public struct HTTP2Response: Sendable {
 
     /// Reads a whole head and sends its HEADERS; a problem, or nil.
     private mutating func head(_ head: UnsafeRawBufferPointer, into connection: inout HTTP2Connection) -> String? {
-        guard head.count >= 16, head.starts(with: "HTTP/1.".utf8), head[12] == 0x20 || head[12] == 0x0D
+        guard head.count >= 16, HTTP2RequestHead.equals(UnsafeRawBufferPointer(rebasing: head[0..<7]), "HTTP/1."),
+            head[12] == 0x20 || head[12] == 0x0D
         else { return "not an HTTP/1.x status line" }
         let d0 = Int(head[9]) - 48
         let d1 = Int(head[10]) - 48
@@ -162,45 +163,23 @@ public struct HTTP2Response: Sendable {
         if status < 200 {
             return status == 101 ? "a 101 nobody asked for" : nil  // informational: dropped, the final head follows
         }
-        var block: [UInt8] = []
-        block.reserveCapacity(head.count)
-        HPACKEncoder.status(status, into: &block)
+        guard let mark = connection.beginHeaders(self.stream) else {
+            self.body = .done  // the stream is gone: the rest of the response goes nowhere
+            return nil
+        }
+        HPACKEncoder.status(status, into: &connection.output)
         var chunked = false
         var contentLength: Int?
-        var name = [UInt8](repeating: 0, count: 64)
-        var at = HTTPResponseScanner.lineEnd(head, from: 12) + 2
-        while at < head.count - 2 {
-            let lineEnd = HTTPResponseScanner.lineEnd(head, from: at)
-            guard let colon = head[at..<lineEnd].firstIndex(of: 0x3A), colon > at else {
-                return "a header line without a name"
-            }
-            var valueStart = colon + 1
-            while valueStart < lineEnd && (head[valueStart] == 0x20 || head[valueStart] == 0x09) { valueStart += 1 }
-            var valueEnd = lineEnd
-            while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) { valueEnd -= 1 }
-            let length = colon - at
-            if name.count < length { name = [UInt8](repeating: 0, count: length) }
-            for i in 0..<length {
-                let byte = head[at + i]
-                name[i] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            }
-            let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
-            name.withUnsafeBytes { lowered in
-                let lowered = UnsafeRawBufferPointer(rebasing: lowered[0..<length])
-                switch HTTP2RequestHead.special(ArraySlice(lowered)) {
-                case .connectionSpecific:
-                    if length == 17 { chunked = value.count >= 7 && Self.endsWithChunked(value) }
-                    return
-                case .te:
-                    return
-                case .contentLength:
-                    contentLength = HTTP2RequestHead.decimal(ArraySlice(value))
-                default:
-                    break
-                }
-                HPACKEncoder.field(name: lowered, value: value, into: &block)
-            }
-            at = lineEnd + 2
+        if let problem = Self.fields(head, into: &connection.output, chunked: &chunked, length: &contentLength) {
+            connection.output.removeSubrange((mark - 9)...)  // the frame begun, unsent
+            return problem
+        }
+        if chunked && contentLength != nil {
+            // Transfer-Encoding wins (RFC 9112 §6.3): the fields again, without the Content-Length.
+            connection.output.removeSubrange(mark...)
+            HPACKEncoder.status(status, into: &connection.output)
+            contentLength = nil
+            _ = Self.fields(head, into: &connection.output, chunked: &chunked, length: &contentLength, dropLength: true)
         }
         let noBody = self.isHEAD || status == 204 || status == 304
         if noBody {
@@ -212,8 +191,67 @@ public struct HTTP2Response: Sendable {
         } else {
             self.body = .untilClose
         }
-        connection.sendHeaders(self.stream, block: block, endStream: self.body == .done)
+        connection.endHeaders(self.stream, at: mark, endStream: self.body == .done)
         return nil
+    }
+
+    /// The head's fields in HPACK, less the hop-by-hop ones; a problem, or nil.
+    private static func fields(
+        _ head: UnsafeRawBufferPointer, into block: inout [UInt8], chunked: inout Bool, length: inout Int?,
+        dropLength: Bool = false
+    ) -> String? {
+        var at = HTTPResponseScanner.lineEnd(head, from: 12) + 2
+        while at < head.count - 2 {
+            let lineEnd = HTTPResponseScanner.lineEnd(head, from: at)
+            var colon = at
+            while colon < lineEnd && head[colon] != 0x3A { colon += 1 }
+            guard colon < lineEnd, colon > at else { return "a header line without a name" }
+            var valueStart = colon + 1
+            while valueStart < lineEnd && (head[valueStart] == 0x20 || head[valueStart] == 0x09) { valueStart += 1 }
+            var valueEnd = lineEnd
+            while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            let name = UnsafeRawBufferPointer(rebasing: head[at..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
+            at = lineEnd + 2
+            switch Self.special(name) {
+            case .connectionSpecific:
+                if name.count == 17 { chunked = value.count >= 7 && Self.endsWithChunked(value) }
+                continue
+            case .te:
+                continue
+            case .contentLength:
+                if dropLength { continue }
+                length = HTTP2RequestHead.decimal(value)
+            default:
+                break
+            }
+            HPACKEncoder.field(name: name, value: value, into: &block)
+        }
+        return nil
+    }
+
+    /// `HTTP2RequestHead.special`, for a name in any case.
+    static func special(_ name: UnsafeRawBufferPointer) -> HTTP2RequestHead.Special {
+        switch name.count {
+        case 2: return Self.equalsLower(name, "te") ? .te : .other
+        case 7: return Self.equalsLower(name, "upgrade") ? .connectionSpecific : .other
+        case 10:
+            return Self.equalsLower(name, "connection") || Self.equalsLower(name, "keep-alive")
+                ? .connectionSpecific : .other
+        case 14: return Self.equalsLower(name, "content-length") ? .contentLength : .other
+        case 16: return Self.equalsLower(name, "proxy-connection") ? .connectionSpecific : .other
+        case 17: return Self.equalsLower(name, "transfer-encoding") ? .connectionSpecific : .other
+        default: return .other
+        }
+    }
+
+    /// `bytes`, ASCII letters in any case, are `word` (lowercase letters, digits and '-').
+    @inline(__always)
+    static func equalsLower(_ bytes: UnsafeRawBufferPointer, _ word: StaticString) -> Bool {
+        guard bytes.count == word.utf8CodeUnitCount else { return false }
+        let w = word.utf8Start
+        for i in 0..<bytes.count where bytes[i] | 0x20 != w[i] { return false }
+        return true
     }
 
     static func endsWithChunked(_ value: UnsafeRawBufferPointer) -> Bool {

@@ -13,7 +13,8 @@ import SwiftVSCore
 final class HTTP2RelaySession: RelayConnection {
     let loop: RelayLoop
     let service: VirtualService
-    let config: VirtualServiceConfig
+    /// What every stream's `HTTPRelaySession` shares.
+    let client: HTTPRelaySession.Client
     let clientFD: Int32
     let tls: RelayTLSConnection?
     let remote: SocketAddress?
@@ -41,11 +42,11 @@ final class HTTP2RelaySession: RelayConnection {
     static let outputLimit = 256 * 1024
 
     static func start(
-        loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32,
+        loop: RelayLoop, service: VirtualService, client: HTTPRelaySession.Client, clientFD: Int32,
         tls: RelayTLSConnection?, remote: SocketAddress?, bytes: [UInt8]
     ) {
         let session = HTTP2RelaySession(
-            loop: loop, service: service, config: config, clientFD: clientFD, tls: tls, remote: remote)
+            loop: loop, service: service, client: client, clientFD: clientFD, tls: tls, remote: remote)
         guard loop.rewatch(clientFD, session, tag: .h2Client) else {
             tls?.free()
             Glibc.close(clientFD)
@@ -58,21 +59,21 @@ final class HTTP2RelaySession: RelayConnection {
     }
 
     private init(
-        loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32,
+        loop: RelayLoop, service: VirtualService, client: HTTPRelaySession.Client, clientFD: Int32,
         tls: RelayTLSConnection?, remote: SocketAddress?
     ) {
         self.loop = loop
         self.service = service
-        self.config = config
+        self.client = client
         self.clientFD = clientFD
         self.tls = tls
         self.remote = remote
         var settings = HTTP2Connection.Settings()
-        settings.maxHeaderListSize = config.limits.maxHeaderBytes
+        settings.maxHeaderListSize = client.maxHeadBytes
         settings.maxConcurrentStreams = FrontPipeline.maxConcurrentStreams
         self.machine = HTTP2Connection(settings: settings)
         self.lastActive = loop.now
-        self.idleNanos = UInt64(max(0, config.timeouts.idle) * 1e9)
+        self.idleNanos = client.idleNanos
         self.inbound.reserveCapacity(RelayLoop.bufferSize)
     }
 
@@ -291,7 +292,8 @@ final class HTTP2RelaySession: RelayConnection {
 /// (its request bytes in through `give`, the response's out through `take`, `HTTP2Response` turning them into
 /// frames), or, for a request with a body (or one that session hands over), of the NIO proxy through a socket pair.
 final class HTTP2RelayStream {
-    unowned let connection: HTTP2RelaySession
+    /// Strong: the connection drops its streams as they end, and all of them when it closes.
+    let connection: HTTP2RelaySession
     let id: UInt32
     private var response: HTTP2Response
     /// HTTP/1.1 bytes for whoever serves the request, from `sent` on.
@@ -324,8 +326,8 @@ final class HTTP2RelayStream {
         guard self.requestEnded else { return self.bridge([]) }
         let connection = self.connection
         let session = HTTPRelaySession(
-            loop: connection.loop, service: connection.service, config: connection.config,
-            clientFD: connection.clientFD, remote: connection.remote, stream: self, secure: connection.tls != nil)
+            loop: connection.loop, service: connection.service, client: connection.client,
+            clientFD: connection.clientFD, remote: connection.remote, stream: self)
         self.session = session
         connection.loop.track(session)
         session.clientEvent(EPOLLIN.rawValue | EPOLLOUT.rawValue)

@@ -62,9 +62,38 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     static let headroom = 64
     static let connectionClose = Array("Connection: close\r\n".utf8)
 
+    /// What a client connection's sessions share: worked out once per connection, not per HTTP/2 stream.
+    struct Client {
+        let sourceKey: UInt32
+        /// `X-Forwarded-For` and `X-Forwarded-Proto` lines, as configured.
+        let forwardedLine: [UInt8]
+        let settings: HTTPExchange.Settings
+        let idleNanos: UInt64
+        let headerReadNanos: UInt64
+        let maxHeadBytes: Int
+        let maxHeaders: Int
+        let maxIdlePerServer: Int
+        let http2: Bool
+
+        init(_ config: VirtualServiceConfig, remote: SocketAddress?, secure: Bool) {
+            self.sourceKey = remote?.sourceKey(withPort: config.flags.port) ?? 0
+            var forwarded = ""
+            if config.forwardedFor, let ip = remote?.ipAddress { forwarded = "X-Forwarded-For: \(ip)\r\n" }
+            // Over TLS, as the NIO proxy says it (a client's own X-Forwarded-Proto sends its request there).
+            if secure { forwarded += "X-Forwarded-Proto: https\r\n" }
+            self.forwardedLine = Array(forwarded.utf8)
+            self.settings = HTTPExchange.Settings(config.timeouts, retries: config.retries, timesConnects: true)
+            self.idleNanos = UInt64(max(0, config.timeouts.idle) * 1e9)
+            self.headerReadNanos = UInt64(max(0, config.timeouts.headerRead) * 1e9)
+            self.maxHeadBytes = min(config.limits.maxHeaderBytes, RelayLoop.bufferSize)
+            self.maxHeaders = config.limits.maxHeaders
+            self.maxIdlePerServer = config.maxIdlePerServer
+            self.http2 = config.http2
+        }
+    }
+
     let loop: RelayLoop
     let service: VirtualService
-    let config: VirtualServiceConfig
     let serviceID: ObjectIdentifier
     let clientFD: Int32
     /// The client's TLS, when the relay terminates it (`RelayTLSContext`); nil for clear text.
@@ -72,10 +101,11 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     /// The HTTP/2 stream this session serves, as if it were a client connection with one request
     /// (`HTTP2RelayStream`); nil for an HTTP/1 client. `clientFD` is then the HTTP/2 connection's.
     let stream: HTTP2RelayStream?
+    let client: Client
     /// The client came over TLS (X-Forwarded-Proto: https).
-    let secure: Bool
+    var secure: Bool { self.tls != nil || self.stream?.connection.tls != nil }
     let remote: SocketAddress?
-    let sourceKey: UInt32
+    var sourceKey: UInt32 { self.client.sourceKey }
     var sweepIndex = -1
     var exchange: HTTPExchange
     private var closed = false
@@ -133,43 +163,40 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     private var upstreamReusable = true
     private var partialHead: [UInt8] = []
 
-    private let idleNanos: UInt64
-    /// When the connection came, and how long its TLS handshake may take (`timeouts.header_read`).
+    /// When the connection came (its TLS handshake may take `timeouts.header_read`).
     private let opened: UInt64
-    private let headerReadNanos: UInt64
+    private var idleNanos: UInt64 { self.client.idleNanos }
+    private var headerReadNanos: UInt64 { self.client.headerReadNanos }
+    private var forwardedLine: [UInt8] { self.client.forwardedLine }
+    private var maxHeadBytes: Int { self.client.maxHeadBytes }
+    private var maxHeaders: Int { self.client.maxHeaders }
 
-    private let forwardedLine: [UInt8]
-    private let maxHeadBytes: Int
-    private let maxHeaders: Int
+    convenience init(
+        loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32, remote: SocketAddress?,
+        tls: RelayTLSConnection? = nil
+    ) {
+        self.init(
+            loop: loop, service: service, client: Client(config, remote: remote, secure: tls != nil),
+            clientFD: clientFD,
+            remote: remote, tls: tls)
+    }
 
     init(
-        loop: RelayLoop, service: VirtualService, config: VirtualServiceConfig, clientFD: Int32, remote: SocketAddress?,
-        tls: RelayTLSConnection? = nil, stream: HTTP2RelayStream? = nil, secure: Bool = false
+        loop: RelayLoop, service: VirtualService, client: Client, clientFD: Int32, remote: SocketAddress?,
+        tls: RelayTLSConnection? = nil, stream: HTTP2RelayStream? = nil
     ) {
         self.loop = loop
         self.tls = tls
         self.stream = stream
-        self.secure = secure || tls != nil
+        self.client = client
         // A stream's request is all there is: once read, the "client" has nothing more to send.
         self.clientHangup = stream != nil
         self.service = service
-        self.config = config
         self.serviceID = ObjectIdentifier(service)
         self.clientFD = clientFD
         self.remote = remote
-        self.sourceKey = remote?.sourceKey(withPort: config.flags.port) ?? 0
-        self.exchange = HTTPExchange(
-            HTTPExchange.Settings(config.timeouts, retries: config.retries, timesConnects: true), now: loop.now)
-        self.idleNanos = UInt64(max(0, config.timeouts.idle) * 1e9)
+        self.exchange = HTTPExchange(client.settings, now: loop.now)
         self.opened = loop.now
-        self.headerReadNanos = UInt64(max(0, config.timeouts.headerRead) * 1e9)
-        var forwarded = ""
-        if config.forwardedFor, let ip = remote?.ipAddress { forwarded = "X-Forwarded-For: \(ip)\r\n" }
-        // Over TLS, as the NIO proxy says it (a client's own X-Forwarded-Proto sends its request there).
-        if self.secure { forwarded += "X-Forwarded-Proto: https\r\n" }
-        self.forwardedLine = Array(forwarded.utf8)
-        self.maxHeadBytes = min(config.limits.maxHeaderBytes, RelayLoop.bufferSize)
-        self.maxHeaders = config.limits.maxHeaders
     }
 
     // MARK: events
@@ -341,7 +368,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         while true {
             if self.inEnd > self.inStart, let inbound = self.inbound {
                 let raw = UnsafeRawBufferPointer(start: inbound + self.inStart, count: self.inEnd - self.inStart)
-                if !self.begun && self.stream == nil && self.config.http2 && raw.starts(with: "PRI ".utf8) {
+                if !self.begun && self.stream == nil && self.client.http2 && raw.starts(with: "PRI ".utf8) {
                     // HTTP/2's preface: h2c with prior knowledge, or h2 that ALPN chose.
                     self.becomeHTTP2(raw)
                     return false
@@ -507,7 +534,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
     func parkUpstream() {
         guard let upstream = self.upstream else { return }
         self.upstream = nil
-        if upstream.hangup || !self.loop.park(upstream, limit: self.config.maxIdlePerServer) { upstream.close() }
+        if upstream.hangup || !self.loop.park(upstream, limit: self.client.maxIdlePerServer) { upstream.close() }
     }
 
     func closeUpstream() {
@@ -738,6 +765,8 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
 
     /// Rewrites the head at `buffer[start..<start+headLength]` so that it ends where it did; returns its new start.
     private func rewriteHead(_ buffer: UnsafeMutableRawPointer, start: Int, headLength: Int, addsClose: Bool) -> Int {
+        // An HTTP/2 stream's head becomes HEADERS, which leave the hop-by-hop lines out anyway.
+        if self.stream != nil { return start }
         let hopLines = self.scanner.hopLines
         if hopLines.isEmpty && !addsClose {
             if self.scanner.http10 { Self.makeHTTP11(buffer + start) }
@@ -851,7 +880,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         let bytes = Array(raw)
         self.release(closingClient: false)
         HTTP2RelaySession.start(
-            loop: self.loop, service: self.service, config: self.config, clientFD: self.clientFD, tls: self.tls,
+            loop: self.loop, service: self.service, client: self.client, clientFD: self.clientFD, tls: self.tls,
             remote: self.remote, bytes: bytes)
     }
 
