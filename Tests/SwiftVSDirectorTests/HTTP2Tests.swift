@@ -104,6 +104,61 @@ extension IntegrationTests {
         }
 
         @Test(
+            "h2 streams served as HTTP/1.1: a 16 MiB download, a 1 MiB upload, HEAD, 404, chunked, until-close, 1xx, hop-by-hop, a bad response"
+        )
+        func framings() async throws {
+            func h2(_ port: Int, _ path: String, _ extra: [String] = []) throws -> (out: String, code: Int32) {
+                let r = try tool(
+                    "curl",
+                    ["-s", "--http2-prior-knowledge", "--max-time", "20"] + extra + ["http://127.0.0.1:\(port)\(path)"],
+                    seconds: 25)
+                return (r.out, r.code)
+            }
+            try await withBackends(1) { backends in
+                try await withDirector(serviceYAML(backends: backends)) { director in
+                    let port = director.port
+                    let big = try h2(
+                        port, "/bytes/\(16 << 20)", ["-o", "/dev/null", "-w", "%{size_download} %{http_version}"])
+                    #expect(big.out == "\(16 << 20) 2", "\(big)")
+                    let head = try h2(port, "/", ["-I"])
+                    #expect(head.out.contains("HTTP/2 200") && head.out.contains("content-length: 3"), "\(head)")
+                    let missing = try h2(port, "/status/404", ["-o", "/dev/null", "-w", "%{http_code}"])
+                    #expect(missing.out == "404")
+                    // A body: the stream goes to the NIO proxy over a socket pair, its DATA as the request's body.
+                    let file = FileManager.default.temporaryDirectory.appendingPathComponent("h2-upload-\(port)")
+                    let upload = [UInt8]((0..<(1 << 20)).map { UInt8(0x61 + $0 % 26) })
+                    try Data(upload).write(to: file)
+                    defer { try? FileManager.default.removeItem(at: file) }
+                    let echoed = try tool(
+                        "curl",
+                        [
+                            "-s", "--http2-prior-knowledge", "--max-time", "20", "--data-binary", "@\(file.path)",
+                            "http://127.0.0.1:\(port)/echo",
+                        ], seconds: 25)
+                    #expect(Array(echoed.out.utf8) == upload, "the upload came back whole")
+                    let seen = try h2(port, "/headers", ["-H", "Cookie: a=1", "-H", "X-Test: yes"])
+                    #expect(seen.out.hasPrefix("GET /headers"), "\(seen.out)")
+                    #expect(seen.out.contains("host: 127.0.0.1:\(port)") && seen.out.contains("x-test: yes"))
+                    #expect(seen.out.contains("x-forwarded-for: 127.0.0.1"), "\(seen.out)")
+                }
+            }
+            try await withBackends(1, kind: .raw) { backends in
+                try await withDirector(serviceYAML(backends: backends)) { director in
+                    let port = director.port
+                    #expect(try h2(port, "/chunked").out == "hello world")
+                    #expect(try h2(port, "/http10").out == "until close")
+                    #expect(try h2(port, "/early").out == "final")
+                    #expect(try h2(port, "/clte").out == "ok")
+                    let hop = try h2(port, "/hop", ["-D", "-"])
+                    #expect(hop.out.contains("x-kept: yes") && hop.out.hasSuffix("ok"), "\(hop.out)")
+                    #expect(!hop.out.contains("x-hop") && !hop.out.contains("keep-alive"), "\(hop.out)")
+                    let garbage = try h2(port, "/garbage", ["-o", "/dev/null", "-w", "%{http_code}"])
+                    #expect(garbage.out == "502")
+                }
+            }
+        }
+
+        @Test(
             "rapid reset: 10 000 streams opened and reset get GOAWAY ENHANCE_YOUR_CALM and a close; others are served")
         func rapidReset() async throws {
             let backend = try await TestBackend(name: "rs1")

@@ -200,34 +200,62 @@ public struct HTTP2Response: Sendable {
         _ head: UnsafeRawBufferPointer, into block: inout [UInt8], chunked: inout Bool, length: inout Int?,
         dropLength: Bool = false
     ) -> String? {
+        // Fields the Connection header names are hop-by-hop too (RFC 9110 §7.6.1), wherever they stand.
+        var named: [UnsafeRawBufferPointer] = []
+        Self.lines(head) { name, value in
+            guard name.count == 10 && Self.equalsLower(name, "connection") else { return }
+            for token in value.split(separator: 0x2C) {
+                var token = token[...]
+                while let first = token.first, first == 0x20 || first == 0x09 { token = token.dropFirst() }
+                while let last = token.last, last == 0x20 || last == 0x09 { token = token.dropLast() }
+                if !token.isEmpty { named.append(UnsafeRawBufferPointer(rebasing: token)) }
+            }
+        }
+        var problem: String?
+        Self.lines(head, problem: &problem) { name, value in
+            switch Self.special(name) {
+            case .connectionSpecific:
+                if name.count == 17 { chunked = value.count >= 7 && Self.endsWithChunked(value) }
+                return
+            case .te:
+                return
+            case .contentLength:
+                if dropLength { return }
+                length = HTTP2RequestHead.decimal(value)
+            default:
+                break
+            }
+            for token in named where token.count == name.count {
+                if zip(token, name).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) { return }
+            }
+            HPACKEncoder.field(name: name, value: value, into: &block)
+        }
+        return problem
+    }
+
+    /// Each field line of a head: its name and its value, trimmed.
+    private static func lines(
+        _ head: UnsafeRawBufferPointer, problem: UnsafeMutablePointer<String?>? = nil,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+    ) {
         var at = HTTPResponseScanner.lineEnd(head, from: 12) + 2
         while at < head.count - 2 {
             let lineEnd = HTTPResponseScanner.lineEnd(head, from: at)
             var colon = at
             while colon < lineEnd && head[colon] != 0x3A { colon += 1 }
-            guard colon < lineEnd, colon > at else { return "a header line without a name" }
+            guard colon < lineEnd, colon > at else {
+                problem?.pointee = "a header line without a name"
+                return
+            }
             var valueStart = colon + 1
             while valueStart < lineEnd && (head[valueStart] == 0x20 || head[valueStart] == 0x09) { valueStart += 1 }
             var valueEnd = lineEnd
             while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) { valueEnd -= 1 }
-            let name = UnsafeRawBufferPointer(rebasing: head[at..<colon])
-            let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
+            body(
+                UnsafeRawBufferPointer(rebasing: head[at..<colon]),
+                UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd]))
             at = lineEnd + 2
-            switch Self.special(name) {
-            case .connectionSpecific:
-                if name.count == 17 { chunked = value.count >= 7 && Self.endsWithChunked(value) }
-                continue
-            case .te:
-                continue
-            case .contentLength:
-                if dropLength { continue }
-                length = HTTP2RequestHead.decimal(value)
-            default:
-                break
-            }
-            HPACKEncoder.field(name: name, value: value, into: &block)
         }
-        return nil
     }
 
     /// `HTTP2RequestHead.special`, for a name in any case.
