@@ -8,12 +8,12 @@
 #
 # Usage: scripts/fuzz.sh [TARGET...]          every target when none is named
 # Knobs: FUZZ_SECONDS=20 per target, RUNS=N (a number of inputs instead of a time).
-# Targets: http-request http-response exchange ts vrrp config scenario front (FuzzTargets.all).
+# Targets: http-request http-response exchange ts vrrp config scenario front h2 (FuzzTargets.all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
 targets=("$@")
-((${#targets[@]})) || targets=(http-request http-response exchange ts vrrp config scenario front)
+((${#targets[@]})) || targets=(http-request http-response exchange ts vrrp config scenario front h2)
 
 # lld: gold fails on this link with an internal error (dwarf_reader.cc) under the sanitizers.
 swift build -c release --product swiftvs-fuzz --scratch-path .build-fuzz \

@@ -19,7 +19,56 @@ public enum FuzzTargets {
         "config": config,
         "scenario": scenario,
         "front": front,
+        "h2": http2,
     ]
+
+    /// An HTTP/2 client's bytes into the connection machine, in pieces the first byte sizes, each request answered
+    /// with an HTTP/1.1 response (its bytes the input's too) through `HTTP2Response`: what it writes is whole
+    /// frames, a request's head is HTTP/1.1 with CRLF line endings, and once failed it stays failed.
+    static func http2(_ bytes: UnsafeRawBufferPointer) {
+        guard let first = bytes.first else { return }
+        let piece = Int(first % 97) + 1
+        var input = first & 0x80 == 0 ? Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) : []
+        input += bytes[1...]
+        var connection = HTTP2Connection()
+        var events: [HTTP2Connection.Event] = []
+        var pending: [UInt8] = []
+        var now: UInt64 = 0
+        var at = 0
+        while at < input.count {
+            let end = min(input.count, at + piece)
+            pending += input[at..<end]
+            at = end
+            now += 1_000_000
+            let wasFailed = connection.failed != nil
+            let used = pending.withUnsafeBytes { connection.receive($0, now: now, events: &events) }
+            precondition(used >= 0 && used <= pending.count, "the machine uses what it was given, no more")
+            precondition(!wasFailed || connection.failed != nil, "a failed connection stays failed")
+            pending.removeFirst(used)
+            for event in events {
+                guard case .request(let stream, let head) = event else { continue }
+                precondition(head.http1.count >= 4 && Array(head.http1.suffix(4)) == [13, 10, 13, 10], "a whole head")
+                head.http1.withUnsafeBytes {
+                    precondition(HTTP1RequestHead.lineEndingProblem($0) == nil, "CRLF line endings only")
+                }
+                var response = HTTP2Response(stream: stream, isHEAD: head.isHEAD)
+                let text = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8) + input.suffix(64)
+                _ = text.withUnsafeBytes { response.feed($0, into: &connection) }
+                _ = response.end(into: &connection)
+            }
+            events.removeAll()
+        }
+        // What was written is whole frames.
+        var frameAt = 0
+        let output = connection.output
+        while frameAt < output.count {
+            precondition(output.count - frameAt >= 9, "a whole frame header")
+            let length = Int(output[frameAt]) << 16 | Int(output[frameAt + 1]) << 8 | Int(output[frameAt + 2])
+            precondition(length <= HTTP2Connection.maxFrameSize, "within the default frame size")
+            frameAt += 9 + length
+        }
+        precondition(frameAt == output.count, "frames end where the output does")
+    }
 
     /// A connection's first bytes, as the director reads them before any real server is chosen: what it speaks
     /// (TLS, the HTTP/2 preface, HTTP/1), a PROXY header, a TLS ClientHello's server name and ALPN list.
