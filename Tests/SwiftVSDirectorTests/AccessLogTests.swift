@@ -51,6 +51,7 @@ extension IntegrationTests {
             #expect(try curl("http://127.0.0.1:\(refused)/").status == 502)
             #expect(try curl("http://127.0.0.1:\(retried)/again").status == 200)
             #expect(try curl("http://127.0.0.1:\(tcp)/through-tcp").status == 200)
+            #expect(try curl("http://127.0.0.1:\(web)/over-h2", ["--http2-prior-knowledge"]).status == 200)
             try waitUntilBlocking("the lines", seconds: 10) {
                 Self.lines(log).contains { $0.contains("\"protocol\":\"TCP\"") && !$0.contains("\"bytes_in\":0,") }
             }
@@ -66,6 +67,9 @@ extension IntegrationTests {
             #expect((ok["client"] as? String)?.hasPrefix("127.0.0.1:") == true)
             for phase in ["head_ms", "connect_ms", "ttfb_ms", "total_ms"] { #expect(ok[phase] is Double, "\(phase)") }
             #expect(line("web", "/status/404")?["status"] as? Int == 404)
+            let h2 = try #require(line("web", "/over-h2"))
+            #expect(
+                h2["protocol"] as? String == "HTTP/2.0" && h2["status"] as? Int == 200 && h2["bytes_out"] as? Int == 3)
             let timeout = try #require(line("web", "/hang"))
             #expect(timeout["status"] as? Int == 504 && timeout["ttfb_ms"] is NSNull)
             #expect((timeout["total_ms"] as? Double ?? 0) >= 500)

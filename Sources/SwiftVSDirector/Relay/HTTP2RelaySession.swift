@@ -27,6 +27,8 @@ final class HTTP2RelaySession: RelayConnection {
     private var sent = 0
     private var readable = true
     private var writable = true
+    /// TLS wanted the socket writable before it could read (a key update): the next EPOLLOUT reads again.
+    private var readWantsWrite = false
     private var closed = false
     private var flushQueued = false
     /// Streams held because the client's socket is behind: woken as it drains.
@@ -85,6 +87,10 @@ final class HTTP2RelaySession: RelayConnection {
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 { self.readable = true }
         if events & EPOLLOUT.rawValue != 0 {
             self.writable = true
+            if self.readWantsWrite {
+                self.readWantsWrite = false
+                self.readable = true
+            }
             self.flushNow()
         }
         self.pump()
@@ -100,8 +106,9 @@ final class HTTP2RelaySession: RelayConnection {
                 switch tls.read(into: buffer, count: RelayLoop.bufferSize) {
                 case .bytes(let n): count = n
                 case .closed: count = 0
-                case .wouldBlock:
+                case .wouldBlock(let wantsWrite):
                     self.readable = false
+                    self.readWantsWrite = wantsWrite
                     return
                 case .failed: return self.close()
                 }

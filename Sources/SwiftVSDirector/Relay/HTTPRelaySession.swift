@@ -498,6 +498,7 @@ final class HTTPRelaySession: RelayConnection, ExchangeDriver {
         let rest = raw[(space + 1)...]
         let end = rest.firstIndex(of: 0x20) ?? rest.endIndex
         self.access.method = String(decoding: raw[..<space], as: UTF8.self)
+        if self.stream != nil { self.access.version = "HTTP/2.0" }
         self.access.target = String(decoding: rest[..<end], as: UTF8.self)
     }
 
