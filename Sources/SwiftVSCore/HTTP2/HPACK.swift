@@ -59,11 +59,11 @@ public struct HPACKDecoder: Sendable {
                 try self.withEntry(index) { headers.append(name: $0, value: $1) }
                 fieldSeen = true
             } else if byte & 0xC0 == 0x40 {
-                // §6.2.1 literal with incremental indexing.
+                // §6.2.1 literal with incremental indexing: into the list, then a copy into the table.
                 let index = try Self.integer(block, &at, prefix: 6)
-                let (name, value) = try self.literal(block, &at, nameIndex: index)
-                headers.append(name: name, value: value)
-                self.insert(name: name, value: value)
+                try self.literal(block, &at, nameIndex: index, into: &headers)
+                let field = headers.fields[headers.fields.count - 1]
+                self.insert(name: Array(headers.bytes[field.name]), value: Array(headers.bytes[field.value]))
                 fieldSeen = true
             } else if byte & 0xE0 == 0x20 {
                 // §6.3 dynamic table size update: only before the block's first field.
@@ -75,8 +75,7 @@ public struct HPACKDecoder: Sendable {
             } else {
                 // §6.2.2 without indexing, §6.2.3 never indexed: both 4-bit prefixes.
                 let index = try Self.integer(block, &at, prefix: 4)
-                let (name, value) = try self.literal(block, &at, nameIndex: index)
-                headers.append(name: name, value: value)
+                try self.literal(block, &at, nameIndex: index, into: &headers)
                 fieldSeen = true
             }
         }
@@ -95,16 +94,20 @@ public struct HPACKDecoder: Sendable {
         body(entry.name[...], entry.value[...])
     }
 
+    /// A literal field, its name from a table or the block, decoded straight into the list.
     private func literal(
-        _ block: UnsafeRawBufferPointer, _ at: inout Int, nameIndex: Int
-    ) throws(HPACKError) -> ([UInt8], [UInt8]) {
-        var name: [UInt8] = []
+        _ block: UnsafeRawBufferPointer, _ at: inout Int, nameIndex: Int, into headers: inout HeaderList
+    ) throws(HPACKError) {
+        let nameStart = headers.bytes.count
         if nameIndex == 0 {
-            name = try Self.string(block, &at)
+            try Self.string(block, &at, into: &headers.bytes)
         } else {
-            try self.withEntry(nameIndex) { entryName, _ in name = Array(entryName) }
+            try self.withEntry(nameIndex) { entryName, _ in headers.bytes.append(contentsOf: entryName) }
         }
-        return (name, try Self.string(block, &at))
+        let valueStart = headers.bytes.count
+        try Self.string(block, &at, into: &headers.bytes)
+        headers.fields.append((nameStart..<valueStart, valueStart..<headers.bytes.count))
+        headers.size += headers.bytes.count - nameStart + 32
     }
 
     private mutating func insert(name: [UInt8], value: [UInt8]) {
@@ -143,15 +146,19 @@ public struct HPACKDecoder: Sendable {
         }
     }
 
-    /// §5.2: a string literal, Huffman-coded or not.
-    static func string(_ block: UnsafeRawBufferPointer, _ at: inout Int) throws(HPACKError) -> [UInt8] {
+    /// §5.2: a string literal, Huffman-coded or not, appended to `out`.
+    static func string(_ block: UnsafeRawBufferPointer, _ at: inout Int, into out: inout [UInt8]) throws(HPACKError) {
         guard at < block.count else { throw HPACKError("truncated string") }
         let huffman = block[at] & 0x80 != 0
         let length = try Self.integer(block, &at, prefix: 7)
         guard length <= block.count - at else { throw HPACKError("string past the block's end") }
         let bytes = UnsafeRawBufferPointer(rebasing: block[at..<(at + length)])
         at += length
-        return huffman ? try Huffman.decode(bytes) : Array(bytes)
+        if huffman {
+            try Huffman.decode(bytes, into: &out)
+        } else {
+            out.append(contentsOf: bytes)
+        }
     }
 }
 
@@ -183,9 +190,7 @@ enum Huffman {
         return tree
     }()
 
-    static func decode(_ bytes: UnsafeRawBufferPointer) throws(HPACKError) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 8 / 5 + 1)
+    static func decode(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(HPACKError) {
         let tree = Self.tree
         var node = 0
         // Bits since the last symbol, and whether all were 1 (padding is EOS's prefix, §5.2).
@@ -212,7 +217,6 @@ enum Huffman {
             }
         }
         guard pending < 8, allOnes else { throw HPACKError("bad Huffman padding") }
-        return out
     }
 }
 

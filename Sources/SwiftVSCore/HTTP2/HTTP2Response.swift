@@ -198,63 +198,76 @@ public struct HTTP2Response: Sendable {
     /// The head's fields in HPACK, less the hop-by-hop ones; a problem, or nil.
     private static func fields(
         _ head: UnsafeRawBufferPointer, into block: inout [UInt8], chunked: inout Bool, length: inout Int?,
-        dropLength: Bool = false
+        dropLength: Bool = false, named: [UnsafeRawBufferPointer] = []
     ) -> String? {
-        // Fields the Connection header names are hop-by-hop too (RFC 9110 §7.6.1), wherever they stand.
-        var named: [UnsafeRawBufferPointer] = []
-        Self.lines(head) { name, value in
-            guard name.count == 10 && Self.equalsLower(name, "connection") else { return }
-            for token in value.split(separator: 0x2C) {
-                var token = token[...]
-                while let first = token.first, first == 0x20 || first == 0x09 { token = token.dropFirst() }
-                while let last = token.last, last == 0x20 || last == 0x09 { token = token.dropLast() }
-                if !token.isEmpty { named.append(UnsafeRawBufferPointer(rebasing: token)) }
-            }
-        }
-        var problem: String?
-        Self.lines(head, problem: &problem) { name, value in
+        let mark = block.count
+        // Fields the Connection header names are hop-by-hop too (RFC 9110 §7.6.1), wherever they stand: a name
+        // other than close and keep-alive (which nginx and most servers send alone) sends the head through again.
+        var namesOthers = false
+        var at = HTTPResponseScanner.lineEnd(head, from: 12) + 2
+        lines: while at < head.count - 2 {
+            let lineEnd = HTTPResponseScanner.lineEnd(head, from: at)
+            var colon = at
+            while colon < lineEnd && head[colon] != 0x3A { colon += 1 }
+            guard colon < lineEnd, colon > at else { return "a header line without a name" }
+            var valueStart = colon + 1
+            while valueStart < lineEnd && (head[valueStart] == 0x20 || head[valueStart] == 0x09) { valueStart += 1 }
+            var valueEnd = lineEnd
+            while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            let name = UnsafeRawBufferPointer(rebasing: head[at..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
+            at = lineEnd + 2
             switch Self.special(name) {
             case .connectionSpecific:
-                if name.count == 17 { chunked = value.count >= 7 && Self.endsWithChunked(value) }
-                return
+                if name.count == 17 {
+                    chunked = value.count >= 7 && Self.endsWithChunked(value)
+                } else if name.count == 10 && named.isEmpty && Self.equalsLower(name, "connection") {
+                    namesOthers =
+                        namesOthers
+                        || !Self.tokens(value).allSatisfy {
+                            Self.equalsLower($0, "close") || Self.equalsLower($0, "keep-alive")
+                        }
+                }
+                continue
             case .te:
-                return
+                continue
             case .contentLength:
-                if dropLength { return }
+                if dropLength { continue }
                 length = HTTP2RequestHead.decimal(value)
             default:
                 break
             }
             for token in named where token.count == name.count {
-                if zip(token, name).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) { return }
+                if zip(token, name).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) { continue lines }
             }
             HPACKEncoder.field(name: name, value: value, into: &block)
         }
-        return problem
+        if namesOthers {
+            var others: [UnsafeRawBufferPointer] = []
+            var at = HTTPResponseScanner.lineEnd(head, from: 12) + 2
+            while at < head.count - 2 {
+                let lineEnd = HTTPResponseScanner.lineEnd(head, from: at)
+                if lineEnd - at > 11,
+                    Self.equalsLower(UnsafeRawBufferPointer(rebasing: head[at..<(at + 11)]), "connection:")
+                {
+                    others += Self.tokens(UnsafeRawBufferPointer(rebasing: head[(at + 11)..<lineEnd]))
+                }
+                at = lineEnd + 2
+            }
+            block.removeSubrange(mark...)
+            return Self.fields(
+                head, into: &block, chunked: &chunked, length: &length, dropLength: dropLength, named: others)
+        }
+        return nil
     }
 
-    /// Each field line of a head: its name and its value, trimmed.
-    private static func lines(
-        _ head: UnsafeRawBufferPointer, problem: UnsafeMutablePointer<String?>? = nil,
-        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
-    ) {
-        var at = HTTPResponseScanner.lineEnd(head, from: 12) + 2
-        while at < head.count - 2 {
-            let lineEnd = HTTPResponseScanner.lineEnd(head, from: at)
-            var colon = at
-            while colon < lineEnd && head[colon] != 0x3A { colon += 1 }
-            guard colon < lineEnd, colon > at else {
-                problem?.pointee = "a header line without a name"
-                return
-            }
-            var valueStart = colon + 1
-            while valueStart < lineEnd && (head[valueStart] == 0x20 || head[valueStart] == 0x09) { valueStart += 1 }
-            var valueEnd = lineEnd
-            while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) { valueEnd -= 1 }
-            body(
-                UnsafeRawBufferPointer(rebasing: head[at..<colon]),
-                UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd]))
-            at = lineEnd + 2
+    /// A comma-separated list's items, trimmed.
+    static func tokens(_ value: UnsafeRawBufferPointer) -> [UnsafeRawBufferPointer] {
+        value.split(separator: 0x2C).compactMap { token in
+            var token = token[...]
+            while let first = token.first, first == 0x20 || first == 0x09 { token = token.dropFirst() }
+            while let last = token.last, last == 0x20 || last == 0x09 { token = token.dropLast() }
+            return token.isEmpty ? nil : UnsafeRawBufferPointer(rebasing: token)
         }
     }
 
