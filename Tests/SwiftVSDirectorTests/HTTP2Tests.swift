@@ -140,6 +140,11 @@ extension IntegrationTests {
                     #expect(seen.out.hasPrefix("GET /headers"), "\(seen.out)")
                     #expect(seen.out.contains("host: 127.0.0.1:\(port)") && seen.out.contains("x-test: yes"))
                     #expect(seen.out.contains("x-forwarded-for: 127.0.0.1"), "\(seen.out)")
+                    // A client with 4 KiB stream and 64 KiB connection windows: the response waits for its
+                    // WINDOW_UPDATEs and arrives whole.
+                    let small = try tool(
+                        "nghttp", ["-w", "12", "-W", "16", "http://127.0.0.1:\(port)/bytes/300000"], seconds: 20)
+                    #expect(small.code == 0 && small.out.utf8.count == 300_000, "\(small.out.utf8.count) \(small.err)")
                 }
             }
             try await withBackends(1, kind: .raw) { backends in

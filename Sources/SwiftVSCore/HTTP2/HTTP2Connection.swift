@@ -85,7 +85,6 @@ public struct HTTP2Connection: Sendable {
     private var peerMaxFrame = HTTP2Connection.maxFrameSize
     private var resets: [UInt64] = []
 
-    public var openStreams: Int { self.streams.count }
     /// Nothing is left to do on the connection.
     public var finished: Bool { self.failed != nil || (self.goingAway && self.streams.isEmpty) }
 

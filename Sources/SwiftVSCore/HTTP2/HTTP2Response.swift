@@ -39,8 +39,6 @@ public struct HTTP2Response: Sendable {
     /// The response has ended (END_STREAM is out, or waits in `pending` behind the window).
     public var complete: Bool { self.body == .done }
     public var hasPending: Bool { self.pendingStart < self.pending.count || self.pendingEnd }
-    /// The head went out: an error now can only reset the stream.
-    public var headSent: Bool { self.body != .head }
 
     public mutating func feed(_ bytes: UnsafeRawBufferPointer, into connection: inout HTTP2Connection) -> Fed {
         if self.hasPending {

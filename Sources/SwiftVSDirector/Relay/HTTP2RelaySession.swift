@@ -33,6 +33,8 @@ final class HTTP2RelaySession: RelayConnection {
     private var flushQueued = false
     /// Streams held because the client's socket is behind: woken as it drains.
     private var waiting: [HTTP2RelayStream] = []
+    /// Streams held by the client's flow-control windows: woken by its WINDOW_UPDATE (or SETTINGS).
+    private var windowBlocked: [HTTP2RelayStream] = []
     private var lastActive: UInt64
     private let idleNanos: UInt64
     /// After a connection error: the GOAWAY goes out, the write side shuts, and the client's bytes are read and
@@ -162,7 +164,9 @@ final class HTTP2RelaySession: RelayConnection {
             case .reset(let id):
                 self.streams.removeValue(forKey: id)?.cancel()
             case .windowOpened:
-                for stream in Array(self.streams.values) { stream.windowOpened() }
+                let blocked = self.windowBlocked
+                self.windowBlocked.removeAll()
+                for stream in blocked { stream.resume() }
             case .respond(let id, let status):
                 let stream = HTTP2RelayStream(connection: self, id: id, head: nil)
                 self.streams[id] = stream
@@ -255,6 +259,11 @@ final class HTTP2RelaySession: RelayConnection {
         self.waiting.append(stream)
     }
 
+    /// A stream that must wait for window space.
+    func waitForWindow(_ stream: HTTP2RelayStream) {
+        self.windowBlocked.append(stream)
+    }
+
     /// A stream is over.
     func finished(_ stream: HTTP2RelayStream) {
         if self.streams[stream.id] === stream { self.streams.removeValue(forKey: stream.id) }
@@ -287,6 +296,7 @@ final class HTTP2RelaySession: RelayConnection {
         for stream in Array(self.streams.values) { stream.cancel() }
         self.streams.removeAll()
         self.waiting.removeAll()
+        self.windowBlocked.removeAll()
         self.tls?.free()
         Glibc.close(self.clientFD)
         self.loop.forget(self)
@@ -377,11 +387,13 @@ final class HTTP2RelayStream {
         switch self.response.feed(UnsafeRawBufferPointer(start: bytes, count: count), into: &connection.machine) {
         case .taken:
             connection.flushLater()
+            // Bytes the windows held back go when the client opens them.
+            if self.response.hasPending { self.waitForWindow() }
             // A session ends by itself once the response is out (its client has nothing more to send).
             if self.session == nil && self.response.complete && !self.response.hasPending { self.finish() }
             return count
         case .blocked:
-            self.waiting = true
+            self.waitForWindow()
             errno = EAGAIN
             return -1
         case .invalid(let problem):
@@ -412,13 +424,23 @@ final class HTTP2RelayStream {
             return self.finish()
         }
         connection.flushLater()
-        if !self.response.hasPending { self.finish() }
+        if self.response.hasPending {
+            self.waitForWindow()
+        } else {
+            self.finish()
+        }
     }
 
     private func waitForRoom() {
         guard !self.waiting else { return }
         self.waiting = true
         self.connection.wait(self)
+    }
+
+    private func waitForWindow() {
+        guard !self.waiting else { return }
+        self.waiting = true
+        self.connection.waitForWindow(self)
     }
 
     /// Room again in the client's socket, or window: what waited goes on.
@@ -429,7 +451,7 @@ final class HTTP2RelayStream {
         if self.response.hasPending {
             self.response.flush(into: &connection.machine)
             connection.flushLater()
-            if self.response.hasPending { return }
+            if self.response.hasPending { return self.waitForWindow() }
         }
         // Whole: nothing more comes from a session that has ended, or from the proxy's side of a bridge.
         if self.response.complete && self.session == nil { return self.finish() }
@@ -438,10 +460,6 @@ final class HTTP2RelayStream {
         } else if self.bridgeFD >= 0 {
             self.pumpBridge()
         }
-    }
-
-    func windowOpened() {
-        if self.waiting || self.response.hasPending { self.resume() }
     }
 
     /// The client reset the stream, or the connection is going: whoever serves it stops.
