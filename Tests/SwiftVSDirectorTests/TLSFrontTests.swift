@@ -270,6 +270,33 @@ extension IntegrationTests {
             await backend.shutdown()
         }
 
+        @Test("Chromium over h2 by ALPN: the page, 20 fetches on its connection, and a 100 kB upload echoed back")
+        func chromium() async throws {
+            let certs = try TestCertificates()
+            defer { certs.remove() }
+            let a = try certs.make("a", names: ["a.test"])
+            let backend = try await TestBackend(name: "rs1")
+            let (director, port) = try DirectorProcess.inFront(
+                of: [backend], extra: ["tls: {certificates: [{cert: \(a.cert), key: \(a.key)}]}"])
+            defer { director.stop() }
+            let checker = try tool(
+                "python3",
+                [
+                    repositoryRoot.appendingPathComponent("Tests/browser/h2_check.py").path,
+                    "https://127.0.0.1:\(port)/", "/echo",
+                ], seconds: 90)
+            let line = try #require(
+                checker.out.split(separator: "\n").last { $0.hasPrefix("{") },
+                "h2_check.py (scripts/test.sh installs chromium, chromium-driver and selenium): \(checker.err)")
+            let seen = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(seen["protocol"] as? String == "h2", "\(seen)")
+            #expect(seen["text"] as? String == "rs1")
+            #expect(seen["texts"] as? [String] == Array(repeating: "rs1", count: 20), "\(seen)")
+            #expect(seen["echoed"] as? Bool == true, "\(seen)")
+            #expect((seen["protocols"] as? [String] ?? []).allSatisfy { $0 == "h2" }, "\(seen)")
+            await backend.shutdown()
+        }
+
         @Test("a certificate replaced on disk and SIGHUP: new connections get it, an open keep-alive one goes on")
         func certificateReload() async throws {
             let certs = try TestCertificates()
