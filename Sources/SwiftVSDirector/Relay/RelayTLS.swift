@@ -48,7 +48,8 @@ final class RelayTLSContext: @unchecked Sendable {
             // SSL_write may take part of a buffer, and a retry may pass the rest from another address.
             _ = SSL_CTX_set_mode(
                 context, UInt32(SSL_MODE_ENABLE_PARTIAL_WRITE) | UInt32(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
-            SSL_CTX_set_alpn_select_cb(context, relayALPNSelect, alpn.contains("h2") ? h2First.baseAddress : nil)
+            let preferences = alpn.contains("h2") ? (alpn.contains("http/1.1") ? h2First : h2Only) : http1Protocol
+            SSL_CTX_set_alpn_select_cb(context, relayALPNSelect, preferences.baseAddress)
         }
         guard !contexts.isEmpty else { throw Failure(description: "no certificate") }
         self.contexts = contexts
@@ -98,10 +99,11 @@ private func relayServerName(
     return SSL_TLSEXT_ERR_ALERT_FATAL
 }
 
-/// The server's ALPN preferences in wire form, for `SSL_select_next_proto`: `http/1.1` alone, or `h2` first (the
-/// callback's argument says which).
+/// The server's ALPN preferences in wire form, for `SSL_select_next_proto`: `http/1.1` alone, `h2` first, or `h2`
+/// alone, as the service's `tls.alpn` lists them (the callback's argument says which).
 nonisolated(unsafe) private let http1Protocol = alpnWire(["http/1.1"])
 nonisolated(unsafe) private let h2First = alpnWire(["h2", "http/1.1"])
+nonisolated(unsafe) private let h2Only = alpnWire(["h2"])
 
 private func alpnWire(_ names: [String]) -> UnsafeMutableRawBufferPointer {
     let bytes = names.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
@@ -110,8 +112,8 @@ private func alpnWire(_ names: [String]) -> UnsafeMutableRawBufferPointer {
     return pointer
 }
 
-/// ALPN: h2 (when the service offers it) or http/1.1, whichever the client offers, in that order; otherwise no ALPN
-/// (HTTP/1.1 is what a client without it speaks). Only what the service lists is selected (`tls.alpn`).
+/// ALPN: h2 before http/1.1, of those the service lists (`tls.alpn`) and the client offers; otherwise no ALPN
+/// (HTTP/1.1 is what a client without it speaks).
 private func relayALPNSelect(
     _ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
     _ outLength: UnsafeMutablePointer<UInt8>?, _ offered: UnsafePointer<UInt8>?, _ offeredLength: UInt32,
@@ -119,7 +121,7 @@ private func relayALPNSelect(
 ) -> Int32 {
     var chosen: UnsafeMutablePointer<UInt8>?
     var chosenLength: UInt8 = 0
-    let server = arg == nil ? http1Protocol : h2First
+    let server = arg == h2First.baseAddress ? h2First : arg == h2Only.baseAddress ? h2Only : http1Protocol
     let result = SSL_select_next_proto(
         &chosen, &chosenLength, server.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(server.count),
         offered, offeredLength)
