@@ -390,7 +390,7 @@ struct HTTP2ConnectionTests {
         #expect(Frame.parse(roomy.output) == [Frame(type: 8, flags: 0, stream: 1, payload: be32(200_000))])
     }
 
-    @Test("GOAWAY from the client, or the drain's own: open streams finish, then the connection is done")
+    @Test("GOAWAY from the client, or the drain's own: open streams finish, new ones are refused, then it is done")
     func goAway() {
         var connection = opened()
         _ = feed(&connection, frame(1, flags: 5, stream: 1, getSlash))
@@ -399,6 +399,9 @@ struct HTTP2ConnectionTests {
             Frame.parse(connection.output).last
                 == Frame(type: 7, flags: 0, stream: 0, payload: be32(0x7FFF_FFFF) + be32(0)))
         #expect(!connection.finished)
+        connection.output.removeAll()
+        let (_, refused) = feed(&connection, frame(1, flags: 5, stream: 3, getSlash))
+        #expect(refused == [Frame(type: 3, flags: 0, stream: 3, payload: be32(7))], "a new stream after it is refused")
         let block: [UInt8] = [0x88]
         connection.sendHeaders(1, block: block, endStream: true)
         #expect(connection.finished)

@@ -84,6 +84,7 @@ public struct HTTP2Connection: Sendable {
     private var peerInitialWindow = HTTP2Connection.defaultWindow
     private var peerMaxFrame = HTTP2Connection.maxFrameSize
     private var resets: [UInt64] = []
+    private var sentGoAway = false
 
     /// Nothing is left to do on the connection.
     public var finished: Bool { self.failed != nil || (self.goingAway && self.streams.isEmpty) }
@@ -252,7 +253,9 @@ public struct HTTP2Connection: Sendable {
         }
         guard id & 1 == 1 else { return self.fail(.protocolError, &events) }  // client streams are odd
         self.highestStream = id
-        guard self.streams.count < self.settings.maxConcurrentStreams else {
+        // Past the limit, or after our GOAWAY: refused, which tells the client it may send the request again
+        // elsewhere (§8.7: nothing of it was processed).
+        guard self.streams.count < self.settings.maxConcurrentStreams, !self.sentGoAway else {
             return self.resetStream(id, .refusedStream, &events)
         }
         var stream = Stream(
@@ -536,10 +539,11 @@ public struct HTTP2Connection: Sendable {
     }
 
     /// §6.8's graceful close: GOAWAY (NO_ERROR) with the highest stream id, so the client opens no new stream
-    /// here; the open ones finish, then the connection closes (`finished`).
+    /// here; the open ones finish, a new one is refused (REFUSED_STREAM: safe to retry), then the connection closes.
     public mutating func goAway() {
-        guard !self.goingAway, self.failed == nil else { return }
+        guard !self.sentGoAway, self.failed == nil else { return }
         self.goingAway = true
+        self.sentGoAway = true
         self.frame(7, flags: 0, stream: 0, payload: Self.be32(0x7FFF_FFFF) + Self.be32(0))
     }
 
