@@ -278,35 +278,35 @@ public final class VirtualService: Sendable {
     /// The tcp `destination` hash key: this service's own address folded.
     var destinationKey: UInt32 { self.picker.withLock { $0.destinationKey } }
 
-    /// A final response with `status` came from `slot`: counted, and a 5xx counts toward ejection.
+    /// A final response with `status` came from `server`: counted, and a 5xx counts toward ejection.
     @inline(__always)
-    func responded(_ slot: RealServerSlot, status: Int) {
-        slot.server.counters.countResponse(status: status)
+    func responded(_ server: RealServer, status: Int) {
+        server.counters.countResponse(status: status)
         if status >= 500 {
-            self.failed(slot, "status \(status)", is5xx: true)
+            self.failed(server, "status \(status)", is5xx: true)
         } else {
-            self.succeeded(slot)
+            self.succeeded(server)
         }
     }
 
     /// A request or connection on `slot` went well: the failure streak ends.
     @inline(__always)
-    func succeeded(_ slot: RealServerSlot) {
-        let counters = slot.server.counters
+    func succeeded(_ server: RealServer) {
+        let counters = server.counters
         if counters.failureStreak.load(ordering: .relaxed) != 0 { counters.failureStreak.store(0, ordering: .relaxed) }
     }
 
     /// A connect failed, a connection was lost before its response, or (`is5xx`) the server answered 5xx.
-    func failed(_ slot: RealServerSlot, _ what: String, is5xx: Bool = false) {
-        let counters = slot.server.counters
+    func failed(_ server: RealServer, _ what: String, is5xx: Bool = false) {
+        let counters = server.counters
         if !is5xx { counters.failures.wrappingAdd(1, ordering: .relaxed) }
-        guard slot.server.id != sorryServerID else { return }
+        guard server.id != sorryServerID else { return }
         let streak = counters.failureStreak.wrappingAdd(1, ordering: .relaxed).newValue
         let ejection: EjectionConfig? = self.state.withLock { $0.config.ejection }
         guard let ejection, streak >= ejection.consecutiveFailures, !is5xx || ejection.count5xx else { return }
         counters.failureStreak.store(0, ordering: .relaxed)
         self.eject(
-            slot.server.id, reason: "ejected: \(streak) failed requests in a row, the last \(what)",
+            server.id, reason: "ejected: \(streak) failed requests in a row, the last \(what)",
             maxPercent: ejection.maxPercent)
     }
 

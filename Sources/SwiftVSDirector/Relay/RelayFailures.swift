@@ -11,7 +11,7 @@ extension VirtualService {
     /// A real server failed a request or connection in a way that counts toward its ejection (`HTTPExchange`
     /// decides which ways count): counted, and logged at debug. The slot is given back by the caller.
     func upstreamFailed(_ slot: RealServerSlot, _ failure: UpstreamFailure, detail: String) {
-        self.failed(slot, detail)
+        self.failed(slot.server, detail)
         guard case .connect = failure else { return }
         self.logger.debug(
             "connect failed",

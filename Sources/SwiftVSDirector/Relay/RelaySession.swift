@@ -331,7 +331,7 @@ final class RelaySession: RelayConnection {
                 "cannot send the PROXY header: closed", metadata: ["service": "\(self.config.name)"])
             return self.close()
         }
-        if let slot = self.slot { self.pool.succeeded(slot) }
+        if let server = self.slot?.server { self.pool.succeeded(server) }
         self.up.writable = true
         self.lastActivity = self.loop.now
         // Only now is the client read: its bytes wait in the kernel while no real server is chosen.
