@@ -156,8 +156,9 @@ extension IntegrationTests {
                         watch.removeOutput()
                     }
                     #expect(try await secondsUntil(15) { watch.stdout.contains("web-abc12") } != nil, "\(watch.stderr)")
-                    api.finishTermination()
+                    // Counted before the change: kubectl may print the new line before a count taken after it.
                     let lines = watch.stdout.split(separator: "\n").count
+                    api.finishTermination()
                     #expect(try await secondsUntil(10) { watch.stdout.split(separator: "\n").count > lines } != nil)
 
                     // The API goes away: the pool stays as last known, requests are still served, and it is said.
