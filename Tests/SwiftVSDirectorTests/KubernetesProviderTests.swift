@@ -145,6 +145,7 @@ extension IntegrationTests {
 
                     // kubectl watches the EndpointSlices as the director does.
                     try Self.writeKubeconfig(dir, port: api.port, ca: ca, token: "token-2")
+                    let watchers = api.state.withLock { $0.watchers.count }
                     let watch = try ChildProcess(
                         "/usr/bin/env",
                         [
@@ -156,6 +157,11 @@ extension IntegrationTests {
                         watch.removeOutput()
                     }
                     #expect(try await secondsUntil(15) { watch.stdout.contains("web-abc12") } != nil, "\(watch.stderr)")
+                    // kubectl lists, prints, then opens its watch: a change before the watch is open would reach it
+                    // only from a real API server (which replays from the list's version; this one does not).
+                    #expect(
+                        try await secondsUntil(15) { api.state.withLock { $0.watchers.count } > watchers } != nil,
+                        "kubectl's watch is open")
                     // Counted before the change: kubectl may print the new line before a count taken after it.
                     let lines = watch.stdout.split(separator: "\n").count
                     api.finishTermination()
