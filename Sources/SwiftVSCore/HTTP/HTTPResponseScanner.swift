@@ -16,10 +16,8 @@ public struct HTTPResponseScanner: Sendable {
     enum Phase: Sendable {
         case head
         case fixed(remaining: Int)
-        case chunkSize(value: Int, digits: Int, inExtension: Bool, sawCR: Bool)
-        case chunkData(remaining: Int)
-        case chunkDataEnd(sawCR: Bool)
-        case trailer(lineLength: Int, sawCR: Bool)
+        /// A chunked body, walked by the one `ChunkedBody` (the HTTP/2 path unchunks with it too).
+        case chunked(ChunkedBody)
         case untilClose
     }
 
@@ -207,7 +205,7 @@ public struct HTTPResponseScanner: Sendable {
         if self.requestHadNoBody || self.status / 100 == 1 || self.status == 204 || self.status == 304 {
             self.phase = .fixed(remaining: 0)
         } else if chunked {
-            self.phase = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
+            self.phase = .chunked(ChunkedBody())
         } else if let contentLength {
             self.phase = .fixed(remaining: contentLength)
         } else {
@@ -341,89 +339,26 @@ public struct HTTPResponseScanner: Sendable {
     }
 
     mutating func scanBody(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Outcome {
-        var i = start
-        let count = bytes.count
-        while true {
-            switch self.phase {
-            case .head:
-                preconditionFailure("scanBody before the head was read")
-            case .untilClose:
-                return .needMore
-            case .fixed(let remaining):
-                let take = min(remaining, count - i)
-                i += take
-                if remaining - take == 0 {
-                    return .complete(status: self.status, keepAlive: self.keepAlive, consumed: i)
-                }
-                self.phase = .fixed(remaining: remaining - take)
-                return .needMore
-            case .chunkData(let remaining):
-                let take = min(remaining, count - i)
-                i += take
-                if remaining - take > 0 {
-                    self.phase = .chunkData(remaining: remaining - take)
-                    return .needMore
-                }
-                self.phase = .chunkDataEnd(sawCR: false)
-            case .chunkDataEnd(let sawCR):
-                guard i < count else { return .needMore }
-                let b = bytes[i]
-                i += 1
-                if b == 0x0D && !sawCR {
-                    self.phase = .chunkDataEnd(sawCR: true)
-                } else if b == 0x0A {
-                    self.phase = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
-                } else {
-                    return .invalid("chunk data not followed by CRLF")
-                }
-            case .chunkSize(var value, var digits, var inExtension, var sawCR):
-                while i < count {
-                    let b = bytes[i]
-                    i += 1
-                    if b == 0x0A {
-                        guard digits > 0 else { return .invalid("empty chunk size") }
-                        self.phase = value == 0 ? .trailer(lineLength: 0, sawCR: false) : .chunkData(remaining: value)
-                        break
-                    }
-                    if b == 0x0D { sawCR = true; continue }
-                    if sawCR { return .invalid("bad chunk size line") }
-                    if inExtension { continue }
-                    if b == 0x3B || b == 0x20 || b == 0x09 { inExtension = true; continue }
-                    let d: Int
-                    switch b {
-                    case 0x30...0x39: d = Int(b) - 0x30
-                    case 0x61...0x66: d = Int(b) - 0x61 + 10
-                    case 0x41...0x46: d = Int(b) - 0x41 + 10
-                    default: return .invalid("bad chunk size digit")
-                    }
-                    guard digits < 15 else { return .invalid("chunk size too large") }
-                    value = value * 16 + d
-                    digits += 1
-                }
-                if case .chunkSize = self.phase {
-                    if i >= count {
-                        self.phase = .chunkSize(value: value, digits: digits, inExtension: inExtension, sawCR: sawCR)
-                        return .needMore
-                    }
-                }
-            case .trailer(var lineLength, var sawCR):
-                var done = false
-                while i < count {
-                    let b = bytes[i]
-                    i += 1
-                    if b == 0x0A {
-                        if lineLength == 0 { done = true; break }
-                        lineLength = 0
-                        sawCR = false
-                    } else if b == 0x0D {
-                        sawCR = true
-                    } else {
-                        lineLength += 1
-                    }
-                }
-                if done { return .complete(status: self.status, keepAlive: self.keepAlive, consumed: i) }
-                self.phase = .trailer(lineLength: lineLength, sawCR: sawCR)
-                return .needMore
+        switch self.phase {
+        case .head:
+            preconditionFailure("scanBody before the head was read")
+        case .untilClose:
+            return .needMore
+        case .fixed(let remaining):
+            let take = min(remaining, bytes.count - start)
+            if remaining - take == 0 {
+                return .complete(status: self.status, keepAlive: self.keepAlive, consumed: start + take)
+            }
+            self.phase = .fixed(remaining: remaining - take)
+            return .needMore
+        case .chunked(var body):
+            let outcome = body.feed(UnsafeRawBufferPointer(rebasing: bytes[start...])) { _ in }
+            self.phase = .chunked(body)
+            switch outcome {
+            case .needMore: return .needMore
+            case .done(let used):
+                return .complete(status: self.status, keepAlive: self.keepAlive, consumed: start + used)
+            case .invalid(let problem): return .invalid(problem)
             }
         }
     }

@@ -1,6 +1,8 @@
-/// An HTTP/1.1 chunked body (RFC 9112 §7.1) taken apart: the data of its chunks out, sizes, extensions and
-/// trailers dropped. For an HTTP/2 stream, whose DATA frames carry the data alone.
-public struct ChunkedBody: Sendable {
+/// An HTTP/1.1 chunked body (RFC 9112 §7.1) walked once: where it ends (`HTTPResponseScanner`, for the exchange's
+/// framing) and, for whoever wants it, the data of its chunks (`HTTP2Response`, whose DATA frames carry the data
+/// alone); sizes, extensions and trailers are dropped. As the relay has always read chunked bodies: a bare LF ends a
+/// size line, a trailer line or chunk data as CRLF does.
+public struct ChunkedBody: Sendable, Equatable {
     public enum Outcome: Equatable, Sendable {
         case needMore
         /// The last chunk and its trailers ended after `consumed` bytes of the input.
@@ -9,24 +11,20 @@ public struct ChunkedBody: Sendable {
     }
 
     enum Phase: Equatable {
-        case size(value: Int, digits: Int, inExtension: Bool)
-        case sizeLF(value: Int)
+        case size(value: Int, digits: Int, inExtension: Bool, sawCR: Bool)
         case data(remaining: Int)
-        case dataCR
-        case dataLF
+        case dataEnd(sawCR: Bool)
         /// A trailer line (or the final empty line) and how long it is so far.
-        case trailer(length: Int)
-        case trailerLF(length: Int)
+        case trailer(lineLength: Int)
     }
 
-    var phase = Phase.size(value: 0, digits: 0, inExtension: false)
+    var phase = Phase.size(value: 0, digits: 0, inExtension: false, sawCR: false)
 
     public init() {}
 
     /// Walks `input`, handing each run of chunk data to `data`.
-    public mutating func feed(
-        _ input: UnsafeRawBufferPointer, data: (UnsafeRawBufferPointer) -> Void
-    ) -> Outcome {
+    @inline(__always)
+    public mutating func feed(_ input: UnsafeRawBufferPointer, data: (UnsafeRawBufferPointer) -> Void) -> Outcome {
         var i = 0
         let count = input.count
         while i < count {
@@ -35,45 +33,56 @@ public struct ChunkedBody: Sendable {
                 let take = min(remaining, count - i)
                 data(UnsafeRawBufferPointer(rebasing: input[i..<(i + take)]))
                 i += take
-                self.phase = remaining == take ? .dataCR : .data(remaining: remaining - take)
-                continue
-            default:
-                break
-            }
-            let byte = input[i]
-            i += 1
-            switch self.phase {
-            case .size(let value, let digits, let inExtension):
-                if byte == 0x0D {
-                    guard digits > 0 else { return .invalid("chunk size missing") }
-                    self.phase = .sizeLF(value: value)
-                } else if inExtension {
-                    continue
-                } else if byte == 0x3B || byte == 0x20 || byte == 0x09 {
-                    self.phase = .size(value: value, digits: digits, inExtension: true)
-                } else if let digit = Self.hex(byte) {
-                    guard digits < 15 else { return .invalid("chunk size too large") }
-                    self.phase = .size(value: value << 4 | digit, digits: digits + 1, inExtension: false)
+                self.phase = remaining == take ? .dataEnd(sawCR: false) : .data(remaining: remaining - take)
+            case .dataEnd(let sawCR):
+                let b = input[i]
+                i += 1
+                if b == 0x0D && !sawCR {
+                    self.phase = .dataEnd(sawCR: true)
+                } else if b == 0x0A {
+                    self.phase = .size(value: 0, digits: 0, inExtension: false, sawCR: false)
                 } else {
-                    return .invalid("bad chunk size")
+                    return .invalid("chunk data not followed by CRLF")
                 }
-            case .sizeLF(let value):
-                guard byte == 0x0A else { return .invalid("bad chunk size line") }
-                self.phase = value == 0 ? .trailer(length: 0) : .data(remaining: value)
-            case .dataCR:
-                guard byte == 0x0D else { return .invalid("chunk data overran its size") }
-                self.phase = .dataLF
-            case .dataLF:
-                guard byte == 0x0A else { return .invalid("chunk data overran its size") }
-                self.phase = .size(value: 0, digits: 0, inExtension: false)
-            case .trailer(let length):
-                self.phase = byte == 0x0D ? .trailerLF(length: length) : .trailer(length: length + 1)
-            case .trailerLF(let length):
-                guard byte == 0x0A else { return .invalid("bad trailer line") }
-                if length == 0 { return .done(consumed: i) }
-                self.phase = .trailer(length: 0)
-            case .data:
-                break
+            case .size(var value, var digits, var inExtension, var sawCR):
+                while i < count {
+                    let b = input[i]
+                    i += 1
+                    if b == 0x0A {
+                        guard digits > 0 else { return .invalid("empty chunk size") }
+                        self.phase = value == 0 ? .trailer(lineLength: 0) : .data(remaining: value)
+                        break
+                    }
+                    if b == 0x0D {
+                        sawCR = true
+                        continue
+                    }
+                    if sawCR { return .invalid("bad chunk size line") }
+                    if inExtension { continue }
+                    if b == 0x3B || b == 0x20 || b == 0x09 {
+                        inExtension = true
+                        continue
+                    }
+                    guard let d = Self.hex(b) else { return .invalid("bad chunk size digit") }
+                    guard digits < 15 else { return .invalid("chunk size too large") }
+                    value = value * 16 + d
+                    digits += 1
+                }
+                if case .size = self.phase {
+                    self.phase = .size(value: value, digits: digits, inExtension: inExtension, sawCR: sawCR)
+                }
+            case .trailer(var lineLength):
+                while i < count {
+                    let b = input[i]
+                    i += 1
+                    if b == 0x0A {
+                        if lineLength == 0 { return .done(consumed: i) }
+                        lineLength = 0
+                    } else if b != 0x0D {
+                        lineLength += 1
+                    }
+                }
+                self.phase = .trailer(lineLength: lineLength)
             }
         }
         return .needMore
