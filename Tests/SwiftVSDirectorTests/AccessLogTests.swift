@@ -50,8 +50,9 @@ extension IntegrationTests {
             #expect(try curl("http://127.0.0.1:\(web)/hang").status == 504)
             #expect(try curl("http://127.0.0.1:\(refused)/").status == 502)
             #expect(try curl("http://127.0.0.1:\(retried)/again").status == 200)
-            #expect(try curl("http://127.0.0.1:\(tcp)/through-tcp").status == 200)
+            // Before the tcp line, which the wait below looks for last.
             #expect(try curl("http://127.0.0.1:\(web)/over-h2", ["--http2-prior-knowledge"]).status == 200)
+            #expect(try curl("http://127.0.0.1:\(tcp)/through-tcp").status == 200)
             try waitUntilBlocking("the lines", seconds: 10) {
                 Self.lines(log).contains { $0.contains("\"protocol\":\"TCP\"") && !$0.contains("\"bytes_in\":0,") }
             }
