@@ -73,14 +73,14 @@ struct JMeterTests {
         steps:
           - jmeter: {name: web, plan: /nonexistent.jmx, home: /nonexistent/jmeter}
         """.write(toFile: "\(dir)/s.yaml", atomically: true, encoding: .utf8)
-        let started = Date()
+        // "At once" is the 60 s bound below (a hang fails it), not a stopwatch: under CI's load the start alone took
+        // over 30 s once.
         let run = try await toolAsync(
             swiftvsBinary.path, ["bench", "scenario", "\(dir)/s.yaml", "--quiet"], seconds: 60)
         #expect(run.code == 1)
         #expect(
             (run.out + run.err).contains("JMeter is missing (no /nonexistent/jmeter/bin/ApacheJMeter.jar)"),
             "\(run.out)\(run.err)")
-        #expect(Date().timeIntervalSince(started) < 30)
     }
 }
 
